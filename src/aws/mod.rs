@@ -1,0 +1,1 @@
+pub mod glue_convert;

@@ -1,0 +1,9 @@
+//! lakelog's own data model: catalog objects, change records and their wire format.
+//! Nothing in here knows about the AWS SDK; conversions live in `crate::aws`.
+
+pub mod catalog;
+pub mod codec;
+pub mod record;
+
+pub use catalog::*;
+pub use record::*;

@@ -1,0 +1,2 @@
+//! Realistic, crawler-like catalogs for the demo, tests and benchmarks.
+pub mod catalog;
