@@ -6,14 +6,30 @@
 //! - [`config`]: `pipeline.yaml`: parsing, `${ENV}` interpolation, validation of every problem at once.
 //! - [`aws`]: the edge to AWS: client construction (endpoint overrides), SDK ↔ model conversions,
 //!   error classification (retryable or permanent), request counting.
-//! - [`capture`]: reading the source catalog into change records (full paginated scan).
-//! - [`stream`]: the Kinesis change log: ordered, batched producer and per-shard consumer.
+//! - [`capture`]: reading a catalog into change records (paginated, segmented scans).
+//! - [`stream`]: the Kinesis change log: ordered, batched producer and per-shard reader.
 //! - [`checkpoint`]: durable per-shard, per-consumer-group checkpoints (S3 conditional writes).
-//! - [`apply`]: per-target transforms and the Glue applier (compare, create or update, batch).
+//! - [`apply`]: per-target filters and transforms, and the Glue applier (compare, create or update, batch).
 //! - [`deadletter`]: where records that cannot be applied are parked, with their reason.
+//! - [`replicate`]: consumer groups: a task per shard, parents before children, checkpoint after apply.
+//! - [`pipeline`]: the connected clients and stores a job needs.
 //! - [`sync`]: the on-demand `lakelog sync` job that ties capture, stream and apply together.
 //! - [`simulate`]: realistic, crawler-like catalogs for the demo, the tests and the benchmarks.
+//! - [`metrics`]: every metric name and label, in one place.
+//! - [`state`], [`progress`]: the state bucket; progress bars.
 
+pub mod apply;
 pub mod aws;
+pub mod capture;
+pub mod checkpoint;
+pub mod config;
+pub mod deadletter;
+pub mod metrics;
 pub mod model;
+pub mod pipeline;
+pub mod progress;
+pub mod replicate;
 pub mod simulate;
+pub mod state;
+pub mod stream;
+pub mod sync;

@@ -1,1 +1,172 @@
-fn main() {}
+//! The `lakelog` command line. Thin: parse arguments, load config, call the library, print.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use lakelog::config::PipelineConfig;
+use lakelog::pipeline::Pipeline;
+use lakelog::sync::{sync, SyncOptions, SyncReport};
+
+/// Exit codes scripts can rely on.
+mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A runtime failure (AWS unreachable, target unavailable, ...).
+    pub const FAILED: u8 = 1;
+    /// The configuration is invalid.
+    pub const CONFIG: u8 = 2;
+}
+
+#[derive(Parser)]
+#[command(name = "lakelog", version, about = "Replicates an AWS Glue Data Catalog across Regions and accounts through a Kinesis change log")]
+struct Cli {
+    /// Pipeline configuration file.
+    #[arg(short, long, global = true, default_value = "pipeline.yaml", env = "LAKELOG_CONFIG")]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the configuration file and report every problem at once.
+    Validate,
+    /// Copy the whole source catalog to the targets through the change log, then report.
+    Sync {
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Compare and report what would change; publish and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete target objects that the source does not have (otherwise they are listed).
+        #[arg(long)]
+        prune: bool,
+    },
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAKELOG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,lakelog=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(cli: &Cli) -> Result<PipelineConfig, ExitCode> {
+    PipelineConfig::load(&cli.config).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(exit::CONFIG)
+    })
+}
+
+fn print_sync(report: &SyncReport) {
+    let verb = if report.dry_run { "would be" } else { "were" };
+    println!(
+        "source: {} databases, {} tables, {} partitions scanned",
+        report.source.databases, report.source.tables, report.source.partitions
+    );
+    if !report.dry_run {
+        println!(
+            "change log: {} records in {} Kinesis records ({} PutRecords calls)",
+            report.published_records, report.published_frames, report.put_calls
+        );
+    }
+    for (name, t) in &report.targets {
+        println!("target {name}: (objects that {verb} created / updated / deleted / unchanged / dead-lettered)");
+        for (kind, c) in &t.stats.0 {
+            println!(
+                "  {:<10} {:>8} created {:>8} updated {:>8} deleted {:>8} unchanged {:>6} dead-lettered",
+                kind.as_str(),
+                c.created,
+                c.updated,
+                c.deleted,
+                c.unchanged,
+                c.dead_lettered
+            );
+        }
+        let resumed: Vec<_> = t.shards.iter().filter(|s| s.resumed_after.is_some()).map(|s| s.shard.as_str()).collect();
+        if !resumed.is_empty() {
+            println!("  resumed from checkpoints on {}", resumed.join(", "));
+        }
+        if t.extra_total > 0 {
+            let pruned = t.pruned.total().deleted;
+            if pruned > 0 {
+                println!("  pruned {pruned} objects absent from the source");
+            } else {
+                println!("  {} objects exist only in the target (use --prune to delete them):", t.extra_total);
+                for e in t.extra.iter().take(20) {
+                    println!("    {e}");
+                }
+                if t.extra_total > 20 {
+                    println!("    ... and {} more", t.extra_total - 20);
+                }
+            }
+        }
+        println!("  target API calls: {} ({} writes)", t.api_calls.values().sum::<u64>(), t.write_calls);
+    }
+    println!("done in {:.1}s", report.seconds);
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Validate => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&cfg)?);
+            } else {
+                println!("{}: valid ({} target(s))", cli.config.display(), cfg.targets.len());
+            }
+            Ok(ExitCode::from(exit::OK))
+        }
+        Command::Sync { target, dry_run, prune } => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            lakelog::metrics::describe();
+            let pipeline = Pipeline::connect(cfg).await.context("connecting")?;
+            let opts = SyncOptions {
+                target: target.clone(),
+                dry_run: *dry_run,
+                prune: *prune,
+                progress: cli.output == Output::Text,
+            };
+            let report = sync(&pipeline, &opts).await.context("sync failed")?;
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_sync(&report);
+            }
+            Ok(ExitCode::from(exit::OK))
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::FAILED)
+        }
+    }
+}

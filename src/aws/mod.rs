@@ -1,1 +1,15 @@
+//! The edge to AWS. Everything that knows SDK types lives here; the rest of lakelog speaks its
+//! own model.
+//!
+//! - [`client`]: SDK configuration per (region, endpoint): retries, timeouts, path-style S3.
+//! - [`error`]: the one place SDK errors are classified (retryable, throttled, not found, ...).
+//! - [`counter`]: an interceptor that counts requests per operation, for metrics and for tests
+//!   that assert how many writes a run made.
+//! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
+
+pub mod client;
+pub mod counter;
+pub mod error;
 pub mod glue_convert;
+
+pub use error::{AwsError, ErrorClass};

@@ -68,3 +68,44 @@ pub fn decode(frame: &[u8]) -> Result<Vec<ChangeRecord>, CodecError> {
     }
     Ok(rmp_serde::from_slice(&frame[HEADER_LEN..])?)
 }
+
+/// Builds one frame from records encoded one at a time, so a producer can measure each record
+/// once and stop before a frame outgrows a Kinesis record. `finish` yields exactly what
+/// [`encode`] would for the same records.
+#[derive(Debug, Default)]
+pub struct FrameBuilder {
+    body: Vec<u8>,
+    count: u32,
+}
+
+impl FrameBuilder {
+    /// Encodes one record on its own (to be pushed later with [`FrameBuilder::push_encoded`]).
+    pub fn encode_record(record: &ChangeRecord) -> Result<Vec<u8>, CodecError> {
+        Ok(rmp_serde::to_vec_named(record)?)
+    }
+
+    pub fn push_encoded(&mut self, encoded: &[u8]) {
+        self.body.extend_from_slice(encoded);
+        self.count += 1;
+    }
+
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Size of the finished frame.
+    pub fn frame_len(&self) -> usize {
+        HEADER_LEN + 5 + self.body.len()
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.frame_len());
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        out.push(0);
+        // Writing to a Vec cannot fail.
+        let _ = rmp::encode::write_array_len(&mut out, self.count);
+        out.extend_from_slice(&self.body);
+        out
+    }
+}

@@ -1,2 +1,3 @@
 //! Realistic, crawler-like catalogs for the demo, tests and benchmarks.
 pub mod catalog;
+pub mod seed;

@@ -1,0 +1,33 @@
+//! Apply: making one target catalog equal to the transformed source, record batch by batch.
+//!
+//! - [`filter`]: include/exclude globs.
+//! - [`transform`]: per-target location rewrite and catalog mapping.
+//! - [`target`]: the target catalog's write operations (Glue), with batch-item errors surfaced.
+//! - [`applier`]: compare-then-write of a batch of records, retries, dependency waits, dead letters.
+//! - [`stats`]: created / updated / deleted / unchanged counts per object kind.
+//!
+//! Must never: delete-and-recreate an object (that destroys grants and history), send read-only
+//! fields, or move a checkpoint past a record that is neither applied nor dead-lettered.
+
+pub mod applier;
+pub mod filter;
+pub mod stats;
+pub mod target;
+pub mod transform;
+
+use thiserror::Error;
+
+use crate::aws::AwsError;
+use crate::checkpoint::CheckpointError;
+
+#[derive(Debug, Error)]
+pub enum ApplyError {
+    #[error("target {target} stays unavailable after {attempts} attempts: {source}; nothing past the last checkpoint was skipped, run again to resume")]
+    Unavailable { target: String, attempts: u32, source: AwsError },
+    #[error("target {target}: cannot park a dead letter: {source}")]
+    DeadLetter { target: String, source: AwsError },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Stream(#[from] crate::stream::StreamError),
+}

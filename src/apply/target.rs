@@ -1,0 +1,283 @@
+//! A target Glue catalog's operations, in lakelog's model.
+//!
+//! Each method is one API call (batch methods take one chunk within Glue's limits). Batch calls
+//! report per-item failures as [`ItemError`]s rather than failing the whole call, as Glue does.
+//! `CatalogId` is always sent explicitly.
+
+use aws_sdk_glue::types::{BatchUpdatePartitionRequestEntry, PartitionValueList};
+
+use crate::aws::glue_convert::{database_input, partition_from_sdk, partition_input, table_input, ConvertError};
+use crate::aws::{AwsError, ErrorClass};
+use crate::capture::reader::CatalogReader;
+use crate::model::{Database, Partition, Table};
+
+/// Glue's limit for BatchCreatePartition and BatchUpdatePartition.
+pub const PARTITION_WRITE_CHUNK: usize = 100;
+/// Glue's limit for BatchDeletePartition.
+pub const PARTITION_DELETE_CHUNK: usize = 25;
+/// Glue's limit for BatchGetPartition.
+pub const PARTITION_GET_CHUNK: usize = 1000;
+
+/// One failed item of a batch call.
+#[derive(Debug, Clone)]
+pub struct ItemError {
+    pub values: Vec<String>,
+    pub error: AwsError,
+}
+
+/// Write access to one target catalog.
+#[derive(Debug, Clone)]
+pub struct GlueTarget {
+    glue: aws_sdk_glue::Client,
+    catalog_id: String,
+    skip_archive: bool,
+    reader: CatalogReader,
+}
+
+fn invalid(operation: &'static str, e: ConvertError) -> AwsError {
+    AwsError {
+        service: "glue",
+        operation,
+        class: ErrorClass::Permanent,
+        code: Some("lakelog.InvalidObject".into()),
+        message: e.to_string(),
+    }
+}
+
+fn values_list(values: &[String]) -> Result<PartitionValueList, AwsError> {
+    PartitionValueList::builder()
+        .set_values(Some(values.to_vec()))
+        .build()
+        .map_err(|e| AwsError::invalid_response("glue", "PartitionValueList", &e.to_string()))
+}
+
+impl GlueTarget {
+    pub fn new(glue: aws_sdk_glue::Client, catalog_id: &str, skip_archive: bool) -> GlueTarget {
+        GlueTarget {
+            reader: CatalogReader::new(glue.clone(), catalog_id, 1),
+            glue,
+            catalog_id: catalog_id.to_string(),
+            skip_archive,
+        }
+    }
+
+    pub fn catalog_id(&self) -> &str {
+        &self.catalog_id
+    }
+
+    /// A reader over the same catalog (for scans and comparisons).
+    pub fn reader(&self) -> &CatalogReader {
+        &self.reader
+    }
+
+    pub async fn get_database(&self, name: &str) -> Result<Option<Database>, AwsError> {
+        self.reader.database(name).await
+    }
+
+    pub async fn create_database(&self, db: &Database) -> Result<(), AwsError> {
+        let input = database_input(db).map_err(|e| invalid("CreateDatabase", e))?;
+        self.glue
+            .create_database()
+            .catalog_id(&self.catalog_id)
+            .database_input(input)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "CreateDatabase", e))?;
+        Ok(())
+    }
+
+    pub async fn update_database(&self, db: &Database) -> Result<(), AwsError> {
+        let input = database_input(db).map_err(|e| invalid("UpdateDatabase", e))?;
+        self.glue
+            .update_database()
+            .catalog_id(&self.catalog_id)
+            .name(&db.name)
+            .database_input(input)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "UpdateDatabase", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_database(&self, name: &str) -> Result<(), AwsError> {
+        self.glue
+            .delete_database()
+            .catalog_id(&self.catalog_id)
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "DeleteDatabase", e))?;
+        Ok(())
+    }
+
+    pub async fn get_table(&self, database: &str, name: &str) -> Result<Option<Table>, AwsError> {
+        self.reader.table(database, name).await
+    }
+
+    pub async fn create_table(&self, table: &Table) -> Result<(), AwsError> {
+        let input = table_input(table).map_err(|e| invalid("CreateTable", e))?;
+        self.glue
+            .create_table()
+            .catalog_id(&self.catalog_id)
+            .database_name(&table.database_name)
+            .table_input(input)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "CreateTable", e))?;
+        Ok(())
+    }
+
+    /// Updates in place (never delete-and-recreate), honouring the SkipArchive policy.
+    pub async fn update_table(&self, table: &Table) -> Result<(), AwsError> {
+        let input = table_input(table).map_err(|e| invalid("UpdateTable", e))?;
+        self.glue
+            .update_table()
+            .catalog_id(&self.catalog_id)
+            .database_name(&table.database_name)
+            .table_input(input)
+            .skip_archive(self.skip_archive)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "UpdateTable", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_table(&self, database: &str, name: &str) -> Result<(), AwsError> {
+        self.glue
+            .delete_table()
+            .catalog_id(&self.catalog_id)
+            .database_name(database)
+            .name(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "DeleteTable", e))?;
+        Ok(())
+    }
+
+    /// The existing partitions among `values` (one BatchGetPartition chunk, unprocessed keys
+    /// re-requested until none are left).
+    pub async fn get_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<Vec<Partition>, AwsError> {
+        let mut pending: Vec<PartitionValueList> = values.iter().map(|v| values_list(v)).collect::<Result<_, _>>()?;
+        let mut found = Vec::new();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            let out = self
+                .glue
+                .batch_get_partition()
+                .catalog_id(&self.catalog_id)
+                .database_name(database)
+                .table_name(table)
+                .set_partitions_to_get(Some(std::mem::take(&mut pending)))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("glue", "BatchGetPartition", e))?;
+            found.extend(out.partitions().iter().map(|p| partition_from_sdk(p, database, table)));
+            pending = out.unprocessed_keys.unwrap_or_default();
+            if !pending.is_empty() {
+                if rounds >= 10 {
+                    return Err(AwsError {
+                        service: "glue",
+                        operation: "BatchGetPartition",
+                        class: ErrorClass::Throttled,
+                        code: None,
+                        message: format!("{} keys still unprocessed after {rounds} rounds", pending.len()),
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100 * rounds)).await;
+            }
+        }
+        Ok(found)
+    }
+
+    /// BatchCreatePartition for one chunk (≤ 100).
+    pub async fn create_partitions(&self, database: &str, table: &str, parts: &[Partition]) -> Result<Vec<ItemError>, AwsError> {
+        let inputs = parts
+            .iter()
+            .map(|p| partition_input(p).map_err(|e| invalid("BatchCreatePartition", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .glue
+            .batch_create_partition()
+            .catalog_id(&self.catalog_id)
+            .database_name(database)
+            .table_name(table)
+            .set_partition_input_list(Some(inputs))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "BatchCreatePartition", e))?;
+        Ok(out
+            .errors()
+            .iter()
+            .map(|e| ItemError {
+                values: e.partition_values().to_vec(),
+                error: item_error("BatchCreatePartition", e.error_detail.as_ref()),
+            })
+            .collect())
+    }
+
+    /// BatchUpdatePartition for one chunk (≤ 100).
+    pub async fn update_partitions(&self, database: &str, table: &str, parts: &[Partition]) -> Result<Vec<ItemError>, AwsError> {
+        let entries = parts
+            .iter()
+            .map(|p| {
+                let input = partition_input(p).map_err(|e| invalid("BatchUpdatePartition", e))?;
+                BatchUpdatePartitionRequestEntry::builder()
+                    .set_partition_value_list(Some(p.values.clone()))
+                    .partition_input(input)
+                    .build()
+                    .map_err(|e| AwsError::invalid_response("glue", "BatchUpdatePartition", &e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .glue
+            .batch_update_partition()
+            .catalog_id(&self.catalog_id)
+            .database_name(database)
+            .table_name(table)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "BatchUpdatePartition", e))?;
+        Ok(out
+            .errors()
+            .iter()
+            .map(|e| ItemError {
+                values: e.partition_value_list().to_vec(),
+                error: item_error("BatchUpdatePartition", e.error_detail.as_ref()),
+            })
+            .collect())
+    }
+
+    /// BatchDeletePartition for one chunk (≤ 25).
+    pub async fn delete_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<Vec<ItemError>, AwsError> {
+        let keys = values.iter().map(|v| values_list(v)).collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .glue
+            .batch_delete_partition()
+            .catalog_id(&self.catalog_id)
+            .database_name(database)
+            .table_name(table)
+            .set_partitions_to_delete(Some(keys))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("glue", "BatchDeletePartition", e))?;
+        Ok(out
+            .errors()
+            .iter()
+            .map(|e| ItemError {
+                values: e.partition_values().to_vec(),
+                error: item_error("BatchDeletePartition", e.error_detail.as_ref()),
+            })
+            .collect())
+    }
+}
+
+fn item_error(operation: &'static str, detail: Option<&aws_sdk_glue::types::ErrorDetail>) -> AwsError {
+    AwsError::batch_item(
+        "glue",
+        operation,
+        detail.and_then(|d| d.error_code.as_deref()),
+        detail.and_then(|d| d.error_message.as_deref()),
+    )
+}

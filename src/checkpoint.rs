@@ -1,0 +1,177 @@
+//! Durable checkpoints: per consumer group (a target, or the archive) and per shard, the last
+//! sequence number whose effect is durable.
+//!
+//! Guarantees of [`CheckpointStore`]:
+//! - `save` is atomic and conditional: it succeeds only if nobody else wrote the checkpoint since
+//!   this store last read or wrote it (S3 `If-Match` / `If-None-Match: *`). A lost race is a
+//!   [`CheckpointError::Conflict`], never a silent overwrite — two workers cannot both advance
+//!   the same shard.
+//! - Callers save only after the records up to `sequence` are applied (or dead-lettered).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::aws::{AwsError, ErrorClass};
+use crate::metrics as m;
+use crate::state::StateBucket;
+use crate::stream::seqno::SeqNo;
+
+/// The durable position of one consumer group in one shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub sequence: SeqNo,
+    /// When it was written (epoch ms).
+    pub updated_at: i64,
+    /// Change records applied through this shard by this group, all runs together.
+    pub records: u64,
+}
+
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {group}/{shard} was changed by another worker; this worker must stop consuming that shard")]
+    Conflict { group: String, shard: String },
+    #[error("checkpoint {group}/{shard}: {source}")]
+    Aws { group: String, shard: String, source: AwsError },
+    #[error("checkpoint {group}/{shard} is unreadable ({reason}); inspect or delete the object to restart that shard from the trim horizon")]
+    Corrupt { group: String, shard: String, reason: String },
+}
+
+/// Where checkpoints live.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// The checkpoint, or `None` when the group has never checkpointed this shard.
+    async fn load(&self, group: &str, shard: &str) -> Result<Option<Checkpoint>, CheckpointError>;
+    /// Writes the checkpoint if nobody else wrote it since our last load/save.
+    async fn save(&self, group: &str, shard: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError>;
+}
+
+/// Checkpoints as JSON objects in S3: `<prefix>checkpoints/<stream>/<group>/<shard>.json`.
+pub struct S3CheckpointStore {
+    state: StateBucket,
+    stream: String,
+    /// ETag of each checkpoint as we last saw it; `None` = known not to exist.
+    etags: Mutex<HashMap<(String, String), Option<String>>>,
+}
+
+impl S3CheckpointStore {
+    pub fn new(state: StateBucket, stream: &str) -> S3CheckpointStore {
+        S3CheckpointStore { state, stream: stream.to_string(), etags: Mutex::default() }
+    }
+
+    fn key(&self, group: &str, shard: &str) -> String {
+        self.state.key(&format!("checkpoints/{}/{group}/{shard}.json", self.stream))
+    }
+
+    fn remember(&self, group: &str, shard: &str, etag: Option<String>) {
+        if let Ok(mut e) = self.etags.lock() {
+            e.insert((group.to_string(), shard.to_string()), etag);
+        }
+    }
+
+    fn known(&self, group: &str, shard: &str) -> Option<Option<String>> {
+        self.etags.lock().ok().and_then(|e| e.get(&(group.to_string(), shard.to_string())).cloned())
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for S3CheckpointStore {
+    async fn load(&self, group: &str, shard: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        let aws = |source| CheckpointError::Aws { group: group.into(), shard: shard.into(), source };
+        let out = match self.state.s3.get_object().bucket(&self.state.bucket).key(self.key(group, shard)).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let err = AwsError::from_sdk("s3", "GetObject", e);
+                if err.class == ErrorClass::NotFound {
+                    self.remember(group, shard, None);
+                    return Ok(None);
+                }
+                return Err(aws(err));
+            }
+        };
+        let etag = out.e_tag.clone();
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| aws(AwsError::invalid_response("s3", "GetObject", &e.to_string())))?
+            .into_bytes();
+        let cp: Checkpoint = serde_json::from_slice(&body).map_err(|e| CheckpointError::Corrupt {
+            group: group.into(),
+            shard: shard.into(),
+            reason: e.to_string(),
+        })?;
+        self.remember(group, shard, etag);
+        Ok(Some(cp))
+    }
+
+    async fn save(&self, group: &str, shard: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        let body = serde_json::to_vec_pretty(checkpoint).map_err(|e| CheckpointError::Corrupt {
+            group: group.into(),
+            shard: shard.into(),
+            reason: e.to_string(),
+        })?;
+        let known = match self.known(group, shard) {
+            Some(k) => k,
+            None => {
+                self.load(group, shard).await?;
+                self.known(group, shard).flatten()
+            }
+        };
+        let mut req = self
+            .state
+            .s3
+            .put_object()
+            .bucket(&self.state.bucket)
+            .key(self.key(group, shard))
+            .content_type("application/json")
+            .body(ByteStream::from(body));
+        req = match &known {
+            Some(etag) => req.if_match(etag),
+            None => req.if_none_match("*"),
+        };
+        match req.send().await {
+            Ok(out) => {
+                self.remember(group, shard, out.e_tag);
+                m::checkpoint_written(group);
+                Ok(())
+            }
+            Err(e) => {
+                let err = AwsError::from_sdk("s3", "PutObject", e);
+                if err.class == ErrorClass::Conflict {
+                    Err(CheckpointError::Conflict { group: group.into(), shard: shard.into() })
+                } else {
+                    Err(CheckpointError::Aws { group: group.into(), shard: shard.into(), source: err })
+                }
+            }
+        }
+    }
+}
+
+/// All checkpoints of one group, for status and tests.
+pub async fn load_group(
+    store: &dyn CheckpointStore,
+    group: &str,
+    shards: &[String],
+) -> Result<Vec<(String, Option<Checkpoint>)>, CheckpointError> {
+    let mut out = Vec::new();
+    for s in shards {
+        out.push((s.clone(), store.load(group, s).await?));
+    }
+    Ok(out)
+}
+
+/// Helper for writers: the body of a new checkpoint.
+pub fn next_checkpoint(previous: Option<&Checkpoint>, sequence: SeqNo, applied: u64) -> Checkpoint {
+    Checkpoint {
+        sequence,
+        updated_at: crate::model::now_millis(),
+        records: previous.map_or(0, |p| p.records) + applied,
+    }
+}
+
+

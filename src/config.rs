@@ -1,0 +1,608 @@
+//! `pipeline.yaml`: what to replicate, from where, to where, and where state lives.
+//!
+//! Loading is two passes so that a user sees every problem at once:
+//! 1. `${ENV}` interpolation on the raw text, then YAML parsing into a tree;
+//! 2. each section is deserialised on its own (unknown keys rejected, with the section's path),
+//!    then semantic checks run over whatever parsed. All problems are collected and reported
+//!    together, each with its path (`targets[1].location_rewrite[0].from`).
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// The whole pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineConfig {
+    pub source: SourceConfig,
+    pub stream: StreamConfig,
+    pub state: StateConfig,
+    pub targets: Vec<TargetConfig>,
+    pub apply: ApplyConfig,
+}
+
+/// The catalog that is replicated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// AWS Region of the source catalog, e.g. `us-east-1`.
+    pub region: String,
+    /// Source catalog id (the account id for the default catalog). When absent, the account of
+    /// the credentials in use is looked up with STS.
+    #[serde(default)]
+    pub catalog_id: Option<String>,
+    /// Endpoint override (an emulator, a VPC endpoint). Default: the SDK's resolution,
+    /// which also honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_GLUE`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Databases and tables captured at all (globs, see [`Filter`]). Default: everything.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Databases and tables never captured.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Parallel segments for reading the partitions of one table (Glue allows 1-10).
+    #[serde(default = "default_partition_segments")]
+    pub partition_segments: i32,
+}
+
+/// The Kinesis stream that carries the change log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Stream name.
+    pub name: String,
+    /// Region of the stream. Default: the source region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override (honours `AWS_ENDPOINT_URL_KINESIS` when absent).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Shard count used when lakelog creates the stream.
+    #[serde(default = "default_shards")]
+    pub shards: i32,
+    /// Create the stream when it does not exist (else: a clear error).
+    #[serde(default)]
+    pub create_if_missing: bool,
+    /// Largest Kinesis record the producer builds, packing change records that share a key
+    /// (a table and its partitions). Kinesis allows 1 MiB including the partition key.
+    #[serde(default = "default_frame_bytes")]
+    pub frame_bytes: usize,
+}
+
+/// Where lakelog keeps its own durable state: checkpoints and dead letters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// S3 bucket for checkpoints and dead letters.
+    pub bucket: String,
+    /// Key prefix inside the bucket.
+    #[serde(default = "default_state_prefix")]
+    pub prefix: String,
+    /// Region of the bucket. Default: the source region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override (honours `AWS_ENDPOINT_URL_S3` when absent).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Create the bucket when it does not exist (meant for local runs; production buckets come from `infra/`).
+    #[serde(default)]
+    pub create_bucket_if_missing: bool,
+}
+
+/// One replica catalog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Unique name; used in checkpoints, dead letters, metrics and `--target`.
+    pub name: String,
+    /// AWS Region of the target catalog.
+    pub region: String,
+    /// Target catalog id. When absent, the account of the target credentials (STS).
+    #[serde(default)]
+    pub catalog_id: Option<String>,
+    /// Endpoint override for the target's Glue.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Databases and tables replicated to this target (globs, see [`Filter`]). Default: all captured.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Databases and tables never replicated to this target.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// S3 location rewrites, first match wins: `s3://src-bucket` → `s3://dr-bucket`, keeping the rest.
+    #[serde(default)]
+    pub location_rewrite: Vec<LocationRewrite>,
+    /// Ask Glue not to archive the previous table version on update, so a busy table does not
+    /// exhaust Glue's table-version quota in the replica.
+    #[serde(default = "default_true")]
+    pub skip_archive: bool,
+}
+
+/// Rewrites S3 locations whose bucket (and optional key prefix) matches `from`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LocationRewrite {
+    /// `s3://bucket` or `s3://bucket/prefix`.
+    pub from: String,
+    /// What replaces `from`, e.g. `s3://dr-bucket`.
+    pub to: String,
+}
+
+/// How records are applied to targets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Tables applied at once within one shard's batch.
+    #[serde(default = "default_apply_concurrency")]
+    pub concurrency: usize,
+    /// Attempts for a retryable failure (throttling, 5xx, timeouts) before the run stops with an error
+    /// (without checkpointing past it, so nothing is lost).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// How long a record waits for an object it depends on (a table for its database, a partition
+    /// for its table) before it is dead-lettered.
+    #[serde(default = "default_dependency_wait_seconds")]
+    pub dependency_wait_seconds: u64,
+    /// Kinesis records read per GetRecords (one batch, then one checkpoint).
+    #[serde(default = "default_batch_records")]
+    pub batch_records: i32,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        ApplyConfig {
+            concurrency: default_apply_concurrency(),
+            max_attempts: default_max_attempts(),
+            dependency_wait_seconds: default_dependency_wait_seconds(),
+            batch_records: default_batch_records(),
+        }
+    }
+}
+
+fn default_partition_segments() -> i32 {
+    4
+}
+fn default_shards() -> i32 {
+    2
+}
+fn default_state_prefix() -> String {
+    "lakelog/".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_apply_concurrency() -> usize {
+    8
+}
+fn default_max_attempts() -> u32 {
+    6
+}
+fn default_dependency_wait_seconds() -> u64 {
+    30
+}
+fn default_frame_bytes() -> usize {
+    1_000_000
+}
+fn default_batch_records() -> i32 {
+    500
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `targets[1].location_rewrite[0].from`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{} problem(s) in {file}:\n{}", .problems.len(), .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { file: String, problems: Vec<Problem> },
+}
+
+impl PipelineConfig {
+    /// Reads, interpolates, parses and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<PipelineConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates pipeline YAML; `file` names it in errors.
+    pub fn from_yaml(text: &str, file: &str) -> Result<PipelineConfig, ConfigError> {
+        let invalid = |problems| ConfigError::Invalid { file: file.to_string(), problems };
+        let mut problems = Vec::new();
+        let text = interpolate_env(text, &mut problems);
+        let root: serde_yaml_ng::Value = match serde_yaml_ng::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(Problem { path: "(file)".into(), message: format!("not valid YAML: {e}") });
+                return Err(invalid(problems));
+            }
+        };
+        let Some(map) = root.as_mapping() else {
+            problems.push(Problem {
+                path: "(file)".into(),
+                message: "expected a mapping with source, stream, state and targets".into(),
+            });
+            return Err(invalid(problems));
+        };
+        const KNOWN: [&str; 5] = ["source", "stream", "state", "targets", "apply"];
+        for key in map.keys() {
+            let name = key.as_str().unwrap_or("?");
+            if !KNOWN.contains(&name) {
+                problems.push(Problem {
+                    path: name.to_string(),
+                    message: format!("unknown section; expected one of {}", KNOWN.join(", ")),
+                });
+            }
+        }
+        let source: Option<SourceConfig> = section(map, "source", true, &mut problems);
+        let stream: Option<StreamConfig> = section(map, "stream", true, &mut problems);
+        let state: Option<StateConfig> = section(map, "state", true, &mut problems);
+        let apply: Option<ApplyConfig> = section(map, "apply", false, &mut problems);
+        let mut targets = Vec::new();
+        match map.get("targets") {
+            Some(serde_yaml_ng::Value::Sequence(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let Some(t) = parse_at::<TargetConfig>(item, &format!("targets[{i}]"), &mut problems) {
+                        targets.push((i, t));
+                    }
+                }
+                if items.is_empty() {
+                    problems.push(Problem { path: "targets".into(), message: "add at least one target".into() });
+                }
+            }
+            Some(_) => problems.push(Problem {
+                path: "targets".into(),
+                message: "expected a list of targets (`- name: ...`)".into(),
+            }),
+            None => problems.push(Problem {
+                path: "targets".into(),
+                message: "missing; add at least one target with name and region".into(),
+            }),
+        }
+
+        if let Some(s) = &source {
+            check_region("source.region", &s.region, &mut problems);
+            check_endpoint("source.endpoint", s.endpoint.as_deref(), &mut problems);
+            check_filters("source", &s.include, &s.exclude, &mut problems);
+            if !(1..=10).contains(&s.partition_segments) {
+                problems.push(Problem {
+                    path: "source.partition_segments".into(),
+                    message: format!("{} is out of range; Glue allows 1 to 10", s.partition_segments),
+                });
+            }
+            if let Some(id) = &s.catalog_id {
+                check_catalog_id("source.catalog_id", id, &mut problems);
+            }
+        }
+        if let Some(s) = &stream {
+            check_stream_name(&s.name, &mut problems);
+            if let Some(r) = &s.region {
+                check_region("stream.region", r, &mut problems);
+            }
+            check_endpoint("stream.endpoint", s.endpoint.as_deref(), &mut problems);
+            if !(1024..=1_040_000).contains(&s.frame_bytes) {
+                problems.push(Problem {
+                    path: "stream.frame_bytes".into(),
+                    message: format!("{} is out of range; use 1024 to 1040000 (Kinesis records hold 1 MiB)", s.frame_bytes),
+                });
+            }
+            if !(1..=500).contains(&s.shards) {
+                problems.push(Problem {
+                    path: "stream.shards".into(),
+                    message: format!("{} is out of range; use 1 to 500", s.shards),
+                });
+            }
+        }
+        if let Some(s) = &state {
+            check_bucket("state.bucket", &s.bucket, &mut problems);
+            if let Some(r) = &s.region {
+                check_region("state.region", r, &mut problems);
+            }
+            check_endpoint("state.endpoint", s.endpoint.as_deref(), &mut problems);
+        }
+        if let Some(a) = &apply {
+            if a.concurrency == 0 || a.concurrency > 64 {
+                problems.push(Problem {
+                    path: "apply.concurrency".into(),
+                    message: format!("{} is out of range; use 1 to 64", a.concurrency),
+                });
+            }
+            if !(1..=10_000).contains(&a.batch_records) {
+                problems.push(Problem {
+                    path: "apply.batch_records".into(),
+                    message: format!("{} is out of range; GetRecords reads 1 to 10000 records", a.batch_records),
+                });
+            }
+            if a.max_attempts == 0 {
+                problems.push(Problem { path: "apply.max_attempts".into(), message: "must be at least 1".into() });
+            }
+        }
+        let mut names = BTreeSet::new();
+        for (i, t) in &targets {
+            let at = format!("targets[{i}]");
+            if t.name.is_empty() || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                problems.push(Problem {
+                    path: format!("{at}.name"),
+                    message: format!("`{}` is not a valid target name; use letters, digits, - and _", t.name),
+                });
+            } else if !names.insert(t.name.clone()) {
+                problems.push(Problem {
+                    path: format!("{at}.name"),
+                    message: format!("`{}` is used by another target; target names must be unique", t.name),
+                });
+            }
+            check_region(&format!("{at}.region"), &t.region, &mut problems);
+            check_endpoint(&format!("{at}.endpoint"), t.endpoint.as_deref(), &mut problems);
+            if let Some(id) = &t.catalog_id {
+                check_catalog_id(&format!("{at}.catalog_id"), id, &mut problems);
+            }
+            check_filters(&at, &t.include, &t.exclude, &mut problems);
+            for (j, r) in t.location_rewrite.iter().enumerate() {
+                let rw = format!("{at}.location_rewrite[{j}]");
+                check_s3_prefix(&format!("{rw}.from"), &r.from, &mut problems);
+                check_s3_prefix(&format!("{rw}.to"), &r.to, &mut problems);
+            }
+            if let Some(s) = &source {
+                if s.region == t.region && s.catalog_id.is_some() && s.catalog_id == t.catalog_id && s.endpoint == t.endpoint {
+                    problems.push(Problem {
+                        path: at.clone(),
+                        message: "target is the source catalog itself; use another region or catalog_id".into(),
+                    });
+                }
+            }
+        }
+
+        match (source, stream, state, problems.is_empty()) {
+            (Some(source), Some(stream), Some(state), true) => Ok(PipelineConfig {
+                source,
+                stream,
+                state,
+                targets: targets.into_iter().map(|(_, t)| t).collect(),
+                apply: apply.unwrap_or_default(),
+            }),
+            _ => Err(invalid(problems)),
+        }
+    }
+
+    /// The configured target called `name`.
+    pub fn target(&self, name: &str) -> Option<&TargetConfig> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+fn section<T: DeserializeOwned>(
+    map: &serde_yaml_ng::Mapping,
+    name: &str,
+    required: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match map.get(name) {
+        Some(v) => parse_at(v, name, problems),
+        None if required => {
+            problems.push(Problem { path: name.into(), message: "missing section".into() });
+            None
+        }
+        None => serde_yaml_ng::from_value(serde_yaml_ng::Value::Mapping(Default::default())).ok(),
+    }
+}
+
+fn parse_at<T: DeserializeOwned>(value: &serde_yaml_ng::Value, at: &str, problems: &mut Vec<Problem>) -> Option<T> {
+    match serde_yaml_ng::from_value::<T>(value.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            // serde_yaml reports "unknown field `x`, expected one of ..." / "missing field `y`";
+            // name the field in the path when the message carries one.
+            let msg = e.to_string();
+            let field = msg.split('`').nth(1).filter(|_| msg.contains("field"));
+            let path = match field {
+                Some(f) if msg.starts_with("unknown field") || msg.starts_with("missing field") => format!("{at}.{f}"),
+                _ => at.to_string(),
+            };
+            problems.push(Problem { path, message: msg });
+            None
+        }
+    }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}` with environment values; `$${` escapes a literal `${`.
+fn interpolate_env(text: &str, problems: &mut Vec<Problem>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("${") {
+        if pos > 0 && rest.as_bytes()[pos - 1] == b'$' {
+            out.push_str(&rest[..pos - 1]);
+            out.push_str("${");
+            rest = &rest[pos + 2..];
+            continue;
+        }
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 2..];
+        let Some(end) = after.find('}') else {
+            problems.push(Problem { path: "(file)".into(), message: "unterminated `${` in config".into() });
+            out.push_str(&rest[pos..]);
+            return out;
+        };
+        let expr = &after[..end];
+        let (name, default) = match expr.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (expr, None),
+        };
+        match (std::env::var(name), default) {
+            (Ok(v), _) if !v.is_empty() => out.push_str(&v),
+            (_, Some(d)) => out.push_str(d),
+            (Ok(v), None) => out.push_str(&v),
+            (Err(_), None) => problems.push(Problem {
+                path: format!("${{{name}}}"),
+                message: format!("environment variable {name} is not set; set it or write ${{{name}:-default}}"),
+            }),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn check_region(path: &str, region: &str, problems: &mut Vec<Problem>) {
+    let ok = !region.is_empty()
+        && region.split('-').count() >= 3
+        && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !ok {
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("`{region}` is not an AWS Region name (like us-east-1)"),
+        });
+    }
+}
+
+fn check_endpoint(path: &str, endpoint: Option<&str>, problems: &mut Vec<Problem>) {
+    if let Some(e) = endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
+            problems.push(Problem {
+                path: path.into(),
+                message: format!("`{e}` is not an endpoint URL; write http://host:port or https://host"),
+            });
+        }
+    }
+}
+
+fn check_catalog_id(path: &str, id: &str, problems: &mut Vec<Problem>) {
+    if id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()) {
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("`{id}` is not a catalog id; use the 12-digit account id (quote it in YAML)"),
+        });
+    }
+}
+
+fn check_stream_name(name: &str, problems: &mut Vec<Problem>) {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !ok {
+        problems.push(Problem {
+            path: "stream.name".into(),
+            message: format!("`{name}` is not a Kinesis stream name (1-128 of a-z A-Z 0-9 _ . -)"),
+        });
+    }
+}
+
+fn check_bucket(path: &str, bucket: &str, problems: &mut Vec<Problem>) {
+    let ok = (3..=63).contains(&bucket.len())
+        && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !ok {
+        problems.push(Problem {
+            path: path.into(),
+            message: format!("`{bucket}` is not an S3 bucket name (3-63 of a-z 0-9 - .), without s3://"),
+        });
+    }
+}
+
+fn check_s3_prefix(path: &str, value: &str, problems: &mut Vec<Problem>) {
+    match value.strip_prefix("s3://") {
+        Some(rest) if !rest.is_empty() => {
+            let bucket = rest.split('/').next().unwrap_or_default();
+            check_bucket(path, bucket, problems);
+        }
+        _ => problems.push(Problem {
+            path: path.into(),
+            message: format!("`{value}` is not an S3 location; write s3://bucket or s3://bucket/prefix"),
+        }),
+    }
+}
+
+fn check_filters(at: &str, include: &[String], exclude: &[String], problems: &mut Vec<Problem>) {
+    for (name, list) in [("include", include), ("exclude", exclude)] {
+        for (i, p) in list.iter().enumerate() {
+            if let Err(e) = crate::apply::filter::Filter::check_pattern(p) {
+                problems.push(Problem { path: format!("{at}.{name}[{i}]"), message: e });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+source: { region: us-east-1, catalog_id: "123456789012" }
+stream: { name: lakelog-changes, shards: 2, create_if_missing: true }
+state: { bucket: lakelog-state }
+targets:
+  - name: dr
+    region: us-west-2
+    location_rewrite: [ { from: "s3://data", to: "s3://data-dr" } ]
+"#;
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = PipelineConfig::from_yaml(GOOD, "t.yaml").expect("valid");
+        assert_eq!(c.targets[0].name, "dr");
+        assert!(c.targets[0].skip_archive);
+        assert_eq!(c.state.prefix, "lakelog/");
+        assert_eq!(c.apply.concurrency, 8);
+        assert_eq!(c.source.partition_segments, 4);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let bad = r#"
+source: { region: nowhere, colour: blue }
+stream: { name: "bad name!", shards: 0 }
+state: { bucket: "s3://Bucket" }
+targets:
+  - name: dr
+    region: us-west-2
+    location_rewrite: [ { from: "data-bucket", to: "s3://ok" } ]
+  - name: dr
+    region: us-west-2
+    location_rewrite: [ { from: "s3://a", to: "s3://b" }, { from: "gs://x", to: "s3://y" } ]
+extra: 1
+"#;
+        let Err(ConfigError::Invalid { problems, .. }) = PipelineConfig::from_yaml(bad, "t.yaml") else {
+            panic!("expected invalid");
+        };
+        let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+        for want in [
+            "source.colour",
+            "stream.name",
+            "stream.shards",
+            "state.bucket",
+            "targets[0].location_rewrite[0].from",
+            "targets[1].name",
+            "targets[1].location_rewrite[1].from",
+            "extra",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {paths:?}");
+        }
+    }
+
+    #[test]
+    fn env_interpolation_with_default_and_missing() {
+        std::env::set_var("LAKELOG_TEST_BUCKET", "from-env");
+        let text = GOOD.replace("lakelog-state", "${LAKELOG_TEST_BUCKET}").replace("lakelog-changes", "${LAKELOG_NOPE_XYZ:-dflt}");
+        let c = PipelineConfig::from_yaml(&text, "t").expect("valid");
+        assert_eq!(c.state.bucket, "from-env");
+        assert_eq!(c.stream.name, "dflt");
+        let text = GOOD.replace("lakelog-state", "${LAKELOG_UNSET_VAR_XYZ}");
+        let err = PipelineConfig::from_yaml(&text, "t").unwrap_err().to_string();
+        assert!(err.contains("LAKELOG_UNSET_VAR_XYZ is not set"), "{err}");
+    }
+}

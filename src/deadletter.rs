@@ -1,0 +1,150 @@
+//! The dead-letter store: records a target could not apply, parked with their reason so nothing is
+//! lost and they can be inspected and replayed.
+//!
+//! Layout: `<prefix>dead-letter/<target>/<captured-ms>-<hash>.json`, one JSON document per record.
+//! Writing a dead letter is durable before the checkpoint moves past its record.
+
+use aws_sdk_s3::primitives::ByteStream;
+use serde::{Deserialize, Serialize};
+
+use crate::aws::AwsError;
+use crate::model::{now_millis, ChangeRecord};
+use crate::state::StateBucket;
+
+/// One parked record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub target: String,
+    /// The object, as `catalog/db/table[/values]`.
+    pub key: String,
+    /// Why it could not be applied, in words a person can act on.
+    pub reason: String,
+    /// `permanent`, `not_found`, ... (see `ErrorClass`), or `undecodable`.
+    pub class: String,
+    /// The AWS error code, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The record, when it could be decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<ChangeRecord>,
+    /// The raw frame as hex, when it could not be decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_hex: Option<String>,
+    pub parked_at: i64,
+}
+
+impl DeadLetter {
+    pub fn for_record(target: &str, record: &ChangeRecord, reason: String, err: Option<&AwsError>) -> DeadLetter {
+        DeadLetter {
+            target: target.to_string(),
+            key: record.key.to_string(),
+            reason,
+            class: err.map_or("dependency", |e| e.class.as_str()).to_string(),
+            code: err.and_then(|e| e.code.clone()),
+            record: Some(record.clone()),
+            raw_hex: None,
+            parked_at: now_millis(),
+        }
+    }
+
+    pub fn undecodable(target: &str, shard: &str, seq: &str, raw: &[u8], reason: String) -> DeadLetter {
+        DeadLetter {
+            target: target.to_string(),
+            key: format!("{shard}@{seq}"),
+            reason,
+            class: "undecodable".to_string(),
+            code: None,
+            record: None,
+            raw_hex: Some(raw.iter().map(|b| format!("{b:02x}")).collect()),
+            parked_at: now_millis(),
+        }
+    }
+}
+
+/// Dead letters in S3.
+#[derive(Debug, Clone)]
+pub struct DeadLetterStore {
+    state: StateBucket,
+}
+
+impl DeadLetterStore {
+    pub fn new(state: StateBucket) -> DeadLetterStore {
+        DeadLetterStore { state }
+    }
+
+    fn prefix(&self, target: &str) -> String {
+        self.state.key(&format!("dead-letter/{target}/"))
+    }
+
+    /// Parks one dead letter durably; returns its object key.
+    pub async fn park(&self, dl: &DeadLetter) -> Result<String, AwsError> {
+        let body = serde_json::to_vec_pretty(dl).map_err(|e| AwsError::invalid_response("s3", "PutObject", &e.to_string()))?;
+        let id = xxhash_rust::xxh3::xxh3_64(&body);
+        let key = format!("{}{:013}-{id:016x}.json", self.prefix(&dl.target), dl.parked_at);
+        self.state
+            .s3
+            .put_object()
+            .bucket(&self.state.bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3", "PutObject", e))?;
+        Ok(key)
+    }
+
+    /// Every dead letter of a target, oldest first, with its object key.
+    pub async fn list(&self, target: &str) -> Result<Vec<(String, DeadLetter)>, AwsError> {
+        let mut pages = self
+            .state
+            .s3
+            .list_objects_v2()
+            .bucket(&self.state.bucket)
+            .prefix(self.prefix(target))
+            .into_paginator()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("s3", "ListObjectsV2", e))?;
+            keys.extend(page.contents().iter().filter_map(|o| o.key.clone()));
+        }
+        keys.sort();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let obj = self
+                .state
+                .s3
+                .get_object()
+                .bucket(&self.state.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("s3", "GetObject", e))?;
+            let bytes = obj
+                .body
+                .collect()
+                .await
+                .map_err(|e| AwsError::invalid_response("s3", "GetObject", &e.to_string()))?
+                .into_bytes();
+            match serde_json::from_slice(&bytes) {
+                Ok(dl) => out.push((key, dl)),
+                Err(e) => tracing::warn!(key = %key, error = %e, "skipping unreadable dead letter"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes a dead letter (after a successful replay).
+    pub async fn remove(&self, key: &str) -> Result<(), AwsError> {
+        self.state
+            .s3
+            .delete_object()
+            .bucket(&self.state.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("s3", "DeleteObject", e))?;
+        Ok(())
+    }
+}

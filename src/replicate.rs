@@ -1,0 +1,216 @@
+//! Consumer groups: one per target, reading every shard of the change log and applying it.
+//!
+//! One task per shard. A child shard (after a reshard) is read only after its parents are read
+//! to their end, so per-key order survives resharding. A checkpoint is saved after each batch,
+//! only once the batch is applied or dead-lettered.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::apply::applier::Applier;
+use crate::apply::stats::ApplyStats;
+use crate::apply::ApplyError;
+use crate::checkpoint::{next_checkpoint, CheckpointStore};
+use crate::deadletter::{DeadLetter, DeadLetterStore};
+use crate::metrics as m;
+use crate::model::{codec, now_millis, ChangeRecord};
+use crate::progress::Progress;
+use crate::stream::admin::{list_shards, ShardInfo};
+use crate::stream::consumer::ShardReader;
+use crate::stream::seqno::SeqNo;
+
+/// When a consumer group stops.
+#[derive(Debug, Clone)]
+pub enum StopWhen {
+    /// Once the producer is done (`Some(last sequence per shard)`) and every shard has been read
+    /// up to that point; shards the producer did not write to stop when caught up.
+    Drained(watch::Receiver<Option<BTreeMap<String, SeqNo>>>),
+    /// When the value turns true (shutdown); the current batch is finished and checkpointed first.
+    Signal(watch::Receiver<bool>),
+}
+
+/// What one shard's consumer did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ShardReport {
+    pub shard: String,
+    /// The checkpoint the run resumed after (`None`: started at the trim horizon).
+    pub resumed_after: Option<String>,
+    /// The last sequence number checkpointed.
+    pub checkpoint: Option<String>,
+    pub frames: u64,
+    pub records: u64,
+    pub batches: u64,
+}
+
+/// What a consumer group did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupReport {
+    pub stats: ApplyStats,
+    pub shards: Vec<ShardReport>,
+}
+
+/// Reads the stream and applies it to one target.
+pub struct ConsumerGroup {
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub stream: String,
+    pub applier: Applier,
+    pub checkpoints: Arc<dyn CheckpointStore>,
+    pub dead_letters: DeadLetterStore,
+    /// GetRecords limit (Kinesis records per batch).
+    pub batch_limit: i32,
+    pub progress: Progress,
+}
+
+impl ConsumerGroup {
+    fn group(&self) -> &str {
+        self.applier.name()
+    }
+
+    /// Consumes every shard until `stop` says so.
+    pub async fn run(self: Arc<Self>, stop: StopWhen) -> Result<GroupReport, ApplyError> {
+        let shards = list_shards(&self.kinesis, &self.stream).await?;
+        let ids: Vec<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
+        let mut done_tx = HashMap::new();
+        let mut done_rx = HashMap::new();
+        for id in &ids {
+            let (tx, rx) = watch::channel(false);
+            done_tx.insert(id.clone(), tx);
+            done_rx.insert(id.clone(), rx);
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in shards {
+            let parents: Vec<watch::Receiver<bool>> = [&shard.parent, &shard.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .filter_map(|p| done_rx.get(p).cloned())
+                .collect();
+            let done = done_tx.remove(&shard.shard_id);
+            let (me, stop) = (self.clone(), stop.clone());
+            tasks.spawn(async move {
+                for mut p in parents {
+                    // A parent that failed drops its sender; then there is nothing left to wait for.
+                    let _ = p.wait_for(|d| *d).await;
+                }
+                let result = me.run_shard(&shard, stop).await;
+                if let Some(done) = done {
+                    let _ = done.send(true);
+                }
+                result
+            });
+        }
+        let mut report = GroupReport::default();
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok((stats, shard))) => {
+                    report.stats.merge(&stats);
+                    report.shards.push(shard);
+                }
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                    tasks.abort_all();
+                }
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => {
+                    warn!(error = %e, "shard task ended abnormally");
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        report.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
+        Ok(report)
+    }
+
+    async fn run_shard(&self, shard: &ShardInfo, mut stop: StopWhen) -> Result<(ApplyStats, ShardReport), ApplyError> {
+        let group = self.group().to_string();
+        let id = shard.shard_id.as_str();
+        let mut checkpoint = self.checkpoints.load(&group, id).await?;
+        let start = checkpoint.as_ref().map(|c| c.sequence.clone());
+        let mut report = ShardReport {
+            shard: id.to_string(),
+            resumed_after: start.as_ref().map(|s| s.to_string()),
+            checkpoint: start.as_ref().map(|s| s.to_string()),
+            ..Default::default()
+        };
+        if let Some(s) = &start {
+            info!(target = %group, shard = id, after = %s, "resuming from checkpoint");
+        }
+        let mut position = start.clone();
+        let mut reader = ShardReader::open(self.kinesis.clone(), &self.stream, id, start, self.batch_limit).await?;
+        let mut stats = ApplyStats::default();
+        loop {
+            let batch = reader.next_batch().await?;
+            if let Some(behind) = batch.millis_behind {
+                m::millis_behind_latest(&group, id, behind);
+            }
+            let empty = batch.records.is_empty();
+            if !empty {
+                let started = Instant::now();
+                let mut records: Vec<ChangeRecord> = Vec::new();
+                for r in &batch.records {
+                    match codec::decode(&r.data) {
+                        Ok(rs) => records.extend(rs),
+                        Err(e) => {
+                            let dl = DeadLetter::undecodable(&group, id, r.seq.as_str(), &r.data, e.to_string());
+                            warn!(target = %group, shard = id, seq = %r.seq, error = %e, "undecodable change-log frame, dead-lettering");
+                            self.dead_letters
+                                .park(&dl)
+                                .await
+                                .map_err(|source| ApplyError::DeadLetter { target: group.clone(), source })?;
+                            m::dead_letters(&group, "frame", 1);
+                        }
+                    }
+                }
+                let n = records.len() as u64;
+                let newest = records.iter().map(|r| r.captured_at).max();
+                let s = self.applier.apply(records).await?;
+                stats.merge(&s);
+                let last = batch.records.last().map(|r| r.seq.clone());
+                if let Some(seq) = last {
+                    let next = next_checkpoint(checkpoint.as_ref(), seq.clone(), n);
+                    self.checkpoints.save(&group, id, &next).await?;
+                    checkpoint = Some(next);
+                    report.checkpoint = Some(seq.to_string());
+                    position = Some(seq);
+                }
+                report.frames += batch.records.len() as u64;
+                report.records += n;
+                report.batches += 1;
+                self.progress.inc_applied(n);
+                m::apply_batch_duration(&group, started.elapsed().as_secs_f64());
+                if let Some(t) = newest {
+                    m::replication_lag(&group, id, ((now_millis() - t).max(0) as f64) / 1000.0);
+                }
+            }
+            if batch.end_of_shard {
+                break;
+            }
+            let caught_up = empty && batch.millis_behind.unwrap_or(0) == 0;
+            let finished = match &mut stop {
+                StopWhen::Drained(end) => match &*end.borrow() {
+                    None => false,
+                    Some(ends) => match ends.get(id) {
+                        Some(end_seq) => position.as_ref().is_some_and(|p| p >= end_seq),
+                        None => caught_up,
+                    },
+                },
+                StopWhen::Signal(sig) => *sig.borrow(),
+            };
+            if finished {
+                break;
+            }
+            if empty {
+                // GetRecords allows 5 calls/s per shard; an idle shard is polled gently.
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        Ok((stats, report))
+    }
+}

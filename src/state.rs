@@ -1,0 +1,64 @@
+//! lakelog's own state bucket (checkpoints, dead letters): one client, one bucket, one prefix.
+
+use crate::aws::{AwsError, ErrorClass};
+
+/// The S3 bucket and prefix lakelog keeps its state under.
+#[derive(Debug, Clone)]
+pub struct StateBucket {
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl StateBucket {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, prefix: &str) -> StateBucket {
+        let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
+        StateBucket { s3, bucket: bucket.to_string(), prefix }
+    }
+
+    /// The full object key for `rest` under the prefix.
+    pub fn key(&self, rest: &str) -> String {
+        format!("{}{rest}", self.prefix)
+    }
+}
+
+/// Checks the bucket is reachable; creates it when allowed (local runs).
+pub async fn ensure_bucket(state: &StateBucket, region: &str, create: bool) -> Result<(), AwsError> {
+    match state.s3.head_bucket().bucket(&state.bucket).send().await {
+        Ok(_) => return Ok(()),
+        Err(e) => {
+            let err = AwsError::from_sdk("s3", "HeadBucket", e);
+            if err.class != ErrorClass::NotFound || !create {
+                return Err(if err.class == ErrorClass::NotFound {
+                    AwsError {
+                        message: format!(
+                            "state bucket {} does not exist; create it (infra/) or set state.create_bucket_if_missing: true",
+                            state.bucket
+                        ),
+                        ..err
+                    }
+                } else {
+                    err
+                });
+            }
+        }
+    }
+    let mut req = state.s3.create_bucket().bucket(&state.bucket);
+    if region != "us-east-1" {
+        let constraint = aws_sdk_s3::types::BucketLocationConstraint::from(region);
+        req = req.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder().location_constraint(constraint).build(),
+        );
+    }
+    match req.send().await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let err = AwsError::from_sdk("s3", "CreateBucket", e);
+            if err.class == ErrorClass::AlreadyExists {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        }
+    }
+}

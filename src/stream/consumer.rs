@@ -1,0 +1,134 @@
+//! Reading one shard from a checkpoint.
+//!
+//! The reader starts after the checkpointed sequence number (or at the trim horizon), follows
+//! `NextShardIterator`, re-opens an expired iterator after the last record it returned, and backs
+//! off when throttled. A closed shard ends (`end_of_shard`) once read to its last record.
+
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use tracing::warn;
+
+use super::seqno::SeqNo;
+use super::StreamError;
+use crate::aws::{AwsError, ErrorClass};
+
+/// One Kinesis record.
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    pub seq: SeqNo,
+    pub data: Vec<u8>,
+    /// When Kinesis received it (epoch ms).
+    pub arrival_ms: Option<i64>,
+}
+
+/// What one GetRecords returned.
+#[derive(Debug, Default)]
+pub struct ReadBatch {
+    pub records: Vec<StreamRecord>,
+    pub millis_behind: Option<i64>,
+    /// The shard is closed and has no more records.
+    pub end_of_shard: bool,
+}
+
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Sequential reader of one shard.
+#[derive(Debug)]
+pub struct ShardReader {
+    kinesis: aws_sdk_kinesis::Client,
+    stream: String,
+    shard_id: String,
+    iterator: Option<String>,
+    /// The checkpoint we started after, then the last record returned.
+    position: Option<SeqNo>,
+    limit: i32,
+}
+
+impl ShardReader {
+    /// Opens the shard after `after` (exclusive), or at its oldest record.
+    pub async fn open(
+        kinesis: aws_sdk_kinesis::Client,
+        stream: &str,
+        shard_id: &str,
+        after: Option<SeqNo>,
+        limit: i32,
+    ) -> Result<ShardReader, StreamError> {
+        let mut reader = ShardReader {
+            kinesis,
+            stream: stream.to_string(),
+            shard_id: shard_id.to_string(),
+            iterator: None,
+            position: after,
+            limit: limit.clamp(1, 10_000),
+        };
+        reader.iterator = reader.new_iterator().await?;
+        Ok(reader)
+    }
+
+    pub fn shard_id(&self) -> &str {
+        &self.shard_id
+    }
+
+    async fn new_iterator(&self) -> Result<Option<String>, StreamError> {
+        let mut req = self.kinesis.get_shard_iterator().stream_name(&self.stream).shard_id(&self.shard_id);
+        req = match &self.position {
+            Some(seq) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq.as_str()),
+            None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        };
+        let out = req.send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetShardIterator", e))?;
+        Ok(out.shard_iterator)
+    }
+
+    /// The next batch (possibly empty). After `end_of_shard`, every call returns an empty end batch.
+    pub async fn next_batch(&mut self) -> Result<ReadBatch, StreamError> {
+        let mut attempt = 0u32;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let Some(iterator) = self.iterator.clone() else {
+                return Ok(ReadBatch { end_of_shard: true, ..Default::default() });
+            };
+            match self.kinesis.get_records().shard_iterator(iterator).limit(self.limit).send().await {
+                Ok(out) => {
+                    self.iterator = out.next_shard_iterator.clone();
+                    let mut records = Vec::with_capacity(out.records.len());
+                    for r in out.records {
+                        let Some(seq) = SeqNo::parse(&r.sequence_number) else {
+                            warn!(shard = %self.shard_id, seq = %r.sequence_number, "skipping record with a malformed sequence number");
+                            continue;
+                        };
+                        records.push(StreamRecord {
+                            seq,
+                            arrival_ms: r.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok()),
+                            data: r.data.into_inner(),
+                        });
+                    }
+                    if let Some(last) = records.last() {
+                        self.position = Some(last.seq.clone());
+                    }
+                    return Ok(ReadBatch {
+                        end_of_shard: self.iterator.is_none() && records.is_empty(),
+                        records,
+                        millis_behind: out.millis_behind_latest,
+                    });
+                }
+                Err(e) => {
+                    let err = AwsError::from_sdk("kinesis", "GetRecords", e);
+                    attempt += 1;
+                    if err.code.as_deref() == Some("ExpiredIteratorException") {
+                        self.iterator = self.new_iterator().await?;
+                        continue;
+                    }
+                    if !err.class.is_retryable() || attempt >= MAX_ATTEMPTS {
+                        return Err(err.into());
+                    }
+                    if err.class != ErrorClass::Throttled {
+                        warn!(shard = %self.shard_id, error = %err, attempt, "GetRecords failed, retrying");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}

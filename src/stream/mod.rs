@@ -1,0 +1,30 @@
+//! The Kinesis change log.
+//!
+//! - [`producer`]: ordered, batched, frame-packing PutRecords.
+//! - [`consumer`]: per-shard reading from a checkpoint, parents before children.
+//! - [`seqno`]: sequence numbers compared numerically.
+//! - [`admin`]: creating/describing the stream and listing its shards.
+
+pub mod admin;
+pub mod consumer;
+pub mod producer;
+pub mod seqno;
+
+use thiserror::Error;
+
+use crate::aws::AwsError;
+use crate::model::codec::CodecError;
+
+#[derive(Debug, Error)]
+pub enum StreamError {
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    #[error("cannot encode the record for {key}: {source}")]
+    Encode { key: String, source: CodecError },
+    #[error("the record for {key} encodes to {bytes} bytes, over the {limit}-byte frame limit; Kinesis records hold at most 1 MiB")]
+    RecordTooLarge { key: String, bytes: usize, limit: usize },
+    #[error("stream {stream} does not exist; create it (infra/) or set stream.create_if_missing: true")]
+    Missing { stream: String },
+    #[error("stream {stream} did not become ACTIVE within {seconds}s (status {status})")]
+    NotActive { stream: String, seconds: u64, status: String },
+}

@@ -1,0 +1,210 @@
+//! The ordered, batching Kinesis producer.
+//!
+//! Guarantees:
+//! - **Per-key order.** Records are packed into frames per stream partition key. A PutRecords
+//!   call carries at most one frame per key, and a failed entry is re-sent before any later
+//!   frame of its key. So the order Kinesis stores for a key is the order records were captured,
+//!   even across partial failures (PutRecords itself keeps no order across them).
+//! - **Nothing dropped.** Throttled or failed entries are retried with backoff; a retryable call
+//!   failure is retried up to a bound, then the whole publish fails (nothing was acknowledged
+//!   that was not stored).
+//! - **Limits.** ≤ 500 entries and ≤ 5 MiB per call, each frame ≤ `frame_bytes` (≤ 1 MiB with
+//!   its key).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::seqno::SeqNo;
+use super::StreamError;
+use crate::aws::AwsError;
+use crate::metrics as m;
+use crate::model::codec::FrameBuilder;
+use crate::model::ChangeRecord;
+
+const MAX_ENTRIES_PER_CALL: usize = 500;
+const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
+/// Kinesis' limit for one record: data plus partition key.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Buffered bytes that trigger a flush.
+const FLUSH_BYTES: usize = 4 * 1024 * 1024;
+/// Attempts for a whole PutRecords call that fails with a retryable error.
+const MAX_CALL_ATTEMPTS: u32 = 8;
+
+/// What a publish run put on the stream.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    /// Change records acknowledged.
+    pub records: u64,
+    /// Kinesis records (frames) acknowledged.
+    pub frames: u64,
+    /// PutRecords calls made.
+    pub put_calls: u64,
+    /// Entries re-sent after partial failures.
+    pub retried_entries: u64,
+    /// The highest sequence number acknowledged per shard.
+    pub last_sequence: BTreeMap<String, SeqNo>,
+}
+
+struct Frame {
+    builder: FrameBuilder,
+}
+
+/// Publishes change records to one stream.
+#[derive(Debug, Clone)]
+pub struct Producer {
+    kinesis: aws_sdk_kinesis::Client,
+    stream: String,
+    frame_bytes: usize,
+    /// How long records may wait for company before a flush.
+    linger: Duration,
+}
+
+impl Producer {
+    pub fn new(kinesis: aws_sdk_kinesis::Client, stream: &str, frame_bytes: usize) -> Producer {
+        Producer {
+            kinesis,
+            stream: stream.to_string(),
+            frame_bytes: frame_bytes.clamp(1024, MAX_RECORD_BYTES - 1024),
+            linger: Duration::from_millis(200),
+        }
+    }
+
+    /// Publishes everything received on `rx` until it closes.
+    pub async fn publish_all(&self, mut rx: mpsc::Receiver<ChangeRecord>) -> Result<Published, StreamError> {
+        let mut published = Published::default();
+        let mut pending: BTreeMap<String, VecDeque<Frame>> = BTreeMap::new();
+        let mut buffered = 0usize;
+        loop {
+            let deadline = tokio::time::sleep(self.linger);
+            tokio::pin!(deadline);
+            let mut closed = false;
+            loop {
+                tokio::select! {
+                    rec = rx.recv() => match rec {
+                        Some(rec) => {
+                            buffered += self.add(&mut pending, &rec)?;
+                            if buffered >= FLUSH_BYTES { break; }
+                        }
+                        None => { closed = true; break; }
+                    },
+                    _ = &mut deadline, if buffered > 0 => break,
+                }
+            }
+            self.flush(&mut pending, &mut published).await?;
+            buffered = 0;
+            if closed {
+                return Ok(published);
+            }
+        }
+    }
+
+    /// Adds one record to its key's last open frame (or a new one); returns the bytes added.
+    fn add(&self, pending: &mut BTreeMap<String, VecDeque<Frame>>, rec: &ChangeRecord) -> Result<usize, StreamError> {
+        let key = rec.key.stream_partition_key();
+        let encoded = FrameBuilder::encode_record(rec).map_err(|e| StreamError::Encode { key: key.clone(), source: e })?;
+        let limit = self.frame_bytes.saturating_sub(key.len());
+        if encoded.len() + 16 > limit {
+            return Err(StreamError::RecordTooLarge { key, bytes: encoded.len(), limit });
+        }
+        let frames = pending.entry(key).or_default();
+        let fits = frames.back().is_some_and(|f| f.builder.frame_len() + encoded.len() <= limit);
+        if !fits {
+            frames.push_back(Frame { builder: FrameBuilder::default() });
+        }
+        if let Some(f) = frames.back_mut() {
+            f.builder.push_encoded(&encoded);
+        }
+        Ok(encoded.len())
+    }
+
+    /// Sends every pending frame, at most one per key per call, oldest first.
+    async fn flush(&self, pending: &mut BTreeMap<String, VecDeque<Frame>>, published: &mut Published) -> Result<(), StreamError> {
+        // Frames are finished lazily so their bytes are built once.
+        let mut ready: BTreeMap<String, VecDeque<(Vec<u8>, u32)>> = BTreeMap::new();
+        for (key, frames) in std::mem::take(pending) {
+            let finished = frames.into_iter().map(|f| {
+                let count = f.builder.count();
+                (f.builder.finish(), count)
+            });
+            ready.insert(key, finished.collect());
+        }
+        let records_before = published.records;
+        let mut backoff = Duration::from_millis(50);
+        let mut call_failures = 0u32;
+        while !ready.is_empty() {
+            // One head frame per key, within call limits.
+            let mut keys = Vec::new();
+            let mut entries = Vec::new();
+            let mut bytes = 0usize;
+            for (key, frames) in &ready {
+                let Some((data, _)) = frames.front() else { continue };
+                let size = data.len() + key.len();
+                if entries.len() == MAX_ENTRIES_PER_CALL || bytes + size > MAX_BYTES_PER_CALL {
+                    break;
+                }
+                bytes += size;
+                let entry = PutRecordsRequestEntry::builder()
+                    .partition_key(key)
+                    .data(Blob::new(data.clone()))
+                    .build()
+                    .map_err(|e| StreamError::Aws(AwsError::invalid_response("kinesis", "PutRecords", &e.to_string())))?;
+                entries.push(entry);
+                keys.push(key.clone());
+            }
+            published.put_calls += 1;
+            let result = self.kinesis.put_records().stream_name(&self.stream).set_records(Some(entries)).send().await;
+            let out = match result {
+                Ok(out) => out,
+                Err(e) => {
+                    let err = AwsError::from_sdk("kinesis", "PutRecords", e);
+                    call_failures += 1;
+                    if !err.class.is_retryable() || call_failures >= MAX_CALL_ATTEMPTS {
+                        return Err(StreamError::Aws(err));
+                    }
+                    warn!(stream = %self.stream, error = %err, attempt = call_failures, "PutRecords failed, retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            call_failures = 0;
+            let mut failed = 0u64;
+            for (key, entry) in keys.iter().zip(out.records.iter()) {
+                if entry.error_code.is_some() {
+                    failed += 1;
+                    debug!(key = %key, code = ?entry.error_code, "PutRecords entry failed; will re-send before later frames of this key");
+                    continue;
+                }
+                let Some(frames) = ready.get_mut(key) else { continue };
+                if let Some((_, count)) = frames.pop_front() {
+                    published.records += u64::from(count);
+                    published.frames += 1;
+                }
+                if frames.is_empty() {
+                    ready.remove(key);
+                }
+                if let (Some(shard), Some(seq)) = (entry.shard_id.as_deref(), entry.sequence_number.as_deref().and_then(SeqNo::parse)) {
+                    let last = published.last_sequence.entry(shard.to_string()).or_insert_with(|| seq.clone());
+                    if seq > *last {
+                        *last = seq;
+                    }
+                }
+            }
+            if failed > 0 {
+                published.retried_entries += failed;
+                m::kinesis_put_retries(failed);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            } else {
+                backoff = Duration::from_millis(50);
+            }
+        }
+        m::records_published(published.records - records_before);
+        Ok(())
+    }
+}
