@@ -421,8 +421,21 @@ fn parse_at<T: DeserializeOwned>(value: &serde_yaml_ng::Value, at: &str, problem
     }
 }
 
-/// Replaces `${NAME}` and `${NAME:-default}` with environment values; `$${` escapes a literal `${`.
+/// Replaces `${NAME}` and `${NAME:-default}` with environment values, except on comment lines;
+/// `$${` escapes a literal `${`.
 fn interpolate_env(text: &str, problems: &mut Vec<Problem>) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+        } else {
+            out.push_str(&interpolate_line(line, problems));
+        }
+    }
+    out
+}
+
+fn interpolate_line(text: &str, problems: &mut Vec<Problem>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find("${") {
@@ -601,6 +614,8 @@ extra: 1
         let c = PipelineConfig::from_yaml(&text, "t").expect("valid");
         assert_eq!(c.state.bucket, "from-env");
         assert_eq!(c.stream.name, "dflt");
+        let commented = format!("# see ${{NOT_INTERPOLATED}}\n{GOOD}");
+        assert!(PipelineConfig::from_yaml(&commented, "t").is_ok());
         let text = GOOD.replace("lakelog-state", "${LAKELOG_UNSET_VAR_XYZ}");
         let err = PipelineConfig::from_yaml(&text, "t").unwrap_err().to_string();
         assert!(err.contains("LAKELOG_UNSET_VAR_XYZ is not set"), "{err}");

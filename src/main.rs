@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use lakelog::aws::client::Endpoint;
 use lakelog::config::PipelineConfig;
+use lakelog::simulate::catalog::{generate, CatalogSpec};
+use lakelog::simulate::seed::{write_catalog, Seeded};
 use lakelog::pipeline::Pipeline;
 use lakelog::sync::{sync, SyncOptions, SyncReport};
 
@@ -57,6 +60,30 @@ enum Command {
         /// Delete target objects that the source does not have (otherwise they are listed).
         #[arg(long)]
         prune: bool,
+    },
+    /// Make realistic, crawler-like catalog changes in the source (for demos, tests, benchmarks).
+    #[command(subcommand)]
+    Simulate(Simulate),
+}
+
+#[derive(Subcommand)]
+enum Simulate {
+    /// Create a generated catalog (databases, tables of several formats, partitions) in the source.
+    Seed {
+        /// Database name prefix; keep it inside `source.include`.
+        #[arg(long, default_value = "demo")]
+        prefix: String,
+        #[arg(long, default_value_t = 3)]
+        databases: usize,
+        /// Regular tables per database (views, Iceberg tables and resource links come on top).
+        #[arg(long, default_value_t = 10)]
+        tables: usize,
+        /// Partitions per partitioned table.
+        #[arg(long, default_value_t = 100)]
+        partitions: usize,
+        /// S3 bucket the generated table locations point at.
+        #[arg(long, default_value = "lakelog-demo-data")]
+        bucket: String,
     },
 }
 
@@ -155,7 +182,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(exit::OK))
         }
+        Command::Simulate(Simulate::Seed { prefix, databases, tables, partitions, bucket }) => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            let spec = CatalogSpec {
+                prefix: prefix.clone(),
+                databases: *databases,
+                tables_per_database: *tables,
+                partitions_per_table: *partitions,
+                bucket: bucket.clone(),
+            };
+            let seeded = seed(cfg, spec).await?;
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&seeded)?);
+            }
+            Ok(ExitCode::from(exit::OK))
+        }
     }
+}
+
+async fn seed(cfg: PipelineConfig, spec: CatalogSpec) -> anyhow::Result<Seeded> {
+    let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
+    let catalog_id = match &cfg.source.catalog_id {
+        Some(id) => id.clone(),
+        None => source.account_id().await.context("looking up the source account")?,
+    };
+    let catalog = generate(&spec);
+    let started = std::time::Instant::now();
+    let seeded = write_catalog(&source.glue(None).await, &catalog_id, &catalog).await.context("seeding the source")?;
+    eprintln!(
+        "seeded {} databases, {} tables, {} partitions into {} ({}) in {:.1}s",
+        seeded.databases,
+        seeded.tables,
+        seeded.partitions,
+        cfg.source.region,
+        catalog_id,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(seeded)
 }
 
 #[tokio::main]
