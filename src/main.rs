@@ -150,7 +150,10 @@ fn print_sync(report: &SyncReport) {
         }
         println!("  target API calls: {} ({} writes)", t.api_calls.values().sum::<u64>(), t.write_calls);
     }
-    println!("done in {:.1}s", report.seconds);
+    println!(
+        "done in {:.1}s ({:.1}s to replicate, {:.1}s to compare targets with the source)",
+        report.seconds, report.replicate_seconds, report.compare_seconds
+    );
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -54,7 +54,12 @@ pub struct SyncReport {
     pub published_frames: u64,
     pub put_calls: u64,
     pub targets: BTreeMap<String, TargetReport>,
+    /// Wall time of the whole run.
     pub seconds: f64,
+    /// Until every target had applied everything published (capture, publish and apply overlap).
+    pub replicate_seconds: f64,
+    /// Comparing targets with the source afterwards (and pruning).
+    pub compare_seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -236,6 +241,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         (scanned, published)
     };
     progress.finish();
+    let replicate_seconds = started.elapsed().as_secs_f64();
 
     let keys = match Arc::try_unwrap(keys) {
         Ok(m) => m.into_inner().unwrap_or_default(),
@@ -265,6 +271,8 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         put_calls: published.put_calls,
         targets: reports,
         seconds: started.elapsed().as_secs_f64(),
+        replicate_seconds,
+        compare_seconds: started.elapsed().as_secs_f64() - replicate_seconds,
     })
 }
 

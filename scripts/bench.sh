@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Benchmarks: the codec (criterion, no emulator) and a cold copy of one 10,000-partition table on
+# the local emulator. Numbers go into the README.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+scripts/emulator.sh start
+trap 'scripts/emulator.sh stop' EXIT
+# shellcheck disable=SC1091
+source "${LAKELOG_DEV_DIR:-$root/.lakelog-dev}/emulator.env"
+cargo bench --bench cold_copy
+cargo bench --bench codec
