@@ -2,7 +2,10 @@
 # The lakelog demo, end to end on the local AWS emulator:
 #   installs and starts the emulator (moto + kinesalite, project-local), builds lakelog,
 #   seeds a crawler-like source catalog in us-east-1, replicates it to us-west-2 through the
-#   Kinesis change log, then runs the sync again to show that a converged target costs no writes.
+#   Kinesis change log, runs the sync again to show that a converged target costs no writes,
+#   then runs `lakelog run` (real time) while a crawler-like burst writes new tables and
+#   partitions and Glue's events are delivered through EventBridge -> SQS: the changes arrive in
+#   the target as they happen (one log line per applied batch, with its lag).
 # Size it with DEMO_DATABASES, DEMO_TABLES, DEMO_PARTITIONS.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,3 +36,15 @@ echo "== lakelog sync: source -> Kinesis change log -> dr-west (us-west-2)"
 
 echo "== lakelog sync again: the target is converged, so nothing is written"
 "$lakelog" -c pipeline.yaml sync
+
+echo "== real time: lakelog run, while a crawler-like burst writes to the source"
+"$lakelog" -c pipeline.yaml simulate route --queue lakelog-demo-events >/dev/null
+LAKELOG_LOG="${LAKELOG_LOG:-warn,lakelog::replicate=info,lakelog::run=info}" "$lakelog" -c pipeline.yaml run &
+run_pid=$!
+sleep 3
+"$lakelog" -c pipeline.yaml simulate burst --prefix demo_burst --tables "${DEMO_BURST_TABLES:-8}" \
+  --partitions "${DEMO_BURST_PARTITIONS:-250}" --bucket lakelog-demo-data
+sleep "${DEMO_RUN_SECONDS:-10}"
+echo "== stopping lakelog run (SIGTERM: drain, checkpoint, exit)"
+kill -TERM "$run_pid"
+wait "$run_pid"

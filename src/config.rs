@@ -47,6 +47,33 @@ pub struct SourceConfig {
     /// Parallel segments for reading the partitions of one table (Glue allows 1-10).
     #[serde(default = "default_partition_segments")]
     pub partition_segments: i32,
+    /// Glue events delivered by EventBridge rules to an SQS queue (`lakelog run`). Without it,
+    /// `run` relies on reconciliation alone.
+    #[serde(default)]
+    pub events: Option<EventsConfig>,
+    /// Seconds between reconciliation passes of `lakelog run` (full scans compared with what was
+    /// recorded; they make lost events harmless).
+    #[serde(default = "default_reconcile_interval")]
+    pub reconcile_interval_seconds: u64,
+}
+
+/// The SQS queue that EventBridge rules feed with Glue events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Queue URL (or give `queue_name`).
+    #[serde(default)]
+    pub queue_url: Option<String>,
+    /// Queue name in the source account and Region, resolved with GetQueueUrl.
+    #[serde(default)]
+    pub queue_name: Option<String>,
+    /// Long-poll wait per ReceiveMessage (0-20).
+    #[serde(default = "default_wait_seconds")]
+    pub wait_seconds: i32,
+    /// How long a received message stays invisible while lakelog works on it (extended while
+    /// work continues); it reappears if lakelog dies before deleting it.
+    #[serde(default = "default_visibility_timeout")]
+    pub visibility_timeout_seconds: i32,
 }
 
 /// The Kinesis stream that carries the change log.
@@ -165,6 +192,15 @@ impl Default for ApplyConfig {
 
 fn default_partition_segments() -> i32 {
     4
+}
+fn default_reconcile_interval() -> u64 {
+    300
+}
+fn default_wait_seconds() -> i32 {
+    20
+}
+fn default_visibility_timeout() -> i32 {
+    120
 }
 fn default_shards() -> i32 {
     2
@@ -289,6 +325,36 @@ impl PipelineConfig {
             }
             if let Some(id) = &s.catalog_id {
                 check_catalog_id("source.catalog_id", id, &mut problems);
+            }
+            if s.reconcile_interval_seconds == 0 {
+                problems.push(Problem {
+                    path: "source.reconcile_interval_seconds".into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+            if let Some(e) = &s.events {
+                match (&e.queue_url, &e.queue_name) {
+                    (Some(url), None) if !(url.starts_with("https://") || url.starts_with("http://")) => {
+                        problems.push(Problem {
+                            path: "source.events.queue_url".into(),
+                            message: format!("`{url}` is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
+                        })
+                    }
+                    (Some(_), None) | (None, Some(_)) => {}
+                    _ => problems.push(Problem {
+                        path: "source.events".into(),
+                        message: "give exactly one of queue_url and queue_name".into(),
+                    }),
+                }
+                if !(0..=20).contains(&e.wait_seconds) {
+                    problems.push(Problem { path: "source.events.wait_seconds".into(), message: "SQS allows 0 to 20".into() });
+                }
+                if !(10..=43_200).contains(&e.visibility_timeout_seconds) {
+                    problems.push(Problem {
+                        path: "source.events.visibility_timeout_seconds".into(),
+                        message: "use 10 to 43200".into(),
+                    });
+                }
             }
         }
         if let Some(s) = &stream {

@@ -30,6 +30,9 @@ pub struct DeadLetter {
     /// The raw frame as hex, when it could not be decoded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_hex: Option<String>,
+    /// The message body, for an event that could not be parsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
     pub parked_at: i64,
 }
 
@@ -43,6 +46,7 @@ impl DeadLetter {
             code: err.and_then(|e| e.code.clone()),
             record: Some(record.clone()),
             raw_hex: None,
+            body: None,
             parked_at: now_millis(),
         }
     }
@@ -56,6 +60,27 @@ impl DeadLetter {
             code: None,
             record: None,
             raw_hex: Some(raw.iter().map(|b| format!("{b:02x}")).collect()),
+            body: None,
+            parked_at: now_millis(),
+        }
+    }
+}
+
+/// Where capture parks events it cannot parse (not a valid target name, so it never collides).
+pub const CAPTURE_EVENTS: &str = "capture.events";
+
+impl DeadLetter {
+    /// An event (SQS message) that could not be parsed; kept whole.
+    pub fn malformed_event(message_id: &str, body: &str, reason: String) -> DeadLetter {
+        DeadLetter {
+            target: CAPTURE_EVENTS.to_string(),
+            key: message_id.to_string(),
+            reason,
+            class: "malformed_event".to_string(),
+            code: None,
+            record: None,
+            raw_hex: None,
+            body: Some(body.to_string()),
             parked_at: now_millis(),
         }
     }

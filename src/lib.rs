@@ -13,6 +13,7 @@
 //! - [`deadletter`]: where records that cannot be applied are parked, with their reason.
 //! - [`replicate`]: consumer groups: a task per shard, parents before children, checkpoint after apply.
 //! - [`pipeline`]: the connected clients and stores a job needs.
+//! - [`run`]: the long-running `lakelog run`: events, snapshot, reconciliation, apply, graceful drain.
 //! - [`sync`]: the on-demand `lakelog sync` job that ties capture, stream and apply together.
 //! - [`simulate`]: realistic, crawler-like catalogs for the demo, the tests and the benchmarks.
 //! - [`metrics`]: every metric name and label, in one place.
@@ -29,6 +30,7 @@ pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod replicate;
+pub mod run;
 pub mod simulate;
 pub mod state;
 pub mod stream;

@@ -61,6 +61,13 @@ enum Command {
         #[arg(long)]
         prune: bool,
     },
+    /// Replicate continuously: Glue events, an initial snapshot, periodic reconciliation, apply to
+    /// every target. Stops gracefully on SIGTERM/SIGINT (drains and checkpoints).
+    Run {
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+    },
     /// Make realistic, crawler-like catalog changes in the source (for demos, tests, benchmarks).
     #[command(subcommand)]
     Simulate(Simulate),
@@ -84,6 +91,29 @@ enum Simulate {
         /// S3 bucket the generated table locations point at.
         #[arg(long, default_value = "lakelog-demo-data")]
         bucket: String,
+    },
+    /// Create an SQS queue and an EventBridge rule sending every Glue event to it (emulator).
+    Route {
+        /// Queue and rule name.
+        #[arg(long, default_value = "lakelog-demo-events")]
+        queue: String,
+    },
+    /// A crawler-like burst: write a generated catalog and deliver the Glue events a crawler's
+    /// writes would cause, through EventBridge (emulator).
+    Burst {
+        #[arg(long, default_value = "demo_burst")]
+        prefix: String,
+        #[arg(long, default_value_t = 1)]
+        databases: usize,
+        #[arg(long, default_value_t = 10)]
+        tables: usize,
+        #[arg(long, default_value_t = 200)]
+        partitions: usize,
+        #[arg(long, default_value = "lakelog-demo-data")]
+        bucket: String,
+        /// Deliberately lose every Nth event (0: none), as best-effort delivery may.
+        #[arg(long, default_value_t = 0)]
+        drop_every: usize,
     },
 }
 
@@ -185,6 +215,79 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(exit::OK))
         }
+        Command::Run { target } => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            lakelog::metrics::describe();
+            let pipeline = Pipeline::connect(cfg).await.context("connecting")?;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                tracing::info!("shutdown requested: finishing the batch in hand, draining, checkpointing");
+                let _ = tx.send(true);
+            });
+            let report = lakelog::run::run(&pipeline, target.as_deref(), rx).await.context("run failed")?;
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "stopped: {} records published ({} stale reads dropped), {} reconciliation passes, {} events ({} duplicate, {} malformed)",
+                    report.published,
+                    report.stale_dropped,
+                    report.reconcile_passes,
+                    report.events.messages,
+                    report.events.duplicates,
+                    report.events.malformed
+                );
+                for (name, g) in &report.targets {
+                    let t = g.stats.total();
+                    println!(
+                        "target {name}: {} created, {} updated, {} deleted, {} unchanged, {} dead-lettered",
+                        t.created, t.updated, t.deleted, t.unchanged, t.dead_lettered
+                    );
+                }
+            }
+            Ok(ExitCode::from(exit::OK))
+        }
+        Command::Simulate(Simulate::Route { queue }) => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            let ep = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
+            let route = lakelog::simulate::events::route_glue_events(&ep.eventbridge().await, &ep.sqs().await, queue)
+                .await
+                .context("creating the event route")?;
+            println!("{}", route.queue_url);
+            Ok(ExitCode::from(exit::OK))
+        }
+        Command::Simulate(Simulate::Burst { prefix, databases, tables, partitions, bucket, drop_every }) => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            let ep = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
+            let catalog_id = match &cfg.source.catalog_id {
+                Some(id) => id.clone(),
+                None => ep.account_id().await.context("looking up the source account")?,
+            };
+            let spec = CatalogSpec {
+                prefix: prefix.clone(),
+                databases: *databases,
+                tables_per_database: *tables,
+                partitions_per_table: *partitions,
+                bucket: bucket.clone(),
+            };
+            let started = std::time::Instant::now();
+            let burst = lakelog::simulate::events::crawler_burst(&ep.glue(None).await, &ep.eventbridge().await, &catalog_id, &generate(&spec), *drop_every)
+                .await
+                .context("burst")?;
+            eprintln!(
+                "burst: {} tables, {} partitions written; {} events delivered, {} deliberately lost; {:.1}s",
+                burst.tables,
+                burst.partitions,
+                burst.events_sent,
+                burst.events_dropped,
+                started.elapsed().as_secs_f64()
+            );
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&burst)?);
+            }
+            Ok(ExitCode::from(exit::OK))
+        }
         Command::Simulate(Simulate::Seed { prefix, databases, tables, partitions, bucket }) => {
             let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
             let spec = CatalogSpec {
@@ -222,6 +325,29 @@ async fn seed(cfg: PipelineConfig, spec: CatalogSpec) -> anyhow::Result<Seeded> 
         started.elapsed().as_secs_f64()
     );
     Ok(seeded)
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }
 
 #[tokio::main]

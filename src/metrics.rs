@@ -17,6 +17,8 @@ pub const REPLICATION_LAG: &str = "lakelog_replication_lag_seconds";
 pub const MILLIS_BEHIND_LATEST: &str = "lakelog_kinesis_millis_behind_latest";
 pub const CHECKPOINT_WRITES: &str = "lakelog_checkpoint_writes_total";
 pub const APPLY_BATCH_DURATION: &str = "lakelog_apply_batch_duration_seconds";
+pub const RECONCILE_DRIFT: &str = "lakelog_reconcile_drift_total";
+pub const EVENTS_RECEIVED: &str = "lakelog_events_received_total";
 
 /// Describes every metric (call once at start-up, after installing a recorder).
 pub fn describe() {
@@ -30,6 +32,8 @@ pub fn describe() {
     describe_gauge!(REPLICATION_LAG, Unit::Seconds, "Age of the newest change applied, per target and shard.");
     describe_gauge!(MILLIS_BEHIND_LATEST, "Kinesis MillisBehindLatest of the last GetRecords, per consumer group and shard.");
     describe_counter!(CHECKPOINT_WRITES, "Checkpoints written, per consumer group.");
+    describe_counter!(RECONCILE_DRIFT, "Differences reconciliation found between the source and what lakelog recorded (lost events), by change.");
+    describe_counter!(EVENTS_RECEIVED, "Events received from the queue, by outcome (ok, duplicate, malformed).");
     describe_histogram!(APPLY_BATCH_DURATION, Unit::Seconds, "Time to apply one shard batch to a target.");
 }
 
@@ -78,4 +82,15 @@ pub fn checkpoint_written(group: &str) {
 
 pub fn apply_batch_duration(target: &str, seconds: f64) {
     histogram!(APPLY_BATCH_DURATION, "target" => target.to_string()).record(seconds);
+}
+
+pub fn reconcile_drift(changed: u64, deleted: u64) {
+    counter!(RECONCILE_DRIFT, "change" => "changed").increment(changed);
+    counter!(RECONCILE_DRIFT, "change" => "deleted").increment(deleted);
+}
+
+pub fn events_received(outcome: &'static str, n: u64) {
+    if n > 0 {
+        counter!(EVENTS_RECEIVED, "outcome" => outcome).increment(n);
+    }
 }

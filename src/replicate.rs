@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::apply::applier::Applier;
 use crate::apply::stats::ApplyStats;
@@ -64,6 +64,8 @@ pub struct ConsumerGroup {
     /// GetRecords limit (Kinesis records per batch).
     pub batch_limit: i32,
     pub progress: Progress,
+    /// Log every batch that changed the target (long-running mode).
+    pub log_batches: bool,
 }
 
 impl ConsumerGroup {
@@ -128,6 +130,13 @@ impl ConsumerGroup {
         Ok(report)
     }
 
+    /// One line per batch that changed the target (what an operator watches arrive).
+    fn log_changes(&self, shard: &str, t: &crate::apply::stats::KindCounts, lag: Option<f64>) {
+        if self.log_batches {
+            info!(target = %self.group(), shard, created = t.created, updated = t.updated, deleted = t.deleted, lag_seconds = lag.unwrap_or(0.0), "applied changes");
+        }
+    }
+
     async fn run_shard(&self, shard: &ShardInfo, mut stop: StopWhen) -> Result<(ApplyStats, ShardReport), ApplyError> {
         let group = self.group().to_string();
         let id = shard.shard_id.as_str();
@@ -185,8 +194,14 @@ impl ConsumerGroup {
                 report.batches += 1;
                 self.progress.inc_applied(n);
                 m::apply_batch_duration(&group, started.elapsed().as_secs_f64());
-                if let Some(t) = newest {
-                    m::replication_lag(&group, id, ((now_millis() - t).max(0) as f64) / 1000.0);
+                let lag = newest.map(|t| ((now_millis() - t).max(0) as f64) / 1000.0);
+                if let Some(lag) = lag {
+                    m::replication_lag(&group, id, lag);
+                }
+                let t = s.total();
+                debug!(target = %group, shard = id, records = n, created = t.created, updated = t.updated, deleted = t.deleted, unchanged = t.unchanged, lag_seconds = lag.unwrap_or(0.0), "batch applied");
+                if t.changed() > 0 {
+                    self.log_changes(id, &t, lag);
                 }
             }
             if batch.end_of_shard {

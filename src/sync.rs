@@ -209,6 +209,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
                 dead_letters: pipeline.dead_letters.clone(),
                 batch_limit: cfg.apply.batch_records,
                 progress: progress.clone(),
+                log_batches: false,
             });
             let stop = StopWhen::Drained(end_rx.clone());
             async move { (t.config.name.clone(), group.run(stop).await) }

@@ -70,6 +70,14 @@ impl Endpoint {
         aws_sdk_kinesis::Client::new(&self.sdk_config().await)
     }
 
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.sdk_config().await)
+    }
+
     pub async fn s3(&self) -> aws_sdk_s3::Client {
         let conf = self.sdk_config().await;
         let b = aws_sdk_s3::config::Builder::from(&conf).force_path_style(self.s3_path_style());

@@ -4,7 +4,12 @@
 //!   to read targets for `--prune` and dry runs).
 //! - [`snapshot`]: the full scan that emits one full-state upsert per object.
 
+pub mod events;
+pub mod hint;
+pub mod queue;
 pub mod reader;
+pub mod reconcile;
+pub mod resolve;
 pub mod snapshot;
 
 use thiserror::Error;

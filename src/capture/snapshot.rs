@@ -32,17 +32,32 @@ pub async fn snapshot(
     out: &mpsc::Sender<ChangeRecord>,
     progress: &Progress,
 ) -> Result<ScanStats, CaptureError> {
-    let cause = Cause { kind: CauseKind::Snapshot, event_id: None };
-    let record = |state| ChangeRecord::upsert(state, origin, cause.clone(), now_millis());
+    scan(reader, filter, origin, CauseKind::Snapshot, out, progress).await
+}
+
+/// The scan behind [`snapshot`] and reconciliation. Every record's `captured_at` is the time the
+/// read that returned it started (the publisher's ordering rule relies on it).
+pub async fn scan(
+    reader: &CatalogReader,
+    filter: &Filter,
+    origin: &Origin,
+    kind: CauseKind,
+    out: &mpsc::Sender<ChangeRecord>,
+    progress: &Progress,
+) -> Result<ScanStats, CaptureError> {
+    let cause = Cause { kind, event_id: None };
+    let record = |state, at| ChangeRecord::upsert(state, origin, cause.clone(), at);
     let mut stats = ScanStats::default();
+    let listed_at = now_millis();
     for db in reader.databases().await? {
         if !filter.allows_database(&db.name) {
             continue;
         }
         let db_name = db.name.clone();
-        out.send(record(CatalogObject::Database(db))).await.map_err(|_| CaptureError::Closed)?;
+        out.send(record(CatalogObject::Database(db), listed_at)).await.map_err(|_| CaptureError::Closed)?;
         stats.databases += 1;
         progress.inc_scanned(1);
+        let tables_at = now_millis();
         let tables: Vec<_> = reader
             .tables(&db_name)
             .await?
@@ -55,7 +70,8 @@ pub async fn snapshot(
             async move {
                 let (db, name) = (table.database_name.clone(), table.name.clone());
                 let reader = reader.clone();
-                out.send(record(CatalogObject::Table(table))).await.map_err(|_| CaptureError::Closed)?;
+                out.send(record(CatalogObject::Table(table), tables_at)).await.map_err(|_| CaptureError::Closed)?;
+                let parts_at = now_millis();
                 progress.inc_scanned(1);
                 let (tx, mut rx) = mpsc::channel(4);
                 let read = async move { reader.partitions(&db, &name, &tx).await };
@@ -65,7 +81,7 @@ pub async fn snapshot(
                         n += page.len() as u64;
                         progress.inc_scanned(page.len() as u64);
                         for p in page {
-                            out.send(record(CatalogObject::Partition(p))).await.map_err(|_| CaptureError::Closed)?;
+                            out.send(record(CatalogObject::Partition(p), parts_at)).await.map_err(|_| CaptureError::Closed)?;
                         }
                     }
                     Ok::<u64, CaptureError>(n)
@@ -80,8 +96,12 @@ pub async fn snapshot(
         .await?;
         stats.partitions += partitions;
     }
-    m::records_captured("database", "snapshot", stats.databases);
-    m::records_captured("table", "snapshot", stats.tables);
-    m::records_captured("partition", "snapshot", stats.partitions);
+    let cause_label = match kind {
+        CauseKind::Reconcile => "reconcile",
+        _ => "snapshot",
+    };
+    m::records_captured("database", cause_label, stats.databases);
+    m::records_captured("table", cause_label, stats.tables);
+    m::records_captured("partition", cause_label, stats.partitions);
     Ok(stats)
 }

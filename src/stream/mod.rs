@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod consumer;
 pub mod producer;
+pub mod publisher;
 pub mod seqno;
 
 use thiserror::Error;

@@ -103,6 +103,17 @@ impl Producer {
         }
     }
 
+    /// Publishes `records` and returns once Kinesis has acknowledged every one of them.
+    pub async fn publish_batch(&self, records: &[ChangeRecord]) -> Result<Published, StreamError> {
+        let mut published = Published::default();
+        let mut pending: BTreeMap<String, VecDeque<Frame>> = BTreeMap::new();
+        for rec in records {
+            self.add(&mut pending, rec)?;
+        }
+        self.flush(&mut pending, &mut published).await?;
+        Ok(published)
+    }
+
     /// Adds one record to its key's last open frame (or a new one); returns the bytes added.
     fn add(&self, pending: &mut BTreeMap<String, VecDeque<Frame>>, rec: &ChangeRecord) -> Result<usize, StreamError> {
         let key = rec.key.stream_partition_key();

@@ -2,6 +2,7 @@
 //! code path as production. Each test starts its own emulator pair, so tests run in parallel.
 
 mod emulator;
+mod run;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -106,21 +107,27 @@ pub struct CatalogDump {
 impl CatalogDump {
     /// Reads every object under `prefix`, keeping only writable fields.
     pub async fn read(emu: &Emulator, region: &str, prefix: &str) -> CatalogDump {
+        Self::try_read(emu, region, prefix).await.expect("reading the catalog")
+    }
+
+    /// Like [`CatalogDump::read`], but a read that races with a change (a table dropped between
+    /// listing it and reading its partitions) is an error to retry, not a failure.
+    pub async fn try_read(emu: &Emulator, region: &str, prefix: &str) -> Result<CatalogDump, lakelog::capture::CaptureError> {
         let reader = CatalogReader::new(glue(emu, region).await, ACCOUNT, 1);
         let mut dump = CatalogDump::default();
-        for db in reader.databases().await.expect("databases") {
+        for db in reader.databases().await? {
             if !db.name.starts_with(prefix) {
                 continue;
             }
-            for t in reader.tables(&db.name).await.expect("tables") {
-                for p in reader.all_partitions(&db.name, &t.name).await.expect("partitions") {
+            for t in reader.tables(&db.name).await? {
+                for p in reader.all_partitions(&db.name, &t.name).await? {
                     dump.partitions.insert((db.name.clone(), t.name.clone(), p.values.clone()), p.writable());
                 }
                 dump.tables.insert((db.name.clone(), t.name.clone()), t.writable());
             }
             dump.databases.insert(db.name.clone(), db.writable());
         }
-        dump
+        Ok(dump)
     }
 
     /// The dump with S3 locations rewritten `from` → `to`, done independently of lakelog's own

@@ -1,0 +1,211 @@
+//! `lakelog run`: the long-running pipeline.
+//!
+//! Start order is the gap-free start: event capture starts first, then the initial snapshot (the
+//! first reconciliation pass), so a change made while the snapshot runs arrives as an event and
+//! is never missed; the publisher's ordering rule keeps the snapshot's older reads from
+//! overwriting newer event states. Reconciliation then repeats every
+//! `source.reconcile_interval_seconds`. Every target's consumer group applies the stream as it
+//! grows.
+//!
+//! Shutdown (SIGTERM/SIGINT): capture stops taking work and finishes the batch in hand (its SQS
+//! messages are deleted only once published), then the consumers drain the stream up to the last
+//! published record and write their final checkpoints, then the process exits. A restart resumes
+//! from those checkpoints.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::capture::queue::{QueueCapture, QueueStats};
+use crate::capture::reconcile::{PassStats, Reconciler};
+use crate::capture::resolve::Resolver;
+use crate::aws::client::Endpoint;
+use crate::model::CauseKind;
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::progress::Progress;
+use crate::replicate::{ConsumerGroup, GroupReport, StopWhen};
+use crate::stream::admin::ensure_stream;
+use crate::stream::producer::Producer;
+use crate::stream::publisher::Publisher;
+use crate::stream::StreamError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    #[error(transparent)]
+    Queue(#[from] crate::capture::queue::QueueError),
+}
+
+/// What a run did, reported at shutdown.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    pub published: u64,
+    pub stale_dropped: u64,
+    pub reconcile_passes: u64,
+    pub last_pass: PassStats,
+    pub events: EventCounts,
+    pub targets: BTreeMap<String, GroupReport>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct EventCounts {
+    pub messages: u64,
+    pub duplicates: u64,
+    pub malformed: u64,
+    pub records: u64,
+}
+
+impl From<QueueStats> for EventCounts {
+    fn from(s: QueueStats) -> Self {
+        EventCounts { messages: s.messages, duplicates: s.duplicates, malformed: s.malformed, records: s.records }
+    }
+}
+
+/// Runs until `shutdown` turns true, then drains and returns.
+pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Receiver<bool>) -> Result<RunReport, RunError> {
+    let cfg = &pipeline.config;
+    let targets = pipeline.select_targets(target)?;
+    ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
+    let publisher = Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes)));
+    let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
+    let source_glue = source.glue(None).await;
+    // Everything below stops on this: the caller's shutdown, or a fatal capture error.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    let forward = {
+        let (mut shutdown, stop_tx) = (shutdown, stop_tx.clone());
+        tokio::spawn(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+            let _ = stop_tx.send(true);
+        })
+    };
+    let shutdown = stop_rx;
+
+    // 1. Event capture first (gap-free start).
+    let queue = match &cfg.source.events {
+        Some(events) => {
+            let sqs = source.sqs().await;
+            let queue_url = crate::capture::queue::queue_url(&sqs, events).await?;
+            Some(QueueCapture {
+            sqs,
+            queue_url,
+            config: events.clone(),
+            resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
+            publisher: publisher.clone(),
+            dead_letters: pipeline.dead_letters.clone(),
+        })
+        }
+        None => None,
+    };
+    let events = {
+        let (stop, stop_tx) = (shutdown.clone(), stop_tx.clone());
+        async move {
+            let result = match &queue {
+                Some(q) => q.run(stop).await.map(EventCounts::from),
+                None => Ok(EventCounts::default()),
+            };
+            if let Err(e) = &result {
+                error!(error = %e, "event capture failed; shutting down");
+                let _ = stop_tx.send(true);
+            }
+            result
+        }
+    };
+
+    // 2. The initial snapshot, then reconciliation every interval.
+    let reconciler = Reconciler {
+        reader: pipeline.source.clone(),
+        filter: pipeline.source_filter.clone(),
+        origin: pipeline.origin.clone(),
+        publisher: publisher.clone(),
+    };
+    let interval = Duration::from_secs(cfg.source.reconcile_interval_seconds);
+    let reconciling = {
+        let mut stop = shutdown.clone();
+        let reconciler = &reconciler;
+        async move {
+            let (mut passes, mut last, mut kind) = (0u64, PassStats::default(), CauseKind::Snapshot);
+            while !*stop.borrow() {
+                match reconciler.pass(kind).await {
+                    Ok(stats) => {
+                        passes += 1;
+                        info!(pass = passes, changed = stats.changed, deleted = stats.deleted, stale = stats.stale, "reconciliation pass done");
+                        last = stats;
+                        kind = CauseKind::Reconcile;
+                    }
+                    Err(e) => warn!(error = %e, "reconciliation pass failed; retrying at the next interval"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            (passes, last)
+        }
+    };
+
+    // 3. One consumer group per target, drained to the last published record at shutdown.
+    let (end_tx, end_rx) = watch::channel(None);
+    let groups = futures::future::join_all(targets.iter().map(|t| {
+        let end_rx = end_rx.clone();
+        let shutdown = shutdown.clone();
+        async move {
+            let applier = match pipeline.applier(t, false) {
+                Ok(a) => a,
+                Err(e) => {
+                    error!(target = %t.config.name, error = %e, "cannot build the applier");
+                    return (t.config.name.clone(), GroupReport::default());
+                }
+            };
+            let group = Arc::new(ConsumerGroup {
+                kinesis: pipeline.kinesis.clone(),
+                stream: cfg.stream.name.clone(),
+                applier,
+                checkpoints: pipeline.checkpoints.clone(),
+                dead_letters: pipeline.dead_letters.clone(),
+                batch_limit: cfg.apply.batch_records,
+                progress: Progress::hidden(),
+                log_batches: true,
+            });
+            // A failing target (unavailable, throttled beyond retries) restarts from its
+            // checkpoint after a pause; it never stops the other targets or capture.
+            loop {
+                match group.clone().run(StopWhen::Drained(end_rx.clone())).await {
+                    Ok(report) => return (t.config.name.clone(), report),
+                    Err(e) => {
+                        warn!(target = %t.config.name, error = %e, "consumer group failed; restarting from its checkpoint");
+                        if *shutdown.borrow() && end_rx.borrow().is_some() {
+                            return (t.config.name.clone(), GroupReport::default());
+                        }
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            }
+        }
+    }));
+
+    let capture = async {
+        let (events, (passes, last)) = tokio::join!(events, reconciling);
+        // Capture has stopped: the consumers drain to what was published, then stop.
+        let _ = end_tx.send(Some(publisher.last_sequence().await));
+        (events, passes, last)
+    };
+    let ((events, passes, last), groups) = tokio::join!(capture, groups);
+    forward.abort();
+    let (published, stale) = publisher.totals().await;
+    Ok(RunReport {
+        published,
+        stale_dropped: stale,
+        reconcile_passes: passes,
+        last_pass: last,
+        events: events?,
+        targets: groups.into_iter().collect(),
+    })
+}

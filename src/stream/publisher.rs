@@ -1,0 +1,163 @@
+//! The single way records enter the change log while `lakelog run` is running.
+//!
+//! Several capture sources (Glue events, CloudTrail, reconciliation, the initial snapshot) read
+//! the source concurrently. The publisher serialises their batches, which gives two guarantees:
+//!
+//! - **Per-key order across sources**: batches are published one at a time, and within a batch
+//!   the producer keeps per-key order, so stream order per key is publish order.
+//! - **The ordering rule (gap-free start)**: every record carries `captured_at`, the time the read
+//!   of its state *started*. A record is published only if it is not older than the last record
+//!   published for its key; an older one is dropped, because the newer read already reflects at
+//!   least as much. So a snapshot that read a table before an event-driven re-read can never
+//!   overwrite the event's newer state, however late the snapshot's record arrives. Glue's
+//!   VersionId/UpdateTime are not used: partitions and databases have no version, and
+//!   UpdateTime has one-second resolution.
+//!
+//! It also remembers, per key, the content hash last published, which is "the last state lakelog
+//! recorded" that reconciliation compares the source with.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio::sync::Mutex;
+
+use super::producer::{Producer, Published};
+use super::seqno::SeqNo;
+use super::StreamError;
+use crate::model::{ChangeRecord, ObjectKey, Op};
+
+/// What the publisher last published for one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    pub captured_at: i64,
+    /// Content hash of the state; `None` after a delete.
+    pub hash: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    recorded: HashMap<ObjectKey, Recorded>,
+    last_sequence: BTreeMap<String, SeqNo>,
+    published: u64,
+    dropped_stale: u64,
+}
+
+/// Serialised, ordered publishing (see the module docs).
+pub struct Publisher {
+    producer: Producer,
+    state: Mutex<State>,
+}
+
+/// The ordering rule: keeps the records that are not older than what was last published for
+/// their key (nor than an earlier record of the same batch); returns them and the number dropped.
+pub fn select_fresh(recorded: &HashMap<ObjectKey, Recorded>, records: Vec<ChangeRecord>) -> (Vec<ChangeRecord>, u64) {
+    let mut accepted: HashMap<ObjectKey, i64> = HashMap::new();
+    let mut fresh = Vec::with_capacity(records.len());
+    let mut stale = 0;
+    for r in records {
+        let last = accepted.get(&r.key).copied().or_else(|| recorded.get(&r.key).map(|x| x.captured_at));
+        if last.is_some_and(|t| r.captured_at < t) {
+            stale += 1;
+            continue;
+        }
+        accepted.insert(r.key.clone(), r.captured_at);
+        fresh.push(r);
+    }
+    (fresh, stale)
+}
+
+/// What one `publish` call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishOutcome {
+    pub published: u64,
+    /// Records dropped because a newer read of the same object was already published.
+    pub stale: u64,
+}
+
+impl Publisher {
+    pub fn new(producer: Producer) -> Publisher {
+        Publisher { producer, state: Mutex::default() }
+    }
+
+    /// Publishes the records that are not stale; returns once Kinesis acknowledged them.
+    pub async fn publish(&self, records: Vec<ChangeRecord>) -> Result<PublishOutcome, StreamError> {
+        let mut state = self.state.lock().await;
+        let (fresh, stale) = select_fresh(&state.recorded, records);
+        if fresh.is_empty() {
+            state.dropped_stale += stale;
+            return Ok(PublishOutcome { published: 0, stale });
+        }
+        let out: Published = self.producer.publish_batch(&fresh).await?;
+        for r in &fresh {
+            let hash = match r.op {
+                Op::Upsert => Some(r.content_hash),
+                Op::Delete => None,
+            };
+            state.recorded.insert(r.key.clone(), Recorded { captured_at: r.captured_at, hash });
+        }
+        for (shard, seq) in out.last_sequence {
+            let last = state.last_sequence.entry(shard).or_insert_with(|| seq.clone());
+            if seq > *last {
+                *last = seq;
+            }
+        }
+        state.published += fresh.len() as u64;
+        state.dropped_stale += stale;
+        Ok(PublishOutcome { published: fresh.len() as u64, stale })
+    }
+
+    /// The highest acknowledged sequence number per shard (where consumers must drain to).
+    pub async fn last_sequence(&self) -> BTreeMap<String, SeqNo> {
+        self.state.lock().await.last_sequence.clone()
+    }
+
+    /// What was last published for each key (for reconciliation).
+    pub async fn recorded(&self) -> HashMap<ObjectKey, Recorded> {
+        self.state.lock().await.recorded.clone()
+    }
+
+    /// Totals: records published, stale records dropped.
+    pub async fn totals(&self) -> (u64, u64) {
+        let s = self.state.lock().await;
+        (s.published, s.dropped_stale)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CatalogObject, Cause, CauseKind, Origin, Table};
+
+    fn rec(table: &str, desc: &str, at: i64, kind: CauseKind) -> ChangeRecord {
+        let t = Table { database_name: "db".into(), name: table.into(), description: Some(desc.into()), ..Default::default() };
+        ChangeRecord::upsert(CatalogObject::Table(t), &Origin { catalog_id: "1".into(), ..Default::default() }, Cause { kind, event_id: None }, at)
+    }
+
+    #[test]
+    fn a_snapshot_read_older_than_a_published_event_read_is_dropped() {
+        let event = rec("t", "new", 200, CauseKind::Event);
+        let mut recorded = HashMap::new();
+        recorded.insert(event.key.clone(), Recorded { captured_at: 200, hash: Some(event.content_hash) });
+        // The snapshot read the table at 100, before the event's re-read, and arrives late.
+        let (fresh, stale) = select_fresh(&recorded, vec![rec("t", "old", 100, CauseKind::Snapshot), rec("u", "x", 100, CauseKind::Snapshot)]);
+        assert_eq!(stale, 1);
+        assert_eq!(fresh.len(), 1);
+        assert_eq!(fresh[0].key.table(), Some("u"));
+    }
+
+    #[test]
+    fn within_a_batch_an_older_read_after_a_newer_one_is_dropped_and_ties_are_kept() {
+        let (fresh, stale) = select_fresh(
+            &HashMap::new(),
+            vec![rec("t", "b", 300, CauseKind::Event), rec("t", "a", 250, CauseKind::Snapshot), rec("t", "c", 300, CauseKind::Reconcile)],
+        );
+        assert_eq!(stale, 1);
+        let descs: Vec<_> = fresh
+            .iter()
+            .map(|r| match &r.state {
+                Some(CatalogObject::Table(t)) => t.description.clone().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(descs, vec!["b", "c"]);
+    }
+}
