@@ -12,13 +12,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::aws::{AwsError, ErrorClass};
+use crate::aws::AwsError;
 use crate::metrics as m;
-use crate::state::StateBucket;
+use crate::state::{PutOutcome, StateBucket};
 use crate::stream::seqno::SeqNo;
 
 /// The durable position of one consumer group in one shard.
@@ -63,8 +62,9 @@ impl S3CheckpointStore {
         S3CheckpointStore { state, stream: stream.to_string(), etags: Mutex::default() }
     }
 
+    /// Relative to the state prefix.
     fn key(&self, group: &str, shard: &str) -> String {
-        self.state.key(&format!("checkpoints/{}/{group}/{shard}.json", self.stream))
+        format!("checkpoints/{}/{group}/{shard}.json", self.stream)
     }
 
     fn remember(&self, group: &str, shard: &str, etag: Option<String>) {
@@ -82,24 +82,10 @@ impl S3CheckpointStore {
 impl CheckpointStore for S3CheckpointStore {
     async fn load(&self, group: &str, shard: &str) -> Result<Option<Checkpoint>, CheckpointError> {
         let aws = |source| CheckpointError::Aws { group: group.into(), shard: shard.into(), source };
-        let out = match self.state.s3.get_object().bucket(&self.state.bucket).key(self.key(group, shard)).send().await {
-            Ok(out) => out,
-            Err(e) => {
-                let err = AwsError::from_sdk("s3", "GetObject", e);
-                if err.class == ErrorClass::NotFound {
-                    self.remember(group, shard, None);
-                    return Ok(None);
-                }
-                return Err(aws(err));
-            }
+        let Some((body, etag)) = self.state.get_bytes(&self.key(group, shard)).await.map_err(aws)? else {
+            self.remember(group, shard, None);
+            return Ok(None);
         };
-        let etag = out.e_tag.clone();
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| aws(AwsError::invalid_response("s3", "GetObject", &e.to_string())))?
-            .into_bytes();
         let cp: Checkpoint = serde_json::from_slice(&body).map_err(|e| CheckpointError::Corrupt {
             group: group.into(),
             shard: shard.into(),
@@ -122,32 +108,14 @@ impl CheckpointStore for S3CheckpointStore {
                 self.known(group, shard).flatten()
             }
         };
-        let mut req = self
-            .state
-            .s3
-            .put_object()
-            .bucket(&self.state.bucket)
-            .key(self.key(group, shard))
-            .content_type("application/json")
-            .body(ByteStream::from(body));
-        req = match &known {
-            Some(etag) => req.if_match(etag),
-            None => req.if_none_match("*"),
-        };
-        match req.send().await {
-            Ok(out) => {
-                self.remember(group, shard, out.e_tag);
+        match self.state.put_if(&self.key(group, shard), body, known.as_deref()).await {
+            Ok(PutOutcome::Written(etag)) => {
+                self.remember(group, shard, etag);
                 m::checkpoint_written(group);
                 Ok(())
             }
-            Err(e) => {
-                let err = AwsError::from_sdk("s3", "PutObject", e);
-                if err.class == ErrorClass::Conflict {
-                    Err(CheckpointError::Conflict { group: group.into(), shard: shard.into() })
-                } else {
-                    Err(CheckpointError::Aws { group: group.into(), shard: shard.into(), source: err })
-                }
-            }
+            Ok(PutOutcome::Conflict) => Err(CheckpointError::Conflict { group: group.into(), shard: shard.into() }),
+            Err(source) => Err(CheckpointError::Aws { group: group.into(), shard: shard.into(), source }),
         }
     }
 }

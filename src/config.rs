@@ -51,10 +51,31 @@ pub struct SourceConfig {
     /// `run` relies on reconciliation alone.
     #[serde(default)]
     pub events: Option<EventsConfig>,
+    /// CloudTrail log files of the source account, read from the trail's S3 bucket (`lakelog run`):
+    /// catches Glue API calls whose events EventBridge did not deliver.
+    #[serde(default)]
+    pub cloudtrail: Option<CloudTrailConfig>,
     /// Seconds between reconciliation passes of `lakelog run` (full scans compared with what was
     /// recorded; they make lost events harmless).
     #[serde(default = "default_reconcile_interval")]
     pub reconcile_interval_seconds: u64,
+}
+
+/// A CloudTrail trail's log files in S3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudTrailConfig {
+    /// The trail's bucket.
+    pub bucket: String,
+    /// Key prefix of the trail (before `AWSLogs/`), if any.
+    #[serde(default)]
+    pub prefix: String,
+    /// Region of the bucket. Default: the source region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Seconds between listings of new log files (CloudTrail delivers about every 5 minutes).
+    #[serde(default = "default_cloudtrail_poll")]
+    pub poll_seconds: u64,
 }
 
 /// The SQS queue that EventBridge rules feed with Glue events.
@@ -196,6 +217,9 @@ fn default_partition_segments() -> i32 {
 fn default_reconcile_interval() -> u64 {
     300
 }
+fn default_cloudtrail_poll() -> u64 {
+    60
+}
 fn default_wait_seconds() -> i32 {
     20
 }
@@ -331,6 +355,12 @@ impl PipelineConfig {
                     path: "source.reconcile_interval_seconds".into(),
                     message: "must be at least 1".into(),
                 });
+            }
+            if let Some(c) = &s.cloudtrail {
+                check_bucket("source.cloudtrail.bucket", &c.bucket, &mut problems);
+                if c.poll_seconds == 0 {
+                    problems.push(Problem { path: "source.cloudtrail.poll_seconds".into(), message: "must be at least 1".into() });
+                }
             }
             if let Some(e) = &s.events {
                 match (&e.queue_url, &e.queue_name) {

@@ -1,6 +1,7 @@
 //! `lakelog run`: the long-running pipeline.
 //!
-//! Start order is the gap-free start: event capture starts first, then the initial snapshot (the
+//! Start order is the gap-free start: event capture (SQS, and CloudTrail log files when
+//! configured) starts first, then the initial snapshot (the
 //! first reconciliation pass), so a change made while the snapshot runs arrives as an event and
 //! is never missed; the publisher's ordering rule keeps the snapshot's older reads from
 //! overwriting newer event states. Reconciliation then repeats every
@@ -20,6 +21,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::capture::cloudtrail::{CloudTrailCapture, PollStats};
 use crate::capture::queue::{QueueCapture, QueueStats};
 use crate::capture::reconcile::{PassStats, Reconciler};
 use crate::capture::resolve::Resolver;
@@ -41,6 +43,8 @@ pub enum RunError {
     Stream(#[from] StreamError),
     #[error(transparent)]
     Queue(#[from] crate::capture::queue::QueueError),
+    #[error(transparent)]
+    CloudTrail(#[from] crate::capture::cloudtrail::CloudTrailError),
 }
 
 /// What a run did, reported at shutdown.
@@ -51,6 +55,7 @@ pub struct RunReport {
     pub reconcile_passes: u64,
     pub last_pass: PassStats,
     pub events: EventCounts,
+    pub cloudtrail: PollStats,
     pub targets: BTreeMap<String, GroupReport>,
 }
 
@@ -113,6 +118,36 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
             };
             if let Err(e) = &result {
                 error!(error = %e, "event capture failed; shutting down");
+                let _ = stop_tx.send(true);
+            }
+            result
+        }
+    };
+
+    let trail = match &cfg.source.cloudtrail {
+        Some(ct) => {
+            let region = ct.region.clone().unwrap_or_else(|| cfg.source.region.clone());
+            Some(CloudTrailCapture {
+                s3: Endpoint::new(&region, cfg.source.endpoint.as_deref()).s3().await,
+                config: ct.clone(),
+                account: pipeline.origin.account.clone(),
+                region: cfg.source.region.clone(),
+                resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
+                publisher: publisher.clone(),
+                state: pipeline.state.clone(),
+            })
+        }
+        None => None,
+    };
+    let cloudtrail = {
+        let (stop, stop_tx) = (shutdown.clone(), stop_tx.clone());
+        async move {
+            let result = match &trail {
+                Some(t) => t.run(stop).await,
+                None => Ok(PollStats::default()),
+            };
+            if let Err(e) = &result {
+                error!(error = %e, "CloudTrail capture failed; shutting down");
                 let _ = stop_tx.send(true);
             }
             result
@@ -192,12 +227,12 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
     }));
 
     let capture = async {
-        let (events, (passes, last)) = tokio::join!(events, reconciling);
+        let (events, trail, (passes, last)) = tokio::join!(events, cloudtrail, reconciling);
         // Capture has stopped: the consumers drain to what was published, then stop.
         let _ = end_tx.send(Some(publisher.last_sequence().await));
-        (events, passes, last)
+        (events, trail, passes, last)
     };
-    let ((events, passes, last), groups) = tokio::join!(capture, groups);
+    let ((events, trail, passes, last), groups) = tokio::join!(capture, groups);
     forward.abort();
     let (published, stale) = publisher.totals().await;
     Ok(RunReport {
@@ -206,6 +241,7 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
         reconcile_passes: passes,
         last_pass: last,
         events: events?,
+        cloudtrail: trail?,
         targets: groups.into_iter().collect(),
     })
 }

@@ -62,3 +62,60 @@ pub async fn ensure_bucket(state: &StateBucket, region: &str, create: bool) -> R
         }
     }
 }
+
+/// Outcome of a conditional write.
+#[derive(Debug)]
+pub enum PutOutcome {
+    /// Written; the new ETag.
+    Written(Option<String>),
+    /// Someone else wrote the object since the ETag we gave (or it exists when we expected none).
+    Conflict,
+}
+
+impl StateBucket {
+    /// Reads a JSON object: `None` when it does not exist, else its bytes and ETag.
+    pub async fn get_bytes(&self, rest: &str) -> Result<Option<(Vec<u8>, Option<String>)>, AwsError> {
+        let out = match self.s3.get_object().bucket(&self.bucket).key(self.key(rest)).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let err = AwsError::from_sdk("s3", "GetObject", e);
+                return if err.class == ErrorClass::NotFound { Ok(None) } else { Err(err) };
+            }
+        };
+        let etag = out.e_tag.clone();
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| AwsError::invalid_response("s3", "GetObject", &e.to_string()))?
+            .into_bytes()
+            .to_vec();
+        Ok(Some((body, etag)))
+    }
+
+    /// Writes an object only if it is unchanged since `etag` (`None`: only if it does not exist).
+    pub async fn put_if(&self, rest: &str, body: Vec<u8>, etag: Option<&str>) -> Result<PutOutcome, AwsError> {
+        let mut req = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(rest))
+            .content_type("application/json")
+            .body(aws_sdk_s3::primitives::ByteStream::from(body));
+        req = match etag {
+            Some(e) => req.if_match(e),
+            None => req.if_none_match("*"),
+        };
+        match req.send().await {
+            Ok(out) => Ok(PutOutcome::Written(out.e_tag)),
+            Err(e) => {
+                let err = AwsError::from_sdk("s3", "PutObject", e);
+                if err.class == ErrorClass::Conflict {
+                    Ok(PutOutcome::Conflict)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //!   to read targets for `--prune` and dry runs).
 //! - [`snapshot`]: the full scan that emits one full-state upsert per object.
 
+pub mod cloudtrail;
 pub mod events;
 pub mod hint;
 pub mod queue;

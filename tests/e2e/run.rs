@@ -261,3 +261,62 @@ async fn sigkill_during_a_burst_loses_nothing() {
     let status = second.wait().expect("wait");
     assert!(status.success(), "graceful stop failed: {status:?}");
 }
+
+fn gzip(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(text.as_bytes()).expect("gzip");
+    enc.finish().expect("gzip")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn glue_calls_read_from_cloudtrail_log_files_replicate_once() {
+    let emu = Emulator::start();
+    let name = "trail";
+    let catalog = seed(&emu, name, 1, 1, 3).await;
+    let s3 = Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await;
+    let bucket = "lakelog-trail-logs";
+    s3.create_bucket().bucket(bucket).send().await.expect("trail bucket");
+    // No events and no reconciliation: only the snapshot and the trail can bring changes.
+    let yaml = config_yaml(&emu, name, "", "").replace(
+        "  partition_segments: 1\n",
+        &format!("  partition_segments: 1\n  reconcile_interval_seconds: 3600\n  cloudtrail: {{ bucket: {bucket}, poll_seconds: 1 }}\n"),
+    );
+    let running = start(&yaml).await;
+    converges(&emu, name, Duration::from_secs(60)).await;
+
+    let db = catalog.databases[0].name.clone();
+    let n = Names::new(name);
+    let glue = crate::glue(&emu, SOURCE_REGION).await;
+    glue.create_table().database_name(&db).table_input(table_input("from_trail", "a", &format!("s3://{}/t/", n.data_bucket))).send().await.expect("create");
+    let gone = catalog.partitions[0].clone();
+    glue.delete_partition()
+        .database_name(&gone.database_name)
+        .table_name(&gone.table_name)
+        .set_partition_values(Some(gone.values.clone()))
+        .send()
+        .await
+        .expect("delete partition");
+    let now = time::OffsetDateTime::now_utc();
+    let folder = format!("AWSLogs/{ACCOUNT}/CloudTrail/{SOURCE_REGION}/{:04}/{:02}/{:02}/", now.year(), u8::from(now.month()), now.day());
+    let create = serde_json::json!({"eventVersion": "1.08", "eventSource": "glue.amazonaws.com", "eventName": "CreateTable", "eventID": "ct-1",
+        "eventTime": "2026-11-22T10:00:00Z", "awsRegion": SOURCE_REGION,
+        "requestParameters": {"databaseName": db, "tableInput": {"name": "from_trail"}}, "responseElements": null});
+    let delete = serde_json::json!({"eventVersion": "1.08", "eventSource": "glue.amazonaws.com", "eventName": "DeletePartition", "eventID": "ct-2",
+        "eventTime": "2026-11-22T10:00:01Z", "awsRegion": SOURCE_REGION,
+        "requestParameters": {"databaseName": gone.database_name, "tableName": gone.table_name, "partitionValues": gone.values}});
+    let read = serde_json::json!({"eventSource": "glue.amazonaws.com", "eventName": "GetTable", "eventID": "ct-3", "requestParameters": {"databaseName": db, "name": "x"}});
+    let files = [
+        ("a", serde_json::json!({"Records": [create, read]})),
+        ("b", serde_json::json!({"Records": [delete, create]})),
+    ];
+    for (suffix, body) in files {
+        let key = format!("{folder}{ACCOUNT}_CloudTrail_{SOURCE_REGION}_20261122T1000Z_{suffix}.json.gz");
+        s3.put_object().bucket(bucket).key(key).body(gzip(&body.to_string()).into()).send().await.expect("log file");
+    }
+    converges(&emu, name, Duration::from_secs(60)).await;
+    let report = running.stop().await;
+    assert_eq!(report.cloudtrail.files, 2, "{:?}", report.cloudtrail);
+    assert_eq!(report.cloudtrail.events, 2, "{:?}", report.cloudtrail);
+    assert_eq!(report.cloudtrail.duplicates, 1, "{:?}", report.cloudtrail);
+}
