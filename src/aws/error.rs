@@ -118,7 +118,11 @@ impl AwsError {
                     None if status >= 500 => ErrorClass::Retryable,
                     None => ErrorClass::Permanent,
                 };
-                let message = ctx.err().message().map(str::to_string).unwrap_or_else(|| format!("HTTP {status}"));
+                let message = ctx
+                    .err()
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("HTTP {status}: {}", DisplayErrorContext(ctx.err())));
                 (class, code, message)
             }
             SdkError::TimeoutError(_) => {

@@ -158,3 +158,88 @@ fn none_if_not_found<T>(e: AwsError) -> Result<Option<T>, AwsError> {
         Err(e)
     }
 }
+
+/// The local emulator ignores NextToken/MaxResults and GetPartitions segments, so paging and
+/// segment handling are proven here against canned responses in the API reference's shapes.
+#[cfg(test)]
+mod tests {
+    use aws_sdk_glue::operation::get_databases::GetDatabasesOutput;
+    use aws_sdk_glue::operation::get_partitions::GetPartitionsOutput;
+    use aws_sdk_glue::operation::get_tables::{GetTablesError, GetTablesOutput};
+    use aws_sdk_glue::types::error::InvalidInputException;
+    use aws_sdk_glue::types::{Database, Partition, Table};
+    use aws_sdk_glue::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+    use super::*;
+
+    fn db(name: &str) -> Database {
+        Database::builder().name(name).build().expect("db")
+    }
+
+    fn table(name: &str) -> Table {
+        Table::builder().name(name).build().expect("table")
+    }
+
+    fn partition(v: &str) -> Partition {
+        Partition::builder().values(v).database_name("d").table_name("t").build()
+    }
+
+    #[tokio::test]
+    async fn databases_and_tables_follow_next_token_to_the_end() {
+        let dbs = mock!(Client::get_databases).then_compute_output(|req| match req.next_token() {
+            None => GetDatabasesOutput::builder().database_list(db("a")).database_list(db("b")).next_token("p2").build().expect("out"),
+            Some(_) => GetDatabasesOutput::builder().database_list(db("c")).build().expect("out"),
+        });
+        let tables = mock!(Client::get_tables).then_compute_output(|req| match req.next_token() {
+            None => GetTablesOutput::builder().table_list(table("t1")).next_token("2").build(),
+            Some("2") => GetTablesOutput::builder().table_list(table("t2")).table_list(table("t3")).next_token("3").build(),
+            Some(_) => GetTablesOutput::builder().table_list(table("t4")).build(),
+        });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&dbs, &tables]);
+        let reader = CatalogReader::new(glue, "123456789012", 1);
+        let names: Vec<_> = reader.databases().await.expect("dbs").into_iter().map(|d| d.name).collect();
+        assert_eq!(names, vec!["a", "b", "c"]);
+        let names: Vec<_> = reader.tables("a").await.expect("tables").into_iter().map(|t| t.name).collect();
+        assert_eq!(names, vec!["t1", "t2", "t3", "t4"]);
+        assert_eq!(dbs.num_calls(), 2);
+        assert_eq!(tables.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn partitions_are_read_per_segment_paged_and_deduplicated() {
+        let rule = mock!(Client::get_partitions).then_compute_output(|req| {
+            let seg = req.segment().map(|s| s.segment_number).unwrap_or(-1);
+            let out = GetPartitionsOutput::builder();
+            match (seg, req.next_token()) {
+                (0, None) => out.partitions(partition("1")).partitions(partition("2")).next_token("more").build(),
+                (0, Some(_)) => out.partitions(partition("3")).build(),
+                // "4" comes back in two segments: a service glitch must not duplicate it.
+                (1, _) => out.partitions(partition("4")).partitions(partition("5")).build(),
+                (2, _) => out.partitions(partition("4")).partitions(partition("6")).build(),
+                _ => out.build(),
+            }
+        });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
+        let reader = CatalogReader::new(glue, "123456789012", 3);
+        let mut values: Vec<String> = reader.all_partitions("d", "t").await.expect("partitions").into_iter().map(|p| p.values.join(",")).collect();
+        values.sort();
+        assert_eq!(values, vec!["1", "2", "3", "4", "5", "6"]);
+        assert_eq!(rule.num_calls(), 4, "3 segments, one of them with 2 pages");
+    }
+
+    #[tokio::test]
+    async fn an_error_page_names_the_database() {
+        let rule = mock!(Client::get_tables)
+            .then_error(|| {
+            // As the deserializer builds it from a real error response: with its code.
+            let meta = aws_smithy_types::error::ErrorMetadata::builder().code("InvalidInputException").message("no").build();
+            GetTablesError::InvalidInputException(InvalidInputException::builder().message("no").meta(meta).build())
+        });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
+        let err = CatalogReader::new(glue, "123456789012", 1).tables("secret_db").await.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("secret_db") && text.contains("InvalidInputException"), "{text}");
+        assert!(matches!(err, CaptureError::Aws { source: AwsError { class: ErrorClass::Permanent, .. }, .. }));
+    }
+}
