@@ -9,4 +9,5 @@ trap 'scripts/emulator.sh stop' EXIT
 # shellcheck disable=SC1091
 source "${LAKELOG_DEV_DIR:-$root/.lakelog-dev}/emulator.env"
 cargo bench --bench cold_copy
+cargo bench --bench realtime
 cargo bench --bench codec

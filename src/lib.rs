@@ -10,6 +10,7 @@
 //! - [`stream`]: the Kinesis change log: ordered, batched producer and per-shard reader.
 //! - [`checkpoint`]: durable per-shard, per-consumer-group checkpoints (S3 conditional writes).
 //! - [`apply`]: per-target filters and transforms, and the Glue applier (compare, create or update, batch).
+//! - [`lag`]: replication-lag percentiles per applied record.
 //! - [`deadletter`]: where records that cannot be applied are parked, with their reason.
 //! - [`replicate`]: consumer groups: a task per shard, parents before children, checkpoint after apply.
 //! - [`pipeline`]: the connected clients and stores a job needs.
@@ -25,6 +26,7 @@ pub mod capture;
 pub mod checkpoint;
 pub mod config;
 pub mod deadletter;
+pub mod lag;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

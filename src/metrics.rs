@@ -11,6 +11,7 @@ pub const RECORDS_PUBLISHED: &str = "lakelog_records_published_total";
 pub const KINESIS_PUT_RETRIES: &str = "lakelog_kinesis_put_retries_total";
 pub const RECORDS_APPLIED: &str = "lakelog_records_applied_total";
 pub const TARGET_API_CALLS: &str = "lakelog_target_api_calls_total";
+pub const SOURCE_API_CALLS: &str = "lakelog_source_api_calls_total";
 pub const DEAD_LETTERS: &str = "lakelog_dead_letters_total";
 pub const APPLY_RETRIES: &str = "lakelog_apply_retries_total";
 pub const REPLICATION_LAG: &str = "lakelog_replication_lag_seconds";
@@ -27,6 +28,7 @@ pub fn describe() {
     describe_counter!(KINESIS_PUT_RETRIES, "Kinesis entries re-sent after a partial PutRecords failure.");
     describe_counter!(RECORDS_APPLIED, "Change records applied to a target, by kind and result.");
     describe_counter!(TARGET_API_CALLS, "Requests sent to a target catalog, by operation and outcome.");
+    describe_counter!(SOURCE_API_CALLS, "Requests sent to the source catalog by capture, by operation and outcome.");
     describe_counter!(DEAD_LETTERS, "Records parked in the dead-letter store, by target and kind.");
     describe_counter!(APPLY_RETRIES, "Retries of target writes after retryable errors, by target.");
     describe_gauge!(REPLICATION_LAG, Unit::Seconds, "Age of the newest change applied, per target and shard.");
@@ -93,4 +95,8 @@ pub fn events_received(outcome: &'static str, n: u64) {
     if n > 0 {
         counter!(EVENTS_RECEIVED, "outcome" => outcome).increment(n);
     }
+}
+
+pub fn source_api_call(operation: &str, outcome: &'static str) {
+    counter!(SOURCE_API_CALLS, "operation" => operation.to_string(), "outcome" => outcome).increment(1);
 }

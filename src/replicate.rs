@@ -17,6 +17,7 @@ use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
 use crate::checkpoint::{next_checkpoint, CheckpointStore};
 use crate::deadletter::{DeadLetter, DeadLetterStore};
+use crate::lag::{LagRecorder, LagSummary};
 use crate::metrics as m;
 use crate::model::{codec, now_millis, ChangeRecord};
 use crate::progress::Progress;
@@ -52,6 +53,10 @@ pub struct ShardReport {
 pub struct GroupReport {
     pub stats: ApplyStats,
     pub shards: Vec<ShardReport>,
+    /// From capture to applied, per record.
+    pub lag_from_capture: LagSummary,
+    /// From the source's change time (events, CloudTrail) to applied, per record.
+    pub lag_from_change: LagSummary,
 }
 
 /// Reads the stream and applies it to one target.
@@ -106,12 +111,14 @@ impl ConsumerGroup {
             });
         }
         let mut report = GroupReport::default();
+        let mut lag = LagRecorder::default();
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok(Ok((stats, shard))) => {
+                Ok(Ok((stats, shard, shard_lag))) => {
                     report.stats.merge(&stats);
                     report.shards.push(shard);
+                    lag.merge(&shard_lag);
                 }
                 Ok(Err(e)) => {
                     first_error.get_or_insert(e);
@@ -127,6 +134,8 @@ impl ConsumerGroup {
             return Err(e);
         }
         report.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
+        report.lag_from_capture = lag.from_capture();
+        report.lag_from_change = lag.from_change();
         Ok(report)
     }
 
@@ -137,7 +146,7 @@ impl ConsumerGroup {
         }
     }
 
-    async fn run_shard(&self, shard: &ShardInfo, mut stop: StopWhen) -> Result<(ApplyStats, ShardReport), ApplyError> {
+    async fn run_shard(&self, shard: &ShardInfo, mut stop: StopWhen) -> Result<(ApplyStats, ShardReport, LagRecorder), ApplyError> {
         let group = self.group().to_string();
         let id = shard.shard_id.as_str();
         let mut checkpoint = self.checkpoints.load(&group, id).await?;
@@ -154,6 +163,7 @@ impl ConsumerGroup {
         let mut position = start.clone();
         let mut reader = ShardReader::open(self.kinesis.clone(), &self.stream, id, start, self.batch_limit).await?;
         let mut stats = ApplyStats::default();
+        let mut lag = LagRecorder::default();
         loop {
             let batch = reader.next_batch().await?;
             if let Some(behind) = batch.millis_behind {
@@ -179,7 +189,12 @@ impl ConsumerGroup {
                 }
                 let n = records.len() as u64;
                 let newest = records.iter().map(|r| r.captured_at).max();
+                let times: Vec<(i64, Option<i64>)> = records.iter().map(|r| (r.captured_at, r.changed_at)).collect();
                 let s = self.applier.apply(records).await?;
+                let applied_at = now_millis();
+                for (captured, changed) in times {
+                    lag.record(applied_at, captured, changed);
+                }
                 stats.merge(&s);
                 let last = batch.records.last().map(|r| r.seq.clone());
                 if let Some(seq) = last {
@@ -226,6 +241,6 @@ impl ConsumerGroup {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
-        Ok((stats, report))
+        Ok((stats, report, lag))
     }
 }

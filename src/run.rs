@@ -56,6 +56,10 @@ pub struct RunReport {
     pub last_pass: PassStats,
     pub events: EventCounts,
     pub cloudtrail: PollStats,
+    /// Requests capture sent to the source catalog, per operation (reconciliation scans excluded).
+    pub source_api_calls: BTreeMap<String, u64>,
+    /// Requests sent to each target's catalog, per operation.
+    pub target_api_calls: BTreeMap<String, BTreeMap<String, u64>>,
     pub targets: BTreeMap<String, GroupReport>,
 }
 
@@ -80,7 +84,8 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
     ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
     let publisher = Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes)));
     let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
-    let source_glue = source.glue(None).await;
+    let source_counter = crate::aws::counter::ApiCounter::source();
+    let source_glue = source.glue(Some(&source_counter)).await;
     // Everything below stops on this: the caller's shutdown, or a fatal capture error.
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
@@ -242,6 +247,8 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
         last_pass: last,
         events: events?,
         cloudtrail: trail?,
+        source_api_calls: source_counter.snapshot(),
+        target_api_calls: targets.iter().map(|t| (t.config.name.clone(), t.counter.snapshot())).collect(),
         targets: groups.into_iter().collect(),
     })
 }

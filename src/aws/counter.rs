@@ -17,7 +17,8 @@ use crate::metrics as m;
 /// Shared per-operation request counts for one client (one target).
 #[derive(Debug, Clone, Default)]
 pub struct ApiCounter {
-    label: String,
+    /// The target's name; `None` counts source requests.
+    target: Option<String>,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
 }
 
@@ -31,9 +32,14 @@ pub fn is_write(operation: &str) -> bool {
 }
 
 impl ApiCounter {
-    /// A counter whose metrics carry `target=label`.
-    pub fn new(label: &str) -> ApiCounter {
-        ApiCounter { label: label.to_string(), counts: Arc::default() }
+    /// Counts requests to a target; its metrics carry `target=name`.
+    pub fn new(target: &str) -> ApiCounter {
+        ApiCounter { target: Some(target.to_string()), counts: Arc::default() }
+    }
+
+    /// Counts requests to the source catalog.
+    pub fn source() -> ApiCounter {
+        ApiCounter { target: None, counts: Arc::default() }
     }
 
     /// Requests sent so far, per operation.
@@ -69,7 +75,10 @@ impl Intercept for ApiCounter {
         if let Ok(mut counts) = self.counts.lock() {
             *counts.entry(operation.clone()).or_default() += 1;
         }
-        m::target_api_call(&self.label, &operation, outcome);
+        match &self.target {
+            Some(t) => m::target_api_call(t, &operation, outcome),
+            None => m::source_api_call(&operation, outcome),
+        }
         Ok(())
     }
 }
