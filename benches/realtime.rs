@@ -4,6 +4,7 @@
 //!    `LAKELOG_BENCH_SECONDS` (default 30), as BatchCreatePartition calls of 20 with one event each;
 //! 2. burst: a crawler writing `LAKELOG_BENCH_BURST_TABLES` × `LAKELOG_BENCH_BURST_PARTITIONS`
 //!    (default 50 × 2,000 = 100,000) partitions as fast as the emulator takes them.
+//!
 //! Reports lag p50/p99 (capture → applied, per record) and API calls per partition change.
 //! Run with `scripts/bench.sh` (it starts the emulator and sets the endpoints).
 
