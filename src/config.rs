@@ -55,6 +55,10 @@ pub struct SourceConfig {
     /// catches Glue API calls whose events EventBridge did not deliver.
     #[serde(default)]
     pub cloudtrail: Option<CloudTrailConfig>,
+    /// CloudTrail `LookupEvents` polling (`lakelog run`): an alternative to reading log files
+    /// when the trail's bucket is not reachable. Limited by AWS to 2 calls/s of 50 events.
+    #[serde(default)]
+    pub cloudtrail_lookup: Option<CloudTrailLookupConfig>,
     /// Seconds between reconciliation passes of `lakelog run` (full scans compared with what was
     /// recorded; they make lost events harmless).
     #[serde(default = "default_reconcile_interval")]
@@ -76,6 +80,19 @@ pub struct CloudTrailConfig {
     /// Seconds between listings of new log files (CloudTrail delivers about every 5 minutes).
     #[serde(default = "default_cloudtrail_poll")]
     pub poll_seconds: u64,
+}
+
+/// CloudTrail LookupEvents polling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudTrailLookupConfig {
+    /// Seconds between polls.
+    #[serde(default = "default_cloudtrail_poll")]
+    pub poll_seconds: u64,
+    /// How far before the cursor each poll looks again, because CloudTrail makes events visible
+    /// late (about 5 minutes on average, sometimes more). Re-seen events are de-duplicated.
+    #[serde(default = "default_lookup_overlap")]
+    pub overlap_seconds: u64,
 }
 
 /// The SQS queue that EventBridge rules feed with Glue events.
@@ -219,6 +236,9 @@ fn default_reconcile_interval() -> u64 {
 }
 fn default_cloudtrail_poll() -> u64 {
     60
+}
+fn default_lookup_overlap() -> u64 {
+    900
 }
 fn default_wait_seconds() -> i32 {
     20

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::capture::cloudtrail::{CloudTrailCapture, PollStats};
+use crate::capture::lookup::{LookupCapture, LookupReader};
 use crate::capture::queue::{QueueCapture, QueueStats};
 use crate::capture::reconcile::{PassStats, Reconciler};
 use crate::capture::resolve::Resolver;
@@ -77,6 +78,15 @@ impl From<QueueStats> for EventCounts {
     }
 }
 
+/// A capture task's fatal error stops the whole run (after logging it).
+fn stop_on_error<T, E: std::fmt::Display>(result: Result<T, E>, stop: &watch::Sender<bool>, what: &str) -> Result<T, E> {
+    if let Err(e) = &result {
+        error!(error = %e, "{what} failed; shutting down");
+        let _ = stop.send(true);
+    }
+    result
+}
+
 /// Runs until `shutdown` turns true, then drains and returns.
 pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Receiver<bool>) -> Result<RunReport, RunError> {
     let cfg = &pipeline.config;
@@ -121,11 +131,7 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
                 Some(q) => q.run(stop).await.map(EventCounts::from),
                 None => Ok(EventCounts::default()),
             };
-            if let Err(e) = &result {
-                error!(error = %e, "event capture failed; shutting down");
-                let _ = stop_tx.send(true);
-            }
-            result
+            stop_on_error(result, &stop_tx, "event capture")
         }
     };
 
@@ -151,11 +157,27 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
                 Some(t) => t.run(stop).await,
                 None => Ok(PollStats::default()),
             };
-            if let Err(e) = &result {
-                error!(error = %e, "CloudTrail capture failed; shutting down");
-                let _ = stop_tx.send(true);
-            }
-            result
+            stop_on_error(result, &stop_tx, "CloudTrail capture")
+        }
+    };
+
+    let lookup = match &cfg.source.cloudtrail_lookup {
+        Some(lc) => Some(LookupCapture {
+            reader: LookupReader { cloudtrail: source.cloudtrail().await, config: lc.clone() },
+            resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
+            publisher: publisher.clone(),
+            state: pipeline.state.clone(),
+        }),
+        None => None,
+    };
+    let lookup_events = {
+        let (stop, stop_tx) = (shutdown.clone(), stop_tx.clone());
+        async move {
+            let result = match &lookup {
+                Some(l) => l.run(stop).await,
+                None => Ok(PollStats::default()),
+            };
+            stop_on_error(result, &stop_tx, "CloudTrail LookupEvents capture")
         }
     };
 
@@ -232,7 +254,17 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
     }));
 
     let capture = async {
-        let (events, trail, (passes, last)) = tokio::join!(events, cloudtrail, reconciling);
+        let (events, trail, looked_up, (passes, last)) = tokio::join!(events, cloudtrail, lookup_events, reconciling);
+        let trail = match (trail, looked_up) {
+            (Ok(a), Ok(b)) => Ok(PollStats {
+                files: a.files,
+                events: a.events + b.events,
+                duplicates: a.duplicates + b.duplicates,
+                bad_records: a.bad_records + b.bad_records,
+                records: a.records + b.records,
+            }),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         // Capture has stopped: the consumers drain to what was published, then stop.
         let _ = end_tx.send(Some(publisher.last_sequence().await));
         (events, trail, passes, last)

@@ -74,6 +74,10 @@ impl Endpoint {
         aws_sdk_sqs::Client::new(&self.sdk_config().await)
     }
 
+    pub async fn cloudtrail(&self) -> aws_sdk_cloudtrail::Client {
+        aws_sdk_cloudtrail::Client::new(&self.sdk_config().await)
+    }
+
     pub async fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
         aws_sdk_eventbridge::Client::new(&self.sdk_config().await)
     }

@@ -7,6 +7,7 @@
 pub mod cloudtrail;
 pub mod events;
 pub mod hint;
+pub mod lookup;
 pub mod queue;
 pub mod reader;
 pub mod reconcile;
