@@ -42,7 +42,7 @@ echo "== real time: lakelog run, while a crawler-like burst writes to the source
 LAKELOG_LOG="${LAKELOG_LOG:-warn,lakelog::replicate=info,lakelog::run=info}" "$lakelog" -c pipeline.yaml run &
 run_pid=$!
 sleep 3
-"$lakelog" -c pipeline.yaml simulate burst --prefix demo_burst --tables "${DEMO_BURST_TABLES:-8}" \
+"$lakelog" -c pipeline.yaml simulate burst --prefix demo_burst --databases 1 --tables "${DEMO_BURST_TABLES:-8}" \
   --partitions "${DEMO_BURST_PARTITIONS:-250}" --bucket lakelog-demo-data
 sleep "${DEMO_RUN_SECONDS:-10}"
 echo "== stopping lakelog run (SIGTERM: drain, checkpoint, exit)"

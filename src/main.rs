@@ -73,25 +73,41 @@ enum Command {
     Simulate(Simulate),
 }
 
+/// The shape of a generated catalog.
+#[derive(clap::Args)]
+struct CatalogArgs {
+    /// Database name prefix; keep it inside `source.include`.
+    #[arg(long, default_value = "demo")]
+    prefix: String,
+    #[arg(long, default_value_t = 3)]
+    databases: usize,
+    /// Regular tables per database (views, Iceberg tables and resource links come on top).
+    #[arg(long, default_value_t = 10)]
+    tables: usize,
+    /// Partitions per partitioned table.
+    #[arg(long, default_value_t = 100)]
+    partitions: usize,
+    /// S3 bucket the generated table locations point at.
+    #[arg(long, default_value = "lakelog-demo-data")]
+    bucket: String,
+}
+
+impl CatalogArgs {
+    fn spec(&self) -> CatalogSpec {
+        CatalogSpec {
+            prefix: self.prefix.clone(),
+            databases: self.databases,
+            tables_per_database: self.tables,
+            partitions_per_table: self.partitions,
+            bucket: self.bucket.clone(),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Simulate {
     /// Create a generated catalog (databases, tables of several formats, partitions) in the source.
-    Seed {
-        /// Database name prefix; keep it inside `source.include`.
-        #[arg(long, default_value = "demo")]
-        prefix: String,
-        #[arg(long, default_value_t = 3)]
-        databases: usize,
-        /// Regular tables per database (views, Iceberg tables and resource links come on top).
-        #[arg(long, default_value_t = 10)]
-        tables: usize,
-        /// Partitions per partitioned table.
-        #[arg(long, default_value_t = 100)]
-        partitions: usize,
-        /// S3 bucket the generated table locations point at.
-        #[arg(long, default_value = "lakelog-demo-data")]
-        bucket: String,
-    },
+    Seed(CatalogArgs),
     /// Create an SQS queue and an EventBridge rule sending every Glue event to it (emulator).
     Route {
         /// Queue and rule name.
@@ -101,16 +117,8 @@ enum Simulate {
     /// A crawler-like burst: write a generated catalog and deliver the Glue events a crawler's
     /// writes would cause, through EventBridge (emulator).
     Burst {
-        #[arg(long, default_value = "demo_burst")]
-        prefix: String,
-        #[arg(long, default_value_t = 1)]
-        databases: usize,
-        #[arg(long, default_value_t = 10)]
-        tables: usize,
-        #[arg(long, default_value_t = 200)]
-        partitions: usize,
-        #[arg(long, default_value = "lakelog-demo-data")]
-        bucket: String,
+        #[command(flatten)]
+        catalog: CatalogArgs,
         /// Deliberately lose every Nth event (0: none), as best-effort delivery may.
         #[arg(long, default_value_t = 0)]
         drop_every: usize,
@@ -257,20 +265,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", route.queue_url);
             Ok(ExitCode::from(exit::OK))
         }
-        Command::Simulate(Simulate::Burst { prefix, databases, tables, partitions, bucket, drop_every }) => {
+        Command::Simulate(Simulate::Burst { catalog, drop_every }) => {
             let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
             let ep = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
-            let catalog_id = match &cfg.source.catalog_id {
-                Some(id) => id.clone(),
-                None => ep.account_id().await.context("looking up the source account")?,
-            };
-            let spec = CatalogSpec {
-                prefix: prefix.clone(),
-                databases: *databases,
-                tables_per_database: *tables,
-                partitions_per_table: *partitions,
-                bucket: bucket.clone(),
-            };
+            let catalog_id = ep.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
+            let spec = catalog.spec();
             let started = std::time::Instant::now();
             let burst = lakelog::simulate::events::crawler_burst(&ep.glue(None).await, &ep.eventbridge().await, &catalog_id, &generate(&spec), *drop_every)
                 .await
@@ -288,16 +287,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(exit::OK))
         }
-        Command::Simulate(Simulate::Seed { prefix, databases, tables, partitions, bucket }) => {
+        Command::Simulate(Simulate::Seed(catalog)) => {
             let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
-            let spec = CatalogSpec {
-                prefix: prefix.clone(),
-                databases: *databases,
-                tables_per_database: *tables,
-                partitions_per_table: *partitions,
-                bucket: bucket.clone(),
-            };
-            let seeded = seed(cfg, spec).await?;
+            let seeded = seed(cfg, catalog.spec()).await?;
             if cli.output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&seeded)?);
             }
@@ -308,10 +300,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn seed(cfg: PipelineConfig, spec: CatalogSpec) -> anyhow::Result<Seeded> {
     let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
-    let catalog_id = match &cfg.source.catalog_id {
-        Some(id) => id.clone(),
-        None => source.account_id().await.context("looking up the source account")?,
-    };
+    let catalog_id = source.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
     let catalog = generate(&spec);
     let started = std::time::Instant::now();
     let seeded = write_catalog(&source.glue(None).await, &catalog_id, &catalog).await.context("seeding the source")?;

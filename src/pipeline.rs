@@ -62,10 +62,7 @@ impl Pipeline {
             move |source| PipelineError::Aws { what, source }
         };
         let src = Endpoint::new(&config.source.region, config.source.endpoint.as_deref());
-        let catalog_id = match &config.source.catalog_id {
-            Some(id) => id.clone(),
-            None => src.account_id().await.map_err(aws("the source account (STS)"))?,
-        };
+        let catalog_id = src.catalog_id(config.source.catalog_id.as_deref()).await.map_err(aws("the source account (STS)"))?;
         let source = CatalogReader::new(src.glue(None).await, &catalog_id, config.source.partition_segments);
         let origin = Origin { account: catalog_id.clone(), region: config.source.region.clone(), catalog_id };
 
@@ -82,10 +79,10 @@ impl Pipeline {
         let mut targets = Vec::new();
         for t in &config.targets {
             let ep = Endpoint::new(&t.region, t.endpoint.as_deref());
-            let catalog_id = match &t.catalog_id {
-                Some(id) => id.clone(),
-                None => ep.account_id().await.map_err(aws(&format!("the account of target {} (STS)", t.name)))?,
-            };
+            let catalog_id = ep
+                .catalog_id(t.catalog_id.as_deref())
+                .await
+                .map_err(aws(&format!("the account of target {} (STS)", t.name)))?;
             let counter = ApiCounter::new(&t.name);
             targets.push(TargetHandle { config: t.clone(), catalog_id, glue: ep.glue(Some(&counter)).await, counter });
         }

@@ -88,6 +88,14 @@ impl Endpoint {
         aws_sdk_s3::Client::from_conf(b.build())
     }
 
+    /// The configured catalog id, or else the account of the credentials in use.
+    pub async fn catalog_id(&self, configured: Option<&str>) -> Result<String, AwsError> {
+        match configured {
+            Some(id) => Ok(id.to_string()),
+            None => self.account_id().await,
+        }
+    }
+
     /// The account id of the credentials in use (STS GetCallerIdentity).
     pub async fn account_id(&self) -> Result<String, AwsError> {
         let client = aws_sdk_sts::Client::new(&self.sdk_config().await);
