@@ -10,15 +10,38 @@ use lakelog::simulate::catalog::{generate, CatalogSpec};
 
 /// Frames of ~1,000 partition records from a generated crawler-like table.
 fn frames() -> Vec<Vec<ChangeRecord>> {
-    let spec = CatalogSpec { prefix: "bench".into(), databases: 1, tables_per_database: 4, partitions_per_table: 2_500, bucket: "bench-data".into() };
-    let origin = Origin { account: "123456789012".into(), region: "us-east-1".into(), catalog_id: "123456789012".into() };
-    let cause = Cause { kind: CauseKind::Snapshot, event_id: None };
+    let spec = CatalogSpec {
+        prefix: "bench".into(),
+        databases: 1,
+        tables_per_database: 4,
+        partitions_per_table: 2_500,
+        bucket: "bench-data".into(),
+    };
+    let origin = Origin {
+        account: "123456789012".into(),
+        region: "us-east-1".into(),
+        catalog_id: "123456789012".into(),
+    };
+    let cause = Cause {
+        kind: CauseKind::Snapshot,
+        event_id: None,
+    };
     let records: Vec<ChangeRecord> = generate(&spec)
         .partitions
         .into_iter()
-        .map(|p| ChangeRecord::upsert(CatalogObject::Partition(p), &origin, cause.clone(), 1_760_000_000_000))
+        .map(|p| {
+            ChangeRecord::upsert(
+                CatalogObject::Partition(p),
+                &origin,
+                cause.clone(),
+                1_760_000_000_000,
+            )
+        })
         .collect();
-    records.chunks(1_000).map(<[ChangeRecord]>::to_vec).collect()
+    records
+        .chunks(1_000)
+        .map(<[ChangeRecord]>::to_vec)
+        .collect()
 }
 
 fn codec(c: &mut Criterion) {
@@ -26,18 +49,61 @@ fn codec(c: &mut Criterion) {
     let records: usize = frames.iter().map(Vec::len).sum();
     let encoded: Vec<Vec<u8>> = frames.iter().map(|f| encode(f).expect("encode")).collect();
     let bytes: usize = encoded.iter().map(Vec::len).sum();
-    println!("{records} partition records in {} frames, {bytes} bytes ({} bytes per record)", frames.len(), bytes / records);
+    assert!(
+        encoded
+            .iter()
+            .zip(&frames)
+            .all(|(e, f)| decode(e).is_ok_and(|d| &d == f)),
+        "frames must round-trip"
+    );
+    println!(
+        "{records} partition records in {} frames, {bytes} bytes ({:.1} bytes per record)",
+        frames.len(),
+        bytes as f64 / records as f64
+    );
 
     let mut g = c.benchmark_group("records");
-    g.sample_size(20).measurement_time(Duration::from_secs(3)).throughput(Throughput::Elements(records as u64));
-    g.bench_function("encode", |b| b.iter(|| frames.iter().map(|f| encode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>()));
-    g.bench_function("decode", |b| b.iter(|| encoded.iter().map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>()));
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Elements(records as u64));
+    g.bench_function("encode", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .map(|f| encode(black_box(f)).map(|v| v.len()).unwrap_or(0))
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            encoded
+                .iter()
+                .map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0))
+                .sum::<usize>()
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("bytes");
-    g.sample_size(20).measurement_time(Duration::from_secs(3)).throughput(Throughput::Bytes(bytes as u64));
-    g.bench_function("encode", |b| b.iter(|| frames.iter().map(|f| encode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>()));
-    g.bench_function("decode", |b| b.iter(|| encoded.iter().map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>()));
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(3))
+        .throughput(Throughput::Bytes(bytes as u64));
+    g.bench_function("encode", |b| {
+        b.iter(|| {
+            frames
+                .iter()
+                .map(|f| encode(black_box(f)).map(|v| v.len()).unwrap_or(0))
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| {
+            encoded
+                .iter()
+                .map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0))
+                .sum::<usize>()
+        })
+    });
     g.finish();
 }
 

@@ -89,10 +89,11 @@ impl CatalogReader {
         out: &mpsc::Sender<PartitionPage>,
     ) -> Result<usize, CaptureError> {
         let (tx, mut rx) = mpsc::channel::<Result<PartitionPage, CaptureError>>(4);
+        let mut tasks = tokio::task::JoinSet::new();
         for segment in 0..self.segments {
             let (glue, tx) = (self.glue.clone(), tx.clone());
             let (catalog, db, tb, total) = (self.catalog_id.clone(), database.to_string(), table.to_string(), self.segments);
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let mut req = glue.get_partitions().catalog_id(catalog).database_name(&db).table_name(&tb);
                 if total > 1 {
                     match Segment::builder().segment_number(segment).total_segments(total).build() {
@@ -131,6 +132,15 @@ impl CatalogReader {
             sent += page.len();
             out.send(page).await.map_err(|_| CaptureError::Closed)?;
         }
+        // A segment task that died without reporting (a panic) must not pass as a complete read.
+        while let Some(joined) = tasks.join_next().await {
+            if joined.is_err() {
+                return Err(CaptureError::aws(
+                    format!("partitions of {database}.{table}"),
+                    AwsError::invalid_response("glue", "GetPartitions", "a segment reader stopped abnormally; the read is incomplete"),
+                ));
+            }
+        }
         Ok(sent)
     }
 
@@ -161,85 +171,394 @@ fn none_if_not_found<T>(e: AwsError) -> Result<Option<T>, AwsError> {
 
 /// The local emulator ignores NextToken/MaxResults and GetPartitions segments, so paging and
 /// segment handling are proven here against canned responses in the API reference's shapes.
+/// Every rule matches only the exact request it answers (catalog, names, token, segment): a
+/// request the reader should not make matches no rule, and the mock interceptor panics.
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use aws_sdk_glue::operation::get_databases::GetDatabasesOutput;
-    use aws_sdk_glue::operation::get_partitions::GetPartitionsOutput;
+    use aws_sdk_glue::operation::get_partitions::{
+        GetPartitionsError, GetPartitionsInput, GetPartitionsOutput,
+    };
     use aws_sdk_glue::operation::get_tables::{GetTablesError, GetTablesOutput};
-    use aws_sdk_glue::types::error::InvalidInputException;
-    use aws_sdk_glue::types::{Database, Partition, Table};
+    use aws_sdk_glue::types::error::{InternalServiceException, InvalidInputException};
     use aws_sdk_glue::Client;
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
 
     use super::*;
 
-    fn db(name: &str) -> Database {
-        Database::builder().name(name).build().expect("db")
+    const CATALOG: &str = "123456789012";
+
+    fn db(name: &str) -> aws_sdk_glue::types::Database {
+        aws_sdk_glue::types::Database::builder()
+            .name(name)
+            .build()
+            .expect("db")
     }
 
-    fn table(name: &str) -> Table {
-        Table::builder().name(name).build().expect("table")
+    fn table(name: &str) -> aws_sdk_glue::types::Table {
+        aws_sdk_glue::types::Table::builder()
+            .name(name)
+            .build()
+            .expect("table")
     }
 
-    fn partition(v: &str) -> Partition {
-        Partition::builder().values(v).database_name("d").table_name("t").build()
+    /// A partition as GetPartitions returns it: `dt`/`region` values, no names (the reader fills
+    /// them in from the request).
+    fn partition(dt: &str, region: &str) -> aws_sdk_glue::types::Partition {
+        aws_sdk_glue::types::Partition::builder()
+            .values(dt)
+            .values(region)
+            .parameters("source-dt", dt)
+            .build()
+    }
+
+    /// Whether a GetPartitions request is for `sales.orders`, segment `n` of 3, page `token`.
+    fn is_segment(req: &GetPartitionsInput, n: i32, token: Option<&str>) -> bool {
+        req.catalog_id() == Some(CATALOG)
+            && req.database_name() == Some("sales")
+            && req.table_name() == Some("orders")
+            && req
+                .segment()
+                .is_some_and(|s| s.segment_number == n && s.total_segments == 3)
+            && req.next_token() == token
+    }
+
+    fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<String> {
+        items.iter().map(|i| name(i).to_string()).collect()
     }
 
     #[tokio::test]
-    async fn databases_and_tables_follow_next_token_to_the_end() {
-        let dbs = mock!(Client::get_databases).then_compute_output(|req| match req.next_token() {
-            None => GetDatabasesOutput::builder().database_list(db("a")).database_list(db("b")).next_token("p2").build().expect("out"),
-            Some(_) => GetDatabasesOutput::builder().database_list(db("c")).build().expect("out"),
-        });
-        let tables = mock!(Client::get_tables).then_compute_output(|req| match req.next_token() {
-            None => GetTablesOutput::builder().table_list(table("t1")).next_token("2").build(),
-            Some("2") => GetTablesOutput::builder().table_list(table("t2")).table_list(table("t3")).next_token("3").build(),
-            Some(_) => GetTablesOutput::builder().table_list(table("t4")).build(),
-        });
-        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&dbs, &tables]);
-        let reader = CatalogReader::new(glue, "123456789012", 1);
-        let names: Vec<_> = reader.databases().await.expect("dbs").into_iter().map(|d| d.name).collect();
-        assert_eq!(names, vec!["a", "b", "c"]);
-        let names: Vec<_> = reader.tables("a").await.expect("tables").into_iter().map(|t| t.name).collect();
-        assert_eq!(names, vec!["t1", "t2", "t3", "t4"]);
-        assert_eq!(dbs.num_calls(), 2);
-        assert_eq!(tables.num_calls(), 3);
+    async fn databases_follow_next_token_to_the_end() {
+        let page1 = mock!(Client::get_databases)
+            .match_requests(|r| r.catalog_id() == Some(CATALOG) && r.next_token().is_none())
+            .then_output(|| {
+                GetDatabasesOutput::builder()
+                    .database_list(db("a"))
+                    .database_list(db("b"))
+                    .next_token("p2")
+                    .build()
+                    .expect("out")
+            });
+        let page2 = mock!(Client::get_databases)
+            .match_requests(|r| r.catalog_id() == Some(CATALOG) && r.next_token() == Some("p2"))
+            .then_output(|| {
+                GetDatabasesOutput::builder()
+                    .database_list(db("c"))
+                    .build()
+                    .expect("out")
+            });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page1, &page2]);
+        let dbs = CatalogReader::new(glue, CATALOG, 1)
+            .databases()
+            .await
+            .expect("databases");
+        assert_eq!(names(&dbs, |d| &d.name), vec!["a", "b", "c"]);
+        assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn tables_follow_next_token_through_three_pages() {
+        let for_sales = |r: &aws_sdk_glue::operation::get_tables::GetTablesInput,
+                         token: Option<&str>| {
+            r.catalog_id() == Some(CATALOG)
+                && r.database_name() == Some("sales")
+                && r.next_token() == token
+        };
+        let page1 = mock!(Client::get_tables)
+            .match_requests(move |r| for_sales(r, None))
+            .then_output(|| {
+                GetTablesOutput::builder()
+                    .table_list(table("t1"))
+                    .next_token("page-2")
+                    .build()
+            });
+        let page2 = mock!(Client::get_tables)
+            .match_requests(move |r| for_sales(r, Some("page-2")))
+            .then_output(|| {
+                GetTablesOutput::builder()
+                    .table_list(table("t2"))
+                    .table_list(table("t3"))
+                    .next_token("page-3")
+                    .build()
+            });
+        let page3 = mock!(Client::get_tables)
+            .match_requests(move |r| for_sales(r, Some("page-3")))
+            .then_output(|| GetTablesOutput::builder().table_list(table("t4")).build());
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page1, &page2, &page3]);
+        let tables = CatalogReader::new(glue, CATALOG, 1)
+            .tables("sales")
+            .await
+            .expect("tables");
+        assert_eq!(names(&tables, |t| &t.name), vec!["t1", "t2", "t3", "t4"]);
+        assert!(
+            tables.iter().all(|t| t.database_name == "sales"),
+            "{tables:?}"
+        );
+        assert_eq!(
+            (page1.num_calls(), page2.num_calls(), page3.num_calls()),
+            (1, 1, 1)
+        );
+    }
+
+    /// Three segments, segment 0 in two pages, and ("2026-01-03", "eu") returned by both
+    /// segments 1 and 2 (a service glitch must not duplicate it).
+    fn three_segments() -> Vec<Rule> {
+        vec![
+            mock!(Client::get_partitions)
+                .match_requests(|r| is_segment(r, 0, None))
+                .then_output(|| {
+                    GetPartitionsOutput::builder()
+                        .partitions(partition("2026-01-01", "eu"))
+                        .partitions(partition("2026-01-01", "us"))
+                        .next_token("s0-p2")
+                        .build()
+                }),
+            mock!(Client::get_partitions)
+                .match_requests(|r| is_segment(r, 0, Some("s0-p2")))
+                .then_output(|| {
+                    GetPartitionsOutput::builder()
+                        .partitions(partition("2026-01-02", "eu"))
+                        .build()
+                }),
+            mock!(Client::get_partitions)
+                .match_requests(|r| is_segment(r, 1, None))
+                .then_output(|| {
+                    GetPartitionsOutput::builder()
+                        .partitions(partition("2026-01-02", "us"))
+                        .partitions(partition("2026-01-03", "eu"))
+                        .build()
+                }),
+            mock!(Client::get_partitions)
+                .match_requests(|r| is_segment(r, 2, None))
+                .then_output(|| {
+                    GetPartitionsOutput::builder()
+                        .partitions(partition("2026-01-03", "eu"))
+                        .partitions(partition("2026-01-03", "us"))
+                        .build()
+                }),
+        ]
+    }
+
+    fn expected_values() -> Vec<Vec<String>> {
+        [
+            ("2026-01-01", "eu"),
+            ("2026-01-01", "us"),
+            ("2026-01-02", "eu"),
+            ("2026-01-02", "us"),
+            ("2026-01-03", "eu"),
+            ("2026-01-03", "us"),
+        ]
+        .iter()
+        .map(|(d, r)| vec![d.to_string(), r.to_string()])
+        .collect()
     }
 
     #[tokio::test]
     async fn partitions_are_read_per_segment_paged_and_deduplicated() {
-        let rule = mock!(Client::get_partitions).then_compute_output(|req| {
-            let seg = req.segment().map(|s| s.segment_number).unwrap_or(-1);
-            let out = GetPartitionsOutput::builder();
-            match (seg, req.next_token()) {
-                (0, None) => out.partitions(partition("1")).partitions(partition("2")).next_token("more").build(),
-                (0, Some(_)) => out.partitions(partition("3")).build(),
-                // "4" comes back in two segments: a service glitch must not duplicate it.
-                (1, _) => out.partitions(partition("4")).partitions(partition("5")).build(),
-                (2, _) => out.partitions(partition("4")).partitions(partition("6")).build(),
-                _ => out.build(),
-            }
-        });
-        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
-        let reader = CatalogReader::new(glue, "123456789012", 3);
-        let mut values: Vec<String> = reader.all_partitions("d", "t").await.expect("partitions").into_iter().map(|p| p.values.join(",")).collect();
+        let rules = three_segments();
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &rules);
+        let partitions = CatalogReader::new(glue, CATALOG, 3)
+            .all_partitions("sales", "orders")
+            .await
+            .expect("partitions");
+        assert_eq!(partitions.len(), 6, "{partitions:?}");
+        let mut values: Vec<Vec<String>> = partitions.iter().map(|p| p.values.clone()).collect();
         values.sort();
-        assert_eq!(values, vec!["1", "2", "3", "4", "5", "6"]);
-        assert_eq!(rule.num_calls(), 4, "3 segments, one of them with 2 pages");
+        assert_eq!(values, expected_values());
+        for p in &partitions {
+            assert_eq!(
+                (p.database_name.as_str(), p.table_name.as_str()),
+                ("sales", "orders")
+            );
+            assert_eq!(p.parameters.get("source-dt"), Some(&p.values[0]));
+        }
+        assert_eq!(
+            rules.iter().map(Rule::num_calls).collect::<Vec<_>>(),
+            vec![1, 1, 1, 1]
+        );
+    }
+
+    #[tokio::test]
+    async fn streamed_partitions_count_only_what_was_sent() {
+        let rules = three_segments();
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &rules);
+        let reader = CatalogReader::new(glue, CATALOG, 3);
+        let (tx, mut rx) = mpsc::channel(16);
+        let sent = reader
+            .partitions("sales", "orders", &tx)
+            .await
+            .expect("partitions");
+        drop(tx);
+        let mut pages = Vec::new();
+        while let Some(page) = rx.recv().await {
+            pages.push(page);
+        }
+        assert_eq!(sent, 6);
+        assert!(
+            pages.iter().all(|p| !p.is_empty()),
+            "no empty pages: {pages:?}"
+        );
+        let mut per_values: BTreeMap<Vec<String>, usize> = BTreeMap::new();
+        for p in pages.iter().flatten() {
+            *per_values.entry(p.values.clone()).or_default() += 1;
+        }
+        assert_eq!(
+            per_values.keys().cloned().collect::<Vec<_>>(),
+            expected_values()
+        );
+        assert!(per_values.values().all(|&n| n == 1), "{per_values:?}");
+    }
+
+    #[tokio::test]
+    async fn one_segment_sends_no_segment_and_still_pages() {
+        let page1 = mock!(Client::get_partitions)
+            .match_requests(|r| r.segment().is_none() && r.next_token().is_none())
+            .then_output(|| {
+                GetPartitionsOutput::builder()
+                    .partitions(partition("2026-01-01", "eu"))
+                    .next_token("2")
+                    .build()
+            });
+        let page2 = mock!(Client::get_partitions)
+            .match_requests(|r| r.segment().is_none() && r.next_token() == Some("2"))
+            .then_output(|| {
+                GetPartitionsOutput::builder()
+                    .partitions(partition("2026-01-02", "eu"))
+                    .build()
+            });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page1, &page2]);
+        let partitions = CatalogReader::new(glue, CATALOG, 1)
+            .all_partitions("sales", "orders")
+            .await
+            .expect("partitions");
+        assert_eq!(
+            partitions
+                .iter()
+                .map(|p| p.values[0].as_str())
+                .collect::<Vec<_>>(),
+            vec!["2026-01-01", "2026-01-02"]
+        );
+    }
+
+    /// A modeled error as the deserializer builds it from a real error response: with its code.
+    fn meta(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder()
+            .code(code)
+            .message("denied by test")
+            .build()
     }
 
     #[tokio::test]
     async fn an_error_page_names_the_database() {
-        let rule = mock!(Client::get_tables)
+        let page1 = mock!(Client::get_tables)
+            .match_requests(|r| r.next_token().is_none())
+            .then_output(|| {
+                GetTablesOutput::builder()
+                    .table_list(table("t1"))
+                    .next_token("page-2")
+                    .build()
+            });
+        let page2 = mock!(Client::get_tables)
+            .match_requests(|r| r.next_token() == Some("page-2"))
             .then_error(|| {
-            // As the deserializer builds it from a real error response: with its code.
-            let meta = aws_smithy_types::error::ErrorMetadata::builder().code("InvalidInputException").message("no").build();
-            GetTablesError::InvalidInputException(InvalidInputException::builder().message("no").meta(meta).build())
-        });
-        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
-        let err = CatalogReader::new(glue, "123456789012", 1).tables("secret_db").await.unwrap_err();
+                GetTablesError::InvalidInputException(
+                    InvalidInputException::builder()
+                        .message("denied by test")
+                        .meta(meta("InvalidInputException"))
+                        .build(),
+                )
+            });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page1, &page2]);
+        let err = CatalogReader::new(glue, CATALOG, 1)
+            .tables("secret_db")
+            .await
+            .expect_err("second page fails");
         let text = err.to_string();
-        assert!(text.contains("secret_db") && text.contains("InvalidInputException"), "{text}");
-        assert!(matches!(err, CaptureError::Aws { source: AwsError { class: ErrorClass::Permanent, .. }, .. }));
+        assert!(
+            text.contains("tables of secret_db")
+                && text.contains("InvalidInputException")
+                && text.contains("denied by test"),
+            "{text}"
+        );
+        match &err {
+            CaptureError::Aws { what, source } => {
+                assert_eq!(what, "tables of secret_db");
+                assert_eq!(
+                    (source.operation, source.class, source.code.as_deref()),
+                    (
+                        "GetTables",
+                        ErrorClass::Permanent,
+                        Some("InvalidInputException")
+                    )
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            (page1.num_calls(), page2.num_calls()),
+            (1, 1),
+            "a permanent error is not retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_access_denied_page_is_permanent_and_names_the_database() {
+        // AccessDeniedException is not modeled for GetTables: it arrives as an unhandled error.
+        let rule = mock!(Client::get_tables)
+            .then_error(|| GetTablesError::generic(meta("AccessDeniedException")));
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
+        let err = CatalogReader::new(glue, CATALOG, 1)
+            .tables("secret_db")
+            .await
+            .expect_err("denied");
+        match &err {
+            CaptureError::Aws { what, source } => {
+                assert_eq!(what, "tables of secret_db");
+                assert_eq!(
+                    (source.class, source.code.as_deref()),
+                    (ErrorClass::Permanent, Some("AccessDeniedException"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.to_string().contains("secret_db"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_segment_fails_the_whole_table() {
+        let mut rules = three_segments();
+        // Segment 1 fails instead of answering; the others answer normally.
+        rules.remove(2);
+        rules.push(
+            mock!(Client::get_partitions)
+                .match_requests(|r| is_segment(r, 1, None))
+                .then_error(|| {
+                    GetPartitionsError::InternalServiceException(
+                        InternalServiceException::builder()
+                            .message("boom")
+                            .meta(meta("InternalServiceException"))
+                            .build(),
+                    )
+                }),
+        );
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &rules);
+        let err = CatalogReader::new(glue, CATALOG, 3)
+            .all_partitions("sales", "orders")
+            .await
+            .expect_err("segment 1 fails");
+        match &err {
+            CaptureError::Aws { what, source } => {
+                assert_eq!(what, "partitions of sales.orders");
+                assert_eq!(
+                    (source.operation, source.class),
+                    ("GetPartitions", ErrorClass::Retryable)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(rules[3].num_calls() >= 1);
     }
 }
