@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -23,6 +24,9 @@ use crate::deadletter::{DeadLetter, DeadLetterStore};
 use crate::metrics as m;
 use crate::model::{Cause, CauseKind};
 use crate::stream::publisher::Publisher;
+
+/// Events of one receive batch re-read at the same time.
+const RESOLVE_CONCURRENCY: usize = 4;
 
 /// Event ids remembered for de-duplication.
 const SEEN_CAPACITY: usize = 100_000;
@@ -167,17 +171,24 @@ impl QueueCapture {
             }
             done.push(handle);
         }
+        let events = work.len() as u64;
         let heartbeat = self.keep_invisible(&done);
         let resolve_and_publish = async {
-            let mut records = Vec::new();
-            for (id, time, hints) in &work {
-                let cause = Cause { kind: CauseKind::Event, event_id: Some(id.clone()) };
-                let mut rs = self.resolver.resolve(hints, &cause).await?;
+            // Re-reads of a batch's events run concurrently; `buffered` keeps their order, and
+            // the publisher's ordering rule settles any overlap between them.
+            let resolver = &self.resolver;
+            let resolved: Vec<_> = futures::stream::iter(work.into_iter().map(|(id, time, hints)| async move {
+                let cause = Cause { kind: CauseKind::Event, event_id: Some(id) };
+                let mut rs = resolver.resolve(&hints, &cause).await?;
                 for r in &mut rs {
-                    r.changed_at = *time;
+                    r.changed_at = time;
                 }
-                records.extend(rs);
-            }
+                Ok::<_, QueueError>(rs)
+            }))
+            .buffered(RESOLVE_CONCURRENCY)
+            .try_collect()
+            .await?;
+            let records: Vec<_> = resolved.into_iter().flatten().collect();
             let n = records.len() as u64;
             self.publisher.publish(records).await?;
             Ok::<u64, QueueError>(n)
@@ -187,7 +198,7 @@ impl QueueCapture {
             never = heartbeat => match never {},
         };
         stats.records += published;
-        m::events_received("ok", work.len() as u64);
+        m::events_received("ok", events);
         m::records_captured("any", "event", published);
         self.delete(&done).await
     }
