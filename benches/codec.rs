@@ -62,49 +62,21 @@ fn codec(c: &mut Criterion) {
         bytes as f64 / records as f64
     );
 
-    let mut g = c.benchmark_group("records");
-    g.sample_size(20)
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Elements(records as u64));
-    g.bench_function("encode", |b| {
-        b.iter(|| {
-            frames
-                .iter()
-                .map(|f| encode(black_box(f)).map(|v| v.len()).unwrap_or(0))
-                .sum::<usize>()
-        })
-    });
-    g.bench_function("decode", |b| {
-        b.iter(|| {
-            encoded
-                .iter()
-                .map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0))
-                .sum::<usize>()
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("bytes");
-    g.sample_size(20)
-        .measurement_time(Duration::from_secs(3))
-        .throughput(Throughput::Bytes(bytes as u64));
-    g.bench_function("encode", |b| {
-        b.iter(|| {
-            frames
-                .iter()
-                .map(|f| encode(black_box(f)).map(|v| v.len()).unwrap_or(0))
-                .sum::<usize>()
-        })
-    });
-    g.bench_function("decode", |b| {
-        b.iter(|| {
-            encoded
-                .iter()
-                .map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0))
-                .sum::<usize>()
-        })
-    });
-    g.finish();
+    // The same runs, reported once per record and once per byte.
+    for (group, throughput) in [
+        ("records", Throughput::Elements(records as u64)),
+        ("bytes", Throughput::Bytes(bytes as u64)),
+    ] {
+        let mut g = c.benchmark_group(group);
+        g.sample_size(20).measurement_time(Duration::from_secs(3)).throughput(throughput);
+        g.bench_function("encode", |b| {
+            b.iter(|| frames.iter().map(|f| encode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>())
+        });
+        g.bench_function("decode", |b| {
+            b.iter(|| encoded.iter().map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>())
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, codec);
