@@ -17,31 +17,15 @@ fn frames() -> Vec<Vec<ChangeRecord>> {
         partitions_per_table: 2_500,
         bucket: "bench-data".into(),
     };
-    let origin = Origin {
-        account: "123456789012".into(),
-        region: "us-east-1".into(),
-        catalog_id: "123456789012".into(),
-    };
-    let cause = Cause {
-        kind: CauseKind::Snapshot,
-        event_id: None,
-    };
+    let origin =
+        Origin { account: "123456789012".into(), region: "us-east-1".into(), catalog_id: "123456789012".into() };
+    let cause = Cause { kind: CauseKind::Snapshot, event_id: None };
     let records: Vec<ChangeRecord> = generate(&spec)
         .partitions
         .into_iter()
-        .map(|p| {
-            ChangeRecord::upsert(
-                CatalogObject::Partition(p),
-                &origin,
-                cause.clone(),
-                1_760_000_000_000,
-            )
-        })
+        .map(|p| ChangeRecord::upsert(CatalogObject::Partition(p), &origin, cause.clone(), 1_760_000_000_000))
         .collect();
-    records
-        .chunks(1_000)
-        .map(<[ChangeRecord]>::to_vec)
-        .collect()
+    records.chunks(1_000).map(<[ChangeRecord]>::to_vec).collect()
 }
 
 fn codec(c: &mut Criterion) {
@@ -49,13 +33,7 @@ fn codec(c: &mut Criterion) {
     let records: usize = frames.iter().map(Vec::len).sum();
     let encoded: Vec<Vec<u8>> = frames.iter().map(|f| encode(f).expect("encode")).collect();
     let bytes: usize = encoded.iter().map(Vec::len).sum();
-    assert!(
-        encoded
-            .iter()
-            .zip(&frames)
-            .all(|(e, f)| decode(e).is_ok_and(|d| &d == f)),
-        "frames must round-trip"
-    );
+    assert!(encoded.iter().zip(&frames).all(|(e, f)| decode(e).is_ok_and(|d| &d == f)), "frames must round-trip");
     println!(
         "{records} partition records in {} frames, {bytes} bytes ({:.1} bytes per record)",
         frames.len(),
@@ -63,10 +41,9 @@ fn codec(c: &mut Criterion) {
     );
 
     // The same runs, reported once per record and once per byte.
-    for (group, throughput) in [
-        ("records", Throughput::Elements(records as u64)),
-        ("bytes", Throughput::Bytes(bytes as u64)),
-    ] {
+    for (group, throughput) in
+        [("records", Throughput::Elements(records as u64)), ("bytes", Throughput::Bytes(bytes as u64))]
+    {
         let mut g = c.benchmark_group(group);
         g.sample_size(20).measurement_time(Duration::from_secs(3)).throughput(throughput);
         g.bench_function("encode", |b| {

@@ -16,7 +16,13 @@ const ACCOUNT: &str = "123456789012";
 
 fn one_table(partitions: usize, run: &str) -> GeneratedCatalog {
     // One realistic partitioned Parquet table from the generator, with `partitions` partitions.
-    let spec = CatalogSpec { prefix: run.to_string(), databases: 1, tables_per_database: 1, partitions_per_table: 1, bucket: "bench-data".into() };
+    let spec = CatalogSpec {
+        prefix: run.to_string(),
+        databases: 1,
+        tables_per_database: 1,
+        partitions_per_table: 1,
+        bucket: "bench-data".into(),
+    };
     let base = generate(&spec);
     let mut table = base.tables.iter().find(|t| !t.partition_keys.is_empty()).cloned().expect("a partitioned table");
     table.partition_keys.truncate(1);
@@ -24,10 +30,22 @@ fn one_table(partitions: usize, run: &str) -> GeneratedCatalog {
     let location = table.storage_descriptor.as_ref().and_then(|s| s.location.clone()).unwrap_or_default();
     let parts = (0..partitions)
         .map(|i| {
-            let value = format!("{}-{:02}-{:02}-{:02}", 2026 + i / (12 * 28 * 24), 1 + i / (28 * 24) % 12, 1 + (i / 24) % 28, i % 24);
+            let value = format!(
+                "{}-{:02}-{:02}-{:02}",
+                2026 + i / (12 * 28 * 24),
+                1 + i / (28 * 24) % 12,
+                1 + (i / 24) % 28,
+                i % 24
+            );
             let mut sd: StorageDescriptor = table.storage_descriptor.clone().unwrap_or_default();
             sd.location = Some(format!("{location}dt_hour={value}/"));
-            Partition { database_name: table.database_name.clone(), table_name: table.name.clone(), values: vec![value], storage_descriptor: Some(sd), ..Default::default() }
+            Partition {
+                database_name: table.database_name.clone(),
+                table_name: table.name.clone(),
+                values: vec![value],
+                storage_descriptor: Some(sd),
+                ..Default::default()
+            }
         })
         .collect();
     let db = base.databases.iter().find(|d| d.name == table.database_name).cloned().expect("its database");
@@ -40,7 +58,8 @@ async fn main() {
         eprintln!("cold_copy: needs the local emulator; run scripts/bench.sh");
         return;
     }
-    let partitions: usize = std::env::var("LAKELOG_BENCH_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let partitions: usize =
+        std::env::var("LAKELOG_BENCH_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     let run = format!("bench{}", std::process::id());
     let catalog = one_table(partitions, &run);
     let table = &catalog.tables[0];
@@ -49,7 +68,9 @@ async fn main() {
     // The target database exists already (as in the source): what is measured is the table and its partitions.
     let target_db: Database = catalog.databases[0].clone();
     let target_glue = Endpoint::new("us-west-2", None).glue(None).await;
-    write_catalog(&target_glue, ACCOUNT, &GeneratedCatalog { databases: vec![target_db], ..Default::default() }).await.expect("target db");
+    write_catalog(&target_glue, ACCOUNT, &GeneratedCatalog { databases: vec![target_db], ..Default::default() })
+        .await
+        .expect("target db");
 
     let yaml = format!(
         "source: {{ region: us-east-1, include: [\"{db}.{t}\"], partition_segments: 1 }}\n\
@@ -70,7 +91,10 @@ async fn main() {
     println!("  wall time            {seconds:.2} s ({:.0} partitions/s)", partitions as f64 / seconds);
     println!("    replicated in      {:.2} s (capture, publish and apply overlap)", report.replicate_seconds);
     println!("    compared in        {:.2} s (target listed against the source)", report.compare_seconds);
-    println!("  change log           {} records in {} Kinesis records, {} PutRecords calls", report.published_records, report.published_frames, report.put_calls);
+    println!(
+        "  change log           {} records in {} Kinesis records, {} PutRecords calls",
+        report.published_records, report.published_frames, report.put_calls
+    );
     println!("  target write calls   {} {:?} (minimum {})", dr.write_calls, writes, 1 + partitions.div_ceil(100));
     println!("  target calls, all    {:?}", dr.api_calls);
 }

@@ -33,7 +33,8 @@ async fn start(name: &str) -> (watch::Sender<bool>, tokio::task::JoinHandle<RunR
          state: {{ bucket: {name}-state, create_bucket_if_missing: true }}\n\
          targets: [ {{ name: dr, region: us-west-2 }} ]\n"
     );
-    let pipeline = Arc::new(Pipeline::connect(PipelineConfig::from_yaml(&yaml, "bench").expect("config")).await.expect("connect"));
+    let pipeline =
+        Arc::new(Pipeline::connect(PipelineConfig::from_yaml(&yaml, "bench").expect("config")).await.expect("connect"));
     let (tx, rx) = watch::channel(false);
     (tx, tokio::spawn(async move { run(&pipeline, None, rx).await.expect("run") }))
 }
@@ -44,15 +45,26 @@ fn print(phase: &str, partitions: usize, seconds: f64, report: &RunReport) {
     println!("{phase}: {partitions} partition changes in {seconds:.1} s ({:.0}/s)", partitions as f64 / seconds);
     println!(
         "  lag capture->applied  p50 {:.3} s  p99 {:.3} s  max {:.3} s  ({} records)",
-        dr.lag_from_capture.p50_seconds, dr.lag_from_capture.p99_seconds, dr.lag_from_capture.max_seconds, dr.lag_from_capture.samples
+        dr.lag_from_capture.p50_seconds,
+        dr.lag_from_capture.p99_seconds,
+        dr.lag_from_capture.max_seconds,
+        dr.lag_from_capture.samples
     );
     println!(
         "  lag event->applied    p50 {:.3} s  p99 {:.3} s  (event times have 1 s resolution)",
         dr.lag_from_change.p50_seconds, dr.lag_from_change.p99_seconds
     );
-    println!("  source calls per partition change {:.3} {:?}", source_calls as f64 / partitions as f64, report.source_api_calls);
+    println!(
+        "  source calls per partition change {:.3} {:?}",
+        source_calls as f64 / partitions as f64,
+        report.source_api_calls
+    );
     let target_calls: u64 = report.target_api_calls["dr"].values().sum();
-    let target_writes: u64 = report.target_api_calls["dr"].iter().filter(|(op, _)| lakelog::aws::counter::is_write(op)).map(|(_, n)| n).sum();
+    let target_writes: u64 = report.target_api_calls["dr"]
+        .iter()
+        .filter(|(op, _)| lakelog::aws::counter::is_write(op))
+        .map(|(_, n)| n)
+        .sum();
     println!(
         "  target calls per partition change {:.3} ({:.3} writes) {:?}",
         target_calls as f64 / partitions as f64,
@@ -76,9 +88,19 @@ async fn main() {
     let seconds = env_or("LAKELOG_BENCH_SECONDS", 30);
     let name = format!("rt{}", std::process::id());
     route_glue_events(&eb, &sqs, &format!("{name}-events")).await.expect("route");
-    let spec = CatalogSpec { prefix: name.clone(), databases: 1, tables_per_database: 10, partitions_per_table: rate * seconds / 7 + 1, bucket: "bench-data".into() };
+    let spec = CatalogSpec {
+        prefix: name.clone(),
+        databases: 1,
+        tables_per_database: 10,
+        partitions_per_table: rate * seconds / 7 + 1,
+        bucket: "bench-data".into(),
+    };
     let catalog = generate(&spec);
-    let skeleton = GeneratedCatalog { databases: catalog.databases.clone(), tables: catalog.tables.clone(), partitions: Vec::new() };
+    let skeleton = GeneratedCatalog {
+        databases: catalog.databases.clone(),
+        tables: catalog.tables.clone(),
+        partitions: Vec::new(),
+    };
     crawler_burst(&glue, &eb, ACCOUNT, &skeleton, 0).await.expect("tables");
     let (stop, task) = start(&name).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -120,7 +142,13 @@ async fn main() {
     route_glue_events(&eb, &sqs, &format!("{name}-events")).await.expect("route");
     let (stop, task) = start(&name).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let catalog = generate(&CatalogSpec { prefix: name.clone(), databases: 1, tables_per_database: tables, partitions_per_table: parts, bucket: "bench-data".into() });
+    let catalog = generate(&CatalogSpec {
+        prefix: name.clone(),
+        databases: 1,
+        tables_per_database: tables,
+        partitions_per_table: parts,
+        bucket: "bench-data".into(),
+    });
     let started = Instant::now();
     let burst = crawler_burst(&glue, &eb, ACCOUNT, &catalog, 0).await.expect("burst");
     let elapsed = started.elapsed().as_secs_f64();
@@ -129,7 +157,15 @@ async fn main() {
     loop {
         let attrs = sqs
             .get_queue_attributes()
-            .queue_url(sqs.get_queue_url().queue_name(format!("{name}-events")).send().await.ok().and_then(|o| o.queue_url).unwrap_or_default())
+            .queue_url(
+                sqs.get_queue_url()
+                    .queue_name(format!("{name}-events"))
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|o| o.queue_url)
+                    .unwrap_or_default(),
+            )
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
             .send()
             .await;
@@ -137,10 +173,13 @@ async fn main() {
             .ok()
             .and_then(|a| a.attributes)
             .map(|a| {
-                [aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages, aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
-                    .iter()
-                    .filter_map(|k| a.get(k).and_then(|v| v.parse::<u64>().ok()))
-                    .sum::<u64>()
+                [
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+                    aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                ]
+                .iter()
+                .filter_map(|k| a.get(k).and_then(|v| v.parse::<u64>().ok()))
+                .sum::<u64>()
             })
             .unwrap_or(0);
         if pending == 0 || Instant::now() > deadline {

@@ -141,5 +141,3 @@ pub fn next_checkpoint(previous: Option<&Checkpoint>, sequence: SeqNo, applied: 
         records: previous.map_or(0, |p| p.records) + applied,
     }
 }
-
-

@@ -347,10 +347,8 @@ impl PipelineConfig {
                     problems.push(Problem { path: "targets".into(), message: "add at least one target".into() });
                 }
             }
-            Some(_) => problems.push(Problem {
-                path: "targets".into(),
-                message: "expected a list of targets (`- name: ...`)".into(),
-            }),
+            Some(_) => problems
+                .push(Problem { path: "targets".into(), message: "expected a list of targets (`- name: ...`)".into() }),
             None => problems.push(Problem {
                 path: "targets".into(),
                 message: "missing; add at least one target with name and region".into(),
@@ -379,7 +377,10 @@ impl PipelineConfig {
             if let Some(c) = &s.cloudtrail {
                 check_bucket("source.cloudtrail.bucket", &c.bucket, &mut problems);
                 if c.poll_seconds == 0 {
-                    problems.push(Problem { path: "source.cloudtrail.poll_seconds".into(), message: "must be at least 1".into() });
+                    problems.push(Problem {
+                        path: "source.cloudtrail.poll_seconds".into(),
+                        message: "must be at least 1".into(),
+                    });
                 }
             }
             if let Some(e) = &s.events {
@@ -387,7 +388,9 @@ impl PipelineConfig {
                     (Some(url), None) if !(url.starts_with("https://") || url.starts_with("http://")) => {
                         problems.push(Problem {
                             path: "source.events.queue_url".into(),
-                            message: format!("`{url}` is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"),
+                            message: format!(
+                                "`{url}` is not a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+                            ),
                         })
                     }
                     (Some(_), None) | (None, Some(_)) => {}
@@ -397,7 +400,10 @@ impl PipelineConfig {
                     }),
                 }
                 if !(0..=20).contains(&e.wait_seconds) {
-                    problems.push(Problem { path: "source.events.wait_seconds".into(), message: "SQS allows 0 to 20".into() });
+                    problems.push(Problem {
+                        path: "source.events.wait_seconds".into(),
+                        message: "SQS allows 0 to 20".into(),
+                    });
                 }
                 if !(10..=43_200).contains(&e.visibility_timeout_seconds) {
                     problems.push(Problem {
@@ -416,7 +422,10 @@ impl PipelineConfig {
             if !(1024..=1_040_000).contains(&s.frame_bytes) {
                 problems.push(Problem {
                     path: "stream.frame_bytes".into(),
-                    message: format!("{} is out of range; use 1024 to 1040000 (Kinesis records hold 1 MiB)", s.frame_bytes),
+                    message: format!(
+                        "{} is out of range; use 1024 to 1040000 (Kinesis records hold 1 MiB)",
+                        s.frame_bytes
+                    ),
                 });
             }
             if !(1..=500).contains(&s.shards) {
@@ -476,7 +485,11 @@ impl PipelineConfig {
                 check_s3_prefix(&format!("{rw}.to"), &r.to, &mut problems);
             }
             if let Some(s) = &source {
-                if s.region == t.region && s.catalog_id.is_some() && s.catalog_id == t.catalog_id && s.endpoint == t.endpoint {
+                if s.region == t.region
+                    && s.catalog_id.is_some()
+                    && s.catalog_id == t.catalog_id
+                    && s.endpoint == t.endpoint
+                {
                     problems.push(Problem {
                         path: at.clone(),
                         message: "target is the source catalog itself; use another region or catalog_id".into(),
@@ -726,7 +739,9 @@ extra: 1
     #[test]
     fn env_interpolation_with_default_and_missing() {
         std::env::set_var("LAKELOG_TEST_BUCKET", "from-env");
-        let text = GOOD.replace("lakelog-state", "${LAKELOG_TEST_BUCKET}").replace("lakelog-changes", "${LAKELOG_NOPE_XYZ:-dflt}");
+        let text = GOOD
+            .replace("lakelog-state", "${LAKELOG_TEST_BUCKET}")
+            .replace("lakelog-changes", "${LAKELOG_NOPE_XYZ:-dflt}");
         let c = PipelineConfig::from_yaml(&text, "t").expect("valid");
         assert_eq!(c.state.bucket, "from-env");
         assert_eq!(c.stream.name, "dflt");

@@ -103,7 +103,8 @@ impl DeadLetterStore {
 
     /// Parks one dead letter durably; returns its object key.
     pub async fn park(&self, dl: &DeadLetter) -> Result<String, AwsError> {
-        let body = serde_json::to_vec_pretty(dl).map_err(|e| AwsError::invalid_response("s3", "PutObject", &e.to_string()))?;
+        let body =
+            serde_json::to_vec_pretty(dl).map_err(|e| AwsError::invalid_response("s3", "PutObject", &e.to_string()))?;
         let id = xxhash_rust::xxh3::xxh3_64(&body);
         let key = format!("{}{:013}-{id:016x}.json", self.prefix(&dl.target), dl.parked_at);
         self.state

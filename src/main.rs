@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use lakelog::aws::client::Endpoint;
 use lakelog::config::PipelineConfig;
+use lakelog::pipeline::Pipeline;
 use lakelog::simulate::catalog::{generate, CatalogSpec};
 use lakelog::simulate::seed::{write_catalog, Seeded};
-use lakelog::pipeline::Pipeline;
 use lakelog::sync::{sync, SyncOptions, SyncReport};
 
 /// Exit codes scripts can rely on.
@@ -24,7 +24,11 @@ mod exit {
 }
 
 #[derive(Parser)]
-#[command(name = "lakelog", version, about = "Replicates an AWS Glue Data Catalog across Regions and accounts through a Kinesis change log")]
+#[command(
+    name = "lakelog",
+    version,
+    about = "Replicates an AWS Glue Data Catalog across Regions and accounts through a Kinesis change log"
+)]
 struct Cli {
     /// Pipeline configuration file.
     #[arg(short, long, global = true, default_value = "pipeline.yaml", env = "LAKELOG_CONFIG")]
@@ -268,12 +272,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(Simulate::Burst { catalog, drop_every }) => {
             let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
             let ep = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
-            let catalog_id = ep.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
+            let catalog_id =
+                ep.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
             let spec = catalog.spec();
             let started = std::time::Instant::now();
-            let burst = lakelog::simulate::events::crawler_burst(&ep.glue(None).await, &ep.eventbridge().await, &catalog_id, &generate(&spec), *drop_every)
-                .await
-                .context("burst")?;
+            let burst = lakelog::simulate::events::crawler_burst(
+                &ep.glue(None).await,
+                &ep.eventbridge().await,
+                &catalog_id,
+                &generate(&spec),
+                *drop_every,
+            )
+            .await
+            .context("burst")?;
             eprintln!(
                 "burst: {} tables, {} partitions written; {} events delivered, {} deliberately lost; {:.1}s",
                 burst.tables,
@@ -300,7 +311,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn seed(cfg: PipelineConfig, spec: CatalogSpec) -> anyhow::Result<Seeded> {
     let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
-    let catalog_id = source.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
+    let catalog_id =
+        source.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
     let catalog = generate(&spec);
     let started = std::time::Instant::now();
     let seeded = write_catalog(&source.glue(None).await, &catalog_id, &catalog).await.context("seeding the source")?;

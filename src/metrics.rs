@@ -32,9 +32,15 @@ pub fn describe() {
     describe_counter!(DEAD_LETTERS, "Records parked in the dead-letter store, by target and kind.");
     describe_counter!(APPLY_RETRIES, "Retries of target writes after retryable errors, by target.");
     describe_gauge!(REPLICATION_LAG, Unit::Seconds, "Age of the newest change applied, per target and shard.");
-    describe_gauge!(MILLIS_BEHIND_LATEST, "Kinesis MillisBehindLatest of the last GetRecords, per consumer group and shard.");
+    describe_gauge!(
+        MILLIS_BEHIND_LATEST,
+        "Kinesis MillisBehindLatest of the last GetRecords, per consumer group and shard."
+    );
     describe_counter!(CHECKPOINT_WRITES, "Checkpoints written, per consumer group.");
-    describe_counter!(RECONCILE_DRIFT, "Differences reconciliation found between the source and what lakelog recorded (lost events), by change.");
+    describe_counter!(
+        RECONCILE_DRIFT,
+        "Differences reconciliation found between the source and what lakelog recorded (lost events), by change."
+    );
     describe_counter!(EVENTS_RECEIVED, "Events received from the queue, by outcome (ok, duplicate, malformed).");
     describe_histogram!(APPLY_BATCH_DURATION, Unit::Seconds, "Time to apply one shard batch to a target.");
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::apply::applier::Applier;
+use crate::apply::filter::Filter;
 use crate::apply::target::GlueTarget;
 use crate::apply::transform::Transform;
-use crate::apply::filter::Filter;
 use crate::aws::client::Endpoint;
 use crate::aws::counter::ApiCounter;
 use crate::aws::AwsError;
@@ -62,7 +62,8 @@ impl Pipeline {
             move |source| PipelineError::Aws { what, source }
         };
         let src = Endpoint::new(&config.source.region, config.source.endpoint.as_deref());
-        let catalog_id = src.catalog_id(config.source.catalog_id.as_deref()).await.map_err(aws("the source account (STS)"))?;
+        let catalog_id =
+            src.catalog_id(config.source.catalog_id.as_deref()).await.map_err(aws("the source account (STS)"))?;
         let source = CatalogReader::new(src.glue(None).await, &catalog_id, config.source.partition_segments);
         let origin = Origin { account: catalog_id.clone(), region: config.source.region.clone(), catalog_id };
 
@@ -117,8 +118,9 @@ impl Pipeline {
 
     /// The applier for one target.
     pub fn applier(&self, target: &TargetHandle, dry_run: bool) -> Result<Applier, PipelineError> {
-        let transform = Transform::new(&target.config, &self.origin.catalog_id, &self.origin.region, &target.catalog_id)
-            .map_err(PipelineError::Filter)?;
+        let transform =
+            Transform::new(&target.config, &self.origin.catalog_id, &self.origin.region, &target.catalog_id)
+                .map_err(PipelineError::Filter)?;
         Ok(Applier::new(
             &target.config.name,
             GlueTarget::new(target.glue.clone(), &target.catalog_id, target.config.skip_archive),

@@ -146,7 +146,11 @@ impl ConsumerGroup {
         }
     }
 
-    async fn run_shard(&self, shard: &ShardInfo, mut stop: StopWhen) -> Result<(ApplyStats, ShardReport, LagRecorder), ApplyError> {
+    async fn run_shard(
+        &self,
+        shard: &ShardInfo,
+        mut stop: StopWhen,
+    ) -> Result<(ApplyStats, ShardReport, LagRecorder), ApplyError> {
         let group = self.group().to_string();
         let id = shard.shard_id.as_str();
         let mut checkpoint = self.checkpoints.load(&group, id).await?;

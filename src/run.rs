@@ -21,12 +21,12 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::aws::client::Endpoint;
 use crate::capture::cloudtrail::{CloudTrailCapture, PollStats};
 use crate::capture::lookup::{LookupCapture, LookupReader};
 use crate::capture::queue::{QueueCapture, QueueStats};
 use crate::capture::reconcile::{PassStats, Reconciler};
 use crate::capture::resolve::Resolver;
-use crate::aws::client::Endpoint;
 use crate::model::CauseKind;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::progress::Progress;
@@ -79,7 +79,11 @@ impl From<QueueStats> for EventCounts {
 }
 
 /// A capture task's fatal error stops the whole run (after logging it).
-fn stop_on_error<T, E: std::fmt::Display>(result: Result<T, E>, stop: &watch::Sender<bool>, what: &str) -> Result<T, E> {
+fn stop_on_error<T, E: std::fmt::Display>(
+    result: Result<T, E>,
+    stop: &watch::Sender<bool>,
+    what: &str,
+) -> Result<T, E> {
     if let Err(e) = &result {
         error!(error = %e, "{what} failed; shutting down");
         let _ = stop.send(true);
@@ -88,11 +92,16 @@ fn stop_on_error<T, E: std::fmt::Display>(result: Result<T, E>, stop: &watch::Se
 }
 
 /// Runs until `shutdown` turns true, then drains and returns.
-pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Receiver<bool>) -> Result<RunReport, RunError> {
+pub async fn run(
+    pipeline: &Pipeline,
+    target: Option<&str>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunReport, RunError> {
     let cfg = &pipeline.config;
     let targets = pipeline.select_targets(target)?;
     ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
-    let publisher = Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes)));
+    let publisher =
+        Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes)));
     let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
     let source_counter = crate::aws::counter::ApiCounter::source();
     let source_glue = source.glue(Some(&source_counter)).await;
@@ -114,13 +123,13 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
             let sqs = source.sqs().await;
             let queue_url = crate::capture::queue::queue_url(&sqs, events).await?;
             Some(QueueCapture {
-            sqs,
-            queue_url,
-            config: events.clone(),
-            resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
-            publisher: publisher.clone(),
-            dead_letters: pipeline.dead_letters.clone(),
-        })
+                sqs,
+                queue_url,
+                config: events.clone(),
+                resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
+                publisher: publisher.clone(),
+                dead_letters: pipeline.dead_letters.clone(),
+            })
         }
         None => None,
     };
@@ -198,7 +207,13 @@ pub async fn run(pipeline: &Pipeline, target: Option<&str>, shutdown: watch::Rec
                 match reconciler.pass(kind).await {
                     Ok(stats) => {
                         passes += 1;
-                        info!(pass = passes, changed = stats.changed, deleted = stats.deleted, stale = stats.stale, "reconciliation pass done");
+                        info!(
+                            pass = passes,
+                            changed = stats.changed,
+                            deleted = stats.deleted,
+                            stale = stats.stale,
+                            "reconciliation pass done"
+                        );
                         last = stats;
                         kind = CauseKind::Reconcile;
                     }

@@ -21,11 +21,11 @@ use tracing::info;
 
 use crate::apply::applier::Applier;
 use crate::apply::stats::{ApplyStats, Outcome};
+use crate::apply::target::PARTITION_DELETE_CHUNK;
 use crate::apply::ApplyError;
 use crate::aws::AwsError;
 use crate::capture::snapshot::{snapshot, ScanStats};
 use crate::capture::CaptureError;
-use crate::apply::target::PARTITION_DELETE_CHUNK;
 use crate::model::{CatalogObject, ChangeRecord, ObjectKind};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::progress::Progress;

@@ -92,8 +92,12 @@ impl Applier {
         let mut db_del = Vec::new();
         for (key, rec) in latest {
             match (rec.op, rec.state.as_ref().map(|s| self.transform.apply(s))) {
-                (Op::Upsert, Some(CatalogObject::Database(d))) if key.kind() == ObjectKind::Database => db_up.push((rec, d)),
-                (Op::Upsert, Some(CatalogObject::Table(t))) if key.kind() == ObjectKind::Table => table_up.push((rec, t)),
+                (Op::Upsert, Some(CatalogObject::Database(d))) if key.kind() == ObjectKind::Database => {
+                    db_up.push((rec, d))
+                }
+                (Op::Upsert, Some(CatalogObject::Table(t))) if key.kind() == ObjectKind::Table => {
+                    table_up.push((rec, t))
+                }
                 (Op::Upsert, Some(CatalogObject::Partition(p))) if key.kind() == ObjectKind::Partition => {
                     part_up.entry((p.database_name.clone(), p.table_name.clone())).or_default().push((rec, p))
                 }
@@ -105,7 +109,8 @@ impl Applier {
                     }
                 },
                 _ => {
-                    let reason = "malformed record: an upsert whose state is missing or of another kind than its key".to_string();
+                    let reason = "malformed record: an upsert whose state is missing or of another kind than its key"
+                        .to_string();
                     self.park(&rec, reason, None).await?;
                     stats.add(key.kind(), Outcome::DeadLettered, 1);
                 }
@@ -349,11 +354,14 @@ impl Applier {
         let mut backoff = Duration::from_millis(200);
         for attempt in 1..=self.cfg.max_attempts {
             let mut retry = Vec::new();
-            let by_values: HashMap<Vec<String>, Partition> = parts.iter().map(|p| (p.values.clone(), p.clone())).collect();
+            let by_values: HashMap<Vec<String>, Partition> =
+                parts.iter().map(|p| (p.values.clone(), p.clone())).collect();
             for c in parts.chunks(chunk) {
                 for item in self.partition_call(op, db, table, c).await? {
                     match by_values.get(&item.values) {
-                        Some(p) if item.error.class.is_retryable() && attempt < self.cfg.max_attempts => retry.push(p.clone()),
+                        Some(p) if item.error.class.is_retryable() && attempt < self.cfg.max_attempts => {
+                            retry.push(p.clone())
+                        }
                         Some(_) if item.error.class.is_retryable() => return Err(self.unavailable(item.error)),
                         _ => final_errors.push(item),
                     }
@@ -371,7 +379,12 @@ impl Applier {
     }
 
     /// Existing target partitions among `values`, waiting (bounded) for the table to exist.
-    async fn existing_partitions(&self, db: &str, table: &str, values: &[Vec<String>]) -> Result<HashMap<Vec<String>, Partition>, AwsError> {
+    async fn existing_partitions(
+        &self,
+        db: &str,
+        table: &str,
+        values: &[Vec<String>],
+    ) -> Result<HashMap<Vec<String>, Partition>, AwsError> {
         // A dry run creates no parents, so there is nothing to wait for.
         let wait = if self.dry_run { 0 } else { self.cfg.dependency_wait_seconds };
         let deadline = Instant::now() + Duration::from_secs(wait);
@@ -390,11 +403,17 @@ impl Applier {
         Ok(out)
     }
 
-    async fn upsert_partitions(&self, db: String, table: String, items: Vec<(ChangeRecord, Partition)>) -> Result<ApplyStats, ApplyError> {
+    async fn upsert_partitions(
+        &self,
+        db: String,
+        table: String,
+        items: Vec<(ChangeRecord, Partition)>,
+    ) -> Result<ApplyStats, ApplyError> {
         let mut stats = ApplyStats::default();
         let k = ObjectKind::Partition;
         let values: Vec<Vec<String>> = items.iter().map(|(_, p)| p.values.clone()).collect();
-        let records: HashMap<Vec<String>, ChangeRecord> = items.iter().map(|(r, p)| (p.values.clone(), r.clone())).collect();
+        let records: HashMap<Vec<String>, ChangeRecord> =
+            items.iter().map(|(r, p)| (p.values.clone(), r.clone())).collect();
         let current = match self.existing_partitions(&db, &table, &values).await {
             Ok(c) => c,
             // A dry run creates no parents, so a missing table means every partition is new.
@@ -463,14 +482,24 @@ impl Applier {
         Ok(stats)
     }
 
-    async fn delete_partitions(&self, db: String, table: String, items: Vec<ChangeRecord>) -> Result<ApplyStats, ApplyError> {
+    async fn delete_partitions(
+        &self,
+        db: String,
+        table: String,
+        items: Vec<ChangeRecord>,
+    ) -> Result<ApplyStats, ApplyError> {
         let mut stats = ApplyStats::default();
         let k = ObjectKind::Partition;
         let mut records = HashMap::new();
         let mut parts = Vec::new();
         for r in items {
             if let ObjectKey::Partition { values, .. } = &r.key {
-                parts.push(Partition { database_name: db.clone(), table_name: table.clone(), values: values.clone(), ..Default::default() });
+                parts.push(Partition {
+                    database_name: db.clone(),
+                    table_name: table.clone(),
+                    values: values.clone(),
+                    ..Default::default()
+                });
                 records.insert(values.clone(), r);
             }
         }

@@ -156,7 +156,12 @@ impl GlueTarget {
 
     /// The existing partitions among `values` (one BatchGetPartition chunk, unprocessed keys
     /// re-requested until none are left).
-    pub async fn get_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<Vec<Partition>, AwsError> {
+    pub async fn get_partitions(
+        &self,
+        database: &str,
+        table: &str,
+        values: &[Vec<String>],
+    ) -> Result<Vec<Partition>, AwsError> {
         let mut pending: Vec<PartitionValueList> = values.iter().map(|v| values_list(v)).collect::<Result<_, _>>()?;
         let mut found = Vec::new();
         let mut rounds = 0;
@@ -191,7 +196,12 @@ impl GlueTarget {
     }
 
     /// BatchCreatePartition for one chunk (≤ 100).
-    pub async fn create_partitions(&self, database: &str, table: &str, parts: &[Partition]) -> Result<Vec<ItemError>, AwsError> {
+    pub async fn create_partitions(
+        &self,
+        database: &str,
+        table: &str,
+        parts: &[Partition],
+    ) -> Result<Vec<ItemError>, AwsError> {
         let inputs = parts
             .iter()
             .map(|p| partition_input(p).map_err(|e| invalid("BatchCreatePartition", e)))
@@ -217,7 +227,12 @@ impl GlueTarget {
     }
 
     /// BatchUpdatePartition for one chunk (≤ 100).
-    pub async fn update_partitions(&self, database: &str, table: &str, parts: &[Partition]) -> Result<Vec<ItemError>, AwsError> {
+    pub async fn update_partitions(
+        &self,
+        database: &str,
+        table: &str,
+        parts: &[Partition],
+    ) -> Result<Vec<ItemError>, AwsError> {
         let entries = parts
             .iter()
             .map(|p| {
@@ -250,7 +265,12 @@ impl GlueTarget {
     }
 
     /// BatchDeletePartition for one chunk (≤ 25).
-    pub async fn delete_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<Vec<ItemError>, AwsError> {
+    pub async fn delete_partitions(
+        &self,
+        database: &str,
+        table: &str,
+        values: &[Vec<String>],
+    ) -> Result<Vec<ItemError>, AwsError> {
         let keys = values.iter().map(|v| values_list(v)).collect::<Result<Vec<_>, _>>()?;
         let out = self
             .glue

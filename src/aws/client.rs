@@ -99,11 +99,8 @@ impl Endpoint {
     /// The account id of the credentials in use (STS GetCallerIdentity).
     pub async fn account_id(&self) -> Result<String, AwsError> {
         let client = aws_sdk_sts::Client::new(&self.sdk_config().await);
-        let out = client
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
+        let out =
+            client.get_caller_identity().send().await.map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
         out.account.ok_or_else(|| AwsError::invalid_response("sts", "GetCallerIdentity", "no account in the answer"))
     }
 }

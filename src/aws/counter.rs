@@ -25,8 +25,19 @@ pub struct ApiCounter {
 /// Whether an operation name changes the catalog.
 pub fn is_write(operation: &str) -> bool {
     const WRITE_PREFIXES: [&str; 13] = [
-        "Create", "Update", "Delete", "BatchCreate", "BatchUpdate", "BatchDelete", "Put", "Grant", "Revoke",
-        "BatchGrant", "BatchRevoke", "Add", "Remove",
+        "Create",
+        "Update",
+        "Delete",
+        "BatchCreate",
+        "BatchUpdate",
+        "BatchDelete",
+        "Put",
+        "Grant",
+        "Revoke",
+        "BatchGrant",
+        "BatchRevoke",
+        "Add",
+        "Remove",
     ];
     WRITE_PREFIXES.iter().any(|w| operation.starts_with(w))
 }

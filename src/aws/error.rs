@@ -5,8 +5,8 @@ use std::fmt;
 
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// What a failed call means for the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,9 @@ impl ErrorClass {
             "EntityNotFoundException" | "ResourceNotFoundException" | "NoSuchKey" | "NoSuchBucket" | "NotFound" => {
                 ErrorClass::NotFound
             }
-            "AlreadyExistsException" | "ResourceInUseException" | "BucketAlreadyOwnedByYou" => ErrorClass::AlreadyExists,
+            "AlreadyExistsException" | "ResourceInUseException" | "BucketAlreadyOwnedByYou" => {
+                ErrorClass::AlreadyExists
+            }
             "PreconditionFailed" | "ConditionalRequestConflict" => ErrorClass::Conflict,
             _ => ErrorClass::Permanent,
         }
@@ -148,7 +150,12 @@ impl AwsError {
     }
 
     /// An error reported for one item of a batch call (e.g. BatchCreatePartition's `Errors`).
-    pub fn batch_item(service: &'static str, operation: &'static str, code: Option<&str>, message: Option<&str>) -> AwsError {
+    pub fn batch_item(
+        service: &'static str,
+        operation: &'static str,
+        code: Option<&str>,
+        message: Option<&str>,
+    ) -> AwsError {
         AwsError {
             service,
             operation,

@@ -41,11 +41,7 @@ pub enum ConvertError {
 
 impl ConvertError {
     fn build(what: &'static str, name: impl Into<String>, err: BuildError) -> Self {
-        ConvertError::Build {
-            what,
-            name: name.into(),
-            message: err.to_string(),
-        }
+        ConvertError::Build { what, name: name.into(), message: err.to_string() }
     }
 }
 
@@ -55,8 +51,7 @@ impl ConvertError {
 
 /// An SDK string map (absent = empty) as model parameters.
 fn params_from_sdk(m: Option<&HashMap<String, String>>) -> model::Params {
-    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
+    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
 }
 
 /// Model parameters as an SDK string map; empty is sent as absent.
@@ -70,10 +65,7 @@ fn list_input<T, U>(v: &[T], f: impl Fn(&T) -> U) -> Option<Vec<U>> {
 }
 
 /// Like [`list_input`] for elements whose conversion can fail.
-fn try_list_input<T, U>(
-    v: &[T],
-    f: impl Fn(&T) -> Result<U, ConvertError>,
-) -> Result<Option<Vec<U>>, ConvertError> {
+fn try_list_input<T, U>(v: &[T], f: impl Fn(&T) -> Result<U, ConvertError>) -> Result<Option<Vec<U>>, ConvertError> {
     if v.is_empty() {
         return Ok(None);
     }
@@ -116,10 +108,7 @@ pub fn database_from_sdk(d: &sdk::Database) -> model::Database {
             .collect(),
         target_database: d.target_database().map(database_identifier_from_sdk),
         federated_database: d.federated_database().map(federated_database_from_sdk),
-        meta: model::DatabaseMeta {
-            catalog_id: owned(d.catalog_id()),
-            create_time: millis_from_sdk(d.create_time()),
-        },
+        meta: model::DatabaseMeta { catalog_id: owned(d.catalog_id()), create_time: millis_from_sdk(d.create_time()) },
     }
 }
 
@@ -158,11 +147,7 @@ pub fn table_from_sdk(t: &sdk::Table, database_name: &str) -> model::Table {
 
 /// A Glue partition as returned by `GetPartition(s)`. The partition's own database and table
 /// names win; the arguments (what was queried) are used when Glue leaves them out.
-pub fn partition_from_sdk(
-    p: &sdk::Partition,
-    database_name: &str,
-    table_name: &str,
-) -> model::Partition {
+pub fn partition_from_sdk(p: &sdk::Partition, database_name: &str, table_name: &str) -> model::Partition {
     model::Partition {
         database_name: p.database_name().unwrap_or(database_name).to_owned(),
         table_name: p.table_name().unwrap_or(table_name).to_owned(),
@@ -180,15 +165,8 @@ pub fn partition_from_sdk(
 
 fn principal_permissions_from_sdk(p: &sdk::PrincipalPermissions) -> model::PrincipalPermissions {
     model::PrincipalPermissions {
-        principal: owned(
-            p.principal()
-                .and_then(|p| p.data_lake_principal_identifier()),
-        ),
-        permissions: p
-            .permissions()
-            .iter()
-            .map(|perm| perm.as_str().to_owned())
-            .collect(),
+        principal: owned(p.principal().and_then(|p| p.data_lake_principal_identifier())),
+        permissions: p.permissions().iter().map(|perm| perm.as_str().to_owned()).collect(),
     }
 }
 
@@ -230,11 +208,7 @@ fn view_definition_from_sdk(v: &sdk::ViewDefinition) -> model::ViewDefinition {
     model::ViewDefinition {
         is_protected: v.is_protected(),
         definer: owned(v.definer()),
-        representations: v
-            .representations()
-            .iter()
-            .map(view_representation_from_sdk)
-            .collect(),
+        representations: v.representations().iter().map(view_representation_from_sdk).collect(),
         sub_objects: v.sub_objects().to_vec(),
     }
 }
@@ -286,10 +260,7 @@ fn serde_info_from_sdk(s: &sdk::SerDeInfo) -> model::SerDeInfo {
 }
 
 fn order_from_sdk(o: &sdk::Order) -> model::Order {
-    model::Order {
-        column: o.column().to_owned(),
-        sort_order: o.sort_order(),
-    }
+    model::Order { column: o.column().to_owned(), sort_order: o.sort_order() }
 }
 
 fn skewed_info_from_sdk(s: &sdk::SkewedInfo) -> model::SkewedInfo {
@@ -357,9 +328,7 @@ pub fn table_input(t: &model::Table) -> Result<sdk::TableInput, ConvertError> {
         .set_federated_table(t.federated_table.as_ref().map(federated_table_input))
         .set_view_definition(t.view_definition.as_ref().map(view_definition_input))
         .build()
-        .map_err(|e| {
-            ConvertError::build("TableInput", format!("{}.{}", t.database_name, t.name), e)
-        })
+        .map_err(|e| ConvertError::build("TableInput", format!("{}.{}", t.database_name, t.name), e))
 }
 
 /// The `PartitionInput` for `CreatePartition`/`UpdatePartition`/`BatchCreatePartition` (read-only
@@ -376,14 +345,10 @@ pub fn partition_input(p: &model::Partition) -> Result<sdk::PartitionInput, Conv
 
 fn principal_permissions_input(p: &model::PrincipalPermissions) -> sdk::PrincipalPermissions {
     sdk::PrincipalPermissions::builder()
-        .set_principal(p.principal.as_ref().map(|id| {
-            sdk::DataLakePrincipal::builder()
-                .data_lake_principal_identifier(id)
-                .build()
-        }))
-        .set_permissions(list_input(&p.permissions, |perm| {
-            sdk::Permission::from(perm.as_str())
-        }))
+        .set_principal(
+            p.principal.as_ref().map(|id| sdk::DataLakePrincipal::builder().data_lake_principal_identifier(id).build()),
+        )
+        .set_permissions(list_input(&p.permissions, |perm| sdk::Permission::from(perm.as_str())))
         .build()
 }
 
@@ -517,10 +482,7 @@ mod tests {
     use crate::model::Params;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn strings(v: &[&str]) -> Vec<String> {
@@ -541,47 +503,30 @@ mod tests {
             columns: vec![column("id", "bigint"), column("payload", "string")],
             location: Some("s3://lake/sales/orders/".into()),
             additional_locations: strings(&["s3://lake-archive/sales/orders/"]),
-            input_format: Some(
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into(),
-            ),
-            output_format: Some(
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat".into(),
-            ),
+            input_format: Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into()),
+            output_format: Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat".into()),
             compressed: true,
             number_of_buckets: 8,
             serde_info: Some(model::SerDeInfo {
                 name: Some("parquet".into()),
-                serialization_library: Some(
-                    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe".into(),
-                ),
+                serialization_library: Some("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe".into()),
                 parameters: params(&[("serialization.format", "1")]),
             }),
             bucket_columns: strings(&["id"]),
             sort_columns: vec![
-                model::Order {
-                    column: "id".into(),
-                    sort_order: 1,
-                },
-                model::Order {
-                    column: "payload".into(),
-                    sort_order: 0,
-                },
+                model::Order { column: "id".into(), sort_order: 1 },
+                model::Order { column: "payload".into(), sort_order: 0 },
             ],
             parameters: params(&[("classification", "parquet"), ("compressionType", "snappy")]),
             skewed_info: Some(model::SkewedInfo {
                 skewed_column_names: strings(&["id"]),
                 skewed_column_values: strings(&["42"]),
-                skewed_column_value_location_maps: params(&[(
-                    "42",
-                    "s3://lake/sales/orders/skew42/",
-                )]),
+                skewed_column_value_location_maps: params(&[("42", "s3://lake/sales/orders/skew42/")]),
             }),
             stored_as_sub_directories: true,
             schema_reference: Some(model::SchemaReference {
                 schema_id: Some(model::SchemaId {
-                    schema_arn: Some(
-                        "arn:aws:glue:eu-west-1:111122223333:schema/reg/orders".into(),
-                    ),
+                    schema_arn: Some("arn:aws:glue:eu-west-1:111122223333:schema/reg/orders".into()),
                     schema_name: Some("orders".into()),
                     registry_name: Some("reg".into()),
                 }),
@@ -628,9 +573,7 @@ mod tests {
                     view_expanded_text: Some("SELECT id, payload FROM sales.raw_orders".into()),
                     validation_connection: Some("athena-validation".into()),
                 }],
-                sub_objects: strings(&[
-                    "arn:aws:glue:eu-west-1:111122223333:table/sales/raw_orders",
-                ]),
+                sub_objects: strings(&["arn:aws:glue:eu-west-1:111122223333:table/sales/raw_orders"]),
             }),
             meta: model::TableMeta {
                 catalog_id: Some("111122223333".into()),
@@ -665,10 +608,7 @@ mod tests {
                 connection_name: Some("rs".into()),
                 connection_type: Some("REDSHIFT".into()),
             }),
-            meta: model::DatabaseMeta {
-                catalog_id: Some("111122223333".into()),
-                create_time: Some(1_600_000_000_000),
-            },
+            meta: model::DatabaseMeta { catalog_id: Some("111122223333".into()), create_time: Some(1_600_000_000_000) },
         }
     }
 
@@ -689,11 +629,7 @@ mod tests {
     }
 
     /// The read type Glue would return for a table written with `input`, plus `meta`.
-    fn sdk_table_from_input(
-        input: &sdk::TableInput,
-        db: &str,
-        meta: &model::TableMeta,
-    ) -> sdk::Table {
+    fn sdk_table_from_input(input: &sdk::TableInput, db: &str, meta: &model::TableMeta) -> sdk::Table {
         let view_definition = input.view_definition.as_ref().map(|v| {
             sdk::ViewDefinition::builder()
                 .set_is_protected(v.is_protected)
@@ -750,21 +686,10 @@ mod tests {
 
         assert_eq!(input.name, "orders");
         assert_eq!(input.retention, 30);
-        let view = input
-            .view_definition
-            .as_ref()
-            .expect("view definition is sent");
-        assert_eq!(
-            view.view_version_id, 0,
-            "Glue-managed view version is not sent"
-        );
+        let view = input.view_definition.as_ref().expect("view definition is sent");
+        assert_eq!(view.view_version_id, 0, "Glue-managed view version is not sent");
         assert_eq!(view.representations.as_ref().map(Vec::len), Some(1));
-        assert_eq!(
-            view.representations
-                .as_ref()
-                .and_then(|r| r[0].dialect.clone()),
-            Some(sdk::ViewDialect::Athena)
-        );
+        assert_eq!(view.representations.as_ref().and_then(|r| r[0].dialect.clone()), Some(sdk::ViewDialect::Athena));
 
         let read = sdk_table_from_input(&input, "sales", &table.meta);
         let back = table_from_sdk(&read, "ignored");
@@ -774,35 +699,19 @@ mod tests {
 
     #[test]
     fn table_database_name_falls_back_to_argument() {
-        let read = sdk::Table::builder()
-            .name("t")
-            .build()
-            .expect("name is set");
+        let read = sdk::Table::builder().name("t").build().expect("name is set");
         let t = table_from_sdk(&read, "queried_db");
         assert_eq!(t.database_name, "queried_db");
         assert_eq!(t.name, "t");
-        assert_eq!(
-            t,
-            model::Table {
-                database_name: "queried_db".into(),
-                name: "t".into(),
-                ..Default::default()
-            }
-        );
+        assert_eq!(t, model::Table { database_name: "queried_db".into(), name: "t".into(), ..Default::default() });
     }
 
     #[test]
     fn database_round_trips_through_input_and_read_type() {
         let db = full_database();
         let input = database_input(&db).expect("database input");
-        let perms = input
-            .create_table_default_permissions
-            .clone()
-            .unwrap_or_default();
-        assert_eq!(
-            perms[0].permissions(),
-            &[sdk::Permission::All, sdk::Permission::Select]
-        );
+        let perms = input.create_table_default_permissions.clone().unwrap_or_default();
+        assert_eq!(perms[0].permissions(), &[sdk::Permission::All, sdk::Permission::Select]);
 
         let read = sdk::Database::builder()
             .name(input.name.clone())
@@ -841,14 +750,9 @@ mod tests {
         assert_eq!(back.writable(), part.writable());
         assert_eq!(back.meta, part.meta);
 
-        let anonymous = sdk::Partition::builder()
-            .set_values(input.values.clone())
-            .build();
+        let anonymous = sdk::Partition::builder().set_values(input.values.clone()).build();
         let back = partition_from_sdk(&anonymous, "sales", "orders");
-        assert_eq!(
-            (back.database_name.as_str(), back.table_name.as_str()),
-            ("sales", "orders")
-        );
+        assert_eq!((back.database_name.as_str(), back.table_name.as_str()), ("sales", "orders"));
     }
 
     #[test]
@@ -857,36 +761,24 @@ mod tests {
             database_name: "db".into(),
             name: "t".into(),
             storage_descriptor: Some(model::StorageDescriptor {
-                columns: vec![model::Column {
-                    name: "c".into(),
-                    ..Default::default()
-                }],
+                columns: vec![model::Column { name: "c".into(), ..Default::default() }],
                 serde_info: Some(model::SerDeInfo::default()),
                 skewed_info: Some(model::SkewedInfo::default()),
                 ..Default::default()
             }),
-            view_definition: Some(model::ViewDefinition {
-                definer: Some("me".into()),
-                ..Default::default()
-            }),
+            view_definition: Some(model::ViewDefinition { definer: Some("me".into()), ..Default::default() }),
             ..Default::default()
         };
         let input = table_input(&table).expect("table input");
         assert!(input.partition_keys.is_none());
         assert!(input.parameters.is_none());
         let sd = input.storage_descriptor.as_ref().expect("sd");
-        assert!(sd
-            .columns
-            .as_ref()
-            .is_some_and(|c| c[0].parameters.is_none()));
+        assert!(sd.columns.as_ref().is_some_and(|c| c[0].parameters.is_none()));
         assert!(sd.additional_locations.is_none());
         assert!(sd.bucket_columns.is_none());
         assert!(sd.sort_columns.is_none());
         assert!(sd.parameters.is_none());
-        assert!(sd
-            .serde_info
-            .as_ref()
-            .is_some_and(|s| s.parameters.is_none()));
+        assert!(sd.serde_info.as_ref().is_some_and(|s| s.parameters.is_none()));
         let skew = sd.skewed_info.as_ref().expect("skewed info");
         assert!(skew.skewed_column_names.is_none());
         assert!(skew.skewed_column_values.is_none());
@@ -897,14 +789,8 @@ mod tests {
         assert!(view.representations.is_none());
         assert!(view.sub_objects.is_none());
 
-        let no_view = model::Table {
-            view_definition: None,
-            ..table
-        };
-        assert!(table_input(&no_view)
-            .expect("table input")
-            .view_definition
-            .is_none());
+        let no_view = model::Table { view_definition: None, ..table };
+        assert!(table_input(&no_view).expect("table input").view_definition.is_none());
 
         let db = model::Database {
             name: "db".into(),
@@ -913,24 +799,14 @@ mod tests {
         };
         let input = database_input(&db).expect("database input");
         assert!(input.parameters.is_none());
-        let perms = input
-            .create_table_default_permissions
-            .as_ref()
-            .expect("perms");
+        let perms = input.create_table_default_permissions.as_ref().expect("perms");
         assert!(perms[0].permissions.is_none());
         assert!(perms[0].principal.is_none());
-        let input = database_input(&model::Database {
-            name: "db".into(),
-            ..Default::default()
-        })
-        .expect("database input");
+        let input =
+            database_input(&model::Database { name: "db".into(), ..Default::default() }).expect("database input");
         assert!(input.create_table_default_permissions.is_none());
 
-        let part = model::Partition {
-            database_name: "db".into(),
-            table_name: "t".into(),
-            ..Default::default()
-        };
+        let part = model::Partition { database_name: "db".into(), table_name: "t".into(), ..Default::default() };
         let input = partition_input(&part).expect("partition input");
         assert!(input.values.is_none());
         assert!(input.parameters.is_none());
@@ -939,28 +815,18 @@ mod tests {
 
     #[test]
     fn absent_sdk_collections_read_as_empty() {
-        let read = sdk::Partition::builder()
-            .storage_descriptor(sdk::StorageDescriptor::builder().build())
-            .build();
+        let read = sdk::Partition::builder().storage_descriptor(sdk::StorageDescriptor::builder().build()).build();
         let p = partition_from_sdk(&read, "db", "t");
         assert!(p.values.is_empty());
         assert!(p.parameters.is_empty());
-        assert_eq!(
-            p.storage_descriptor,
-            Some(model::StorageDescriptor::default())
-        );
+        assert_eq!(p.storage_descriptor, Some(model::StorageDescriptor::default()));
     }
 
     #[test]
     fn build_error_names_object_and_message() {
-        let err = sdk::Column::builder()
-            .build()
-            .map_err(|e| ConvertError::build("Column", "db.t.c", e));
+        let err = sdk::Column::builder().build().map_err(|e| ConvertError::build("Column", "db.t.c", e));
         let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            msg.starts_with("cannot build Glue Column for db.t.c: "),
-            "{msg}"
-        );
+        assert!(msg.starts_with("cannot build Glue Column for db.t.c: "), "{msg}");
         assert!(msg.contains("name"), "{msg}");
     }
 }

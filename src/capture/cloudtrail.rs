@@ -114,21 +114,26 @@ impl CloudTrailCapture {
             .map_err(|e| self.aws(AwsError::invalid_response("s3", "GetObject", &e.to_string())))?
             .into_bytes();
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .map_err(|e| self.aws(AwsError::invalid_response("s3", "GetObject", &format!("{key} is not gzip JSON: {e}"))))?;
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).map_err(|e| {
+            self.aws(AwsError::invalid_response("s3", "GetObject", &format!("{key} is not gzip JSON: {e}")))
+        })?;
         Ok(text)
     }
 
     /// Processes every new log file of yesterday and today (UTC, relative to `now`).
-    pub async fn poll_once(&self, now: OffsetDateTime, seen_events: &mut HashSet<String>) -> Result<PollStats, CloudTrailError> {
+    pub async fn poll_once(
+        &self,
+        now: OffsetDateTime,
+        seen_events: &mut HashSet<String>,
+    ) -> Result<PollStats, CloudTrailError> {
         let mut stats = PollStats::default();
         let (mut cursor, mut etag) = match self.state.get_bytes(&self.cursor_key()).await.map_err(|e| self.aws(e))? {
             Some((body, etag)) => (serde_json::from_slice::<Cursor>(&body).unwrap_or_default(), etag),
             None => (Cursor::default(), None),
         };
         let days = [now - time::Duration::days(1), now];
-        let prefixes: Vec<String> = days.iter().map(|d| day_prefix(&self.config, &self.account, &self.region, *d)).collect();
+        let prefixes: Vec<String> =
+            days.iter().map(|d| day_prefix(&self.config, &self.account, &self.region, *d)).collect();
         for prefix in &prefixes {
             for key in self.list(prefix).await? {
                 if cursor.processed.contains(&key) {
@@ -162,7 +167,8 @@ impl CloudTrailCapture {
                 // Durable only now: the file's changes are in the change log.
                 cursor.processed.insert(key);
                 cursor.processed.retain(|k| prefixes.iter().any(|p| k.starts_with(p)));
-                let body = serde_json::to_vec(&cursor).map_err(|e| self.aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;
+                let body = serde_json::to_vec(&cursor)
+                    .map_err(|e| self.aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;
                 match self.state.put_if(&self.cursor_key(), body, etag.as_deref()).await.map_err(|e| self.aws(e))? {
                     PutOutcome::Written(new) => etag = new,
                     PutOutcome::Conflict => return Err(CloudTrailError::CursorConflict { key: self.cursor_key() }),

@@ -74,22 +74,15 @@ pub enum EventError {
     NotJson { reason: String },
     #[error("{what} is JSON but not an object; lakelog expects a JSON object")]
     NotAnObject { what: &'static str },
-    #[error(
-        "event is {bytes} bytes, over the {limit}-byte limit of an SQS message; not an AWS event"
-    )]
+    #[error("event is {bytes} bytes, over the {limit}-byte limit of an SQS message; not an AWS event")]
     TooLarge { bytes: usize, limit: usize },
     #[error("`{detail_type}` lacks `{field}` (or it has the wrong JSON type); lakelog expects it as AWS documents it")]
-    MissingField {
-        field: &'static str,
-        detail_type: String,
-    },
+    MissingField { field: &'static str, detail_type: String },
     #[error("unknown event type `{detail_type}`; lakelog expects `{TABLE_STATE_CHANGE}`, `{DATABASE_STATE_CHANGE}` or `{CLOUDTRAIL_API_CALL}` (check the EventBridge rule's pattern)")]
     UnknownDetailType { detail_type: String },
     // Named `found`, not `source`: thiserror would take a field named `source` for the error's
     // cause.
-    #[error(
-        "event from source `{found}`, not `{GLUE_SOURCE}`; check the EventBridge rule's pattern"
-    )]
+    #[error("event from source `{found}`, not `{GLUE_SOURCE}`; check the EventBridge rule's pattern")]
     WrongSource { found: String },
 }
 
@@ -99,42 +92,22 @@ pub enum EventError {
 /// another service) gives a [`ParsedEvent`] without hints, not an error.
 pub fn parse_eventbridge(body: &str) -> Result<ParsedEvent, EventError> {
     if body.len() > MAX_EVENT_BYTES {
-        return Err(EventError::TooLarge {
-            bytes: body.len(),
-            limit: MAX_EVENT_BYTES,
-        });
+        return Err(EventError::TooLarge { bytes: body.len(), limit: MAX_EVENT_BYTES });
     }
-    let value: Value = serde_json::from_str(body).map_err(|e| EventError::NotJson {
-        reason: e.to_string(),
-    })?;
-    let envelope = value.as_object().ok_or(EventError::NotAnObject {
-        what: "EventBridge event",
-    })?;
+    let value: Value = serde_json::from_str(body).map_err(|e| EventError::NotJson { reason: e.to_string() })?;
+    let envelope = value.as_object().ok_or(EventError::NotAnObject { what: "EventBridge event" })?;
     let detail_type = envelope.get("detail-type").and_then(Value::as_str);
     let label = detail_type.unwrap_or("EventBridge event");
     let source = required_str(envelope, "source", label)?;
     if source != GLUE_SOURCE {
-        return Err(EventError::WrongSource {
-            found: source.to_string(),
-        });
+        return Err(EventError::WrongSource { found: source.to_string() });
     }
     let detail_type = detail_type.ok_or_else(|| missing("detail-type", label))?;
-    if ![
-        TABLE_STATE_CHANGE,
-        DATABASE_STATE_CHANGE,
-        CLOUDTRAIL_API_CALL,
-    ]
-    .contains(&detail_type)
-    {
-        return Err(EventError::UnknownDetailType {
-            detail_type: detail_type.to_string(),
-        });
+    if ![TABLE_STATE_CHANGE, DATABASE_STATE_CHANGE, CLOUDTRAIL_API_CALL].contains(&detail_type) {
+        return Err(EventError::UnknownDetailType { detail_type: detail_type.to_string() });
     }
     let id = required_str(envelope, "id", detail_type)?;
-    let detail = envelope
-        .get("detail")
-        .and_then(Value::as_object)
-        .ok_or_else(|| missing("detail", detail_type))?;
+    let detail = envelope.get("detail").and_then(Value::as_object).ok_or_else(|| missing("detail", detail_type))?;
     let time_ms = envelope.get("time").and_then(rfc3339_ms);
     if detail_type == CLOUDTRAIL_API_CALL {
         let hints = cloudtrail_hints(detail)?.unwrap_or_default();
@@ -142,51 +115,28 @@ pub fn parse_eventbridge(body: &str) -> Result<ParsedEvent, EventError> {
         // whether it arrives through EventBridge or a log file.
         let id = detail.get("eventID").and_then(Value::as_str).unwrap_or(id);
         let time_ms = detail.get("eventTime").and_then(rfc3339_ms).or(time_ms);
-        return Ok(ParsedEvent {
-            id: id.to_string(),
-            time_ms,
-            hints,
-        });
+        return Ok(ParsedEvent { id: id.to_string(), time_ms, hints });
     }
-    Ok(ParsedEvent {
-        id: id.to_string(),
-        time_ms,
-        hints: state_change_hints(detail, detail_type)?,
-    })
+    Ok(ParsedEvent { id: id.to_string(), time_ms, hints: state_change_hints(detail, detail_type)? })
 }
 
 /// Parses one CloudTrail record (from an EventBridge "AWS API Call via CloudTrail" event or a log
 /// file); `Ok(None)` when it is not a successful, mutating Glue call.
 pub fn parse_cloudtrail_record(record: &Value) -> Result<Option<ParsedEvent>, EventError> {
-    let record = record.as_object().ok_or(EventError::NotAnObject {
-        what: CLOUDTRAIL_RECORD,
-    })?;
+    let record = record.as_object().ok_or(EventError::NotAnObject { what: CLOUDTRAIL_RECORD })?;
     let Some(hints) = cloudtrail_hints(record)? else {
         return Ok(None);
     };
     let id = required_str(record, "eventID", CLOUDTRAIL_RECORD)?;
-    Ok(Some(ParsedEvent {
-        id: id.to_string(),
-        time_ms: record.get("eventTime").and_then(rfc3339_ms),
-        hints,
-    }))
+    Ok(Some(ParsedEvent { id: id.to_string(), time_ms: record.get("eventTime").and_then(rfc3339_ms), hints }))
 }
 
 /// Parses a CloudTrail log file's JSON (already decompressed): every Glue change in it, and the
 /// errors of records that could not be parsed (a bad record never hides the good ones).
-pub fn parse_cloudtrail_file(
-    json: &str,
-) -> Result<(Vec<ParsedEvent>, Vec<EventError>), EventError> {
-    let value: Value = serde_json::from_str(json).map_err(|e| EventError::NotJson {
-        reason: e.to_string(),
-    })?;
-    let file = value.as_object().ok_or(EventError::NotAnObject {
-        what: CLOUDTRAIL_FILE,
-    })?;
-    let records = file
-        .get("Records")
-        .and_then(Value::as_array)
-        .ok_or_else(|| missing("Records", CLOUDTRAIL_FILE))?;
+pub fn parse_cloudtrail_file(json: &str) -> Result<(Vec<ParsedEvent>, Vec<EventError>), EventError> {
+    let value: Value = serde_json::from_str(json).map_err(|e| EventError::NotJson { reason: e.to_string() })?;
+    let file = value.as_object().ok_or(EventError::NotAnObject { what: CLOUDTRAIL_FILE })?;
+    let records = file.get("Records").and_then(Value::as_array).ok_or_else(|| missing("Records", CLOUDTRAIL_FILE))?;
     let mut events = Vec::new();
     let mut errors = Vec::new();
     for record in records {
@@ -203,12 +153,7 @@ pub fn parse_cloudtrail_file(
 // Glue Data Catalog state changes
 
 const DATABASE_CHANGES: [&str; 3] = ["CreateDatabase", "UpdateDatabase", "DeleteDatabase"];
-const TABLE_CHANGES: [&str; 4] = [
-    "CreateTable",
-    "UpdateTable",
-    "DeleteTable",
-    "BatchDeleteTable",
-];
+const TABLE_CHANGES: [&str; 4] = ["CreateTable", "UpdateTable", "DeleteTable", "BatchDeleteTable"];
 const PARTITION_CHANGES: [&str; 6] = [
     "CreatePartition",
     "BatchCreatePartition",
@@ -219,27 +164,16 @@ const PARTITION_CHANGES: [&str; 6] = [
 ];
 
 /// Hints of a "Table State Change" or "Database State Change" `detail` (both share one shape).
-fn state_change_hints(
-    detail: &Map<String, Value>,
-    detail_type: &str,
-) -> Result<Vec<Hint>, EventError> {
+fn state_change_hints(detail: &Map<String, Value>, detail_type: &str) -> Result<Vec<Hint>, EventError> {
     let database = name(required_str(detail, "databaseName", detail_type)?);
     let change = required_str(detail, "typeOfChange", detail_type)?;
-    let table = detail
-        .get("tableName")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .map(name);
+    let table = detail.get("tableName").and_then(Value::as_str).filter(|t| !t.is_empty()).map(name);
     let changed_tables = match detail.get("changedTables") {
         None | Some(Value::Null) => None,
         Some(v) => Some(string_list(v).ok_or_else(|| missing("changedTables", detail_type))?),
     };
     let mut tables: Vec<String> = Vec::new();
-    for t in table
-        .iter()
-        .cloned()
-        .chain(changed_tables.iter().flatten().map(|t| name(t)))
-    {
+    for t in table.iter().cloned().chain(changed_tables.iter().flatten().map(|t| name(t))) {
         if !t.is_empty() && !tables.contains(&t) {
             tables.push(t);
         }
@@ -256,38 +190,20 @@ fn state_change_hints(
             // An explicitly empty list names nothing: re-read the database, the event's subject.
             return Ok(vec![Hint::Database { database }]);
         }
-        return Ok(tables
-            .into_iter()
-            .map(|table| Hint::Table {
-                database: database.clone(),
-                table,
-            })
-            .collect());
+        return Ok(tables.into_iter().map(|table| Hint::Table { database: database.clone(), table }).collect());
     }
     if PARTITION_CHANGES.contains(&change) {
         let table = table.ok_or_else(|| missing("tableName", detail_type))?;
-        return Ok(vec![
-            match changed_partitions(detail.get("changedPartitions")) {
-                Some(values) => Hint::Partitions {
-                    database,
-                    table,
-                    values,
-                },
-                None => Hint::TableDeep { database, table },
-            },
-        ]);
+        return Ok(vec![match changed_partitions(detail.get("changedPartitions")) {
+            Some(values) => Hint::Partitions { database, table, values },
+            None => Hint::TableDeep { database, table },
+        }]);
     }
     // A change lakelog does not know: re-read everything it names.
     if tables.is_empty() {
         return Ok(vec![Hint::Database { database }]);
     }
-    Ok(tables
-        .into_iter()
-        .map(|table| Hint::TableDeep {
-            database: database.clone(),
-            table,
-        })
-        .collect())
+    Ok(tables.into_iter().map(|table| Hint::TableDeep { database: database.clone(), table }).collect())
 }
 
 /// The partitions of `changedPartitions`, or `None` when the list is missing, empty or cannot be
@@ -347,29 +263,22 @@ fn cloudtrail_hints(record: &Map<String, Value>) -> Result<Option<Vec<Hint>>, Ev
         return Ok(None);
     }
     let empty = Map::new();
-    let params = record
-        .get("requestParameters")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let params = record.get("requestParameters").and_then(Value::as_object).unwrap_or(&empty);
     let p = Params { params };
     let hints = match event {
         "CreateDatabase" => vec![Hint::Database {
-            database: p.name_at(
-                &["databaseInput", "name"],
-                "requestParameters.databaseInput.name",
-            )?,
+            database: p.name_at(&["databaseInput", "name"], "requestParameters.databaseInput.name")?,
         }],
-        "UpdateDatabase" | "DeleteDatabase" => vec![Hint::Database {
-            database: p.name_at(&["name"], "requestParameters.name")?,
-        }],
+        "UpdateDatabase" | "DeleteDatabase" => {
+            vec![Hint::Database { database: p.name_at(&["name"], "requestParameters.name")? }]
+        }
         "CreateTable" | "UpdateTable" => vec![Hint::Table {
             database: p.database()?,
             table: p.name_at(&["tableInput", "name"], "requestParameters.tableInput.name")?,
         }],
-        "DeleteTable" => vec![Hint::Table {
-            database: p.database()?,
-            table: p.name_at(&["name"], "requestParameters.name")?,
-        }],
+        "DeleteTable" => {
+            vec![Hint::Table { database: p.database()?, table: p.name_at(&["name"], "requestParameters.name")? }]
+        }
         "BatchDeleteTable" => {
             let database = p.database()?;
             let tables = params
@@ -378,22 +287,15 @@ fn cloudtrail_hints(record: &Map<String, Value>) -> Result<Option<Vec<Hint>>, Ev
                 .ok_or_else(|| missing("requestParameters.tablesToDelete", CLOUDTRAIL_RECORD))?;
             let mut hints: Vec<Hint> = Vec::new();
             for table in tables.iter().map(|t| name(t)).filter(|t| !t.is_empty()) {
-                let hint = Hint::Table {
-                    database: database.clone(),
-                    table,
-                };
+                let hint = Hint::Table { database: database.clone(), table };
                 if !hints.contains(&hint) {
                     hints.push(hint);
                 }
             }
             hints
         }
-        "CreatePartition" => p.partitions(vec![params
-            .get("partitionInput")
-            .and_then(|i| i.get("values"))])?,
-        "BatchCreatePartition" => {
-            p.partitions(each(params.get("partitionInputList"), |e| e.get("values")))?
-        }
+        "CreatePartition" => p.partitions(vec![params.get("partitionInput").and_then(|i| i.get("values"))])?,
+        "BatchCreatePartition" => p.partitions(each(params.get("partitionInputList"), |e| e.get("values")))?,
         "UpdatePartition" => p.partitions(vec![
             params.get("partitionValueList"),
             params.get("partitionInput").and_then(|i| i.get("values")),
@@ -401,15 +303,11 @@ fn cloudtrail_hints(record: &Map<String, Value>) -> Result<Option<Vec<Hint>>, Ev
         "BatchUpdatePartition" => p.partitions(
             each(params.get("entries"), |e| e.get("partitionValueList"))
                 .into_iter()
-                .chain(each(params.get("entries"), |e| {
-                    e.get("partitionInput").and_then(|i| i.get("values"))
-                }))
+                .chain(each(params.get("entries"), |e| e.get("partitionInput").and_then(|i| i.get("values"))))
                 .collect(),
         )?,
         "DeletePartition" => p.partitions(vec![params.get("partitionValues")])?,
-        "BatchDeletePartition" => {
-            p.partitions(each(params.get("partitionsToDelete"), |e| e.get("values")))?
-        }
+        "BatchDeletePartition" => p.partitions(each(params.get("partitionsToDelete"), |e| e.get("values")))?,
         // Another mutating call (Glue has many that touch no catalog object: crawlers, jobs,
         // connections...): re-read what it names, if anything.
         _ => match (p.optional("databaseName"), p.optional("tableName")) {
@@ -441,11 +339,7 @@ impl Params<'_> {
     }
 
     fn optional(&self, key: &str) -> Option<String> {
-        self.params
-            .get(key)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(name)
+        self.params.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(name)
     }
 
     fn database(&self) -> Result<String, EventError> {
@@ -471,19 +365,12 @@ impl Params<'_> {
         if values.is_empty() {
             return Ok(vec![Hint::TableDeep { database, table }]);
         }
-        Ok(vec![Hint::Partitions {
-            database,
-            table,
-            values,
-        }])
+        Ok(vec![Hint::Partitions { database, table, values }])
     }
 }
 
 /// `f` of each element of a list; a single `None` when there is no list.
-fn each<'a>(
-    list: Option<&'a Value>,
-    f: impl Fn(&'a Value) -> Option<&'a Value>,
-) -> Vec<Option<&'a Value>> {
+fn each<'a>(list: Option<&'a Value>, f: impl Fn(&'a Value) -> Option<&'a Value>) -> Vec<Option<&'a Value>> {
     match list.and_then(Value::as_array) {
         Some(items) => items.iter().map(f).collect(),
         None => vec![None],
@@ -494,10 +381,7 @@ fn each<'a>(
 // Helpers
 
 fn missing(field: &'static str, detail_type: &str) -> EventError {
-    EventError::MissingField {
-        field,
-        detail_type: detail_type.to_string(),
-    }
+    EventError::MissingField { field, detail_type: detail_type.to_string() }
 }
 
 fn required_str<'a>(
@@ -505,19 +389,12 @@ fn required_str<'a>(
     field: &'static str,
     detail_type: &str,
 ) -> Result<&'a str, EventError> {
-    object
-        .get(field)
-        .and_then(Value::as_str)
-        .ok_or_else(|| missing(field, detail_type))
+    object.get(field).and_then(Value::as_str).ok_or_else(|| missing(field, detail_type))
 }
 
 /// A list of strings; `None` when it is not a list or holds anything but strings.
 fn string_list(value: &Value) -> Option<Vec<String>> {
-    value
-        .as_array()?
-        .iter()
-        .map(|v| v.as_str().map(str::to_string))
-        .collect()
+    value.as_array()?.iter().map(|v| v.as_str().map(str::to_string)).collect()
 }
 
 /// A database or table name as Glue stores it.
@@ -527,11 +404,7 @@ fn name(text: &str) -> String {
 
 /// An RFC 3339 time as epoch milliseconds; `None` when it is not one.
 fn rfc3339_ms(value: &Value) -> Option<i64> {
-    let parsed = time::OffsetDateTime::parse(
-        value.as_str()?,
-        &time::format_description::well_known::Rfc3339,
-    )
-    .ok()?;
+    let parsed = time::OffsetDateTime::parse(value.as_str()?, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
@@ -544,11 +417,7 @@ mod tests {
     /// A fixture's text, read at compile time.
     macro_rules! fixture {
         ($name:literal) => {
-            include_str!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/fixtures/events/",
-                $name
-            ))
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/events/", $name))
         };
     }
 
@@ -564,23 +433,15 @@ mod tests {
     }
 
     fn db(database: &str) -> Hint {
-        Hint::Database {
-            database: database.into(),
-        }
+        Hint::Database { database: database.into() }
     }
 
     fn table(database: &str, table: &str) -> Hint {
-        Hint::Table {
-            database: database.into(),
-            table: table.into(),
-        }
+        Hint::Table { database: database.into(), table: table.into() }
     }
 
     fn deep(database: &str, table: &str) -> Hint {
-        Hint::TableDeep {
-            database: database.into(),
-            table: table.into(),
-        }
+        Hint::TableDeep { database: database.into(), table: table.into() }
     }
 
     fn parts(database: &str, table: &str, values: &[&[&str]]) -> Hint {
@@ -601,8 +462,7 @@ mod tests {
     }
 
     fn table_change(change: &str, partitions: Option<Value>) -> Result<Vec<Hint>, EventError> {
-        let mut detail =
-            json!({"databaseName": "Sales", "tableName": "Orders", "typeOfChange": change});
+        let mut detail = json!({"databaseName": "Sales", "tableName": "Orders", "typeOfChange": change});
         if let Some(p) = partitions {
             detail["changedPartitions"] = p;
         }
@@ -626,9 +486,7 @@ mod tests {
     }
 
     fn record_hints(event: &str, params: Value) -> Option<Vec<Hint>> {
-        parse_cloudtrail_record(&record(event, params))
-            .unwrap_or_else(|e| panic!("{event}: {e}"))
-            .map(|e| e.hints)
+        parse_cloudtrail_record(&record(event, params)).unwrap_or_else(|e| panic!("{event}: {e}")).map(|e| e.hints)
     }
 
     // --- Fixtures -------------------------------------------------------------------------
@@ -638,14 +496,7 @@ mod tests {
         let ev = parse_fixture!("table-batch-create-partition.json");
         assert_eq!(ev.id, "5b1f2c3d-1a2b-3c4d-5e6f-0a1b2c3d4e5f");
         assert_eq!(ev.time_ms, Some(1_767_323_045_000));
-        assert_eq!(
-            ev.hints,
-            vec![parts(
-                "sales",
-                "orders",
-                &[&["2026-01-01", "us"], &["2026-01-01", "eu"]]
-            )]
-        );
+        assert_eq!(ev.hints, vec![parts("sales", "orders", &[&["2026-01-01", "us"], &["2026-01-01", "eu"]])]);
     }
 
     #[test]
@@ -657,10 +508,7 @@ mod tests {
     #[test]
     fn fixture_table_update_partition_lowercases_names_not_values() {
         let ev = parse_fixture!("table-update-partition.json");
-        assert_eq!(
-            ev.hints,
-            vec![parts("sales", "daily_totals", &[&["2026-01-01"]])]
-        );
+        assert_eq!(ev.hints, vec![parts("sales", "daily_totals", &[&["2026-01-01"]])]);
     }
 
     #[test]
@@ -668,74 +516,43 @@ mod tests {
         let ev = parse_fixture!("table-batch-delete-partition.json");
         assert_eq!(
             ev.hints,
-            vec![parts(
-                "sales",
-                "orders",
-                &[
-                    &["2025-12-30", "us"],
-                    &["2025-12-31", "us"],
-                    &["2025-12-31", "eu"]
-                ]
-            )]
+            vec![parts("sales", "orders", &[&["2025-12-30", "us"], &["2025-12-31", "us"], &["2025-12-31", "eu"]])]
         );
     }
 
     #[test]
     fn fixture_table_update_table() {
-        assert_eq!(
-            parse_fixture!("table-update-table.json").hints,
-            vec![table("sales", "orders")]
-        );
+        assert_eq!(parse_fixture!("table-update-table.json").hints, vec![table("sales", "orders")]);
     }
 
     #[test]
     fn fixture_database_changes() {
-        assert_eq!(
-            parse_fixture!("database-create-table.json").hints,
-            vec![table("sales", "returns")]
-        );
+        assert_eq!(parse_fixture!("database-create-table.json").hints, vec![table("sales", "returns")]);
         assert_eq!(
             parse_fixture!("database-batch-delete-table.json").hints,
-            vec![
-                table("sales", "tmp_orders_1"),
-                table("sales", "tmp_orders_2")
-            ]
+            vec![table("sales", "tmp_orders_1"), table("sales", "tmp_orders_2")]
         );
-        assert_eq!(
-            parse_fixture!("database-create-database.json").hints,
-            vec![db("marketing")]
-        );
+        assert_eq!(parse_fixture!("database-create-database.json").hints, vec![db("marketing")]);
     }
 
     #[test]
     fn fixture_without_account_parses() {
         assert!(!fixture!("emulator-no-account.json").contains("\"account\""));
         let ev = parse_fixture!("emulator-no-account.json");
-        assert_eq!(
-            ev.hints,
-            vec![parts("sales", "orders", &[&["2026-01-03", "us"]])]
-        );
+        assert_eq!(ev.hints, vec![parts("sales", "orders", &[&["2026-01-03", "us"]])]);
     }
 
     #[test]
     fn fixture_cloudtrail_api_call() {
         let ev = parse_fixture!("cloudtrail-create-table.json");
-        assert_eq!(
-            ev.id, "c0ffee00-1111-2222-3333-444455556666",
-            "the record's eventID"
-        );
-        assert_eq!(
-            ev.time_ms,
-            Some(1_767_323_098_000),
-            "the record's eventTime"
-        );
+        assert_eq!(ev.id, "c0ffee00-1111-2222-3333-444455556666", "the record's eventID");
+        assert_eq!(ev.time_ms, Some(1_767_323_098_000), "the record's eventTime");
         assert_eq!(ev.hints, vec![table("sales", "refunds")]);
     }
 
     #[test]
     fn cloudtrail_api_call_of_a_read_has_no_hints() {
-        let mut v: Value =
-            serde_json::from_str(fixture!("cloudtrail-create-table.json")).expect("json");
+        let mut v: Value = serde_json::from_str(fixture!("cloudtrail-create-table.json")).expect("json");
         v["detail"]["eventName"] = json!("GetTable");
         v["detail"]["requestParameters"] = json!({"databaseName": "sales", "name": "refunds"});
         let ev = parse_eventbridge(&v.to_string()).expect("a read is not an error");
@@ -752,54 +569,33 @@ mod tests {
 
     #[test]
     fn fixture_cloudtrail_log_file() {
-        let (events, errors) =
-            parse_cloudtrail_file(fixture!("cloudtrail-log-file.json")).expect("file");
+        let (events, errors) = parse_cloudtrail_file(fixture!("cloudtrail-log-file.json")).expect("file");
         assert!(errors.is_empty(), "{errors:?}");
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(
             ids,
-            [
-                "e0000001-aaaa-bbbb-cccc-ddddeeeeffff",
-                "e0000005-aaaa-bbbb-cccc-ddddeeeeffff"
-            ],
+            ["e0000001-aaaa-bbbb-cccc-ddddeeeeffff", "e0000005-aaaa-bbbb-cccc-ddddeeeeffff"],
             "GetTable, the S3 call and the failed DeleteTable are ignored"
         );
-        assert_eq!(
-            events[0].hints,
-            vec![parts(
-                "sales",
-                "orders",
-                &[&["2026-01-02", "us"], &["2026-01-02", "eu"]]
-            )]
-        );
+        assert_eq!(events[0].hints, vec![parts("sales", "orders", &[&["2026-01-02", "us"], &["2026-01-02", "eu"]])]);
         assert_eq!(events[0].time_ms, Some(1_767_323_400_000));
         assert_eq!(events[1].hints, vec![table("sales", "tmp_orders_3")]);
     }
 
     #[test]
     fn fixture_malformed_events() {
-        assert!(matches!(
-            parse_eventbridge(fixture!("bad-json.txt")),
-            Err(EventError::NotJson { .. })
-        ));
+        assert!(matches!(parse_eventbridge(fixture!("bad-json.txt")), Err(EventError::NotJson { .. })));
         assert_eq!(
             parse_eventbridge(fixture!("missing-detail.json")),
-            Err(EventError::MissingField {
-                field: "detail",
-                detail_type: TABLE_STATE_CHANGE.into()
-            })
+            Err(EventError::MissingField { field: "detail", detail_type: TABLE_STATE_CHANGE.into() })
         );
         assert_eq!(
             parse_eventbridge(fixture!("unknown-detail-type.json")),
-            Err(EventError::UnknownDetailType {
-                detail_type: "Glue Job State Change".into()
-            })
+            Err(EventError::UnknownDetailType { detail_type: "Glue Job State Change".into() })
         );
         assert_eq!(
             parse_eventbridge(fixture!("wrong-source.json")),
-            Err(EventError::WrongSource {
-                found: "aws.s3".into()
-            })
+            Err(EventError::WrongSource { found: "aws.s3".into() })
         );
     }
 
@@ -808,44 +604,25 @@ mod tests {
     #[test]
     fn database_type_of_change() {
         for change in ["CreateDatabase", "UpdateDatabase", "DeleteDatabase"] {
-            assert_eq!(
-                database_change(change, None),
-                Ok(vec![db("sales")]),
-                "{change}"
-            );
+            assert_eq!(database_change(change, None), Ok(vec![db("sales")]), "{change}");
         }
     }
 
     #[test]
     fn table_type_of_change() {
-        for change in [
-            "CreateTable",
-            "UpdateTable",
-            "DeleteTable",
-            "BatchDeleteTable",
-        ] {
+        for change in ["CreateTable", "UpdateTable", "DeleteTable", "BatchDeleteTable"] {
             assert_eq!(
                 database_change(change, Some(json!(["A", "b", "a"]))),
                 Ok(vec![table("sales", "a"), table("sales", "b")]),
                 "{change} through changedTables"
             );
-            assert_eq!(
-                table_change(change, None),
-                Ok(vec![table("sales", "orders")]),
-                "{change} through tableName"
-            );
+            assert_eq!(table_change(change, None), Ok(vec![table("sales", "orders")]), "{change} through tableName");
             assert_eq!(
                 database_change(change, None),
-                Err(EventError::MissingField {
-                    field: "changedTables",
-                    detail_type: DATABASE_STATE_CHANGE.into()
-                }),
+                Err(EventError::MissingField { field: "changedTables", detail_type: DATABASE_STATE_CHANGE.into() }),
                 "{change} naming no table"
             );
-            assert_eq!(
-                database_change(change, Some(json!([]))),
-                Ok(vec![db("sales")])
-            );
+            assert_eq!(database_change(change, Some(json!([]))), Ok(vec![db("sales")]));
         }
     }
 
@@ -853,22 +630,11 @@ mod tests {
     fn partition_type_of_change() {
         for change in PARTITION_CHANGES {
             assert_eq!(
-                table_change(
-                    change,
-                    Some(json!(["[2026-01-01, us]", "[2026-01-02, eu]"]))
-                ),
-                Ok(vec![parts(
-                    "sales",
-                    "orders",
-                    &[&["2026-01-01", "us"], &["2026-01-02", "eu"]]
-                )]),
+                table_change(change, Some(json!(["[2026-01-01, us]", "[2026-01-02, eu]"]))),
+                Ok(vec![parts("sales", "orders", &[&["2026-01-01", "us"], &["2026-01-02", "eu"]])]),
                 "{change}"
             );
-            assert_eq!(
-                table_change(change, None),
-                Ok(vec![deep("sales", "orders")]),
-                "{change} without list"
-            );
+            assert_eq!(table_change(change, None), Ok(vec![deep("sales", "orders")]), "{change} without list");
             assert_eq!(
                 table_change(change, Some(json!([]))),
                 Ok(vec![deep("sales", "orders")]),
@@ -877,20 +643,14 @@ mod tests {
             let no_table = json!({"databaseName": "sales", "typeOfChange": change, "changedPartitions": ["[1]"]});
             assert_eq!(
                 parse_eventbridge(&envelope(TABLE_STATE_CHANGE, no_table)),
-                Err(EventError::MissingField {
-                    field: "tableName",
-                    detail_type: TABLE_STATE_CHANGE.into()
-                })
+                Err(EventError::MissingField { field: "tableName", detail_type: TABLE_STATE_CHANGE.into() })
             );
         }
     }
 
     #[test]
     fn unknown_type_of_change() {
-        assert_eq!(
-            table_change("SomethingNew", None),
-            Ok(vec![deep("sales", "orders")])
-        );
+        assert_eq!(table_change("SomethingNew", None), Ok(vec![deep("sales", "orders")]));
         assert_eq!(database_change("SomethingNew", None), Ok(vec![db("sales")]));
         assert_eq!(
             database_change("SomethingNew", Some(json!(["t1", "t2"]))),
@@ -903,20 +663,13 @@ mod tests {
     #[test]
     fn partition_value_text() {
         assert_eq!(partition_values("[2026-01-01]"), Some(s(&["2026-01-01"])));
-        assert_eq!(
-            partition_values("[2026-01-01, us, 7]"),
-            Some(s(&["2026-01-01", "us", "7"]))
-        );
+        assert_eq!(partition_values("[2026-01-01, us, 7]"), Some(s(&["2026-01-01", "us", "7"])));
         assert_eq!(
             partition_values("[1, 2021-05-23 00:00:00]"),
             Some(s(&["1", "2021-05-23 00:00:00"])),
             "spaces inside a value stay"
         );
-        assert_eq!(
-            partition_values("[a,b]"),
-            Some(s(&["a,b"])),
-            "a comma without space is in the value"
-        );
+        assert_eq!(partition_values("[a,b]"), Some(s(&["a,b"])), "a comma without space is in the value");
         assert_eq!(partition_values("[]"), Some(Vec::new()));
         assert_eq!(partition_values("2018,01"), None);
         assert_eq!(partition_values("[2018"), None);
@@ -926,30 +679,11 @@ mod tests {
     fn unreadable_partition_lists_reread_the_table() {
         let whole = Ok(vec![deep("sales", "orders")]);
         // Differing widths: some value contained ", ".
-        assert_eq!(
-            table_change("BatchCreatePartition", Some(json!(["[a, b]", "[a, b, c]"]))),
-            whole
-        );
-        assert_eq!(
-            table_change("CreatePartition", Some(json!(["[]"]))),
-            whole,
-            "empty brackets"
-        );
-        assert_eq!(
-            table_change("CreatePartition", Some(json!(["2026"]))),
-            whole,
-            "no brackets"
-        );
-        assert_eq!(
-            table_change("CreatePartition", Some(json!([["2026"]]))),
-            whole,
-            "not a string"
-        );
-        assert_eq!(
-            table_change("CreatePartition", Some(json!("[2026]"))),
-            whole,
-            "not a list"
-        );
+        assert_eq!(table_change("BatchCreatePartition", Some(json!(["[a, b]", "[a, b, c]"]))), whole);
+        assert_eq!(table_change("CreatePartition", Some(json!(["[]"]))), whole, "empty brackets");
+        assert_eq!(table_change("CreatePartition", Some(json!(["2026"]))), whole, "no brackets");
+        assert_eq!(table_change("CreatePartition", Some(json!([["2026"]]))), whole, "not a string");
+        assert_eq!(table_change("CreatePartition", Some(json!("[2026]"))), whole, "not a list");
         // Duplicates are named once.
         assert_eq!(
             table_change("BatchUpdatePartition", Some(json!(["[x]", "[x]"]))),
@@ -961,43 +695,25 @@ mod tests {
 
     #[test]
     fn cloudtrail_event_names() {
+        assert_eq!(record_hints("CreateDatabase", json!({"databaseInput": {"name": "Mkt"}})), Some(vec![db("mkt")]));
         assert_eq!(
-            record_hints("CreateDatabase", json!({"databaseInput": {"name": "Mkt"}})),
+            record_hints("UpdateDatabase", json!({"name": "mkt", "databaseInput": {"name": "mkt"}})),
             Some(vec![db("mkt")])
         );
-        assert_eq!(
-            record_hints(
-                "UpdateDatabase",
-                json!({"name": "mkt", "databaseInput": {"name": "mkt"}})
-            ),
-            Some(vec![db("mkt")])
-        );
-        assert_eq!(
-            record_hints("DeleteDatabase", json!({"name": "mkt"})),
-            Some(vec![db("mkt")])
-        );
+        assert_eq!(record_hints("DeleteDatabase", json!({"name": "mkt"})), Some(vec![db("mkt")]));
         for event in ["CreateTable", "UpdateTable"] {
             assert_eq!(
-                record_hints(
-                    event,
-                    json!({"databaseName": "Sales", "tableInput": {"name": "Orders"}})
-                ),
+                record_hints(event, json!({"databaseName": "Sales", "tableInput": {"name": "Orders"}})),
                 Some(vec![table("sales", "orders")]),
                 "{event}"
             );
         }
         assert_eq!(
-            record_hints(
-                "DeleteTable",
-                json!({"databaseName": "sales", "name": "orders"})
-            ),
+            record_hints("DeleteTable", json!({"databaseName": "sales", "name": "orders"})),
             Some(vec![table("sales", "orders")])
         );
         assert_eq!(
-            record_hints(
-                "BatchDeleteTable",
-                json!({"databaseName": "sales", "tablesToDelete": ["a", "B"]})
-            ),
+            record_hints("BatchDeleteTable", json!({"databaseName": "sales", "tablesToDelete": ["a", "B"]})),
             Some(vec![table("sales", "a"), table("sales", "b")])
         );
         let t = json!({"databaseName": "sales", "tableName": "orders"});
@@ -1009,10 +725,7 @@ mod tests {
             v
         };
         assert_eq!(
-            record_hints(
-                "CreatePartition",
-                with(json!({"partitionInput": {"values": ["1", "us"]}}))
-            ),
+            record_hints("CreatePartition", with(json!({"partitionInput": {"values": ["1", "us"]}}))),
             Some(vec![parts("sales", "orders", &[&["1", "us"]])])
         );
         assert_eq!(
@@ -1059,10 +772,7 @@ mod tests {
             Some(vec![parts("sales", "orders", &[&["1"], &["2"]])])
         );
         // Values lost (CloudTrail truncates large parameters) or unusable: the whole table.
-        assert_eq!(
-            record_hints("BatchCreatePartition", t.clone()),
-            Some(vec![deep("sales", "orders")])
-        );
+        assert_eq!(record_hints("BatchCreatePartition", t.clone()), Some(vec![deep("sales", "orders")]));
         assert_eq!(
             record_hints("DeletePartition", with(json!({"partitionValues": [1]}))),
             Some(vec![deep("sales", "orders")])
@@ -1072,40 +782,21 @@ mod tests {
     #[test]
     fn cloudtrail_other_mutating_calls() {
         assert_eq!(
-            record_hints(
-                "DeleteTableVersion",
-                json!({"databaseName": "S", "tableName": "T", "versionId": "3"})
-            ),
+            record_hints("DeleteTableVersion", json!({"databaseName": "S", "tableName": "T", "versionId": "3"})),
             Some(vec![deep("s", "t")])
         );
         assert_eq!(
-            record_hints(
-                "CreateUserDefinedFunction",
-                json!({"databaseName": "s", "functionInput": {}})
-            ),
+            record_hints("CreateUserDefinedFunction", json!({"databaseName": "s", "functionInput": {}})),
             Some(vec![db("s")])
         );
-        assert_eq!(
-            record_hints("DeleteCrawler", json!({"name": "tes-alpha"})),
-            None
-        );
+        assert_eq!(record_hints("DeleteCrawler", json!({"name": "tes-alpha"})), None);
         assert_eq!(record_hints("StartCrawler", json!(null)), None);
     }
 
     #[test]
     fn cloudtrail_records_that_are_not_changes() {
-        for event in [
-            "GetTable",
-            "GetPartitions",
-            "ListSchemas",
-            "SearchTables",
-            "BatchGetPartition",
-        ] {
-            assert_eq!(
-                record_hints(event, json!({"databaseName": "s", "tableName": "t"})),
-                None,
-                "{event}"
-            );
+        for event in ["GetTable", "GetPartitions", "ListSchemas", "SearchTables", "BatchGetPartition"] {
+            assert_eq!(record_hints(event, json!({"databaseName": "s", "tableName": "t"})), None, "{event}");
         }
         let mut r = record("DeleteTable", json!({"databaseName": "s", "name": "t"}));
         r["readOnly"] = json!(true);
@@ -1114,10 +805,7 @@ mod tests {
         r["errorCode"] = json!("AccessDeniedException");
         assert_eq!(parse_cloudtrail_record(&r), Ok(None), "failed");
         r["errorCode"] = Value::Null;
-        assert!(
-            matches!(parse_cloudtrail_record(&r), Ok(Some(_))),
-            "errorCode null is success"
-        );
+        assert!(matches!(parse_cloudtrail_record(&r), Ok(Some(_))), "errorCode null is success");
         r["eventSource"] = json!("s3.amazonaws.com");
         assert_eq!(parse_cloudtrail_record(&r), Ok(None), "another service");
     }
@@ -1130,10 +818,7 @@ mod tests {
         }
         assert_eq!(
             parse_cloudtrail_record(&r),
-            Err(EventError::MissingField {
-                field: "eventID",
-                detail_type: CLOUDTRAIL_RECORD.into()
-            })
+            Err(EventError::MissingField { field: "eventID", detail_type: CLOUDTRAIL_RECORD.into() })
         );
         assert_eq!(
             parse_cloudtrail_record(&record("CreateTable", json!({"databaseName": "s"}))),
@@ -1149,12 +834,7 @@ mod tests {
                 detail_type: CLOUDTRAIL_RECORD.into()
             })
         );
-        assert_eq!(
-            parse_cloudtrail_record(&json!("text")),
-            Err(EventError::NotAnObject {
-                what: CLOUDTRAIL_RECORD
-            })
-        );
+        assert_eq!(parse_cloudtrail_record(&json!("text")), Err(EventError::NotAnObject { what: CLOUDTRAIL_RECORD }));
     }
 
     #[test]
@@ -1170,19 +850,10 @@ mod tests {
         assert_eq!(errors.len(), 2);
         assert_eq!(
             parse_cloudtrail_file(r#"{"records": []}"#),
-            Err(EventError::MissingField {
-                field: "Records",
-                detail_type: CLOUDTRAIL_FILE.into()
-            })
+            Err(EventError::MissingField { field: "Records", detail_type: CLOUDTRAIL_FILE.into() })
         );
-        assert!(matches!(
-            parse_cloudtrail_file("{"),
-            Err(EventError::NotJson { .. })
-        ));
-        assert_eq!(
-            parse_cloudtrail_file(r#"{"Records": []}"#),
-            Ok((Vec::new(), Vec::new()))
-        );
+        assert!(matches!(parse_cloudtrail_file("{"), Err(EventError::NotJson { .. })));
+        assert_eq!(parse_cloudtrail_file(r#"{"Records": []}"#), Ok((Vec::new(), Vec::new())));
     }
 
     // --- Envelope -------------------------------------------------------------------------
@@ -1191,63 +862,33 @@ mod tests {
     fn envelope_errors() {
         assert_eq!(
             parse_eventbridge(&"x".repeat(MAX_EVENT_BYTES + 1)),
-            Err(EventError::TooLarge {
-                bytes: MAX_EVENT_BYTES + 1,
-                limit: MAX_EVENT_BYTES
-            })
+            Err(EventError::TooLarge { bytes: MAX_EVENT_BYTES + 1, limit: MAX_EVENT_BYTES })
         );
-        assert_eq!(
-            parse_eventbridge("[1, 2]"),
-            Err(EventError::NotAnObject {
-                what: "EventBridge event"
-            })
-        );
-        let mut v: Value =
-            serde_json::from_str(&envelope(TABLE_STATE_CHANGE, json!({}))).expect("json");
+        assert_eq!(parse_eventbridge("[1, 2]"), Err(EventError::NotAnObject { what: "EventBridge event" }));
+        let mut v: Value = serde_json::from_str(&envelope(TABLE_STATE_CHANGE, json!({}))).expect("json");
         if let Some(o) = v.as_object_mut() {
             o.remove("source");
         }
         assert_eq!(
             parse_eventbridge(&v.to_string()),
-            Err(EventError::MissingField {
-                field: "source",
-                detail_type: TABLE_STATE_CHANGE.into()
-            })
+            Err(EventError::MissingField { field: "source", detail_type: TABLE_STATE_CHANGE.into() })
         );
-        let no_id = envelope(
-            TABLE_STATE_CHANGE,
-            json!({"databaseName": "s", "typeOfChange": "UpdateTable"}),
-        )
-        .replace("\"id\":\"e-1\",", "");
+        let no_id = envelope(TABLE_STATE_CHANGE, json!({"databaseName": "s", "typeOfChange": "UpdateTable"}))
+            .replace("\"id\":\"e-1\",", "");
         assert_eq!(
             parse_eventbridge(&no_id),
-            Err(EventError::MissingField {
-                field: "id",
-                detail_type: TABLE_STATE_CHANGE.into()
-            })
+            Err(EventError::MissingField { field: "id", detail_type: TABLE_STATE_CHANGE.into() })
         );
         assert_eq!(
-            parse_eventbridge(&envelope(
-                TABLE_STATE_CHANGE,
-                json!({"tableName": "t", "typeOfChange": "UpdateTable"})
-            )),
-            Err(EventError::MissingField {
-                field: "databaseName",
-                detail_type: TABLE_STATE_CHANGE.into()
-            })
+            parse_eventbridge(&envelope(TABLE_STATE_CHANGE, json!({"tableName": "t", "typeOfChange": "UpdateTable"}))),
+            Err(EventError::MissingField { field: "databaseName", detail_type: TABLE_STATE_CHANGE.into() })
         );
         // An unreadable time is not an error: the event is still a hint.
-        let odd_time = envelope(
-            DATABASE_STATE_CHANGE,
-            json!({"databaseName": "s", "typeOfChange": "CreateDatabase"}),
-        )
-        .replace("2026-01-02T03:04:05Z", "yesterday");
+        let odd_time = envelope(DATABASE_STATE_CHANGE, json!({"databaseName": "s", "typeOfChange": "CreateDatabase"}))
+            .replace("2026-01-02T03:04:05Z", "yesterday");
         assert_eq!(parse_eventbridge(&odd_time).map(|e| e.time_ms), Ok(None));
         // The messages say what lakelog expected.
-        let msg = EventError::WrongSource {
-            found: "aws.s3".into(),
-        }
-        .to_string();
+        let msg = EventError::WrongSource { found: "aws.s3".into() }.to_string();
         assert!(msg.contains("aws.glue") && msg.contains("aws.s3"), "{msg}");
     }
 

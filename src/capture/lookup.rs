@@ -134,7 +134,8 @@ impl LookupCapture {
         }
         stats.records = records.len() as u64;
         self.publisher.publish(records).await?;
-        let body = serde_json::to_vec(&cursor).map_err(|e| aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;
+        let body = serde_json::to_vec(&cursor)
+            .map_err(|e| aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;
         match self.state.put_if(CURSOR_KEY, body, etag.as_deref()).await.map_err(aws)? {
             PutOutcome::Written(_) => Ok(stats),
             PutOutcome::Conflict => Err(CloudTrailError::CursorConflict { key: CURSOR_KEY.into() }),
@@ -209,8 +210,16 @@ mod tests {
             })
             .then_compute_output(|r| {
                 let page: usize = r.next_token().and_then(|t| t.parse().ok()).unwrap_or(0);
-                let out = LookupEventsOutput::builder().events(event(&format!("id-{page}"), "CreateTable", &format!("t{page}")));
-                if page < 4 { out.next_token((page + 1).to_string()).build() } else { out.build() }
+                let out = LookupEventsOutput::builder().events(event(
+                    &format!("id-{page}"),
+                    "CreateTable",
+                    &format!("t{page}"),
+                ));
+                if page < 4 {
+                    out.next_token((page + 1).to_string()).build()
+                } else {
+                    out.build()
+                }
             });
         let reader = reader(&rule);
         let mut cursor = LookupCursor::default();
@@ -228,7 +237,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn events_seen_in_an_earlier_poll_are_skipped_and_reads_ignored() {
         let rule = mock!(Client::lookup_events).then_compute_output(|_| {
-            LookupEventsOutput::builder().events(event("same", "DeleteTable", "t")).events(event("read", "GetTable", "t")).build()
+            LookupEventsOutput::builder()
+                .events(event("same", "DeleteTable", "t"))
+                .events(event("read", "GetTable", "t"))
+                .build()
         });
         let reader = reader(&rule);
         let mut cursor = LookupCursor::default();

@@ -89,11 +89,15 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, config: &EventsConfig) -> Resu
         return Ok(url.clone());
     }
     let name = config.queue_name.clone().unwrap_or_default();
-    let out = sqs.get_queue_url().queue_name(&name).send().await.map_err(|e| QueueError::Aws {
-        queue: name.clone(),
-        source: AwsError::from_sdk("sqs", "GetQueueUrl", e),
-    })?;
-    out.queue_url.ok_or_else(|| QueueError::Aws { queue: name, source: AwsError::invalid_response("sqs", "GetQueueUrl", "no URL") })
+    let out =
+        sqs.get_queue_url().queue_name(&name).send().await.map_err(|e| QueueError::Aws {
+            queue: name.clone(),
+            source: AwsError::from_sdk("sqs", "GetQueueUrl", e),
+        })?;
+    out.queue_url.ok_or_else(|| QueueError::Aws {
+        queue: name,
+        source: AwsError::invalid_response("sqs", "GetQueueUrl", "no URL"),
+    })
 }
 
 impl QueueCapture {
@@ -145,12 +149,19 @@ impl QueueCapture {
         Ok(stats)
     }
 
-    async fn handle(&self, messages: &[aws_sdk_sqs::types::Message], seen: &mut Seen, stats: &mut QueueStats) -> Result<(), QueueError> {
+    async fn handle(
+        &self,
+        messages: &[aws_sdk_sqs::types::Message],
+        seen: &mut Seen,
+        stats: &mut QueueStats,
+    ) -> Result<(), QueueError> {
         let mut done = Vec::new();
         let mut work: Vec<(String, Option<i64>, Vec<Hint>)> = Vec::new();
         for msg in messages {
             stats.messages += 1;
-            let (Some(handle), body) = (msg.receipt_handle.clone(), msg.body.as_deref().unwrap_or_default()) else { continue };
+            let (Some(handle), body) = (msg.receipt_handle.clone(), msg.body.as_deref().unwrap_or_default()) else {
+                continue;
+            };
             let id = msg.message_id.clone().unwrap_or_default();
             match parse_eventbridge(body) {
                 Ok(ev) => {
@@ -238,7 +249,9 @@ impl QueueCapture {
             let entries: Vec<_> = chunk
                 .iter()
                 .enumerate()
-                .filter_map(|(i, h)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().ok())
+                .filter_map(|(i, h)| {
+                    DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().ok()
+                })
                 .collect();
             self.sqs
                 .delete_message_batch()

@@ -39,7 +39,8 @@ impl CatalogReader {
         let mut pages = self.glue.get_databases().catalog_id(&self.catalog_id).into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| CaptureError::aws("databases", AwsError::from_sdk("glue", "GetDatabases", e)))?;
+            let page =
+                page.map_err(|e| CaptureError::aws("databases", AwsError::from_sdk("glue", "GetDatabases", e)))?;
             out.extend(page.database_list.iter().map(database_from_sdk));
         }
         Ok(out)
@@ -55,13 +56,8 @@ impl CatalogReader {
 
     /// Every table of a database.
     pub async fn tables(&self, database: &str) -> Result<Vec<Table>, CaptureError> {
-        let mut pages = self
-            .glue
-            .get_tables()
-            .catalog_id(&self.catalog_id)
-            .database_name(database)
-            .into_paginator()
-            .send();
+        let mut pages =
+            self.glue.get_tables().catalog_id(&self.catalog_id).database_name(database).into_paginator().send();
         let mut out = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| {
@@ -92,7 +88,8 @@ impl CatalogReader {
         let mut tasks = tokio::task::JoinSet::new();
         for segment in 0..self.segments {
             let (glue, tx) = (self.glue.clone(), tx.clone());
-            let (catalog, db, tb, total) = (self.catalog_id.clone(), database.to_string(), table.to_string(), self.segments);
+            let (catalog, db, tb, total) =
+                (self.catalog_id.clone(), database.to_string(), table.to_string(), self.segments);
             tasks.spawn(async move {
                 let mut req = glue.get_partitions().catalog_id(catalog).database_name(&db).table_name(&tb);
                 if total > 1 {
@@ -137,7 +134,11 @@ impl CatalogReader {
             if joined.is_err() {
                 return Err(CaptureError::aws(
                     format!("partitions of {database}.{table}"),
-                    AwsError::invalid_response("glue", "GetPartitions", "a segment reader stopped abnormally; the read is incomplete"),
+                    AwsError::invalid_response(
+                        "glue",
+                        "GetPartitions",
+                        "a segment reader stopped abnormally; the read is incomplete",
+                    ),
                 ));
             }
         }
@@ -178,9 +179,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use aws_sdk_glue::operation::get_databases::GetDatabasesOutput;
-    use aws_sdk_glue::operation::get_partitions::{
-        GetPartitionsError, GetPartitionsInput, GetPartitionsOutput,
-    };
+    use aws_sdk_glue::operation::get_partitions::{GetPartitionsError, GetPartitionsInput, GetPartitionsOutput};
     use aws_sdk_glue::operation::get_tables::{GetTablesError, GetTablesOutput};
     use aws_sdk_glue::types::error::{InternalServiceException, InvalidInputException};
     use aws_sdk_glue::Client;
@@ -192,27 +191,17 @@ mod tests {
     const CATALOG: &str = "123456789012";
 
     fn db(name: &str) -> aws_sdk_glue::types::Database {
-        aws_sdk_glue::types::Database::builder()
-            .name(name)
-            .build()
-            .expect("db")
+        aws_sdk_glue::types::Database::builder().name(name).build().expect("db")
     }
 
     fn table(name: &str) -> aws_sdk_glue::types::Table {
-        aws_sdk_glue::types::Table::builder()
-            .name(name)
-            .build()
-            .expect("table")
+        aws_sdk_glue::types::Table::builder().name(name).build().expect("table")
     }
 
     /// A partition as GetPartitions returns it: `dt`/`region` values, no names (the reader fills
     /// them in from the request).
     fn partition(dt: &str, region: &str) -> aws_sdk_glue::types::Partition {
-        aws_sdk_glue::types::Partition::builder()
-            .values(dt)
-            .values(region)
-            .parameters("source-dt", dt)
-            .build()
+        aws_sdk_glue::types::Partition::builder().values(dt).values(region).parameters("source-dt", dt).build()
     }
 
     /// Whether a GetPartitions request is for `sales.orders`, segment `n` of 3, page `token`.
@@ -220,9 +209,7 @@ mod tests {
         req.catalog_id() == Some(CATALOG)
             && req.database_name() == Some("sales")
             && req.table_name() == Some("orders")
-            && req
-                .segment()
-                .is_some_and(|s| s.segment_number == n && s.total_segments == 3)
+            && req.segment().is_some_and(|s| s.segment_number == n && s.total_segments == 3)
             && req.next_token() == token
     }
 
@@ -244,101 +231,60 @@ mod tests {
             });
         let page2 = mock!(Client::get_databases)
             .match_requests(|r| r.catalog_id() == Some(CATALOG) && r.next_token() == Some("p2"))
-            .then_output(|| {
-                GetDatabasesOutput::builder()
-                    .database_list(db("c"))
-                    .build()
-                    .expect("out")
-            });
+            .then_output(|| GetDatabasesOutput::builder().database_list(db("c")).build().expect("out"));
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page1, &page2]);
-        let dbs = CatalogReader::new(glue, CATALOG, 1)
-            .databases()
-            .await
-            .expect("databases");
+        let dbs = CatalogReader::new(glue, CATALOG, 1).databases().await.expect("databases");
         assert_eq!(names(&dbs, |d| &d.name), vec!["a", "b", "c"]);
         assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
     }
 
     #[tokio::test]
     async fn tables_follow_next_token_through_three_pages() {
-        let for_sales = |r: &aws_sdk_glue::operation::get_tables::GetTablesInput,
-                         token: Option<&str>| {
-            r.catalog_id() == Some(CATALOG)
-                && r.database_name() == Some("sales")
-                && r.next_token() == token
+        let for_sales = |r: &aws_sdk_glue::operation::get_tables::GetTablesInput, token: Option<&str>| {
+            r.catalog_id() == Some(CATALOG) && r.database_name() == Some("sales") && r.next_token() == token
         };
         let page1 = mock!(Client::get_tables)
             .match_requests(move |r| for_sales(r, None))
-            .then_output(|| {
-                GetTablesOutput::builder()
-                    .table_list(table("t1"))
-                    .next_token("page-2")
-                    .build()
-            });
-        let page2 = mock!(Client::get_tables)
-            .match_requests(move |r| for_sales(r, Some("page-2")))
-            .then_output(|| {
-                GetTablesOutput::builder()
-                    .table_list(table("t2"))
-                    .table_list(table("t3"))
-                    .next_token("page-3")
-                    .build()
-            });
+            .then_output(|| GetTablesOutput::builder().table_list(table("t1")).next_token("page-2").build());
+        let page2 = mock!(Client::get_tables).match_requests(move |r| for_sales(r, Some("page-2"))).then_output(|| {
+            GetTablesOutput::builder().table_list(table("t2")).table_list(table("t3")).next_token("page-3").build()
+        });
         let page3 = mock!(Client::get_tables)
             .match_requests(move |r| for_sales(r, Some("page-3")))
             .then_output(|| GetTablesOutput::builder().table_list(table("t4")).build());
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page1, &page2, &page3]);
-        let tables = CatalogReader::new(glue, CATALOG, 1)
-            .tables("sales")
-            .await
-            .expect("tables");
+        let tables = CatalogReader::new(glue, CATALOG, 1).tables("sales").await.expect("tables");
         assert_eq!(names(&tables, |t| &t.name), vec!["t1", "t2", "t3", "t4"]);
-        assert!(
-            tables.iter().all(|t| t.database_name == "sales"),
-            "{tables:?}"
-        );
-        assert_eq!(
-            (page1.num_calls(), page2.num_calls(), page3.num_calls()),
-            (1, 1, 1)
-        );
+        assert!(tables.iter().all(|t| t.database_name == "sales"), "{tables:?}");
+        assert_eq!((page1.num_calls(), page2.num_calls(), page3.num_calls()), (1, 1, 1));
     }
 
     /// Three segments, segment 0 in two pages, and ("2026-01-03", "eu") returned by both
     /// segments 1 and 2 (a service glitch must not duplicate it).
     fn three_segments() -> Vec<Rule> {
         vec![
-            mock!(Client::get_partitions)
-                .match_requests(|r| is_segment(r, 0, None))
-                .then_output(|| {
-                    GetPartitionsOutput::builder()
-                        .partitions(partition("2026-01-01", "eu"))
-                        .partitions(partition("2026-01-01", "us"))
-                        .next_token("s0-p2")
-                        .build()
-                }),
+            mock!(Client::get_partitions).match_requests(|r| is_segment(r, 0, None)).then_output(|| {
+                GetPartitionsOutput::builder()
+                    .partitions(partition("2026-01-01", "eu"))
+                    .partitions(partition("2026-01-01", "us"))
+                    .next_token("s0-p2")
+                    .build()
+            }),
             mock!(Client::get_partitions)
                 .match_requests(|r| is_segment(r, 0, Some("s0-p2")))
-                .then_output(|| {
-                    GetPartitionsOutput::builder()
-                        .partitions(partition("2026-01-02", "eu"))
-                        .build()
-                }),
-            mock!(Client::get_partitions)
-                .match_requests(|r| is_segment(r, 1, None))
-                .then_output(|| {
-                    GetPartitionsOutput::builder()
-                        .partitions(partition("2026-01-02", "us"))
-                        .partitions(partition("2026-01-03", "eu"))
-                        .build()
-                }),
-            mock!(Client::get_partitions)
-                .match_requests(|r| is_segment(r, 2, None))
-                .then_output(|| {
-                    GetPartitionsOutput::builder()
-                        .partitions(partition("2026-01-03", "eu"))
-                        .partitions(partition("2026-01-03", "us"))
-                        .build()
-                }),
+                .then_output(|| GetPartitionsOutput::builder().partitions(partition("2026-01-02", "eu")).build()),
+            mock!(Client::get_partitions).match_requests(|r| is_segment(r, 1, None)).then_output(|| {
+                GetPartitionsOutput::builder()
+                    .partitions(partition("2026-01-02", "us"))
+                    .partitions(partition("2026-01-03", "eu"))
+                    .build()
+            }),
+            mock!(Client::get_partitions).match_requests(|r| is_segment(r, 2, None)).then_output(|| {
+                GetPartitionsOutput::builder()
+                    .partitions(partition("2026-01-03", "eu"))
+                    .partitions(partition("2026-01-03", "us"))
+                    .build()
+            }),
         ]
     }
 
@@ -360,25 +306,17 @@ mod tests {
     async fn partitions_are_read_per_segment_paged_and_deduplicated() {
         let rules = three_segments();
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &rules);
-        let partitions = CatalogReader::new(glue, CATALOG, 3)
-            .all_partitions("sales", "orders")
-            .await
-            .expect("partitions");
+        let partitions =
+            CatalogReader::new(glue, CATALOG, 3).all_partitions("sales", "orders").await.expect("partitions");
         assert_eq!(partitions.len(), 6, "{partitions:?}");
         let mut values: Vec<Vec<String>> = partitions.iter().map(|p| p.values.clone()).collect();
         values.sort();
         assert_eq!(values, expected_values());
         for p in &partitions {
-            assert_eq!(
-                (p.database_name.as_str(), p.table_name.as_str()),
-                ("sales", "orders")
-            );
+            assert_eq!((p.database_name.as_str(), p.table_name.as_str()), ("sales", "orders"));
             assert_eq!(p.parameters.get("source-dt"), Some(&p.values[0]));
         }
-        assert_eq!(
-            rules.iter().map(Rule::num_calls).collect::<Vec<_>>(),
-            vec![1, 1, 1, 1]
-        );
+        assert_eq!(rules.iter().map(Rule::num_calls).collect::<Vec<_>>(), vec![1, 1, 1, 1]);
     }
 
     #[tokio::test]
@@ -387,28 +325,19 @@ mod tests {
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &rules);
         let reader = CatalogReader::new(glue, CATALOG, 3);
         let (tx, mut rx) = mpsc::channel(16);
-        let sent = reader
-            .partitions("sales", "orders", &tx)
-            .await
-            .expect("partitions");
+        let sent = reader.partitions("sales", "orders", &tx).await.expect("partitions");
         drop(tx);
         let mut pages = Vec::new();
         while let Some(page) = rx.recv().await {
             pages.push(page);
         }
         assert_eq!(sent, 6);
-        assert!(
-            pages.iter().all(|p| !p.is_empty()),
-            "no empty pages: {pages:?}"
-        );
+        assert!(pages.iter().all(|p| !p.is_empty()), "no empty pages: {pages:?}");
         let mut per_values: BTreeMap<Vec<String>, usize> = BTreeMap::new();
         for p in pages.iter().flatten() {
             *per_values.entry(p.values.clone()).or_default() += 1;
         }
-        assert_eq!(
-            per_values.keys().cloned().collect::<Vec<_>>(),
-            expected_values()
-        );
+        assert_eq!(per_values.keys().cloned().collect::<Vec<_>>(), expected_values());
         assert!(per_values.values().all(|&n| n == 1), "{per_values:?}");
     }
 
@@ -417,65 +346,37 @@ mod tests {
         let page1 = mock!(Client::get_partitions)
             .match_requests(|r| r.segment().is_none() && r.next_token().is_none())
             .then_output(|| {
-                GetPartitionsOutput::builder()
-                    .partitions(partition("2026-01-01", "eu"))
-                    .next_token("2")
-                    .build()
+                GetPartitionsOutput::builder().partitions(partition("2026-01-01", "eu")).next_token("2").build()
             });
         let page2 = mock!(Client::get_partitions)
             .match_requests(|r| r.segment().is_none() && r.next_token() == Some("2"))
-            .then_output(|| {
-                GetPartitionsOutput::builder()
-                    .partitions(partition("2026-01-02", "eu"))
-                    .build()
-            });
+            .then_output(|| GetPartitionsOutput::builder().partitions(partition("2026-01-02", "eu")).build());
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page1, &page2]);
-        let partitions = CatalogReader::new(glue, CATALOG, 1)
-            .all_partitions("sales", "orders")
-            .await
-            .expect("partitions");
+        let partitions =
+            CatalogReader::new(glue, CATALOG, 1).all_partitions("sales", "orders").await.expect("partitions");
         assert_eq!(
-            partitions
-                .iter()
-                .map(|p| p.values[0].as_str())
-                .collect::<Vec<_>>(),
+            partitions.iter().map(|p| p.values[0].as_str()).collect::<Vec<_>>(),
             vec!["2026-01-01", "2026-01-02"]
         );
     }
 
     /// A modeled error as the deserializer builds it from a real error response: with its code.
     fn meta(code: &str) -> ErrorMetadata {
-        ErrorMetadata::builder()
-            .code(code)
-            .message("denied by test")
-            .build()
+        ErrorMetadata::builder().code(code).message("denied by test").build()
     }
 
     #[tokio::test]
     async fn an_error_page_names_the_database() {
         let page1 = mock!(Client::get_tables)
             .match_requests(|r| r.next_token().is_none())
-            .then_output(|| {
-                GetTablesOutput::builder()
-                    .table_list(table("t1"))
-                    .next_token("page-2")
-                    .build()
-            });
-        let page2 = mock!(Client::get_tables)
-            .match_requests(|r| r.next_token() == Some("page-2"))
-            .then_error(|| {
-                GetTablesError::InvalidInputException(
-                    InvalidInputException::builder()
-                        .message("denied by test")
-                        .meta(meta("InvalidInputException"))
-                        .build(),
-                )
-            });
+            .then_output(|| GetTablesOutput::builder().table_list(table("t1")).next_token("page-2").build());
+        let page2 = mock!(Client::get_tables).match_requests(|r| r.next_token() == Some("page-2")).then_error(|| {
+            GetTablesError::InvalidInputException(
+                InvalidInputException::builder().message("denied by test").meta(meta("InvalidInputException")).build(),
+            )
+        });
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page1, &page2]);
-        let err = CatalogReader::new(glue, CATALOG, 1)
-            .tables("secret_db")
-            .await
-            .expect_err("second page fails");
+        let err = CatalogReader::new(glue, CATALOG, 1).tables("secret_db").await.expect_err("second page fails");
         let text = err.to_string();
         assert!(
             text.contains("tables of secret_db")
@@ -488,32 +389,20 @@ mod tests {
                 assert_eq!(what, "tables of secret_db");
                 assert_eq!(
                     (source.operation, source.class, source.code.as_deref()),
-                    (
-                        "GetTables",
-                        ErrorClass::Permanent,
-                        Some("InvalidInputException")
-                    )
+                    ("GetTables", ErrorClass::Permanent, Some("InvalidInputException"))
                 );
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            (page1.num_calls(), page2.num_calls()),
-            (1, 1),
-            "a permanent error is not retried"
-        );
+        assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1), "a permanent error is not retried");
     }
 
     #[tokio::test]
     async fn an_access_denied_page_is_permanent_and_names_the_database() {
         // AccessDeniedException is not modeled for GetTables: it arrives as an unhandled error.
-        let rule = mock!(Client::get_tables)
-            .then_error(|| GetTablesError::generic(meta("AccessDeniedException")));
+        let rule = mock!(Client::get_tables).then_error(|| GetTablesError::generic(meta("AccessDeniedException")));
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
-        let err = CatalogReader::new(glue, CATALOG, 1)
-            .tables("secret_db")
-            .await
-            .expect_err("denied");
+        let err = CatalogReader::new(glue, CATALOG, 1).tables("secret_db").await.expect_err("denied");
         match &err {
             CaptureError::Aws { what, source } => {
                 assert_eq!(what, "tables of secret_db");
@@ -532,30 +421,18 @@ mod tests {
         let mut rules = three_segments();
         // Segment 1 fails instead of answering; the others answer normally.
         rules.remove(2);
-        rules.push(
-            mock!(Client::get_partitions)
-                .match_requests(|r| is_segment(r, 1, None))
-                .then_error(|| {
-                    GetPartitionsError::InternalServiceException(
-                        InternalServiceException::builder()
-                            .message("boom")
-                            .meta(meta("InternalServiceException"))
-                            .build(),
-                    )
-                }),
-        );
+        rules.push(mock!(Client::get_partitions).match_requests(|r| is_segment(r, 1, None)).then_error(|| {
+            GetPartitionsError::InternalServiceException(
+                InternalServiceException::builder().message("boom").meta(meta("InternalServiceException")).build(),
+            )
+        }));
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &rules);
-        let err = CatalogReader::new(glue, CATALOG, 3)
-            .all_partitions("sales", "orders")
-            .await
-            .expect_err("segment 1 fails");
+        let err =
+            CatalogReader::new(glue, CATALOG, 3).all_partitions("sales", "orders").await.expect_err("segment 1 fails");
         match &err {
             CaptureError::Aws { what, source } => {
                 assert_eq!(what, "partitions of sales.orders");
-                assert_eq!(
-                    (source.operation, source.class),
-                    ("GetPartitions", ErrorClass::Retryable)
-                );
+                assert_eq!((source.operation, source.class), ("GetPartitions", ErrorClass::Retryable));
             }
             other => panic!("{other:?}"),
         }

@@ -106,7 +106,10 @@ impl Reconciler {
         let cause = Cause { kind, event_id: None };
         let deletes: Vec<ChangeRecord> = gone
             .into_iter()
-            .filter(|k| !(matches!(k, ObjectKey::Partition { .. }) && k.table().is_some_and(|t| gone_tables.contains(&(k.database(), t)))))
+            .filter(|k| {
+                !(matches!(k, ObjectKey::Partition { .. })
+                    && k.table().is_some_and(|t| gone_tables.contains(&(k.database(), t))))
+            })
             .map(|k| ChangeRecord::delete(k.clone(), &self.origin, cause.clone(), started))
             .collect();
         stats.deleted = deletes.len() as u64;

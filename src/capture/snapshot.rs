@@ -81,7 +81,9 @@ pub async fn scan(
                         n += page.len() as u64;
                         progress.inc_scanned(page.len() as u64);
                         for p in page {
-                            out.send(record(CatalogObject::Partition(p), parts_at)).await.map_err(|_| CaptureError::Closed)?;
+                            out.send(record(CatalogObject::Partition(p), parts_at))
+                                .await
+                                .map_err(|_| CaptureError::Closed)?;
                         }
                     }
                     Ok::<u64, CaptureError>(n)

@@ -132,20 +132,11 @@ mod tests {
     use super::*;
     use crate::model::*;
 
-    const GOLDEN_BIN: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/changelog-v1.bin"
-    );
-    const GOLDEN_JSON: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/changelog-v1.json"
-    );
+    const GOLDEN_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v1.bin");
+    const GOLDEN_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v1.json");
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// The records pinned by the v1 golden files: every field of the model is set at least once
@@ -153,11 +144,8 @@ mod tests {
     /// MessagePack width and a string longer than 255 bytes. Never change them once released: a
     /// format change gets a new version and a new golden file next to this one.
     fn golden_records() -> Vec<ChangeRecord> {
-        let origin = Origin {
-            account: "123456789012".into(),
-            region: "eu-west-3".into(),
-            catalog_id: "123456789012".into(),
-        };
+        let origin =
+            Origin { account: "123456789012".into(), region: "eu-west-3".into(), catalog_id: "123456789012".into() };
         let db = Database {
             name: "sales".into(),
             description: Some("Ventes journalières — 売上 📈".into()),
@@ -177,10 +165,7 @@ mod tests {
                 connection_name: Some("redshift-conn".into()),
                 connection_type: Some("REDSHIFT".into()),
             }),
-            meta: DatabaseMeta {
-                catalog_id: Some("123456789012".into()),
-                create_time: Some(1_760_000_000_000),
-            },
+            meta: DatabaseMeta { catalog_id: Some("123456789012".into()), create_time: Some(1_760_000_000_000) },
         };
         let column = |n: &str, t: &str| Column {
             name: n.into(),
@@ -189,54 +174,33 @@ mod tests {
             parameters: params(&[("iceberg.field.id", "1")]),
         };
         let sd = StorageDescriptor {
-            columns: vec![
-                column("id", "bigint"),
-                column("amount", "decimal(10,2)"),
-                column("état", "string"),
-            ],
+            columns: vec![column("id", "bigint"), column("amount", "decimal(10,2)"), column("état", "string")],
             location: Some("s3://data/sales/orders/".into()),
             additional_locations: vec!["s3://data/sales/orders-extra/".into()],
-            input_format: Some(
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into(),
-            ),
-            output_format: Some(
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat".into(),
-            ),
+            input_format: Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat".into()),
+            output_format: Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat".into()),
             compressed: true,
             number_of_buckets: 8,
             serde_info: Some(SerDeInfo {
                 name: Some("parquet".into()),
-                serialization_library: Some(
-                    "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe".into(),
-                ),
+                serialization_library: Some("org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe".into()),
                 parameters: params(&[("serialization.format", "1")]),
             }),
             bucket_columns: vec!["id".into()],
             sort_columns: vec![
-                Order {
-                    column: "id".into(),
-                    sort_order: 1,
-                },
-                Order {
-                    column: "amount".into(),
-                    sort_order: 0,
-                },
+                Order { column: "id".into(), sort_order: 1 },
+                Order { column: "amount".into(), sort_order: 0 },
             ],
             parameters: params(&[("classification", "parquet")]),
             skewed_info: Some(SkewedInfo {
                 skewed_column_names: vec!["id".into()],
                 skewed_column_values: vec!["42".into()],
-                skewed_column_value_location_maps: params(&[(
-                    "42",
-                    "s3://data/sales/orders/id=42/",
-                )]),
+                skewed_column_value_location_maps: params(&[("42", "s3://data/sales/orders/id=42/")]),
             }),
             stored_as_sub_directories: true,
             schema_reference: Some(SchemaReference {
                 schema_id: Some(SchemaId {
-                    schema_arn: Some(
-                        "arn:aws:glue:eu-west-3:123456789012:schema/reg/orders".into(),
-                    ),
+                    schema_arn: Some("arn:aws:glue:eu-west-3:123456789012:schema/reg/orders".into()),
                     schema_name: Some("orders".into()),
                     registry_name: Some("reg".into()),
                 }),
@@ -245,10 +209,7 @@ mod tests {
             }),
         };
         // Longer than 255 bytes: pins the str16 encoding as well as fixstr and str8.
-        let presto_view = format!(
-            "/* Presto View: {} */",
-            "eyJvcmlnaW5hbFNxbCI6IlNFTEVDVCAxIn0=".repeat(8)
-        );
+        let presto_view = format!("/* Presto View: {} */", "eyJvcmlnaW5hbFNxbCI6IlNFTEVDVCAxIn0=".repeat(8));
         let table = Table {
             database_name: "sales".into(),
             name: "orders".into(),
@@ -263,10 +224,7 @@ mod tests {
             view_expanded_text: Some("/* Presto View */".into()),
             table_type: Some("EXTERNAL_TABLE".into()),
             parameters: params(&[
-                (
-                    "metadata_location",
-                    "s3://data/sales/orders/metadata/00001.metadata.json",
-                ),
+                ("metadata_location", "s3://data/sales/orders/metadata/00001.metadata.json"),
                 ("table_type", "ICEBERG"),
             ]),
             target_table: Some(TableIdentifier {
@@ -317,33 +275,15 @@ mod tests {
             }),
             parameters: params(&[("recordCount", "1000")]),
             last_analyzed_time: Some(1_760_000_360_000),
-            meta: PartitionMeta {
-                catalog_id: Some("123456789012".into()),
-                creation_time: Some(1_760_000_400_000),
-            },
+            meta: PartitionMeta { catalog_id: Some("123456789012".into()), creation_time: Some(1_760_000_400_000) },
         };
-        let snapshot = Cause {
-            kind: CauseKind::Snapshot,
-            event_id: None,
-        };
-        let reconcile = Cause {
-            kind: CauseKind::Reconcile,
-            event_id: None,
-        };
-        let event = Cause {
-            kind: CauseKind::Event,
-            event_id: Some("0f3c5d2e-0000-4000-8000-000000000007".into()),
-        };
-        let trail = Cause {
-            kind: CauseKind::Cloudtrail,
-            event_id: Some("6a1b2c3d-0000-4000-8000-000000000009".into()),
-        };
-        let mut partition_upsert = ChangeRecord::upsert(
-            CatalogObject::Partition(partition.clone()),
-            &origin,
-            event,
-            1_760_000_500_000,
-        );
+        let snapshot = Cause { kind: CauseKind::Snapshot, event_id: None };
+        let reconcile = Cause { kind: CauseKind::Reconcile, event_id: None };
+        let event = Cause { kind: CauseKind::Event, event_id: Some("0f3c5d2e-0000-4000-8000-000000000007".into()) };
+        let trail =
+            Cause { kind: CauseKind::Cloudtrail, event_id: Some("6a1b2c3d-0000-4000-8000-000000000009".into()) };
+        let mut partition_upsert =
+            ChangeRecord::upsert(CatalogObject::Partition(partition.clone()), &origin, event, 1_760_000_500_000);
         partition_upsert.changed_at = Some(1_760_000_499_000);
         let mut partition_delete = ChangeRecord::delete(
             ObjectKey::of("123456789012", &CatalogObject::Partition(partition)),
@@ -353,18 +293,8 @@ mod tests {
         );
         partition_delete.changed_at = Some(1_760_000_599_000);
         vec![
-            ChangeRecord::upsert(
-                CatalogObject::Database(db),
-                &origin,
-                snapshot,
-                1_760_000_000_001,
-            ),
-            ChangeRecord::upsert(
-                CatalogObject::Table(table),
-                &origin,
-                reconcile,
-                1_760_000_000_002,
-            ),
+            ChangeRecord::upsert(CatalogObject::Database(db), &origin, snapshot, 1_760_000_000_001),
+            ChangeRecord::upsert(CatalogObject::Table(table), &origin, reconcile, 1_760_000_000_002),
             partition_upsert,
             partition_delete,
         ]
@@ -380,8 +310,7 @@ mod tests {
         if std::env::var("LAKELOG_BLESS").as_deref() != Ok("1") {
             return;
         }
-        std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))
-            .expect("dir");
+        std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).expect("dir");
         std::fs::write(GOLDEN_BIN, encode(&golden_records()).expect("encode")).expect("write bin");
         std::fs::write(GOLDEN_JSON, golden_json_text()).expect("write json");
     }
@@ -404,32 +333,19 @@ mod tests {
     fn golden_v1_encodes_identically() {
         let bytes = golden_bytes();
         let records = golden_records();
-        assert_same_bytes(
-            &encode(&records).expect("encode"),
-            &bytes,
-            "encode: the v1 wire format changed",
-        );
+        assert_same_bytes(&encode(&records).expect("encode"), &bytes, "encode: the v1 wire format changed");
         let mut builder = FrameBuilder::default();
         for r in &records {
             builder.push_encoded(&FrameBuilder::encode_record(r).expect("record"));
         }
-        assert_same_bytes(
-            &builder.finish(),
-            &bytes,
-            "FrameBuilder: the v1 wire format changed",
-        );
+        assert_same_bytes(&builder.finish(), &bytes, "FrameBuilder: the v1 wire format changed");
     }
 
     /// Compares frames, reporting where they first differ rather than dumping kilobytes.
     fn assert_same_bytes(actual: &[u8], expected: &[u8], what: &str) {
         if actual != expected {
-            let at = actual
-                .iter()
-                .zip(expected)
-                .position(|(a, e)| a != e)
-                .unwrap_or(actual.len().min(expected.len()));
-            let window =
-                |b: &[u8]| format!("{:02x?}", &b[at.saturating_sub(8)..(at + 8).min(b.len())]);
+            let at = actual.iter().zip(expected).position(|(a, e)| a != e).unwrap_or(actual.len().min(expected.len()));
+            let window = |b: &[u8]| format!("{:02x?}", &b[at.saturating_sub(8)..(at + 8).min(b.len())]);
             panic!(
                 "{what}: {} bytes vs {} expected, first difference at offset {at}: {} vs {}",
                 actual.len(),
@@ -445,11 +361,7 @@ mod tests {
         let text = std::fs::read_to_string(GOLDEN_JSON).expect("golden json");
         let records: Vec<ChangeRecord> = serde_json::from_str(&text).expect("json");
         assert_eq!(records, golden_records());
-        assert_eq!(
-            text,
-            golden_json_text(),
-            "the JSON rendering of the golden records changed"
-        );
+        assert_eq!(text, golden_json_text(), "the JSON rendering of the golden records changed");
     }
 
     #[test]
@@ -468,63 +380,22 @@ mod tests {
     #[test]
     fn bad_frames_are_errors_not_panics() {
         assert!(matches!(decode(b""), Err(CodecError::Truncated { len: 0 })));
-        assert!(matches!(
-            decode(b"LKL"),
-            Err(CodecError::Truncated { len: 3 })
-        ));
-        assert!(matches!(
-            decode(b"LKLG\x01"),
-            Err(CodecError::Truncated { len: 5 })
-        ));
-        assert!(
-            matches!(decode(b"JSON{}"), Err(CodecError::BadMagic { found }) if found == b"JSON")
-        );
-        assert!(matches!(
-            decode(b"[{\"key\":1}]"),
-            Err(CodecError::BadMagic { .. })
-        ));
-        assert!(matches!(
-            decode(b"LKLG\x02\x00\x90"),
-            Err(CodecError::UnsupportedVersion { found: 2 })
-        ));
-        assert!(matches!(
-            decode(b"LKLG\x00\x00\x90"),
-            Err(CodecError::UnsupportedVersion { found: 0 })
-        ));
-        assert!(matches!(
-            decode(b"LKLG\x01\x01\x90"),
-            Err(CodecError::UnsupportedFlags { found: 1 })
-        ));
-        assert!(matches!(
-            decode(b"LKLG\x01\x80\x90"),
-            Err(CodecError::UnsupportedFlags { found: 0x80 })
-        ));
+        assert!(matches!(decode(b"LKL"), Err(CodecError::Truncated { len: 3 })));
+        assert!(matches!(decode(b"LKLG\x01"), Err(CodecError::Truncated { len: 5 })));
+        assert!(matches!(decode(b"JSON{}"), Err(CodecError::BadMagic { found }) if found == b"JSON"));
+        assert!(matches!(decode(b"[{\"key\":1}]"), Err(CodecError::BadMagic { .. })));
+        assert!(matches!(decode(b"LKLG\x02\x00\x90"), Err(CodecError::UnsupportedVersion { found: 2 })));
+        assert!(matches!(decode(b"LKLG\x00\x00\x90"), Err(CodecError::UnsupportedVersion { found: 0 })));
+        assert!(matches!(decode(b"LKLG\x01\x01\x90"), Err(CodecError::UnsupportedFlags { found: 1 })));
+        assert!(matches!(decode(b"LKLG\x01\x80\x90"), Err(CodecError::UnsupportedFlags { found: 0x80 })));
         // A header with no body, a reserved MessagePack byte, a map where the array belongs.
-        assert!(matches!(
-            decode(b"LKLG\x01\x00"),
-            Err(CodecError::Decode(_))
-        ));
-        assert!(matches!(
-            decode(b"LKLG\x01\x00\x91\xc1"),
-            Err(CodecError::Decode(_))
-        ));
-        assert!(matches!(
-            decode(b"LKLG\x01\x00\x80"),
-            Err(CodecError::Decode(_))
-        ));
-        assert_eq!(
-            decode(b"LKLG\x01\x00\x90").expect("empty frame"),
-            Vec::new()
-        );
+        assert!(matches!(decode(b"LKLG\x01\x00"), Err(CodecError::Decode(_))));
+        assert!(matches!(decode(b"LKLG\x01\x00\x91\xc1"), Err(CodecError::Decode(_))));
+        assert!(matches!(decode(b"LKLG\x01\x00\x80"), Err(CodecError::Decode(_))));
+        assert_eq!(decode(b"LKLG\x01\x00\x90").expect("empty frame"), Vec::new());
         // The messages say what to do.
-        assert!(CodecError::UnsupportedVersion { found: 2 }
-            .to_string()
-            .contains("upgrade lakelog"));
-        assert!(CodecError::BadMagic {
-            found: b"JSON".to_vec()
-        }
-        .to_string()
-        .contains("another producer"));
+        assert!(CodecError::UnsupportedVersion { found: 2 }.to_string().contains("upgrade lakelog"));
+        assert!(CodecError::BadMagic { found: b"JSON".to_vec() }.to_string().contains("another producer"));
     }
 
     #[test]
@@ -549,10 +420,7 @@ mod tests {
     fn trailing_bytes_are_an_error() {
         let mut twice = golden_bytes();
         twice.extend_from_slice(&golden_bytes());
-        assert!(
-            decode(&twice).is_err(),
-            "the second frame's records would be lost silently"
-        );
+        assert!(decode(&twice).is_err(), "the second frame's records would be lost silently");
         assert!(decode(b"LKLG\x01\x00\x90garbage").is_err());
     }
 
@@ -567,10 +435,7 @@ mod tests {
     #[test]
     fn moderately_nested_garbage_is_an_error() {
         for depth in [1, 10, 100] {
-            assert!(
-                matches!(decode(&nested_frame(depth)), Err(CodecError::Decode(_))),
-                "depth {depth}"
-            );
+            assert!(matches!(decode(&nested_frame(depth)), Err(CodecError::Decode(_))), "depth {depth}");
         }
     }
 
@@ -579,18 +444,11 @@ mod tests {
     fn deeply_nested_garbage_is_an_error_given_stack() {
         let result = std::thread::Builder::new()
             .stack_size(64 * 1024 * 1024)
-            .spawn(|| {
-                decode(&nested_frame(5_000))
-                    .map(|r| r.len())
-                    .map_err(|e| e.to_string())
-            })
+            .spawn(|| decode(&nested_frame(5_000)).map(|r| r.len()).map_err(|e| e.to_string()))
             .expect("thread")
             .join()
             .expect("no panic");
-        assert!(
-            result.as_ref().is_err_and(|e| e.contains("depth limit")),
-            "{result:?}"
-        );
+        assert!(result.as_ref().is_err_and(|e| e.contains("depth limit")), "{result:?}");
     }
 
     /// The same on a 2 MiB stack (a tokio worker's, where the consumer decodes). In debug builds
@@ -603,11 +461,7 @@ mod tests {
     fn deeply_nested_garbage_is_an_error_on_a_worker_stack() {
         let result = std::thread::Builder::new()
             .stack_size(2 * 1024 * 1024)
-            .spawn(|| {
-                decode(&nested_frame(2_000))
-                    .map(|r| r.len())
-                    .map_err(|e| e.to_string())
-            })
+            .spawn(|| decode(&nested_frame(2_000)).map(|r| r.len()).map_err(|e| e.to_string()))
             .expect("thread")
             .join()
             .expect("no panic");
@@ -645,12 +499,7 @@ mod tests {
 
     fn column() -> BoxedStrategy<Column> {
         (text(), opt_text(), opt_text(), some_params())
-            .prop_map(|(name, type_, comment, parameters)| Column {
-                name,
-                type_,
-                comment,
-                parameters,
-            })
+            .prop_map(|(name, type_, comment, parameters)| Column { name, type_, comment, parameters })
             .boxed()
     }
 
@@ -659,28 +508,20 @@ mod tests {
     }
 
     fn storage_descriptor() -> BoxedStrategy<StorageDescriptor> {
-        let serde_info = (opt_text(), opt_text(), some_params()).prop_map(
-            |(name, serialization_library, parameters)| SerDeInfo {
+        let serde_info =
+            (opt_text(), opt_text(), some_params()).prop_map(|(name, serialization_library, parameters)| SerDeInfo {
                 name,
                 serialization_library,
                 parameters,
-            },
-        );
-        let order =
-            (text(), any::<i32>()).prop_map(|(column, sort_order)| Order { column, sort_order });
-        let skewed =
-            (texts(), texts(), some_params()).prop_map(|(names, values, maps)| SkewedInfo {
-                skewed_column_names: names,
-                skewed_column_values: values,
-                skewed_column_value_location_maps: maps,
             });
-        let schema_id = (opt_text(), opt_text(), opt_text()).prop_map(
-            |(schema_arn, schema_name, registry_name)| SchemaId {
-                schema_arn,
-                schema_name,
-                registry_name,
-            },
-        );
+        let order = (text(), any::<i32>()).prop_map(|(column, sort_order)| Order { column, sort_order });
+        let skewed = (texts(), texts(), some_params()).prop_map(|(names, values, maps)| SkewedInfo {
+            skewed_column_names: names,
+            skewed_column_values: values,
+            skewed_column_value_location_maps: maps,
+        });
+        let schema_id = (opt_text(), opt_text(), opt_text())
+            .prop_map(|(schema_arn, schema_name, registry_name)| SchemaId { schema_arn, schema_name, registry_name });
         let schema_reference = (proptest::option::of(schema_id), opt_text(), opt_time()).prop_map(
             |(schema_id, schema_version_id, schema_version_number)| SchemaReference {
                 schema_id,
@@ -689,15 +530,7 @@ mod tests {
             },
         );
         (
-            (
-                columns(),
-                opt_text(),
-                texts(),
-                opt_text(),
-                opt_text(),
-                any::<bool>(),
-                any::<i32>(),
-            ),
+            (columns(), opt_text(), texts(), opt_text(), opt_text(), any::<bool>(), any::<i32>()),
             (
                 proptest::option::of(serde_info),
                 texts(),
@@ -750,29 +583,15 @@ mod tests {
 
     fn database() -> BoxedStrategy<Database> {
         let permissions =
-            (opt_text(), texts()).prop_map(|(principal, permissions)| PrincipalPermissions {
-                principal,
-                permissions,
+            (opt_text(), texts()).prop_map(|(principal, permissions)| PrincipalPermissions { principal, permissions });
+        let target = (opt_text(), opt_text(), opt_text())
+            .prop_map(|(catalog_id, database_name, region)| DatabaseIdentifier { catalog_id, database_name, region });
+        let federated =
+            (opt_text(), opt_text(), opt_text()).prop_map(|(identifier, connection_name, connection_type)| {
+                FederatedDatabase { identifier, connection_name, connection_type }
             });
-        let target =
-            (opt_text(), opt_text(), opt_text()).prop_map(|(catalog_id, database_name, region)| {
-                DatabaseIdentifier {
-                    catalog_id,
-                    database_name,
-                    region,
-                }
-            });
-        let federated = (opt_text(), opt_text(), opt_text()).prop_map(
-            |(identifier, connection_name, connection_type)| FederatedDatabase {
-                identifier,
-                connection_name,
-                connection_type,
-            },
-        );
-        let meta = (opt_text(), opt_time()).prop_map(|(catalog_id, create_time)| DatabaseMeta {
-            catalog_id,
-            create_time,
-        });
+        let meta =
+            (opt_text(), opt_time()).prop_map(|(catalog_id, create_time)| DatabaseMeta { catalog_id, create_time });
         (
             text(),
             opt_text(),
@@ -845,14 +664,10 @@ mod tests {
     }
 
     fn table() -> BoxedStrategy<Table> {
-        let target = (opt_text(), opt_text(), opt_text(), opt_text()).prop_map(
-            |(catalog_id, database_name, name, region)| TableIdentifier {
-                catalog_id,
-                database_name,
-                name,
-                region,
-            },
-        );
+        let target =
+            (opt_text(), opt_text(), opt_text(), opt_text()).prop_map(|(catalog_id, database_name, name, region)| {
+                TableIdentifier { catalog_id, database_name, name, region }
+            });
         let federated = (opt_text(), opt_text(), opt_text(), opt_text()).prop_map(
             |(identifier, database_identifier, connection_name, connection_type)| FederatedTable {
                 identifier,
@@ -862,34 +677,24 @@ mod tests {
             },
         );
         let representation = (opt_text(), opt_text(), opt_text(), opt_text(), opt_text()).prop_map(
-            |(
-                dialect,
-                dialect_version,
-                view_original_text,
-                view_expanded_text,
-                validation_connection,
-            )| ViewRepresentation {
-                dialect,
-                dialect_version,
-                view_original_text,
-                view_expanded_text,
-                validation_connection,
+            |(dialect, dialect_version, view_original_text, view_expanded_text, validation_connection)| {
+                ViewRepresentation {
+                    dialect,
+                    dialect_version,
+                    view_original_text,
+                    view_expanded_text,
+                    validation_connection,
+                }
             },
         );
-        let view = (
-            proptest::option::of(any::<bool>()),
-            opt_text(),
-            proptest::collection::vec(representation, 0..2),
-            texts(),
-        )
-            .prop_map(|(is_protected, definer, representations, sub_objects)| {
-                ViewDefinition {
+        let view =
+            (proptest::option::of(any::<bool>()), opt_text(), proptest::collection::vec(representation, 0..2), texts())
+                .prop_map(|(is_protected, definer, representations, sub_objects)| ViewDefinition {
                     is_protected,
                     definer,
                     representations,
                     sub_objects,
-                }
-            });
+                });
         (
             (
                 text(),
@@ -960,10 +765,8 @@ mod tests {
     }
 
     fn partition() -> BoxedStrategy<Partition> {
-        let meta = (opt_text(), opt_time()).prop_map(|(catalog_id, creation_time)| PartitionMeta {
-            catalog_id,
-            creation_time,
-        });
+        let meta = (opt_text(), opt_time())
+            .prop_map(|(catalog_id, creation_time)| PartitionMeta { catalog_id, creation_time });
         (
             text(),
             text(),
@@ -1014,25 +817,13 @@ mod tests {
             Just(CauseKind::Reconcile),
             Just(CauseKind::Snapshot)
         ];
-        (kind, opt_text())
-            .prop_map(|(kind, event_id)| Cause { kind, event_id })
-            .boxed()
+        (kind, opt_text()).prop_map(|(kind, event_id)| Cause { kind, event_id }).boxed()
     }
 
     fn record() -> BoxedStrategy<ChangeRecord> {
-        let origin = (text(), text(), text()).prop_map(|(account, region, catalog_id)| Origin {
-            account,
-            region,
-            catalog_id,
-        });
-        (
-            object(),
-            any::<bool>(),
-            origin,
-            cause(),
-            any::<i64>(),
-            opt_time(),
-        )
+        let origin =
+            (text(), text(), text()).prop_map(|(account, region, catalog_id)| Origin { account, region, catalog_id });
+        (object(), any::<bool>(), origin, cause(), any::<i64>(), opt_time())
             .prop_map(|(state, delete, origin, cause, captured_at, changed_at)| {
                 let mut r = ChangeRecord::upsert(state, &origin, cause.clone(), captured_at);
                 if delete {
@@ -1049,10 +840,7 @@ mod tests {
         let mut out = obj.clone();
         match &mut out {
             CatalogObject::Database(d) => {
-                d.meta = DatabaseMeta {
-                    catalog_id: Some(text.into()),
-                    create_time: Some(seed),
-                }
+                d.meta = DatabaseMeta { catalog_id: Some(text.into()), create_time: Some(seed) }
             }
             CatalogObject::Table(t) => {
                 t.meta = TableMeta {
@@ -1067,10 +855,7 @@ mod tests {
                 }
             }
             CatalogObject::Partition(p) => {
-                p.meta = PartitionMeta {
-                    catalog_id: Some(text.into()),
-                    creation_time: Some(seed),
-                }
+                p.meta = PartitionMeta { catalog_id: Some(text.into()), creation_time: Some(seed) }
             }
         }
         out
@@ -1087,21 +872,14 @@ mod tests {
             (CatalogObject::Database(d), 1) => bump(&mut d.description),
             (CatalogObject::Database(d), 2) => bump(&mut d.location_uri),
             (CatalogObject::Database(d), _) => {
-                d.parameters
-                    .insert("lakelog.test-key-not-generated".into(), "x".into());
+                d.parameters.insert("lakelog.test-key-not-generated".into(), "x".into());
             }
             (CatalogObject::Table(t), 0) => t.name.push('x'),
             (CatalogObject::Table(t), 1) => t.retention = t.retention.wrapping_add(1),
-            (CatalogObject::Table(t), 2) => bump(
-                &mut t
-                    .storage_descriptor
-                    .get_or_insert_with(Default::default)
-                    .location,
-            ),
-            (CatalogObject::Table(t), _) => t.partition_keys.push(Column {
-                name: "k".into(),
-                ..Default::default()
-            }),
+            (CatalogObject::Table(t), 2) => {
+                bump(&mut t.storage_descriptor.get_or_insert_with(Default::default).location)
+            }
+            (CatalogObject::Table(t), _) => t.partition_keys.push(Column { name: "k".into(), ..Default::default() }),
             (CatalogObject::Partition(p), 0) => p.values.push("x".into()),
             (CatalogObject::Partition(p), 1) => {
                 p.last_access_time = Some(p.last_access_time.map_or(0, |t| t.wrapping_add(1)))
@@ -1111,8 +889,7 @@ mod tests {
                 sd.compressed = !sd.compressed;
             }
             (CatalogObject::Partition(p), _) => {
-                p.parameters
-                    .insert("lakelog.test-key-not-generated".into(), "x".into());
+                p.parameters.insert("lakelog.test-key-not-generated".into(), "x".into());
             }
         }
         out

@@ -93,11 +93,9 @@ impl ObjectKey {
         let catalog = catalog.to_string();
         match state {
             CatalogObject::Database(d) => ObjectKey::Database { catalog, database: d.name.clone() },
-            CatalogObject::Table(t) => ObjectKey::Table {
-                catalog,
-                database: t.database_name.clone(),
-                table: t.name.clone(),
-            },
+            CatalogObject::Table(t) => {
+                ObjectKey::Table { catalog, database: t.database_name.clone(), table: t.name.clone() }
+            }
             CatalogObject::Partition(p) => ObjectKey::Partition {
                 catalog,
                 database: p.database_name.clone(),
@@ -214,8 +212,6 @@ pub fn content_hash(state: &CatalogObject) -> u64 {
 
 /// Now, in epoch milliseconds.
 pub fn now_millis() -> i64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
 }

@@ -33,8 +33,7 @@
 use serde_json::json;
 
 use crate::model::catalog::{
-    Column, Database, Order, Params, Partition, SerDeInfo, SkewedInfo, StorageDescriptor, Table,
-    TableIdentifier,
+    Column, Database, Order, Params, Partition, SerDeInfo, SkewedInfo, StorageDescriptor, Table, TableIdentifier,
 };
 
 /// Shape of the catalog to generate.
@@ -56,24 +55,18 @@ pub struct CatalogSpec {
 impl CatalogSpec {
     /// Number of partitioned regular tables in each database (three in four, rounded up).
     pub fn partitioned_tables_per_database(&self) -> usize {
-        (0..self.tables_per_database)
-            .filter(|&j| is_partitioned(j))
-            .count()
+        (0..self.tables_per_database).filter(|&j| is_partitioned(j)).count()
     }
 
     /// Exact number of partitions that [`generate`] returns for this spec.
     pub fn total_partitions(&self) -> usize {
-        self.databases
-            .saturating_mul(self.partitioned_tables_per_database())
-            .saturating_mul(self.partitions_per_table)
+        self.databases.saturating_mul(self.partitioned_tables_per_database()).saturating_mul(self.partitions_per_table)
     }
 
     /// Exact number of tables (regular and special) that [`generate`] returns for this spec.
     pub fn total_tables(&self) -> usize {
         let special: usize = (0..self.databases).map(|i| specials_for(i).count()).sum();
-        self.databases
-            .saturating_mul(self.tables_per_database)
-            .saturating_add(special)
+        self.databases.saturating_mul(self.tables_per_database).saturating_add(special)
     }
 }
 
@@ -91,9 +84,7 @@ pub struct GeneratedCatalog {
 impl GeneratedCatalog {
     /// The table `name` of database `db`, if it was generated.
     pub fn table_by_name(&self, db: &str, name: &str) -> Option<&Table> {
-        self.tables
-            .iter()
-            .find(|t| t.database_name == db && t.name == name)
+        self.tables.iter().find(|t| t.database_name == db && t.name == name)
     }
 }
 
@@ -141,30 +132,12 @@ const DOMAINS: [Domain; 8] = [
     Domain {
         name: "sales",
         description: "Sales: orders, customers and invoicing",
-        nouns: [
-            "orders",
-            "order_items",
-            "customers",
-            "returns",
-            "invoices",
-            "refunds",
-            "quotes",
-            "discounts",
-        ],
+        nouns: ["orders", "order_items", "customers", "returns", "invoices", "refunds", "quotes", "discounts"],
     },
     Domain {
         name: "web",
         description: "Web analytics: page views, clicks and sessions",
-        nouns: [
-            "page_views",
-            "clicks",
-            "sessions",
-            "sign_ups",
-            "searches",
-            "referrers",
-            "client_errors",
-            "carts",
-        ],
+        nouns: ["page_views", "clicks", "sessions", "sign_ups", "searches", "referrers", "client_errors", "carts"],
     },
     Domain {
         name: "iot",
@@ -197,101 +170,45 @@ const DOMAINS: [Domain; 8] = [
     Domain {
         name: "hr",
         description: "Human resources (restricted)",
-        nouns: [
-            "employees",
-            "absences",
-            "payroll",
-            "recruitments",
-            "trainings",
-            "reviews",
-            "departments",
-            "contracts",
-        ],
+        nouns: ["employees", "absences", "payroll", "recruitments", "trainings", "reviews", "departments", "contracts"],
     },
     Domain {
         name: "marketing",
         description: "Marketing campaigns and attribution",
-        nouns: [
-            "campaigns",
-            "impressions",
-            "conversions",
-            "leads",
-            "emails",
-            "audiences",
-            "coupons",
-            "attributions",
-        ],
+        nouns: ["campaigns", "impressions", "conversions", "leads", "emails", "audiences", "coupons", "attributions"],
     },
     Domain {
         name: "logistics",
         description: "Logistics: shipments, warehouses and carriers",
-        nouns: [
-            "shipments",
-            "deliveries",
-            "warehouses",
-            "inventory",
-            "carriers",
-            "routes",
-            "parcels",
-            "pickups",
-        ],
+        nouns: ["shipments", "deliveries", "warehouses", "inventory", "carriers", "routes", "parcels", "pickups"],
     },
     Domain {
         name: "support",
         description: "Customer support tickets and conversations",
-        nouns: [
-            "tickets",
-            "chats",
-            "calls",
-            "satisfaction_surveys",
-            "escalations",
-            "agents",
-            "sla_breaches",
-            "macros",
-        ],
+        nouns: ["tickets", "chats", "calls", "satisfaction_surveys", "escalations", "agents", "sla_breaches", "macros"],
     },
 ];
 
 /// Data columns regular tables pick from (besides their leading `id bigint`). None of these is a
 /// partition key name. `(name, type, comment)`.
 const COLUMN_POOL: [(&str, &str, Option<&str>); 18] = [
-    (
-        "event_time",
-        "timestamp",
-        Some("when the event happened (UTC)"),
-    ),
+    ("event_time", "timestamp", Some("when the event happened (UTC)")),
     ("customer_id", "string", None),
-    (
-        "amount",
-        "decimal(10,2)",
-        Some("amount in the account currency"),
-    ),
+    ("amount", "decimal(10,2)", Some("amount in the account currency")),
     ("score", "double", None),
     ("tags", "array<string>", None),
-    (
-        "attributes",
-        "struct<source:string,version:int,sampled:boolean>",
-        Some("producer metadata"),
-    ),
+    ("attributes", "struct<source:string,version:int,sampled:boolean>", Some("producer metadata")),
     ("quantity", "int", None),
     ("is_active", "boolean", None),
     ("country_code", "string", Some("ISO 3166-1 alpha-2")),
     ("properties", "map<string,string>", None),
     ("created_at", "timestamp", None),
-    (
-        "device",
-        "struct<os:string,model:string,app_version:string>",
-        None,
-    ),
+    ("device", "struct<os:string,model:string,app_version:string>", None),
     ("latitude", "double", None),
     ("longitude", "double", None),
     ("status", "string", Some("one of: new, active, closed")),
     ("updated_at", "timestamp", None),
-    (
-        "line_items",
-        "array<struct<sku:string,qty:int,price:decimal(10,2)>>",
-        None,
-    ),
+    ("line_items", "array<struct<sku:string,qty:int,price:decimal(10,2)>>", None),
     ("session_id", "string", None),
 ];
 
@@ -322,13 +239,7 @@ enum Format {
 }
 
 impl Format {
-    const ALL: [Format; 5] = [
-        Format::Parquet,
-        Format::Csv,
-        Format::Json,
-        Format::Orc,
-        Format::Avro,
-    ];
+    const ALL: [Format; 5] = [Format::Parquet, Format::Csv, Format::Json, Format::Orc, Format::Avro];
 
     fn classification(self) -> &'static str {
         match self {
@@ -413,11 +324,7 @@ impl Format {
                 "org.apache.hadoop.hive.serde2.avro.AvroSerDe"
             }
         };
-        SerDeInfo {
-            name: None,
-            serialization_library: Some(library.into()),
-            parameters,
-        }
+        SerDeInfo { name: None, serialization_library: Some(library.into()), parameters }
     }
 }
 
@@ -437,19 +344,16 @@ impl Scheme {
 
     fn keys(self) -> Vec<Column> {
         match self {
-            Scheme::YearMonthDay => vec![
-                column("year", "string", None),
-                column("month", "string", None),
-                column("day", "string", None),
-            ],
+            Scheme::YearMonthDay => {
+                vec![column("year", "string", None), column("month", "string", None), column("day", "string", None)]
+            }
             Scheme::DtRegion => vec![
                 column("dt", "string", Some("ingestion date (UTC)")),
                 column("region", "string", Some("AWS Region the data comes from")),
             ],
-            Scheme::DtHour => vec![
-                column("dt", "string", Some("ingestion date (UTC)")),
-                column("hour", "string", None),
-            ],
+            Scheme::DtHour => {
+                vec![column("dt", "string", Some("ingestion date (UTC)")), column("hour", "string", None)]
+            }
         }
     }
 
@@ -473,11 +377,9 @@ impl Scheme {
             }
             let slot = p % per_day;
             out.push(match self {
-                Scheme::YearMonthDay => vec![
-                    format!("{:04}", day.year),
-                    format!("{:02}", day.month),
-                    format!("{:02}", day.day),
-                ],
+                Scheme::YearMonthDay => {
+                    vec![format!("{:04}", day.year), format!("{:02}", day.month), format!("{:02}", day.day)]
+                }
                 Scheme::DtRegion => vec![day.iso(), REGIONS[slot].to_string()],
                 Scheme::DtHour => vec![day.iso(), format!("{slot:02}")],
             });
@@ -496,21 +398,12 @@ enum Special {
 }
 
 /// In creation order: the view reads the tables before it.
-const SPECIALS: [Special; 4] = [
-    Special::Iceberg,
-    Special::Skewed,
-    Special::View,
-    Special::ResourceLink,
-];
+const SPECIALS: [Special; 4] = [Special::Iceberg, Special::Skewed, Special::View, Special::ResourceLink];
 
 /// The special tables of database `db_index`: all of them for the first database, the kinds `k`
 /// with `db_index + k` even for the others.
 fn specials_for(db_index: usize) -> impl Iterator<Item = Special> {
-    SPECIALS
-        .into_iter()
-        .enumerate()
-        .filter(move |(k, _)| db_index == 0 || (db_index + k) % 2 == 0)
-        .map(|(_, s)| s)
+    SPECIALS.into_iter().enumerate().filter(move |(k, _)| db_index == 0 || (db_index + k) % 2 == 0).map(|(_, s)| s)
 }
 
 /// Whether regular table `j` of a database is partitioned (all but one in four).
@@ -540,13 +433,7 @@ impl<'a> DbCtx<'a> {
             format!("{prefix}_{}_{}", domain.name, round + 1)
         };
         let location = format!("s3://{}/{name}/", spec.bucket);
-        DbCtx {
-            spec,
-            index,
-            domain,
-            name,
-            location,
-        }
+        DbCtx { spec, index, domain, name, location }
     }
 
     fn table_location(&self, table: &str) -> String {
@@ -583,10 +470,7 @@ impl<'a> DbCtx<'a> {
 
     /// Regular table `j`, and its partition scheme if it is partitioned.
     fn regular_table(&self, j: usize) -> (Table, Option<Scheme>) {
-        let global = self
-            .index
-            .saturating_mul(self.spec.tables_per_database)
-            .saturating_add(j);
+        let global = self.index.saturating_mul(self.spec.tables_per_database).saturating_add(j);
         let format = Format::ALL[global % Format::ALL.len()];
         let scheme = is_partitioned(j).then(|| Scheme::ALL[j % Scheme::ALL.len()]);
         let name = self.regular_table_name(j);
@@ -636,16 +520,8 @@ impl<'a> DbCtx<'a> {
         };
         let base = sd.location.clone().unwrap_or_default();
         let format = format_of(sd);
-        let keys: Vec<&str> = table
-            .partition_keys
-            .iter()
-            .map(|k| k.name.as_str())
-            .collect();
-        for (p, values) in scheme
-            .values(self.spec.partitions_per_table)
-            .into_iter()
-            .enumerate()
-        {
+        let keys: Vec<&str> = table.partition_keys.iter().map(|k| k.name.as_str()).collect();
+        for (p, values) in scheme.values(self.spec.partitions_per_table).into_iter().enumerate() {
             let mut location = base.clone();
             for (k, v) in keys.iter().zip(&values) {
                 location.push_str(k);
@@ -681,30 +557,20 @@ impl<'a> DbCtx<'a> {
             column("event_time", "timestamp", None),
             column("customer_id", "string", None),
             if first {
-                column(
-                    "montant_ttc",
-                    "decimal(12,2)",
-                    Some("Montant TTC en euros — 金額 💶"),
-                )
+                column("montant_ttc", "decimal(12,2)", Some("Montant TTC en euros — 金額 💶"))
             } else {
                 column("amount", "decimal(12,2)", Some("amount including tax"))
             },
             column("items", "array<struct<sku:string,qty:int>>", None),
         ];
         for (n, c) in columns.iter_mut().enumerate() {
-            c.parameters
-                .insert("iceberg.field.current".into(), "true".into());
-            c.parameters
-                .insert("iceberg.field.id".into(), (n + 1).to_string());
-            c.parameters
-                .insert("iceberg.field.optional".into(), (n > 0).to_string());
+            c.parameters.insert("iceberg.field.current".into(), "true".into());
+            c.parameters.insert("iceberg.field.id".into(), (n + 1).to_string());
+            c.parameters.insert("iceberg.field.optional".into(), (n > 0).to_string());
         }
         let mut parameters = Params::new();
         parameters.insert("table_type".into(), "ICEBERG".into());
-        parameters.insert(
-            "metadata_location".into(),
-            format!("{location}metadata/00001-{}.metadata.json", uuid(h)),
-        );
+        parameters.insert("metadata_location".into(), format!("{location}metadata/00001-{}.metadata.json", uuid(h)));
         parameters.insert(
             "previous_metadata_location".into(),
             format!("{location}metadata/00000-{}.metadata.json", uuid(mix(h))),
@@ -713,10 +579,7 @@ impl<'a> DbCtx<'a> {
         let description = if first {
             "Ventes journalières — 売上 📈".to_string()
         } else {
-            format!(
-                "Iceberg copy of {} ({})",
-                self.domain.nouns[0], self.domain.name
-            )
+            format!("Iceberg copy of {} ({})", self.domain.nouns[0], self.domain.name)
         };
         Table {
             database_name: self.name.clone(),
@@ -730,9 +593,7 @@ impl<'a> DbCtx<'a> {
                 input_format: Some("org.apache.hadoop.mapred.FileInputFormat".into()),
                 output_format: Some("org.apache.hadoop.mapred.FileOutputFormat".into()),
                 serde_info: Some(SerDeInfo {
-                    serialization_library: Some(
-                        "org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe".into(),
-                    ),
+                    serialization_library: Some("org.apache.hadoop.hive.serde2.lazy.LazySimpleSerDe".into()),
                     ..SerDeInfo::default()
                 }),
                 ..StorageDescriptor::default()
@@ -788,14 +649,8 @@ impl<'a> DbCtx<'a> {
                 }),
                 bucket_columns: vec!["user_id".into()],
                 sort_columns: vec![
-                    Order {
-                        column: "user_id".into(),
-                        sort_order: 1,
-                    },
-                    Order {
-                        column: "event_time".into(),
-                        sort_order: 0,
-                    },
+                    Order { column: "user_id".into(), sort_order: 1 },
+                    Order { column: "event_time".into(), sort_order: 0 },
                 ],
                 skewed_info: Some(skewed_info),
                 stored_as_sub_directories: true,
@@ -848,10 +703,7 @@ impl<'a> DbCtx<'a> {
                 columns: cols.iter().map(|(n, t, _)| column(n, t, None)).collect(),
                 ..StorageDescriptor::default()
             }),
-            view_original_text: Some(format!(
-                "/* Presto View: {} */",
-                base64(presto.to_string().as_bytes())
-            )),
+            view_original_text: Some(format!("/* Presto View: {} */", base64(presto.to_string().as_bytes()))),
             view_expanded_text: Some("/* Presto View */".into()),
             table_type: Some("VIRTUAL_VIEW".into()),
             parameters,
@@ -878,32 +730,18 @@ impl<'a> DbCtx<'a> {
 
 /// The format of a generated regular table, recovered from its storage descriptor.
 fn format_of(sd: &StorageDescriptor) -> Format {
-    let classification = sd
-        .parameters
-        .get("classification")
-        .map(String::as_str)
-        .unwrap_or("parquet");
-    Format::ALL
-        .into_iter()
-        .find(|f| f.classification() == classification)
-        .unwrap_or(Format::Parquet)
+    let classification = sd.parameters.get("classification").map(String::as_str).unwrap_or("parquet");
+    Format::ALL.into_iter().find(|f| f.classification() == classification).unwrap_or(Format::Parquet)
 }
 
 fn column(name: &str, type_: &str, comment: Option<&str>) -> Column {
-    Column {
-        name: name.into(),
-        type_: Some(type_.into()),
-        comment: comment.map(Into::into),
-        parameters: Params::new(),
-    }
+    Column { name: name.into(), type_: Some(type_.into()), comment: comment.map(Into::into), parameters: Params::new() }
 }
 
 /// `id bigint` followed by 5 to 10 distinct pool columns chosen from `h`.
 fn data_columns(format: Format, h: u64) -> Vec<Column> {
-    let pool: Vec<&(&str, &str, Option<&str>)> = COLUMN_POOL
-        .iter()
-        .filter(|(_, t, _)| format.allows_complex_types() || !t.contains('<'))
-        .collect();
+    let pool: Vec<&(&str, &str, Option<&str>)> =
+        COLUMN_POOL.iter().filter(|(_, t, _)| format.allows_complex_types() || !t.contains('<')).collect();
     let extra = 5 + (h % 6) as usize;
     let start = ((h >> 8) % pool.len() as u64) as usize;
     let mut columns = Vec::with_capacity(extra + 1);
@@ -940,8 +778,7 @@ fn avro_schema(table: &str, columns: &[Column]) -> String {
             json!({ "name": c.name, "type": ["null", avro], "default": null })
         })
         .collect();
-    json!({ "type": "record", "name": table, "namespace": "lakelog.simulate", "fields": fields })
-        .to_string()
+    json!({ "type": "record", "name": table, "namespace": "lakelog.simulate", "fields": fields }).to_string()
 }
 
 /// `(precision, scale)` of `decimal(p,s)`.
@@ -966,12 +803,7 @@ impl Stats {
         let average_record_size = 40 + (h >> 20) % 900;
         let objects = (1 + (h >> 40) % 24) * scale;
         let size = records * average_record_size / format.compression_ratio();
-        Stats {
-            records,
-            average_record_size,
-            objects,
-            size,
-        }
+        Stats { records, average_record_size, objects, size }
     }
 }
 
@@ -983,10 +815,7 @@ fn crawler_params(db: &str, format: Format, stats: &Stats, table: bool) -> Param
         p.insert("CrawlerSchemaSerializerVersion".into(), "1.0".into());
         p.insert("UPDATED_BY_CRAWLER".into(), format!("{db}_crawler"));
     }
-    p.insert(
-        "averageRecordSize".into(),
-        stats.average_record_size.to_string(),
-    );
+    p.insert("averageRecordSize".into(), stats.average_record_size.to_string());
     p.insert("classification".into(), format.classification().into());
     p.insert("compressionType".into(), format.compression_type().into());
     p.insert("objectCount".into(), stats.objects.to_string());
@@ -1014,11 +843,7 @@ struct Day {
 }
 
 impl Day {
-    const START: Day = Day {
-        year: 2026,
-        month: 1,
-        day: 1,
-    };
+    const START: Day = Day { year: 2026, month: 1, day: 1 };
 
     fn days_in_month(year: u32, month: u32) -> u32 {
         match month {
@@ -1031,22 +856,11 @@ impl Day {
 
     fn next(self) -> Day {
         if self.day < Self::days_in_month(self.year, self.month) {
-            Day {
-                day: self.day + 1,
-                ..self
-            }
+            Day { day: self.day + 1, ..self }
         } else if self.month < 12 {
-            Day {
-                month: self.month + 1,
-                day: 1,
-                ..self
-            }
+            Day { month: self.month + 1, day: 1, ..self }
         } else {
-            Day {
-                year: self.year + 1,
-                month: 1,
-                day: 1,
-            }
+            Day { year: self.year + 1, month: 1, day: 1 }
         }
     }
 
@@ -1066,9 +880,7 @@ fn mix(mut x: u64) -> u64 {
 
 /// A hash of a few indexes.
 fn hash(parts: &[u64]) -> u64 {
-    parts
-        .iter()
-        .fold(0x6c61_6b65_6c6f_6721, |acc, &p| mix(acc.rotate_left(7) ^ p))
+    parts.iter().fold(0x6c61_6b65_6c6f_6721, |acc, &p| mix(acc.rotate_left(7) ^ p))
 }
 
 /// A version-4-shaped UUID derived from `h`.
@@ -1135,14 +947,7 @@ mod tests {
 
     #[test]
     fn counts_match_the_spec() {
-        for (d, t, p) in [
-            (3, 10, 400),
-            (1, 0, 0),
-            (1, 1, 5),
-            (2, 3, 1),
-            (9, 4, 2),
-            (17, 9, 3),
-        ] {
+        for (d, t, p) in [(3, 10, 400), (1, 0, 0), (1, 1, 5), (2, 3, 1), (9, 4, 2), (17, 9, 3)] {
             let s = spec(d, t, p);
             let c = generate(&s);
             assert_eq!(c.databases.len(), d);
@@ -1161,15 +966,10 @@ mod tests {
         let c = generate(&s);
         let mut per_table: HashMap<(&str, &str), usize> = HashMap::new();
         for p in &c.partitions {
-            *per_table
-                .entry((p.database_name.as_str(), p.table_name.as_str()))
-                .or_default() += 1;
+            *per_table.entry((p.database_name.as_str(), p.table_name.as_str())).or_default() += 1;
         }
         for t in &c.tables {
-            let n = per_table
-                .get(&(t.database_name.as_str(), t.name.as_str()))
-                .copied()
-                .unwrap_or(0);
+            let n = per_table.get(&(t.database_name.as_str(), t.name.as_str())).copied().unwrap_or(0);
             if t.partition_keys.is_empty() {
                 assert_eq!(n, 0, "{}", t.name);
             } else {
@@ -1189,16 +989,8 @@ mod tests {
     #[test]
     fn partition_values_are_distinct_per_table_and_match_keys() {
         let c = generate(&spec(3, 10, 400));
-        let keys: HashMap<(&str, &str), usize> = c
-            .tables
-            .iter()
-            .map(|t| {
-                (
-                    (t.database_name.as_str(), t.name.as_str()),
-                    t.partition_keys.len(),
-                )
-            })
-            .collect();
+        let keys: HashMap<(&str, &str), usize> =
+            c.tables.iter().map(|t| ((t.database_name.as_str(), t.name.as_str()), t.partition_keys.len())).collect();
         let mut seen: HashSet<(&str, &str, &Vec<String>)> = HashSet::new();
         for p in &c.partitions {
             let n = keys
@@ -1207,28 +999,13 @@ mod tests {
                 .expect("partition of a generated table");
             assert!(n > 0);
             assert_eq!(p.values.len(), n);
-            assert!(
-                seen.insert((&p.database_name, &p.table_name, &p.values)),
-                "duplicate partition {p:?}"
-            );
+            assert!(seen.insert((&p.database_name, &p.table_name, &p.values)), "duplicate partition {p:?}");
         }
         // Realistic values: the first dt/hour partition and a year/month/day one.
-        assert!(c
-            .partitions
-            .iter()
-            .any(|p| p.values == ["2026", "01", "01"]));
-        assert!(c
-            .partitions
-            .iter()
-            .any(|p| p.values == ["2026", "02", "04"]));
-        assert!(c
-            .partitions
-            .iter()
-            .any(|p| p.values == ["2026-01-01", "23"]));
-        assert!(c
-            .partitions
-            .iter()
-            .any(|p| p.values == ["2026-01-02", "eu-west-1"]));
+        assert!(c.partitions.iter().any(|p| p.values == ["2026", "01", "01"]));
+        assert!(c.partitions.iter().any(|p| p.values == ["2026", "02", "04"]));
+        assert!(c.partitions.iter().any(|p| p.values == ["2026-01-01", "23"]));
+        assert!(c.partitions.iter().any(|p| p.values == ["2026-01-02", "eu-west-1"]));
     }
 
     #[test]
@@ -1251,52 +1028,34 @@ mod tests {
         let has = |f: &dyn Fn(&Table) -> bool| tables.iter().any(f);
 
         assert!(has(&|t| serde_lib(t).ends_with("ParquetHiveSerDe")
-            && t.parameters.get("classification").map(String::as_str)
-                == Some("parquet")
-            && sd(t).input_format.as_deref()
-                == Some(
-                    "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-                )));
+            && t.parameters.get("classification").map(String::as_str) == Some("parquet")
+            && sd(t).input_format.as_deref() == Some("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")));
         assert!(has(&|t| serde_lib(t).ends_with("OpenCSVSerde")
-            && t.parameters
-                .get("skip.header.line.count")
-                .map(String::as_str)
-                == Some("1")
-            && sd(t)
-                .serde_info
-                .as_ref()
-                .and_then(|s| s.parameters.get("quoteChar"))
-                == Some(&"\"".to_string())));
-        assert!(has(&|t| serde_lib(t)
-            == "org.openx.data.jsonserde.JsonSerDe"
-            && t.parameters.get("classification").map(String::as_str)
-                == Some("json")));
+            && t.parameters.get("skip.header.line.count").map(String::as_str) == Some("1")
+            && sd(t).serde_info.as_ref().and_then(|s| s.parameters.get("quoteChar")) == Some(&"\"".to_string())));
+        assert!(has(&|t| serde_lib(t) == "org.openx.data.jsonserde.JsonSerDe"
+            && t.parameters.get("classification").map(String::as_str) == Some("json")));
         assert!(has(&|t| serde_lib(t).ends_with("OrcSerde")));
         assert!(has(&|t| serde_lib(t).ends_with("AvroSerDe")));
         // Views.
         assert!(has(&|t| t.table_type.as_deref() == Some("VIRTUAL_VIEW")
-            && t.parameters.get("presto_view").map(String::as_str)
-                == Some("true")
-            && t.view_original_text.as_deref().is_some_and(|v| v
-                .starts_with("/* Presto View: ")
-                && v.ends_with(" */"))
+            && t.parameters.get("presto_view").map(String::as_str) == Some("true")
+            && t.view_original_text
+                .as_deref()
+                .is_some_and(|v| v.starts_with("/* Presto View: ") && v.ends_with(" */"))
             && t.view_expanded_text.as_deref() == Some("/* Presto View */")
             && !sd(t).columns.is_empty()
             && sd(t).location.is_none()));
         // Iceberg.
         assert!(has(&|t| t.table_type.as_deref() == Some("EXTERNAL_TABLE")
-            && t.parameters.get("table_type").map(String::as_str)
-                == Some("ICEBERG")
+            && t.parameters.get("table_type").map(String::as_str) == Some("ICEBERG")
             && t.parameters.contains_key("metadata_location")
             && t.parameters.contains_key("previous_metadata_location")
             && sd(t).location.is_some()));
         // Resource link.
         assert!(has(&|t| t.is_resource_link()
             && t.storage_descriptor.is_none()
-            && t.target_table.as_ref().is_some_and(|id| id
-                .catalog_id
-                .as_deref()
-                == Some("111122223333")
+            && t.target_table.as_ref().is_some_and(|id| id.catalog_id.as_deref() == Some("111122223333")
                 && id.region.as_deref() == Some("us-east-1")
                 && id.database_name.is_some()
                 && id.name.is_some())));
@@ -1310,29 +1069,20 @@ mod tests {
                 && sd.compressed
         })));
         assert!(has(&|t| t.storage_descriptor.as_ref().is_some_and(|sd| {
-            sd.sort_columns.iter().any(|o| o.sort_order == 1)
-                && sd.sort_columns.iter().any(|o| o.sort_order == 0)
+            sd.sort_columns.iter().any(|o| o.sort_order == 1) && sd.sort_columns.iter().any(|o| o.sort_order == 0)
         })));
-        assert!(has(&|t| t.storage_descriptor.as_ref().is_some_and(|sd| {
-            !sd.bucket_columns.is_empty() && sd.number_of_buckets > 0
-        })));
+        assert!(has(&|t| t
+            .storage_descriptor
+            .as_ref()
+            .is_some_and(|sd| { !sd.bucket_columns.is_empty() && sd.number_of_buckets > 0 })));
         // Unicode.
-        assert!(has(
-            &|t| t.description.as_deref() == Some("Ventes journalières — 売上 📈")
-        ));
-        assert!(has(&|t| t.storage_descriptor.as_ref().is_some_and(|sd| sd
-            .columns
-            .iter()
-            .any(|c| c.comment.as_deref().is_some_and(|s| !s.is_ascii())))));
+        assert!(has(&|t| t.description.as_deref() == Some("Ventes journalières — 売上 📈")));
+        assert!(has(&|t| t
+            .storage_descriptor
+            .as_ref()
+            .is_some_and(|sd| sd.columns.iter().any(|c| c.comment.as_deref().is_some_and(|s| !s.is_ascii())))));
         // Realistic column types.
-        for ty in [
-            "bigint",
-            "string",
-            "double",
-            "timestamp",
-            "array<string>",
-            "decimal(10,2)",
-        ] {
+        for ty in ["bigint", "string", "double", "timestamp", "array<string>", "decimal(10,2)"] {
             assert!(
                 has(&|t| t
                     .storage_descriptor
@@ -1344,10 +1094,7 @@ mod tests {
         assert!(has(&|t| t.storage_descriptor.as_ref().is_some_and(|sd| sd
             .columns
             .iter()
-            .any(|c| c
-                .type_
-                .as_deref()
-                .is_some_and(|ty| ty.starts_with("struct<"))))));
+            .any(|c| c.type_.as_deref().is_some_and(|ty| ty.starts_with("struct<"))))));
     }
 
     #[test]
@@ -1356,17 +1103,10 @@ mod tests {
             let c = generate(&s);
             let db = &c.databases[0].name;
             let in_db: Vec<&Table> = c.tables.iter().filter(|t| &t.database_name == db).collect();
-            assert!(in_db
-                .iter()
-                .any(|t| t.table_type.as_deref() == Some("VIRTUAL_VIEW")));
-            assert!(in_db
-                .iter()
-                .any(|t| t.parameters.get("table_type").map(String::as_str) == Some("ICEBERG")));
+            assert!(in_db.iter().any(|t| t.table_type.as_deref() == Some("VIRTUAL_VIEW")));
+            assert!(in_db.iter().any(|t| t.parameters.get("table_type").map(String::as_str) == Some("ICEBERG")));
             assert!(in_db.iter().any(|t| t.is_resource_link()));
-            assert!(in_db.iter().any(|t| t
-                .storage_descriptor
-                .as_ref()
-                .is_some_and(|sd| sd.skewed_info.is_some())));
+            assert!(in_db.iter().any(|t| t.storage_descriptor.as_ref().is_some_and(|sd| sd.skewed_info.is_some())));
         }
     }
 
@@ -1384,20 +1124,14 @@ mod tests {
     fn partition_storage_follows_the_table() {
         let c = generate(&spec(3, 10, 40));
         for p in &c.partitions {
-            let t = c
-                .table_by_name(&p.database_name, &p.table_name)
-                .expect("table of partition");
+            let t = c.table_by_name(&p.database_name, &p.table_name).expect("table of partition");
             let table_sd = sd(t);
             let part_sd = p.storage_descriptor.as_ref().expect("partition sd");
             let table_loc = table_sd.location.as_deref().expect("table location");
             let part_loc = part_sd.location.as_deref().expect("partition location");
             assert!(part_loc.starts_with(table_loc), "{part_loc} / {table_loc}");
-            let suffix: String = t
-                .partition_keys
-                .iter()
-                .zip(&p.values)
-                .map(|(k, v)| format!("{}={v}/", k.name))
-                .collect();
+            let suffix: String =
+                t.partition_keys.iter().zip(&p.values).map(|(k, v)| format!("{}={v}/", k.name)).collect();
             assert_eq!(part_loc, format!("{table_loc}{suffix}"));
             assert_eq!(part_sd.columns, table_sd.columns);
             assert_eq!(part_sd.serde_info, table_sd.serde_info);
@@ -1421,20 +1155,12 @@ mod tests {
             .tables
             .iter()
             .filter_map(|t| t.storage_descriptor.as_ref())
-            .chain(
-                c.partitions
-                    .iter()
-                    .filter_map(|p| p.storage_descriptor.as_ref()),
-            );
+            .chain(c.partitions.iter().filter_map(|p| p.storage_descriptor.as_ref()));
         for sd in sds {
             locations.extend(sd.location.as_deref());
             locations.extend(sd.additional_locations.iter().map(String::as_str));
             if let Some(skew) = &sd.skewed_info {
-                locations.extend(
-                    skew.skewed_column_value_location_maps
-                        .values()
-                        .map(String::as_str),
-                );
+                locations.extend(skew.skewed_column_value_location_maps.values().map(String::as_str));
             }
         }
         for t in &c.tables {
@@ -1449,17 +1175,10 @@ mod tests {
             assert!(l.starts_with(&prefix), "{l}");
             assert!(l.ends_with('/') || l.ends_with(".metadata.json"), "{l}");
         }
-        let iceberg = c
-            .tables
-            .iter()
-            .find(|t| t.parameters.contains_key("metadata_location"))
-            .expect("iceberg table");
+        let iceberg = c.tables.iter().find(|t| t.parameters.contains_key("metadata_location")).expect("iceberg table");
         let loc = sd(iceberg).location.as_deref().expect("iceberg location");
-        assert!(
-            iceberg.parameters["metadata_location"].starts_with(&format!("{loc}metadata/00001-"))
-        );
-        assert!(iceberg.parameters["previous_metadata_location"]
-            .starts_with(&format!("{loc}metadata/00000-")));
+        assert!(iceberg.parameters["metadata_location"].starts_with(&format!("{loc}metadata/00001-")));
+        assert!(iceberg.parameters["previous_metadata_location"].starts_with(&format!("{loc}metadata/00000-")));
     }
 
     #[test]
@@ -1474,10 +1193,7 @@ mod tests {
             assert_eq!(d.name, d.name.to_lowercase());
             assert!(d.description.is_some());
             assert!(!d.parameters.is_empty());
-            assert_eq!(
-                d.location_uri.as_deref(),
-                Some(format!("s3://lakelog-test-data/{}/", d.name).as_str())
-            );
+            assert_eq!(d.location_uri.as_deref(), Some(format!("s3://lakelog-test-data/{}/", d.name).as_str()));
         }
         let mut names = HashSet::new();
         for t in &c.tables {
@@ -1486,17 +1202,9 @@ mod tests {
             assert!(names.insert((&t.database_name, &t.name)), "{}", t.name);
             if let Some(sd) = &t.storage_descriptor {
                 if let Some(loc) = &sd.location {
-                    assert_eq!(
-                        loc,
-                        &format!("s3://lakelog-test-data/{}/{}/", t.database_name, t.name)
-                    );
+                    assert_eq!(loc, &format!("s3://lakelog-test-data/{}/{}/", t.database_name, t.name));
                 }
-                let cols: HashSet<&str> = sd
-                    .columns
-                    .iter()
-                    .chain(&t.partition_keys)
-                    .map(|c| c.name.as_str())
-                    .collect();
+                let cols: HashSet<&str> = sd.columns.iter().chain(&t.partition_keys).map(|c| c.name.as_str()).collect();
                 assert_eq!(cols.len(), sd.columns.len() + t.partition_keys.len());
                 for col in &cols {
                     assert_eq!(*col, col.to_lowercase());
@@ -1511,11 +1219,8 @@ mod tests {
     #[test]
     fn regular_tables_look_crawled() {
         let c = generate(&spec(2, 10, 1));
-        let regular: Vec<&Table> = c
-            .tables
-            .iter()
-            .filter(|t| t.parameters.contains_key("UPDATED_BY_CRAWLER"))
-            .collect();
+        let regular: Vec<&Table> =
+            c.tables.iter().filter(|t| t.parameters.contains_key("UPDATED_BY_CRAWLER")).collect();
         assert_eq!(regular.len(), 20);
         for t in regular {
             assert_eq!(t.table_type.as_deref(), Some("EXTERNAL_TABLE"));
@@ -1545,18 +1250,13 @@ mod tests {
                 }
                 "avro" => {
                     let v: serde_json::Value =
-                        serde_json::from_str(&serde.parameters["avro.schema.literal"])
-                            .expect("avro schema is JSON");
+                        serde_json::from_str(&serde.parameters["avro.schema.literal"]).expect("avro schema is JSON");
                     assert_eq!(v["fields"].as_array().map(Vec::len), Some(sd.columns.len()));
                 }
                 "csv" => {
                     assert_eq!(serde.parameters["separatorChar"], ",");
                     assert_eq!(serde.parameters["escapeChar"], "\\");
-                    assert!(sd.columns.iter().all(|c| !c
-                        .type_
-                        .as_deref()
-                        .unwrap_or("")
-                        .contains('<')));
+                    assert!(sd.columns.iter().all(|c| !c.type_.as_deref().unwrap_or("").contains('<')));
                 }
                 "parquet" => assert_eq!(serde.parameters["serialization.format"], "1"),
                 _ => {}

@@ -1,4 +1,4 @@
 //! Realistic, crawler-like catalogs for the demo, tests and benchmarks.
 pub mod catalog;
-pub mod seed;
 pub mod events;
+pub mod seed;

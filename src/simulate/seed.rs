@@ -16,7 +16,11 @@ pub struct Seeded {
 }
 
 /// Creates every database, table and partition of `catalog` (existing ones are left as they are).
-pub async fn write_catalog(glue: &aws_sdk_glue::Client, catalog_id: &str, catalog: &GeneratedCatalog) -> Result<Seeded, AwsError> {
+pub async fn write_catalog(
+    glue: &aws_sdk_glue::Client,
+    catalog_id: &str,
+    catalog: &GeneratedCatalog,
+) -> Result<Seeded, AwsError> {
     let target = GlueTarget::new(glue.clone(), catalog_id, true);
     let ignore_exists = |r: Result<(), AwsError>| match r {
         Err(e) if e.class == ErrorClass::AlreadyExists => Ok(()),

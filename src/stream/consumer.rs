@@ -73,7 +73,9 @@ impl ShardReader {
     async fn new_iterator(&self) -> Result<Option<String>, StreamError> {
         let mut req = self.kinesis.get_shard_iterator().stream_name(&self.stream).shard_id(&self.shard_id);
         req = match &self.position {
-            Some(seq) => req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq.as_str()),
+            Some(seq) => {
+                req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq.as_str())
+            }
             None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
         let out = req.send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetShardIterator", e))?;

@@ -117,7 +117,8 @@ impl Producer {
     /// Adds one record to its key's last open frame (or a new one); returns the bytes added.
     fn add(&self, pending: &mut BTreeMap<String, VecDeque<Frame>>, rec: &ChangeRecord) -> Result<usize, StreamError> {
         let key = rec.key.stream_partition_key();
-        let encoded = FrameBuilder::encode_record(rec).map_err(|e| StreamError::Encode { key: key.clone(), source: e })?;
+        let encoded =
+            FrameBuilder::encode_record(rec).map_err(|e| StreamError::Encode { key: key.clone(), source: e })?;
         let limit = self.frame_bytes.saturating_sub(key.len());
         if encoded.len() + 16 > limit {
             return Err(StreamError::RecordTooLarge { key, bytes: encoded.len(), limit });
@@ -134,7 +135,11 @@ impl Producer {
     }
 
     /// Sends every pending frame, at most one per key per call, oldest first.
-    async fn flush(&self, pending: &mut BTreeMap<String, VecDeque<Frame>>, published: &mut Published) -> Result<(), StreamError> {
+    async fn flush(
+        &self,
+        pending: &mut BTreeMap<String, VecDeque<Frame>>,
+        published: &mut Published,
+    ) -> Result<(), StreamError> {
         // Frames are finished lazily so their bytes are built once.
         let mut ready: BTreeMap<String, VecDeque<(Vec<u8>, u32)>> = BTreeMap::new();
         for (key, frames) in std::mem::take(pending) {
@@ -163,7 +168,9 @@ impl Producer {
                     .partition_key(key)
                     .data(Blob::new(data.clone()))
                     .build()
-                    .map_err(|e| StreamError::Aws(AwsError::invalid_response("kinesis", "PutRecords", &e.to_string())))?;
+                    .map_err(|e| {
+                        StreamError::Aws(AwsError::invalid_response("kinesis", "PutRecords", &e.to_string()))
+                    })?;
                 entries.push(entry);
                 keys.push(key.clone());
             }
@@ -199,7 +206,9 @@ impl Producer {
                 if frames.is_empty() {
                     ready.remove(key);
                 }
-                if let (Some(shard), Some(seq)) = (entry.shard_id.as_deref(), entry.sequence_number.as_deref().and_then(SeqNo::parse)) {
+                if let (Some(shard), Some(seq)) =
+                    (entry.shard_id.as_deref(), entry.sequence_number.as_deref().and_then(SeqNo::parse))
+                {
                     let last = published.last_sequence.entry(shard.to_string()).or_insert_with(|| seq.clone());
                     if seq > *last {
                         *last = seq;

@@ -128,8 +128,18 @@ mod tests {
     use crate::model::{CatalogObject, Cause, CauseKind, Origin, Table};
 
     fn rec(table: &str, desc: &str, at: i64, kind: CauseKind) -> ChangeRecord {
-        let t = Table { database_name: "db".into(), name: table.into(), description: Some(desc.into()), ..Default::default() };
-        ChangeRecord::upsert(CatalogObject::Table(t), &Origin { catalog_id: "1".into(), ..Default::default() }, Cause { kind, event_id: None }, at)
+        let t = Table {
+            database_name: "db".into(),
+            name: table.into(),
+            description: Some(desc.into()),
+            ..Default::default()
+        };
+        ChangeRecord::upsert(
+            CatalogObject::Table(t),
+            &Origin { catalog_id: "1".into(), ..Default::default() },
+            Cause { kind, event_id: None },
+            at,
+        )
     }
 
     #[test]
@@ -138,7 +148,10 @@ mod tests {
         let mut recorded = HashMap::new();
         recorded.insert(event.key.clone(), Recorded { captured_at: 200, hash: Some(event.content_hash) });
         // The snapshot read the table at 100, before the event's re-read, and arrives late.
-        let (fresh, stale) = select_fresh(&recorded, vec![rec("t", "old", 100, CauseKind::Snapshot), rec("u", "x", 100, CauseKind::Snapshot)]);
+        let (fresh, stale) = select_fresh(
+            &recorded,
+            vec![rec("t", "old", 100, CauseKind::Snapshot), rec("u", "x", 100, CauseKind::Snapshot)],
+        );
         assert_eq!(stale, 1);
         assert_eq!(fresh.len(), 1);
         assert_eq!(fresh[0].key.table(), Some("u"));
@@ -148,7 +161,11 @@ mod tests {
     fn within_a_batch_an_older_read_after_a_newer_one_is_dropped_and_ties_are_kept() {
         let (fresh, stale) = select_fresh(
             &HashMap::new(),
-            vec![rec("t", "b", 300, CauseKind::Event), rec("t", "a", 250, CauseKind::Snapshot), rec("t", "c", 300, CauseKind::Reconcile)],
+            vec![
+                rec("t", "b", 300, CauseKind::Event),
+                rec("t", "a", 250, CauseKind::Snapshot),
+                rec("t", "c", 300, CauseKind::Reconcile),
+            ],
         );
         assert_eq!(stale, 1);
         let descs: Vec<_> = fresh

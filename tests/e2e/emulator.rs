@@ -29,7 +29,13 @@ fn spawn(mut cmd: Command, what: &str, parse: fn(&str) -> Option<u16>) -> (Child
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}; run scripts/emulator.sh install first"));
     let (tx, rx) = mpsc::channel();
-    for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>)].into_iter().flatten() {
+    for stream in [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -59,7 +65,8 @@ impl Emulator {
         });
         let mut kin = Command::new("node");
         kin.arg(dir.join("node/kinesalite-loopback.js")).arg("0");
-        let (kinesalite, kin_port) = spawn(kin, "kinesalite", |l| l.strip_prefix("PORT ").and_then(|p| p.trim().parse().ok()));
+        let (kinesalite, kin_port) =
+            spawn(kin, "kinesalite", |l| l.strip_prefix("PORT ").and_then(|p| p.trim().parse().ok()));
         Emulator {
             moto,
             kinesalite,

@@ -112,7 +112,11 @@ impl CatalogDump {
 
     /// Like [`CatalogDump::read`], but a read that races with a change (a table dropped between
     /// listing it and reading its partitions) is an error to retry, not a failure.
-    pub async fn try_read(emu: &Emulator, region: &str, prefix: &str) -> Result<CatalogDump, lakelog::capture::CaptureError> {
+    pub async fn try_read(
+        emu: &Emulator,
+        region: &str,
+        prefix: &str,
+    ) -> Result<CatalogDump, lakelog::capture::CaptureError> {
         let reader = CatalogReader::new(glue(emu, region).await, ACCOUNT, 1);
         let mut dump = CatalogDump::default();
         for db in reader.databases().await? {
@@ -135,8 +139,12 @@ impl CatalogDump {
     pub fn rewritten(&self, from: &str, to: &str) -> CatalogDump {
         fn rw<T: serde::Serialize + serde::de::DeserializeOwned>(v: &T, from: &str, to: &str) -> T {
             let json = serde_json::to_string(v).expect("json");
-            serde_json::from_str(&json.replace(&format!("\"{from}/"), &format!("\"{to}/")).replace(&format!("\"{from}\""), &format!("\"{to}\"")))
-                .expect("json back")
+            serde_json::from_str(
+                &json
+                    .replace(&format!("\"{from}/"), &format!("\"{to}/"))
+                    .replace(&format!("\"{from}\""), &format!("\"{to}\"")),
+            )
+            .expect("json back")
         }
         CatalogDump {
             databases: self.databases.iter().map(|(k, v)| (k.clone(), rw(v, from, to))).collect(),

@@ -87,7 +87,9 @@ fn table_input(name: &str, column: &str, location: &str) -> TableInput {
 fn partition_input(dt: &str, location: &str) -> PartitionInput {
     PartitionInput::builder()
         .values(dt)
-        .storage_descriptor(aws_sdk_glue::types::StorageDescriptor::builder().location(format!("{location}dt={dt}/")).build())
+        .storage_descriptor(
+            aws_sdk_glue::types::StorageDescriptor::builder().location(format!("{location}dt={dt}/")).build(),
+        )
         .build()
 }
 
@@ -106,21 +108,48 @@ async fn every_type_of_change_replicates_and_duplicated_reordered_events_converg
     let db = format!("{}_extra", n.prefix);
     let loc = format!("s3://{}/extra/t/", n.data_bucket);
     let mut events = Vec::new();
-    glue.create_database().database_input(DatabaseInput::builder().name(&db).build().expect("db")).send().await.expect("create db");
+    glue.create_database()
+        .database_input(DatabaseInput::builder().name(&db).build().expect("db"))
+        .send()
+        .await
+        .expect("create db");
     events.push(GlueEvent::database("CreateDatabase", &db, &[]));
-    glue.update_database().name(&db).database_input(DatabaseInput::builder().name(&db).description("updated").build().expect("db")).send().await.expect("update db");
+    glue.update_database()
+        .name(&db)
+        .database_input(DatabaseInput::builder().name(&db).description("updated").build().expect("db"))
+        .send()
+        .await
+        .expect("update db");
     events.push(GlueEvent::database("UpdateDatabase", &db, &[]));
     for t in ["t", "u", "gone1", "gone2"] {
-        glue.create_table().database_name(&db).table_input(table_input(t, "a", &loc)).send().await.expect("create table");
+        glue.create_table()
+            .database_name(&db)
+            .table_input(table_input(t, "a", &loc))
+            .send()
+            .await
+            .expect("create table");
     }
     events.push(GlueEvent::database("CreateTable", &db, &["t", "u", "gone1", "gone2"]));
     glue.update_table().database_name(&db).table_input(table_input("t", "b", &loc)).send().await.expect("update table");
     events.push(GlueEvent::table("UpdateTable", &db, "t", &[]));
-    glue.create_partition().database_name(&db).table_name("t").partition_input(partition_input("2026-01-01", &loc)).send().await.expect("p1");
+    glue.create_partition()
+        .database_name(&db)
+        .table_name("t")
+        .partition_input(partition_input("2026-01-01", &loc))
+        .send()
+        .await
+        .expect("p1");
     events.push(GlueEvent::table("CreatePartition", &db, "t", &[vec!["2026-01-01".into()]]));
     let batch: Vec<_> = ["2026-01-02", "2026-01-03", "2026-01-04"].iter().map(|d| partition_input(d, &loc)).collect();
-    glue.batch_create_partition().database_name(&db).table_name("t").set_partition_input_list(Some(batch)).send().await.expect("batch");
-    let three: Vec<Vec<String>> = ["2026-01-02", "2026-01-03", "2026-01-04"].iter().map(|d| vec![d.to_string()]).collect();
+    glue.batch_create_partition()
+        .database_name(&db)
+        .table_name("t")
+        .set_partition_input_list(Some(batch))
+        .send()
+        .await
+        .expect("batch");
+    let three: Vec<Vec<String>> =
+        ["2026-01-02", "2026-01-03", "2026-01-04"].iter().map(|d| vec![d.to_string()]).collect();
     events.push(GlueEvent::table("BatchCreatePartition", &db, "t", &three));
     glue.update_partition()
         .database_name(&db)
@@ -138,22 +167,51 @@ async fn every_type_of_change_replicates_and_duplicated_reordered_events_converg
         .expect("entry");
     glue.batch_update_partition().database_name(&db).table_name("t").entries(entry).send().await.expect("batch update");
     events.push(GlueEvent::table("BatchUpdatePartition", &db, "t", &[vec!["2026-01-02".into()]]));
-    glue.delete_partition().database_name(&db).table_name("t").partition_values("2026-01-03").send().await.expect("delete p");
+    glue.delete_partition()
+        .database_name(&db)
+        .table_name("t")
+        .partition_values("2026-01-03")
+        .send()
+        .await
+        .expect("delete p");
     events.push(GlueEvent::table("DeletePartition", &db, "t", &[vec!["2026-01-03".into()]]));
     let key = aws_sdk_glue::types::PartitionValueList::builder().values("2026-01-04").build().expect("key");
-    glue.batch_delete_partition().database_name(&db).table_name("t").partitions_to_delete(key).send().await.expect("batch delete");
+    glue.batch_delete_partition()
+        .database_name(&db)
+        .table_name("t")
+        .partitions_to_delete(key)
+        .send()
+        .await
+        .expect("batch delete");
     events.push(GlueEvent::table("BatchDeletePartition", &db, "t", &[vec!["2026-01-04".into()]]));
     glue.delete_table().database_name(&db).name("u").send().await.expect("delete table");
     events.push(GlueEvent::database("DeleteTable", &db, &["u"]));
-    glue.batch_delete_table().database_name(&db).tables_to_delete("gone1").tables_to_delete("gone2").send().await.expect("batch delete tables");
+    glue.batch_delete_table()
+        .database_name(&db)
+        .tables_to_delete("gone1")
+        .tables_to_delete("gone2")
+        .send()
+        .await
+        .expect("batch delete tables");
     events.push(GlueEvent::database("BatchDeleteTable", &db, &["gone1", "gone2"]));
     // Delete then re-create with the same name and another shape.
     glue.delete_table().database_name(&db).name("t").send().await.expect("drop t");
     events.push(GlueEvent::database("DeleteTable", &db, &["t"]));
-    glue.create_table().database_name(&db).table_input(table_input("t", "reborn", &loc)).send().await.expect("recreate t");
+    glue.create_table()
+        .database_name(&db)
+        .table_input(table_input("t", "reborn", &loc))
+        .send()
+        .await
+        .expect("recreate t");
     events.push(GlueEvent::database("CreateTable", &db, &["t"]));
     // A change type lakelog does not know: handled by re-reading the table and its partitions.
-    glue.create_partition().database_name(&db).table_name("t").partition_input(partition_input("2027-01-01", &loc)).send().await.expect("p");
+    glue.create_partition()
+        .database_name(&db)
+        .table_name("t")
+        .partition_input(partition_input("2027-01-01", &loc))
+        .send()
+        .await
+        .expect("p");
     events.push(GlueEvent::table("SomeFutureChange", &db, "t", &[]));
     deliver(&eb, &events).await.expect("deliver");
     converges(&emu, name, Duration::from_secs(60)).await;
@@ -178,7 +236,13 @@ async fn with_a_fifth_of_the_events_lost_reconciliation_still_converges() {
     let (eb, _sqs, queue) = route(&emu, name).await;
     let running = start(&run_config(&emu, name, &queue, 3)).await;
     let n = Names::new(name);
-    let catalog = generate(&CatalogSpec { prefix: n.prefix.clone(), databases: 1, tables_per_database: 6, partitions_per_table: 300, bucket: n.data_bucket.clone() });
+    let catalog = generate(&CatalogSpec {
+        prefix: n.prefix.clone(),
+        databases: 1,
+        tables_per_database: 6,
+        partitions_per_table: 300,
+        bucket: n.data_bucket.clone(),
+    });
     let glue = crate::glue(&emu, SOURCE_REGION).await;
     let burst = crawler_burst(&glue, &eb, ACCOUNT, &catalog, 5).await.expect("burst");
     assert!(burst.events_dropped > 0 && burst.events_dropped * 5 >= burst.events_sent);
@@ -216,7 +280,11 @@ async fn malformed_events_are_dead_lettered_and_the_pipeline_keeps_running() {
     converges(&emu, name, Duration::from_secs(60)).await;
     let report = running.stop().await;
     assert_eq!(report.events.malformed, 3, "{:?}", report.events);
-    let state = lakelog::state::StateBucket::new(Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await, &format!("lakelog-{name}-state"), "lakelog/");
+    let state = lakelog::state::StateBucket::new(
+        Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await,
+        &format!("lakelog-{name}-state"),
+        "lakelog/",
+    );
     let letters = DeadLetterStore::new(state).list(CAPTURE_EVENTS).await.expect("list");
     assert_eq!(letters.len(), 3);
     assert!(letters.iter().all(|(_, d)| d.body.is_some() && !d.reason.is_empty()));
@@ -242,7 +310,13 @@ async fn sigkill_during_a_burst_loses_nothing() {
     };
     let mut first = spawn();
     let n = Names::new(name);
-    let catalog = generate(&CatalogSpec { prefix: n.prefix.clone(), databases: 1, tables_per_database: 4, partitions_per_table: 400, bucket: n.data_bucket.clone() });
+    let catalog = generate(&CatalogSpec {
+        prefix: n.prefix.clone(),
+        databases: 1,
+        tables_per_database: 4,
+        partitions_per_table: 400,
+        bucket: n.data_bucket.clone(),
+    });
     let glue = crate::glue(&emu, SOURCE_REGION).await;
     let half = lakelog::simulate::catalog::GeneratedCatalog {
         databases: catalog.databases.clone(),
@@ -288,7 +362,12 @@ async fn glue_calls_read_from_cloudtrail_log_files_replicate_once() {
     let db = catalog.databases[0].name.clone();
     let n = Names::new(name);
     let glue = crate::glue(&emu, SOURCE_REGION).await;
-    glue.create_table().database_name(&db).table_input(table_input("from_trail", "a", &format!("s3://{}/t/", n.data_bucket))).send().await.expect("create");
+    glue.create_table()
+        .database_name(&db)
+        .table_input(table_input("from_trail", "a", &format!("s3://{}/t/", n.data_bucket)))
+        .send()
+        .await
+        .expect("create");
     let gone = catalog.partitions[0].clone();
     glue.delete_partition()
         .database_name(&gone.database_name)
@@ -298,7 +377,12 @@ async fn glue_calls_read_from_cloudtrail_log_files_replicate_once() {
         .await
         .expect("delete partition");
     let now = time::OffsetDateTime::now_utc();
-    let folder = format!("AWSLogs/{ACCOUNT}/CloudTrail/{SOURCE_REGION}/{:04}/{:02}/{:02}/", now.year(), u8::from(now.month()), now.day());
+    let folder = format!(
+        "AWSLogs/{ACCOUNT}/CloudTrail/{SOURCE_REGION}/{:04}/{:02}/{:02}/",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    );
     let create = serde_json::json!({"eventVersion": "1.08", "eventSource": "glue.amazonaws.com", "eventName": "CreateTable", "eventID": "ct-1",
         "eventTime": "2026-11-22T10:00:00Z", "awsRegion": SOURCE_REGION,
         "requestParameters": {"databaseName": db, "tableInput": {"name": "from_trail"}}, "responseElements": null});

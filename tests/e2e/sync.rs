@@ -49,7 +49,10 @@ async fn full_catalog_replicates_field_by_field_and_a_second_sync_writes_nothing
     assert_eq!(dr.stats.total().dead_lettered, 0);
     // Partitions go in batches of 100: never one call per partition.
     let batch_creates = dr.api_calls.get("BatchCreatePartition").copied().unwrap_or(0) as usize;
-    assert!(batch_creates >= catalog.partitions.len() / 100 && batch_creates < catalog.partitions.len() / 50, "{batch_creates} BatchCreatePartition calls");
+    assert!(
+        batch_creates >= catalog.partitions.len() / 100 && batch_creates < catalog.partitions.len() / 50,
+        "{batch_creates} BatchCreatePartition calls"
+    );
     assert_eq!(dr.api_calls.get("CreatePartition"), None);
 
     let prefix = Names::new(name).prefix;
@@ -61,7 +64,10 @@ async fn full_catalog_replicates_field_by_field_and_a_second_sync_writes_nothing
     let again = run_sync(&emu, name, SyncOptions::default()).await;
     let dr = &again.targets["dr"];
     assert_eq!(dr.write_calls, 0, "second sync wrote: {:?}", dr.api_calls);
-    assert_eq!(dr.stats.total().unchanged as usize, catalog.databases.len() + catalog.tables.len() + catalog.partitions.len());
+    assert_eq!(
+        dr.stats.total().unchanged as usize,
+        catalog.databases.len() + catalog.tables.len() + catalog.partitions.len()
+    );
     assert_eq!(dr.extra_total, 0);
 }
 
@@ -125,7 +131,12 @@ async fn records_the_target_rejects_are_dead_lettered_and_the_rest_complete() {
         values: vec!["2026-01-01".into()],
         ..Default::default()
     };
-    let rec = ChangeRecord::upsert(CatalogObject::Partition(orphan), &origin, Cause { kind: CauseKind::Event, event_id: None }, 1);
+    let rec = ChangeRecord::upsert(
+        CatalogObject::Partition(orphan),
+        &origin,
+        Cause { kind: CauseKind::Event, event_id: None },
+        1,
+    );
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tx.send(rec).await.expect("send");
     drop(tx);
@@ -182,7 +193,11 @@ async fn sigkill_mid_apply_then_rerun_resumes_from_the_checkpoint_and_converges(
     let path = write_config(&dir, &config_yaml(&emu, name, "  frame_bytes: 4096", "  batch_records: 2"));
 
     let mut child = lakelog().args(["sync", "--output", "json", "-c"]).arg(&path).spawn().expect("spawn");
-    let state = StateBucket::new(Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await, &format!("lakelog-{name}-state"), "lakelog/");
+    let state = StateBucket::new(
+        Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await,
+        &format!("lakelog-{name}-state"),
+        "lakelog/",
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let listed = state.s3.list_objects_v2().bucket(&state.bucket).prefix("lakelog/checkpoints/").send().await;
@@ -197,9 +212,12 @@ async fn sigkill_mid_apply_then_rerun_resumes_from_the_checkpoint_and_converges(
     child.wait().expect("reap");
 
     let store = lakelog::checkpoint::S3CheckpointStore::new(state.clone(), &format!("lakelog-{name}"));
-    let shards = lakelog::stream::admin::list_shards(&Endpoint::new(SOURCE_REGION, Some(&emu.kinesis_url)).kinesis().await, &format!("lakelog-{name}"))
-        .await
-        .expect("shards");
+    let shards = lakelog::stream::admin::list_shards(
+        &Endpoint::new(SOURCE_REGION, Some(&emu.kinesis_url)).kinesis().await,
+        &format!("lakelog-{name}"),
+    )
+    .await
+    .expect("shards");
     let mut saved = Vec::new();
     for s in &shards {
         use lakelog::checkpoint::CheckpointStore;
@@ -222,7 +240,11 @@ async fn sigkill_mid_apply_then_rerun_resumes_from_the_checkpoint_and_converges(
             .iter()
             .find(|s| s["shard"] == shard.as_str())
             .map(|s| s["resumed_after"].clone());
-        assert_eq!(resumed, Some(serde_json::Value::String(seq.clone())), "shard {shard} did not resume from its checkpoint");
+        assert_eq!(
+            resumed,
+            Some(serde_json::Value::String(seq.clone())),
+            "shard {shard} did not resume from its checkpoint"
+        );
     }
     let source = CatalogDump::read(&emu, SOURCE_REGION, &prefix).await;
     let target = CatalogDump::read(&emu, TARGET_REGION, &prefix).await;
@@ -247,7 +269,8 @@ targets:
     let out = lakelog().args(["validate", "-c"]).arg(&path).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    for path in ["source.colour", "stream.name", "stream.shards", "state.bucket", "targets[0].location_rewrite[0].from"] {
+    for path in ["source.colour", "stream.name", "stream.shards", "state.bucket", "targets[0].location_rewrite[0].from"]
+    {
         assert!(err.contains(path), "{path} missing from:\n{err}");
     }
     assert!(err.contains("5 problem(s)"), "{err}");
