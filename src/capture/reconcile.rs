@@ -75,8 +75,11 @@ impl Reconciler {
                 seen.insert(r.key.clone());
                 if !same {
                     changed += 1;
+                    // A database goes out at once: event records for its tables may already be in
+                    // the stream, waiting (bounded) for it at apply time.
+                    let urgent = r.key.kind() == crate::model::ObjectKind::Database;
                     pending.push(r);
-                    if pending.len() >= PUBLISH_BATCH {
+                    if urgent || pending.len() >= PUBLISH_BATCH {
                         stale += self.publisher.publish(std::mem::take(&mut pending)).await?.stale;
                     }
                 }

@@ -34,6 +34,13 @@ impl Names {
 /// Pipeline YAML for a test; `stream_extra` and `apply_extra` are appended inside those sections.
 pub fn config_yaml(emu: &Emulator, name: &str, stream_extra: &str, apply_extra: &str) -> String {
     let n = Names::new(name);
+    // Tables wait for their database on another shard; under a loaded CI machine that can take
+    // seconds, so tests wait as long as production does unless they say otherwise.
+    let apply_extra = if apply_extra.contains("dependency_wait_seconds") {
+        apply_extra.to_string()
+    } else {
+        format!("  dependency_wait_seconds: 30\n{apply_extra}")
+    };
     format!(
         r#"
 source:
@@ -59,7 +66,6 @@ targets:
       - from: s3://{bucket}
         to: s3://{bucket}-dr
 apply:
-  dependency_wait_seconds: 2
 {apply_extra}
 "#,
         moto = emu.moto_url,
