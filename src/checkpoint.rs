@@ -28,6 +28,9 @@ pub struct Checkpoint {
     pub updated_at: i64,
     /// Change records applied through this shard by this group, all runs together.
     pub records: u64,
+    /// When the newest change applied so far was captured (epoch ms), for `lakelog status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newest_captured_at: Option<i64>,
 }
 
 #[derive(Debug, Error)]
@@ -133,11 +136,19 @@ pub async fn load_group(
     Ok(out)
 }
 
-/// Helper for writers: the body of a new checkpoint.
-pub fn next_checkpoint(previous: Option<&Checkpoint>, sequence: SeqNo, applied: u64) -> Checkpoint {
+/// Helper for writers: the body of a new checkpoint after `applied` records, the newest of
+/// which was captured at `newest_captured_at`.
+pub fn next_checkpoint(
+    previous: Option<&Checkpoint>,
+    sequence: SeqNo,
+    applied: u64,
+    newest_captured_at: Option<i64>,
+) -> Checkpoint {
+    let before = previous.and_then(|p| p.newest_captured_at);
     Checkpoint {
         sequence,
         updated_at: crate::model::now_millis(),
         records: previous.map_or(0, |p| p.records) + applied,
+        newest_captured_at: newest_captured_at.max(before),
     }
 }

@@ -22,6 +22,7 @@ pub struct PipelineConfig {
     pub state: StateConfig,
     pub targets: Vec<TargetConfig>,
     pub apply: ApplyConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// The catalog that is replicated.
@@ -228,6 +229,45 @@ impl Default for ApplyConfig {
     }
 }
 
+/// The Prometheus listener of `lakelog run` (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to listen on; loopback by default so nothing is exposed unless asked. `off`
+    /// disables the listener.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: default_metrics_listen() }
+    }
+}
+
+impl MetricsConfig {
+    /// The socket address to bind, or `None` when the listener is off.
+    pub fn address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        parse_listen(&self.listen)
+    }
+}
+
+/// Parses a listen address (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`) or `off`.
+pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        format!(
+            "`{text}` is not a listen address; use IP:PORT such as 127.0.0.1:9464 (0.0.0.0:9464 to expose it), or off"
+        )
+    })
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".to_string()
+}
+
 fn default_partition_segments() -> i32 {
     4
 }
@@ -321,7 +361,7 @@ impl PipelineConfig {
             });
             return Err(invalid(problems));
         };
-        const KNOWN: [&str; 5] = ["source", "stream", "state", "targets", "apply"];
+        const KNOWN: [&str; 6] = ["source", "stream", "state", "targets", "apply", "metrics"];
         for key in map.keys() {
             let name = key.as_str().unwrap_or("?");
             if !KNOWN.contains(&name) {
@@ -335,6 +375,10 @@ impl PipelineConfig {
         let stream: Option<StreamConfig> = section(map, "stream", true, &mut problems);
         let state: Option<StateConfig> = section(map, "state", true, &mut problems);
         let apply: Option<ApplyConfig> = section(map, "apply", false, &mut problems);
+        let metrics: Option<MetricsConfig> = section(map, "metrics", false, &mut problems);
+        if let Some(Err(message)) = metrics.as_ref().map(|m| m.address()) {
+            problems.push(Problem { path: "metrics.listen".into(), message });
+        }
         let mut targets = Vec::new();
         match map.get("targets") {
             Some(serde_yaml_ng::Value::Sequence(items)) => {
@@ -505,6 +549,7 @@ impl PipelineConfig {
                 state,
                 targets: targets.into_iter().map(|(_, t)| t).collect(),
                 apply: apply.unwrap_or_default(),
+                metrics: metrics.unwrap_or_default(),
             }),
             _ => Err(invalid(problems)),
         }

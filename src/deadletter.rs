@@ -120,8 +120,8 @@ impl DeadLetterStore {
         Ok(key)
     }
 
-    /// Every dead letter of a target, oldest first, with its object key.
-    pub async fn list(&self, target: &str) -> Result<Vec<(String, DeadLetter)>, AwsError> {
+    /// The object keys of a target's dead letters, oldest first.
+    pub async fn keys(&self, target: &str) -> Result<Vec<String>, AwsError> {
         let mut pages = self
             .state
             .s3
@@ -136,8 +136,14 @@ impl DeadLetterStore {
             keys.extend(page.contents().iter().filter_map(|o| o.key.clone()));
         }
         keys.sort();
-        let mut out = Vec::with_capacity(keys.len());
-        for key in keys {
+        Ok(keys)
+    }
+
+    /// Every dead letter of a target, oldest first, with its object key.
+    pub async fn list(&self, target: &str) -> Result<Vec<(String, DeadLetter)>, AwsError> {
+        use futures::{StreamExt, TryStreamExt};
+        let keys = self.keys(target).await?;
+        let read = |key: String| async move {
             let obj = self
                 .state
                 .s3
@@ -153,6 +159,12 @@ impl DeadLetterStore {
                 .await
                 .map_err(|e| AwsError::invalid_response("s3", "GetObject", &e.to_string()))?
                 .into_bytes();
+            Ok::<_, AwsError>((key, bytes))
+        };
+        let bodies: Vec<(String, bytes::Bytes)> =
+            futures::stream::iter(keys.into_iter().map(read)).buffered(16).try_collect().await?;
+        let mut out = Vec::with_capacity(bodies.len());
+        for (key, bytes) in bodies {
             match serde_json::from_slice(&bytes) {
                 Ok(dl) => out.push((key, dl)),
                 Err(e) => tracing::warn!(key = %key, error = %e, "skipping unreadable dead letter"),

@@ -33,6 +33,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod replicate;
 pub mod run;
+pub mod serve;
 pub mod simulate;
 pub mod state;
 pub mod stream;

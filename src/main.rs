@@ -71,6 +71,9 @@ enum Command {
         /// Only this target.
         #[arg(long)]
         target: Option<String>,
+        /// Serve /metrics, /healthz and /readyz here (IP:PORT or `off`); overrides `metrics.listen`.
+        #[arg(long, env = "LAKELOG_METRICS_LISTEN")]
+        metrics_listen: Option<String>,
     },
     /// Make realistic, crawler-like catalog changes in the source (for demos, tests, benchmarks).
     #[command(subcommand)]
@@ -140,8 +143,15 @@ fn init_logging(json: bool) {
     }
 }
 
+/// The pipeline YAML itself, instead of a file (containers: from a secret or parameter store).
+const CONFIG_YAML_ENV: &str = "LAKELOG_CONFIG_YAML";
+
 fn load(cli: &Cli) -> Result<PipelineConfig, ExitCode> {
-    PipelineConfig::load(&cli.config).map_err(|e| {
+    let loaded = match std::env::var(CONFIG_YAML_ENV) {
+        Ok(text) if !text.trim().is_empty() => PipelineConfig::from_yaml(&text, CONFIG_YAML_ENV),
+        _ => PipelineConfig::load(&cli.config),
+    };
+    loaded.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(exit::CONFIG)
     })
@@ -227,10 +237,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(exit::OK))
         }
-        Command::Run { target } => {
+        Command::Run { target, metrics_listen } => {
             let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
-            lakelog::metrics::describe();
+            let listen = match metrics_listen {
+                Some(text) => lakelog::config::parse_listen(text),
+                None => cfg.metrics.address(),
+            };
+            let listen = match listen {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: --metrics-listen: {e}");
+                    return Ok(ExitCode::from(exit::CONFIG));
+                }
+            };
+            let handle = lakelog::serve::install_recorder()?;
+            if let Some(addr) = listen {
+                lakelog::serve::serve(addr, handle).await?;
+            }
+            lakelog::serve::Health::global().not_ready("pipeline", "connecting to AWS");
             let pipeline = Pipeline::connect(cfg).await.context("connecting")?;
+            lakelog::serve::Health::global().ready("pipeline");
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 shutdown_signal().await;

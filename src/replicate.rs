@@ -18,7 +18,7 @@ use crate::apply::ApplyError;
 use crate::checkpoint::{next_checkpoint, CheckpointStore};
 use crate::deadletter::{DeadLetter, DeadLetterStore};
 use crate::lag::{LagRecorder, LagSummary};
-use crate::metrics as m;
+use crate::metrics::{self as m, ShardClocks};
 use crate::model::{codec, now_millis, ChangeRecord};
 use crate::progress::Progress;
 use crate::stream::admin::{list_shards, ShardInfo};
@@ -166,13 +166,19 @@ impl ConsumerGroup {
         }
         let mut position = start.clone();
         let mut reader = ShardReader::open(self.kinesis.clone(), &self.stream, id, start, self.batch_limit).await?;
+        let clocks = ShardClocks::global();
+        clocks.opened(&group, id, checkpoint.as_ref().map(|c| c.updated_at));
         let mut stats = ApplyStats::default();
         let mut lag = LagRecorder::default();
         loop {
             let batch = reader.next_batch().await?;
-            if let Some(behind) = batch.millis_behind {
-                m::millis_behind_latest(&group, id, behind);
+            let read_at = now_millis();
+            let behind = batch.millis_behind.unwrap_or(0);
+            if let Some(b) = batch.millis_behind {
+                m::behind_latest(&group, id, b);
             }
+            // Not yet read, but waiting in the stream: about as old as we are behind its tip.
+            let waiting_since = (behind > 0).then(|| read_at - behind);
             let empty = batch.records.is_empty();
             if !empty {
                 let started = Instant::now();
@@ -193,6 +199,8 @@ impl ConsumerGroup {
                 }
                 let n = records.len() as u64;
                 let newest = records.iter().map(|r| r.captured_at).max();
+                let oldest = records.iter().map(|r| r.captured_at).min();
+                clocks.pending_since(&group, id, oldest.or(waiting_since));
                 let times: Vec<(i64, Option<i64>)> = records.iter().map(|r| (r.captured_at, r.changed_at)).collect();
                 let s = self.applier.apply(records).await?;
                 let applied_at = now_millis();
@@ -202,12 +210,14 @@ impl ConsumerGroup {
                 stats.merge(&s);
                 let last = batch.records.last().map(|r| r.seq.clone());
                 if let Some(seq) = last {
-                    let next = next_checkpoint(checkpoint.as_ref(), seq.clone(), n);
+                    let next = next_checkpoint(checkpoint.as_ref(), seq.clone(), n, newest);
                     self.checkpoints.save(&group, id, &next).await?;
+                    clocks.checkpoint_moved(&group, id, next.updated_at);
                     checkpoint = Some(next);
                     report.checkpoint = Some(seq.to_string());
                     position = Some(seq);
                 }
+                clocks.pending_since(&group, id, waiting_since);
                 report.frames += batch.records.len() as u64;
                 report.records += n;
                 report.batches += 1;
@@ -221,6 +231,12 @@ impl ConsumerGroup {
                 debug!(target = %group, shard = id, records = n, created = t.created, updated = t.updated, deleted = t.deleted, unchanged = t.unchanged, lag_seconds = lag.unwrap_or(0.0), "batch applied");
                 if t.changed() > 0 {
                     self.log_changes(id, &t, lag);
+                }
+            } else {
+                clocks.pending_since(&group, id, waiting_since);
+                if behind == 0 {
+                    // Caught up: the target holds everything the stream has.
+                    m::replication_lag(&group, id, 0.0);
                 }
             }
             if batch.end_of_shard {

@@ -27,10 +27,13 @@ use crate::capture::lookup::{LookupCapture, LookupReader};
 use crate::capture::queue::{QueueCapture, QueueStats};
 use crate::capture::reconcile::{PassStats, Reconciler};
 use crate::capture::resolve::Resolver;
+use crate::deadletter::CAPTURE_EVENTS;
+use crate::metrics as m;
 use crate::model::CauseKind;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::progress::Progress;
 use crate::replicate::{ConsumerGroup, GroupReport, StopWhen};
+use crate::serve::Health;
 use crate::stream::admin::ensure_stream;
 use crate::stream::producer::Producer;
 use crate::stream::publisher::Publisher;
@@ -91,6 +94,30 @@ fn stop_on_error<T, E: std::fmt::Display>(
     result
 }
 
+/// Runs an optional capture task (`None`: not configured, a default report); a fatal error stops
+/// the whole run.
+async fn optional_capture<T: Default, E: std::fmt::Display>(
+    task: Option<impl std::future::Future<Output = Result<T, E>>>,
+    stop: &watch::Sender<bool>,
+    what: &str,
+) -> Result<T, E> {
+    let result = match task {
+        Some(t) => t.await,
+        None => Ok(T::default()),
+    };
+    stop_on_error(result, stop, what)
+}
+
+/// Keeps `lakelog_dead_letter_depth` true to the store (another process may replay or add).
+async fn refresh_dead_letter_depth(store: &crate::deadletter::DeadLetterStore, names: &[String]) {
+    for name in names {
+        match store.keys(name).await {
+            Ok(keys) => crate::metrics::dead_letter_depth(name, keys.len()),
+            Err(e) => warn!(target = %name, error = %e, "cannot count dead letters"),
+        }
+    }
+}
+
 /// Runs until `shutdown` turns true, then drains and returns.
 pub async fn run(
     pipeline: &Pipeline,
@@ -116,6 +143,22 @@ pub async fn run(
         })
     };
     let shutdown = stop_rx;
+    let health = Health::global();
+    let mut dead_letter_stores: Vec<String> = targets.iter().map(|t| t.config.name.clone()).collect();
+    m::init_series(&dead_letter_stores);
+    dead_letter_stores.push(CAPTURE_EVENTS.to_string());
+    let depth = {
+        let (store, mut stop) = (pipeline.dead_letters.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            while !*stop.borrow() {
+                refresh_dead_letter_depth(&store, &dead_letter_stores).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        })
+    };
 
     // 1. Event capture first (gap-free start).
     let queue = match &cfg.source.events {
@@ -133,16 +176,15 @@ pub async fn run(
         }
         None => None,
     };
-    let events = {
-        let (stop, stop_tx) = (shutdown.clone(), stop_tx.clone());
-        async move {
-            let result = match &queue {
-                Some(q) => q.run(stop).await.map(EventCounts::from),
-                None => Ok(EventCounts::default()),
-            };
-            stop_on_error(result, &stop_tx, "event capture")
-        }
-    };
+    let events = optional_capture(
+        queue.as_ref().map(|q| {
+            let stop = shutdown.clone();
+            async move { q.run(stop).await.map(EventCounts::from) }
+        }),
+        &stop_tx,
+        "event capture",
+    );
+    health.ready("capture");
 
     let trail = match &cfg.source.cloudtrail {
         Some(ct) => {
@@ -159,16 +201,7 @@ pub async fn run(
         }
         None => None,
     };
-    let cloudtrail = {
-        let (stop, stop_tx) = (shutdown.clone(), stop_tx.clone());
-        async move {
-            let result = match &trail {
-                Some(t) => t.run(stop).await,
-                None => Ok(PollStats::default()),
-            };
-            stop_on_error(result, &stop_tx, "CloudTrail capture")
-        }
-    };
+    let cloudtrail = optional_capture(trail.as_ref().map(|t| t.run(shutdown.clone())), &stop_tx, "CloudTrail capture");
 
     let lookup = match &cfg.source.cloudtrail_lookup {
         Some(lc) => Some(LookupCapture {
@@ -179,16 +212,8 @@ pub async fn run(
         }),
         None => None,
     };
-    let lookup_events = {
-        let (stop, stop_tx) = (shutdown.clone(), stop_tx.clone());
-        async move {
-            let result = match &lookup {
-                Some(l) => l.run(stop).await,
-                None => Ok(PollStats::default()),
-            };
-            stop_on_error(result, &stop_tx, "CloudTrail LookupEvents capture")
-        }
-    };
+    let lookup_events =
+        optional_capture(lookup.as_ref().map(|l| l.run(shutdown.clone())), &stop_tx, "CloudTrail LookupEvents capture");
 
     // 2. The initial snapshot, then reconciliation every interval.
     let reconciler = Reconciler {
@@ -207,6 +232,8 @@ pub async fn run(
                 match reconciler.pass(kind).await {
                     Ok(stats) => {
                         passes += 1;
+                        m::reconcile_run(true);
+                        health.ready("reconcile");
                         info!(
                             pass = passes,
                             changed = stats.changed,
@@ -217,7 +244,11 @@ pub async fn run(
                         last = stats;
                         kind = CauseKind::Reconcile;
                     }
-                    Err(e) => warn!(error = %e, "reconciliation pass failed; retrying at the next interval"),
+                    Err(e) => {
+                        m::reconcile_run(false);
+                        health.not_ready("reconcile", format!("the last pass failed: {e}"));
+                        warn!(error = %e, "reconciliation pass failed; retrying at the next interval")
+                    }
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => {}
@@ -253,10 +284,13 @@ pub async fn run(
             });
             // A failing target (unavailable, throttled beyond retries) restarts from its
             // checkpoint after a pause; it never stops the other targets or capture.
+            let component = format!("target {}", t.config.name);
+            health.ready(&component);
             loop {
                 match group.clone().run(StopWhen::Drained(end_rx.clone())).await {
                     Ok(report) => return (t.config.name.clone(), report),
                     Err(e) => {
+                        health.not_ready(&component, format!("consumer failed, restarting from its checkpoint: {e}"));
                         warn!(target = %t.config.name, error = %e, "consumer group failed; restarting from its checkpoint");
                         if *shutdown.borrow() && end_rx.borrow().is_some() {
                             return (t.config.name.clone(), GroupReport::default());
@@ -286,6 +320,7 @@ pub async fn run(
     };
     let ((events, trail, passes, last), groups) = tokio::join!(capture, groups);
     forward.abort();
+    depth.abort();
     let (published, stale) = publisher.totals().await;
     Ok(RunReport {
         published,

@@ -12,7 +12,22 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
+use crate::aws::ErrorClass;
 use crate::metrics as m;
+
+/// The error code of an AWS JSON-protocol error response: the `x-amzn-ErrorType` header, else
+/// the body's `__type` (both may carry a namespace or a `:uri` suffix).
+fn error_code(header: Option<&str>, body: Option<&[u8]>) -> Option<String> {
+    let raw = match header {
+        Some(h) => h.to_string(),
+        None => {
+            let v: serde_json::Value = serde_json::from_slice(body?).ok()?;
+            v.get("__type")?.as_str()?.to_string()
+        }
+    };
+    let code = raw.split(':').next().unwrap_or(&raw);
+    Some(code.rsplit('#').next().unwrap_or(code).to_string())
+}
 
 /// Shared per-operation request counts for one client (one target).
 #[derive(Debug, Clone, Default)]
@@ -76,13 +91,21 @@ impl Intercept for ApiCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let operation = cfg.load::<Metadata>().map(|m| m.name().to_string()).unwrap_or_else(|| "unknown".into());
-        let outcome = match context.response().map(|r| r.status().as_u16()) {
+        let response = context.response();
+        let throttled = response.is_some_and(|r| {
+            let code = error_code(r.headers().get("x-amzn-errortype"), r.body().bytes());
+            r.status().as_u16() == 429 || code.is_some_and(|c| ErrorClass::from_code(&c) == ErrorClass::Throttled)
+        });
+        let outcome = match response.map(|r| r.status().as_u16()) {
             Some(s) if s < 300 => "ok",
-            Some(429) => "throttled",
+            Some(_) if throttled => "throttled",
             Some(s) if s < 500 => "client_error",
             Some(_) => "server_error",
             None => "no_response",
         };
+        if throttled {
+            m::throttled(if self.target.is_some() { "apply" } else { "capture" }, "glue", 1);
+        }
         if let Ok(mut counts) = self.counts.lock() {
             *counts.entry(operation.clone()).or_default() += 1;
         }
@@ -91,5 +114,22 @@ impl Intercept for ApiCounter {
             None => m::source_api_call(&operation, outcome),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_code;
+
+    #[test]
+    fn error_codes_from_header_or_body() {
+        assert_eq!(
+            error_code(Some("ThrottlingException:http://internal.amazon.com/"), None).as_deref(),
+            Some("ThrottlingException")
+        );
+        let body = br#"{"__type":"com.amazonaws.glue#ThrottlingException","message":"Rate exceeded"}"#;
+        assert_eq!(error_code(None, Some(body)).as_deref(), Some("ThrottlingException"));
+        assert_eq!(error_code(None, Some(b"<html>")), None);
+        assert_eq!(error_code(None, None), None);
     }
 }

@@ -163,6 +163,7 @@ impl CloudTrailCapture {
                     records.extend(rs);
                 }
                 stats.records += records.len() as u64;
+                crate::metrics::records_captured_of(&records);
                 self.publisher.publish(records).await?;
                 // Durable only now: the file's changes are in the change log.
                 cursor.processed.insert(key);

@@ -133,6 +133,7 @@ impl LookupCapture {
             records.extend(rs);
         }
         stats.records = records.len() as u64;
+        crate::metrics::records_captured_of(&records);
         self.publisher.publish(records).await?;
         let body = serde_json::to_vec(&cursor)
             .map_err(|e| aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;

@@ -178,6 +178,7 @@ impl QueueCapture {
                     self.dead_letters.park(&dl).await.map_err(QueueError::DeadLetter)?;
                     stats.malformed += 1;
                     m::events_received("malformed", 1);
+                    m::dead_letters(crate::deadletter::CAPTURE_EVENTS, "event", 1);
                 }
             }
             done.push(handle);
@@ -201,6 +202,7 @@ impl QueueCapture {
             .await?;
             let records: Vec<_> = resolved.into_iter().flatten().collect();
             let n = records.len() as u64;
+            crate::metrics::records_captured_of(&records);
             self.publisher.publish(records).await?;
             Ok::<u64, QueueError>(n)
         };
@@ -210,7 +212,6 @@ impl QueueCapture {
         };
         stats.records += published;
         m::events_received("ok", events);
-        m::records_captured("any", "event", published);
         self.delete(&done).await
     }
 

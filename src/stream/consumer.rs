@@ -124,7 +124,9 @@ impl ShardReader {
                     if !err.class.is_retryable() || attempt >= MAX_ATTEMPTS {
                         return Err(err.into());
                     }
-                    if err.class != ErrorClass::Throttled {
+                    if err.class == ErrorClass::Throttled {
+                        crate::metrics::throttled("consume", "kinesis", 1);
+                    } else {
                         warn!(shard = %self.shard_id, error = %err, attempt, "GetRecords failed, retrying");
                     }
                     tokio::time::sleep(backoff).await;

@@ -24,7 +24,7 @@ use super::StreamError;
 use crate::aws::AwsError;
 use crate::metrics as m;
 use crate::model::codec::FrameBuilder;
-use crate::model::ChangeRecord;
+use crate::model::{ChangeRecord, ObjectKind};
 
 const MAX_ENTRIES_PER_CALL: usize = 500;
 const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
@@ -52,7 +52,20 @@ pub struct Published {
 
 struct Frame {
     builder: FrameBuilder,
+    /// Records per kind, in `ObjectKind` order (database, table, partition), for metrics.
+    kinds: [u32; 3],
 }
+
+fn kind_index(kind: ObjectKind) -> usize {
+    match kind {
+        ObjectKind::Database => 0,
+        ObjectKind::Table => 1,
+        ObjectKind::Partition => 2,
+    }
+}
+
+/// A finished frame: its bytes, record count and records per kind.
+type Ready = (Vec<u8>, u32, [u32; 3]);
 
 /// Publishes change records to one stream.
 #[derive(Debug, Clone)]
@@ -126,10 +139,11 @@ impl Producer {
         let frames = pending.entry(key).or_default();
         let fits = frames.back().is_some_and(|f| f.builder.frame_len() + encoded.len() <= limit);
         if !fits {
-            frames.push_back(Frame { builder: FrameBuilder::default() });
+            frames.push_back(Frame { builder: FrameBuilder::default(), kinds: [0; 3] });
         }
         if let Some(f) = frames.back_mut() {
             f.builder.push_encoded(&encoded);
+            f.kinds[kind_index(rec.key.kind())] += 1;
         }
         Ok(encoded.len())
     }
@@ -141,15 +155,15 @@ impl Producer {
         published: &mut Published,
     ) -> Result<(), StreamError> {
         // Frames are finished lazily so their bytes are built once.
-        let mut ready: BTreeMap<String, VecDeque<(Vec<u8>, u32)>> = BTreeMap::new();
+        let mut ready: BTreeMap<String, VecDeque<Ready>> = BTreeMap::new();
         for (key, frames) in std::mem::take(pending) {
             let finished = frames.into_iter().map(|f| {
                 let count = f.builder.count();
-                (f.builder.finish(), count)
+                (f.builder.finish(), count, f.kinds)
             });
             ready.insert(key, finished.collect());
         }
-        let records_before = published.records;
+        let mut by_kind = [0u64; 3];
         let mut backoff = Duration::from_millis(50);
         let mut call_failures = 0u32;
         while !ready.is_empty() {
@@ -158,7 +172,7 @@ impl Producer {
             let mut entries = Vec::new();
             let mut bytes = 0usize;
             for (key, frames) in &ready {
-                let Some((data, _)) = frames.front() else { continue };
+                let Some((data, _, _)) = frames.front() else { continue };
                 let size = data.len() + key.len();
                 if entries.len() == MAX_ENTRIES_PER_CALL || bytes + size > MAX_BYTES_PER_CALL {
                     break;
@@ -193,15 +207,21 @@ impl Producer {
             call_failures = 0;
             let mut failed = 0u64;
             for (key, entry) in keys.iter().zip(out.records.iter()) {
-                if entry.error_code.is_some() {
+                if let Some(code) = &entry.error_code {
                     failed += 1;
+                    if code == "ProvisionedThroughputExceededException" {
+                        m::throttled("publish", "kinesis", 1);
+                    }
                     debug!(key = %key, code = ?entry.error_code, "PutRecords entry failed; will re-send before later frames of this key");
                     continue;
                 }
                 let Some(frames) = ready.get_mut(key) else { continue };
-                if let Some((_, count)) = frames.pop_front() {
+                if let Some((_, count, kinds)) = frames.pop_front() {
                     published.records += u64::from(count);
                     published.frames += 1;
+                    for (total, n) in by_kind.iter_mut().zip(kinds) {
+                        *total += u64::from(n);
+                    }
                 }
                 if frames.is_empty() {
                     ready.remove(key);
@@ -224,7 +244,9 @@ impl Producer {
                 backoff = Duration::from_millis(50);
             }
         }
-        m::records_published(published.records - records_before);
+        for kind in [ObjectKind::Database, ObjectKind::Table, ObjectKind::Partition] {
+            m::records_published(kind.as_str(), by_kind[kind_index(kind)]);
+        }
         Ok(())
     }
 }
