@@ -29,6 +29,7 @@ pub mod deadletter;
 pub mod lag;
 pub mod metrics;
 pub mod model;
+pub mod ops;
 pub mod pipeline;
 pub mod progress;
 pub mod replicate;

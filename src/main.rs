@@ -19,8 +19,11 @@ mod exit {
     pub const OK: u8 = 0;
     /// A runtime failure (AWS unreachable, target unavailable, ...).
     pub const FAILED: u8 = 1;
-    /// The configuration is invalid.
+    /// The configuration or the arguments are invalid.
     pub const CONFIG: u8 = 2;
+    /// The command worked and found something that needs attention: drift (`diff`), records
+    /// still failing (`dlq replay`), lag above `--max-lag` (`status`).
+    pub const ATTENTION: u8 = 3;
 }
 
 #[derive(Parser)]
@@ -75,9 +78,61 @@ enum Command {
         #[arg(long, env = "LAKELOG_METRICS_LISTEN")]
         metrics_listen: Option<String>,
     },
+    /// Per target and shard: lag, checkpoint, backlog in the change log, dead letters.
+    Status {
+        /// Only this target.
+        #[arg(long)]
+        target: Option<String>,
+        /// Kinesis records read per shard at most to measure a backlog.
+        #[arg(long, default_value_t = lakelog::ops::status::DEFAULT_SCAN_LIMIT)]
+        scan_limit: u64,
+        /// Exit with 3 when a target's lag exceeds this many seconds (for scripts and probes).
+        #[arg(long)]
+        max_lag: Option<f64>,
+    },
+    /// Compare the source with a target object by object (read-only drift report); exits 3 on drift.
+    Diff {
+        #[arg(long)]
+        target: String,
+        /// Objects listed per sort (missing, extra, different); the counts are always complete.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// The dead-letter store: records a target could not apply, events capture could not parse.
+    #[command(subcommand)]
+    Dlq(Dlq),
     /// Make realistic, crawler-like catalog changes in the source (for demos, tests, benchmarks).
     #[command(subcommand)]
     Simulate(Simulate),
+}
+
+#[derive(Subcommand)]
+enum Dlq {
+    /// List parked entries with their reasons (all targets and capture, or one target).
+    List {
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Re-read each parked object's current state in the source and apply it to the target;
+    /// entries that fail again are parked again with the new reason. Exits 3 if any still fail.
+    Replay {
+        #[arg(long)]
+        target: String,
+        /// Only these entries (ids from `dlq list`); default all of the target's.
+        #[arg(long = "id")]
+        ids: Vec<String>,
+        /// Compare and report; write nothing and keep the entries.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove entries for good after inspecting them (`--target capture.events` for events).
+    Drop {
+        #[arg(long)]
+        target: String,
+        /// Entries to remove (ids from `dlq list`); at least one.
+        #[arg(long = "id", required = true)]
+        ids: Vec<String>,
+    },
 }
 
 /// The shape of a generated catalog.
@@ -151,10 +206,35 @@ fn load(cli: &Cli) -> Result<PipelineConfig, ExitCode> {
         Ok(text) if !text.trim().is_empty() => PipelineConfig::from_yaml(&text, CONFIG_YAML_ENV),
         _ => PipelineConfig::load(&cli.config),
     };
-    loaded.map_err(|e| {
+    let cfg = loaded.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(exit::CONFIG)
-    })
+    })?;
+    // A --target that names nothing is a usage error, reported before connecting anywhere.
+    if let Some(name) = cli.command.target().filter(|n| *n != lakelog::deadletter::CAPTURE_EVENTS) {
+        if cfg.target(name).is_none() {
+            let known: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
+            eprintln!("error: no target named `{name}` in the config; configured targets: {}", known.join(", "));
+            return Err(ExitCode::from(exit::CONFIG));
+        }
+    }
+    Ok(cfg)
+}
+
+impl Command {
+    /// The `--target` the command was given, if any.
+    fn target(&self) -> Option<&str> {
+        match self {
+            Command::Sync { target, .. } | Command::Run { target, .. } | Command::Status { target, .. } => {
+                target.as_deref()
+            }
+            Command::Diff { target, .. }
+            | Command::Dlq(Dlq::Replay { target, .. })
+            | Command::Dlq(Dlq::Drop { target, .. }) => Some(target),
+            Command::Dlq(Dlq::List { target }) => target.as_deref(),
+            Command::Validate | Command::Simulate(_) => None,
+        }
+    }
 }
 
 fn print_sync(report: &SyncReport) {
@@ -286,6 +366,36 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(exit::OK))
         }
+        Command::Status { target, scan_limit, max_lag } => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            let pipeline = Pipeline::connect(cfg).await.context("connecting")?;
+            let report = lakelog::ops::status::status(&pipeline, target.as_deref(), *scan_limit)
+                .await
+                .context("status")?;
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_status(&report);
+            }
+            let lagging = max_lag.is_some_and(|max| report.targets.iter().any(|t| t.lag_seconds > max));
+            Ok(ExitCode::from(if lagging { exit::ATTENTION } else { exit::OK }))
+        }
+        Command::Diff { target, limit } => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            let pipeline = Pipeline::connect(cfg).await.context("connecting")?;
+            let report = lakelog::ops::diff::diff(&pipeline, target, *limit).await.context("diff")?;
+            if cli.output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print_diff(&report);
+            }
+            Ok(ExitCode::from(if report.drifted() > 0 { exit::ATTENTION } else { exit::OK }))
+        }
+        Command::Dlq(command) => {
+            let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
+            let pipeline = Pipeline::connect(cfg).await.context("connecting")?;
+            dlq(&pipeline, command, cli.output).await
+        }
         Command::Simulate(Simulate::Route { queue }) => {
             let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
             let ep = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
@@ -329,6 +439,123 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let seeded = seed(cfg, catalog.spec()).await?;
             if cli.output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&seeded)?);
+            }
+            Ok(ExitCode::from(exit::OK))
+        }
+    }
+}
+
+fn print_status(report: &lakelog::ops::status::StatusReport) {
+    let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}s"));
+    println!("change log: {}", report.stream);
+    for t in &report.targets {
+        let more = if t.backlog_complete { "" } else { "+" };
+        println!(
+            "target {}: lag {:.1}s, backlog {}{more} records, {} dead letters",
+            t.name, t.lag_seconds, t.backlog_records, t.dead_letters
+        );
+        println!(
+            "  {:<24} {:>12} {:>10} {:>9} {:>12} {:>10}  checkpoint",
+            "shard", "applied", "backlog", "oldest", "ckpt age", "newest"
+        );
+        for s in &t.shards {
+            let backlog = format!("{}{}", s.backlog_records, if s.backlog_complete { "" } else { "+" });
+            println!(
+                "  {:<24} {:>12} {:>10} {:>9} {:>12} {:>10}  {}{}",
+                s.shard,
+                s.applied_records,
+                backlog,
+                format!("{:.1}s", s.oldest_unapplied_age_seconds),
+                secs(s.checkpoint_age_seconds),
+                secs(s.newest_applied_age_seconds),
+                s.checkpoint.as_deref().unwrap_or("(none: starts at the trim horizon)"),
+                if s.closed { " (closed)" } else { "" }
+            );
+        }
+    }
+    if report.capture_dead_letters > 0 {
+        println!("capture: {} unparseable events parked (lakelog dlq list)", report.capture_dead_letters);
+    }
+}
+
+fn print_diff(report: &lakelog::ops::diff::DiffReport) {
+    println!("target {}: compared with the source in {:.1}s", report.target, report.seconds);
+    for (kind, c) in &report.counts {
+        println!(
+            "  {:<10} {:>9} in sync {:>7} missing {:>7} extra {:>7} different",
+            kind.as_str(),
+            c.in_sync,
+            c.missing,
+            c.extra,
+            c.different
+        );
+    }
+    let show = |title: &str, items: &[lakelog::ops::diff::Drift]| {
+        if !items.is_empty() {
+            println!("{title}:");
+            for d in items {
+                let fields = if d.fields.is_empty() { String::new() } else { format!("  ({})", d.fields.join(", ")) };
+                println!("  {:<10} {}{fields}", d.kind.as_str(), d.object);
+            }
+        }
+    };
+    show("missing in the target", &report.missing);
+    show("only in the target", &report.extra);
+    show("different", &report.different);
+    if report.drifted() == 0 {
+        println!("in sync");
+    } else {
+        println!(
+            "{} objects drifted; `lakelog sync --target {}` repairs (add --prune to delete objects only in the target)",
+            report.drifted(),
+            report.target
+        );
+    }
+}
+
+async fn dlq(pipeline: &Pipeline, command: &Dlq, output: Output) -> anyhow::Result<ExitCode> {
+    use lakelog::ops::dlq;
+    match command {
+        Dlq::List { target } => {
+            let entries = dlq::list(pipeline, target.as_deref()).await.context("dlq list")?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else {
+                for e in &entries {
+                    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.letter.parked_at) * 1_000_000)
+                        .ok()
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_default();
+                    println!("{}  {}  {}  {}  [{}] {}", e.id, e.store, at, e.letter.key, e.letter.class, e.letter.reason);
+                }
+                println!("{} dead letters", entries.len());
+            }
+            Ok(ExitCode::from(exit::OK))
+        }
+        Dlq::Replay { target, ids, dry_run } => {
+            let report = dlq::replay(pipeline, target, ids, *dry_run).await.context("dlq replay")?;
+            let failing = report.stats.total().dead_lettered;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let t = report.stats.total();
+                let verb = if report.dry_run { "would replay" } else { "replayed" };
+                println!(
+                    "{verb} {} entries into {}: {} created, {} updated, {} deleted, {} already in sync, {} failed again (parked with the new reason)",
+                    report.replayed, report.target, t.created, t.updated, t.deleted, t.unchanged, failing
+                );
+                for s in &report.skipped {
+                    println!("  skipped {}: {}", s.id, s.reason);
+                }
+            }
+            Ok(ExitCode::from(if failing > 0 { exit::ATTENTION } else { exit::OK }))
+        }
+        Dlq::Drop { target, ids } => {
+            let n = dlq::drop(pipeline, target, ids).await.context("dlq drop")?;
+            if output == Output::Json {
+                println!("{}", serde_json::json!({ "dropped": n }));
+            } else {
+                println!("dropped {n} dead letters from {target}");
             }
             Ok(ExitCode::from(exit::OK))
         }

@@ -150,6 +150,7 @@ pub fn records_captured_of(records: &[crate::model::ChangeRecord]) {
             CauseKind::Cloudtrail => "cloudtrail",
             CauseKind::Reconcile => "reconcile",
             CauseKind::Snapshot => "snapshot",
+            CauseKind::Replay => "replay",
         };
         *counts.entry((r.key.kind().as_str(), cause)).or_default() += 1;
     }

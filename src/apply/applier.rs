@@ -561,12 +561,27 @@ impl Applier {
     }
 }
 
-/// Databases are equal when their writable fields are; Glue fills in default table permissions
-/// (`IAM_ALLOWED_PRINCIPALS`) when none are given, so an empty desired list accepts those.
+/// Databases are equal when their writable fields are, once Glue's own defaults are accepted.
 fn same_database(current: &Database, desired: &Database) -> bool {
     let mut cur = current.writable();
-    if desired.create_table_default_permissions.is_empty() {
-        cur.create_table_default_permissions.clear();
-    }
+    accept_database_defaults(&mut cur, desired);
     cur == *desired
+}
+
+/// Glue fills in default table permissions (`IAM_ALLOWED_PRINCIPALS`) when none are given, so an
+/// empty desired list accepts those.
+fn accept_database_defaults(current: &mut Database, desired: &Database) {
+    if desired.create_table_default_permissions.is_empty() {
+        current.create_table_default_permissions.clear();
+    }
+}
+
+/// A target object as apply compares it with `desired` (a transformed source object): its
+/// writable fields, with what Glue fills in by itself accepted. Equal means in sync.
+pub fn comparable(current: &CatalogObject, desired: &CatalogObject) -> CatalogObject {
+    let mut cur = current.writable();
+    if let (CatalogObject::Database(c), CatalogObject::Database(d)) = (&mut cur, desired) {
+        accept_database_defaults(c, d);
+    }
+    cur
 }

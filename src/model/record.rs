@@ -140,6 +140,8 @@ pub enum CauseKind {
     Cloudtrail,
     Reconcile,
     Snapshot,
+    /// Re-read for `lakelog dlq replay` (applied directly, never written to the change log).
+    Replay,
 }
 
 /// Why a record was captured, with the source event id when there was one.

@@ -1,0 +1,166 @@
+//! `lakelog dlq list|replay|drop`: the dead-letter store, for operators.
+//!
+//! Replay never applies a parked record as it was: the source may have changed since, and an old
+//! state written over a newer one would be a regression. It re-reads each parked object's
+//! *current* state in the source (or learns that it is gone) and applies that to the target, the
+//! same way capture turns an event into a record. A record that fails again is parked again with
+//! its new reason; the old entry is removed only once the replay's outcome is durable.
+
+use serde::Serialize;
+
+use crate::apply::stats::ApplyStats;
+use crate::apply::ApplyError;
+use crate::aws::client::Endpoint;
+use crate::aws::AwsError;
+use crate::capture::hint::Hint;
+use crate::capture::resolve::Resolver;
+use crate::capture::CaptureError;
+use crate::deadletter::{DeadLetter, CAPTURE_EVENTS};
+use crate::model::{Cause, CauseKind, ObjectKey};
+use crate::pipeline::{Pipeline, PipelineError};
+
+/// One parked entry, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// Stable id (the object name without `.json`); pass it to `--id`.
+    pub id: String,
+    /// The target, or `capture.events` for events capture could not parse.
+    pub store: String,
+    #[serde(flatten)]
+    pub letter: DeadLetter,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DlqError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("reading the dead-letter store: {0}")]
+    Store(#[from] AwsError),
+    #[error("re-reading the source: {0}")]
+    Source(#[from] CaptureError),
+    #[error("applying to target {target}: {source}; the dead letters are kept, run the replay again once the target is reachable")]
+    Apply { target: String, source: ApplyError },
+    #[error("no dead letter with id {0} in {1}; list them with `lakelog dlq list`")]
+    UnknownId(String, String),
+}
+
+fn id_of(key: &str) -> String {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.trim_end_matches(".json").to_string()
+}
+
+/// The stores a command covers: one target's, or every target's and capture's.
+fn stores(pipeline: &Pipeline, target: Option<&str>) -> Result<Vec<String>, PipelineError> {
+    let mut names: Vec<String> = pipeline.select_targets(target)?.iter().map(|t| t.config.name.clone()).collect();
+    if target.is_none() {
+        names.push(CAPTURE_EVENTS.to_string());
+    }
+    Ok(names)
+}
+
+/// Every parked entry of the selected stores, oldest first per store.
+pub async fn list(pipeline: &Pipeline, target: Option<&str>) -> Result<Vec<Entry>, DlqError> {
+    let mut out = Vec::new();
+    for store in stores(pipeline, target)? {
+        for (key, letter) in pipeline.dead_letters.list(&store).await? {
+            out.push(Entry { id: id_of(&key), store: store.clone(), letter });
+        }
+    }
+    Ok(out)
+}
+
+/// Entries of one store with their object keys, restricted to `ids` when given (all must exist).
+async fn select(pipeline: &Pipeline, store: &str, ids: &[String]) -> Result<Vec<(String, DeadLetter)>, DlqError> {
+    let all = pipeline.dead_letters.list(store).await?;
+    if ids.is_empty() {
+        return Ok(all);
+    }
+    for id in ids {
+        if !all.iter().any(|(k, _)| id_of(k) == *id) {
+            return Err(DlqError::UnknownId(id.clone(), store.to_string()));
+        }
+    }
+    Ok(all.into_iter().filter(|(k, _)| ids.contains(&id_of(k))).collect())
+}
+
+/// An entry replay could not use, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplayReport {
+    pub target: String,
+    pub dry_run: bool,
+    /// Entries replayed (and removed, unless a dry run).
+    pub replayed: u64,
+    /// What applying the objects' current source state did (dead-lettered again: still failing).
+    pub stats: ApplyStats,
+    pub skipped: Vec<Skipped>,
+}
+
+fn hint_for(key: &ObjectKey) -> Hint {
+    match key {
+        ObjectKey::Database { database, .. } => Hint::Database { database: database.clone() },
+        ObjectKey::Table { database, table, .. } => Hint::Table { database: database.clone(), table: table.clone() },
+        ObjectKey::Partition { database, table, values, .. } => {
+            Hint::Partitions { database: database.clone(), table: table.clone(), values: vec![values.clone()] }
+        }
+    }
+}
+
+/// Re-applies the parked objects of `target` from the source's current state.
+pub async fn replay(pipeline: &Pipeline, target: &str, ids: &[String], dry_run: bool) -> Result<ReplayReport, DlqError> {
+    let handle = pipeline.select_targets(Some(target))?[0];
+    let entries = select(pipeline, target, ids).await?;
+    let mut report = ReplayReport { target: target.to_string(), dry_run, ..Default::default() };
+    let mut hints = Vec::new();
+    let mut replayable = Vec::new();
+    for (key, letter) in entries {
+        match &letter.record {
+            Some(r) => {
+                hints.push(hint_for(&r.key));
+                replayable.push(key);
+            }
+            None => report.skipped.push(Skipped {
+                id: id_of(&key),
+                reason: format!(
+                    "{}: there is no record to replay; inspect it with `lakelog dlq list --output json`, then `lakelog dlq drop`",
+                    letter.class
+                ),
+            }),
+        }
+    }
+    if replayable.is_empty() {
+        return Ok(report);
+    }
+    let cfg = &pipeline.config;
+    let glue = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref()).glue(None).await;
+    let resolver = Resolver::new(glue, pipeline.origin.clone(), pipeline.source_filter.clone());
+    let records = resolver.resolve(&hints, &Cause { kind: CauseKind::Replay, event_id: None }).await?;
+    let applier = pipeline.applier(handle, dry_run)?;
+    report.stats =
+        applier.apply(records).await.map_err(|source| DlqError::Apply { target: target.to_string(), source })?;
+    report.replayed = replayable.len() as u64;
+    if !dry_run {
+        // The outcome is durable (applied, or parked again with its new reason): the old entries go.
+        for key in &replayable {
+            pipeline.dead_letters.remove(key).await?;
+        }
+    }
+    Ok(report)
+}
+
+/// Removes entries for good (after inspecting them); returns how many.
+pub async fn drop(pipeline: &Pipeline, store: &str, ids: &[String]) -> Result<usize, DlqError> {
+    if store != CAPTURE_EVENTS {
+        pipeline.select_targets(Some(store))?;
+    }
+    let entries = select(pipeline, store, ids).await?;
+    for (key, _) in &entries {
+        pipeline.dead_letters.remove(key).await?;
+    }
+    Ok(entries.len())
+}
