@@ -2,6 +2,7 @@
 //! code path as production. Each test starts its own emulator pair, so tests run in parallel.
 
 mod emulator;
+mod ops;
 mod run;
 mod sync;
 
@@ -67,6 +68,8 @@ targets:
         to: s3://{bucket}-dr
 apply:
 {apply_extra}
+metrics:
+  listen: 127.0.0.1:0
 "#,
         moto = emu.moto_url,
         kin = emu.kinesis_url,

@@ -17,14 +17,14 @@ use tokio::sync::watch;
 use crate::emulator::Emulator;
 use crate::{config_yaml, seed, CatalogDump, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
 
-async fn route(emu: &Emulator, name: &str) -> (aws_sdk_eventbridge::Client, aws_sdk_sqs::Client, String) {
+pub(crate) async fn route(emu: &Emulator, name: &str) -> (aws_sdk_eventbridge::Client, aws_sdk_sqs::Client, String) {
     let ep = Endpoint::new(SOURCE_REGION, Some(&emu.moto_url));
     let (eb, sqs) = (ep.eventbridge().await, ep.sqs().await);
     let r = route_glue_events(&eb, &sqs, &format!("lakelog-{name}")).await.expect("route");
     (eb, sqs, r.queue_url)
 }
 
-fn run_config(emu: &Emulator, name: &str, queue_url: &str, reconcile_seconds: u64) -> String {
+pub(crate) fn run_config(emu: &Emulator, name: &str, queue_url: &str, reconcile_seconds: u64) -> String {
     config_yaml(emu, name, "", "").replace(
         "  partition_segments: 1\n",
         &format!(
