@@ -336,7 +336,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             lakelog::serve::Health::global().not_ready("pipeline", "connecting to AWS");
             let pipeline = Pipeline::connect(cfg).await.context("connecting")?;
-            lakelog::serve::Health::global().ready("pipeline");
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 shutdown_signal().await;
@@ -369,9 +368,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { target, scan_limit, max_lag } => {
             let Ok(cfg) = load(&cli) else { return Ok(ExitCode::from(exit::CONFIG)) };
             let pipeline = Pipeline::connect(cfg).await.context("connecting")?;
-            let report = lakelog::ops::status::status(&pipeline, target.as_deref(), *scan_limit)
-                .await
-                .context("status")?;
+            let report =
+                lakelog::ops::status::status(&pipeline, target.as_deref(), *scan_limit).await.context("status")?;
             if cli.output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -522,11 +520,15 @@ async fn dlq(pipeline: &Pipeline, command: &Dlq, output: Output) -> anyhow::Resu
                 println!("{}", serde_json::to_string_pretty(&entries)?);
             } else {
                 for e in &entries {
-                    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.letter.parked_at) * 1_000_000)
-                        .ok()
-                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-                        .unwrap_or_default();
-                    println!("{}  {}  {}  {}  [{}] {}", e.id, e.store, at, e.letter.key, e.letter.class, e.letter.reason);
+                    let at =
+                        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.letter.parked_at) * 1_000_000)
+                            .ok()
+                            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                            .unwrap_or_default();
+                    println!(
+                        "{}  {}  {}  {}  [{}] {}",
+                        e.id, e.store, at, e.letter.key, e.letter.class, e.letter.reason
+                    );
                 }
                 println!("{} dead letters", entries.len());
             }

@@ -143,7 +143,14 @@ pub async fn run(
         })
     };
     let shutdown = stop_rx;
+    // Not ready until each part has started (and the initial snapshot is done): a copy that is
+    // still being made is not current.
     let health = Health::global();
+    for t in &targets {
+        health.not_ready(&format!("target {}", t.config.name), "starting");
+    }
+    health.not_ready("reconcile", "the initial snapshot is running");
+    health.ready("pipeline");
     let mut dead_letter_stores: Vec<String> = targets.iter().map(|t| t.config.name.clone()).collect();
     m::init_series(&dead_letter_stores);
     dead_letter_stores.push(CAPTURE_EVENTS.to_string());

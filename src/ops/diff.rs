@@ -85,7 +85,13 @@ impl DiffReport {
     }
 
     /// Compares one object present on either side.
-    fn compare(&mut self, kind: ObjectKind, object: String, desired: Option<&CatalogObject>, actual: Option<&CatalogObject>) {
+    fn compare(
+        &mut self,
+        kind: ObjectKind,
+        object: String,
+        desired: Option<&CatalogObject>,
+        actual: Option<&CatalogObject>,
+    ) {
         match (desired, actual) {
             (Some(_), None) => {
                 self.count(kind, |c| c.missing += 1);
@@ -201,12 +207,11 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
             let slot = pairs.entry(t.name.clone()).or_default();
             slot.1 = Some(t);
         }
-        let tables: Vec<DiffReport> = futures::stream::iter(
-            pairs.into_values().map(|(s, t)| compare_table(source, dest, &applier, s, t)),
-        )
-        .buffer_unordered(TABLE_CONCURRENCY)
-        .try_collect()
-        .await?;
+        let tables: Vec<DiffReport> =
+            futures::stream::iter(pairs.into_values().map(|(s, t)| compare_table(source, dest, &applier, s, t)))
+                .buffer_unordered(TABLE_CONCURRENCY)
+                .try_collect()
+                .await?;
         for t in tables {
             report.merge(t);
         }
@@ -280,7 +285,8 @@ mod tests {
     #[test]
     fn differing_fields_name_the_nested_paths() {
         let a = serde_json::json!({"name": "t", "sd": {"location": "s3://a", "cols": [{"n": "x"}, {"n": "y"}]}, "p": {"k": "1"}});
-        let b = serde_json::json!({"name": "t", "sd": {"location": "s3://b", "cols": [{"n": "x"}, {"n": "z"}]}, "p": {}});
+        let b =
+            serde_json::json!({"name": "t", "sd": {"location": "s3://b", "cols": [{"n": "x"}, {"n": "z"}]}, "p": {}});
         let mut out = Vec::new();
         differing_fields(&a, &b, "", &mut out);
         assert_eq!(out, vec!["p.k", "sd.cols[1].n", "sd.location"]);

@@ -112,7 +112,12 @@ fn hint_for(key: &ObjectKey) -> Hint {
 }
 
 /// Re-applies the parked objects of `target` from the source's current state.
-pub async fn replay(pipeline: &Pipeline, target: &str, ids: &[String], dry_run: bool) -> Result<ReplayReport, DlqError> {
+pub async fn replay(
+    pipeline: &Pipeline,
+    target: &str,
+    ids: &[String],
+    dry_run: bool,
+) -> Result<ReplayReport, DlqError> {
     let handle = pipeline.select_targets(Some(target))?[0];
     let entries = select(pipeline, target, ids).await?;
     let mut report = ReplayReport { target: target.to_string(), dry_run, ..Default::default() };
