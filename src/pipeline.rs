@@ -116,6 +116,16 @@ impl Pipeline {
         }
     }
 
+    /// Whether an object (a database, or a table with its partitions) is replicated to the target
+    /// of `applier`: captured from the source and accepted by the target's filter.
+    pub fn replicates(&self, applier: &Applier, database: &str, table: Option<&str>) -> bool {
+        let captured = match table {
+            Some(t) => self.source_filter.allows_table(database, t),
+            None => self.source_filter.allows_database(database),
+        };
+        captured && applier.transform().allows(database, table)
+    }
+
     /// The applier for one target.
     pub fn applier(&self, target: &TargetHandle, dry_run: bool) -> Result<Applier, PipelineError> {
         let transform =

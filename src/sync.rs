@@ -299,13 +299,7 @@ impl std::fmt::Display for Extra {
 /// A missing database or table is reported once, not with everything inside it.
 async fn find_extra(pipeline: &Pipeline, applier: &Applier, keys: &SourceKeys) -> Result<Vec<Extra>, CaptureError> {
     let reader = applier.target().reader();
-    let in_scope = |db: &str, table: Option<&str>| {
-        let source = match table {
-            Some(t) => pipeline.source_filter.allows_table(db, t),
-            None => pipeline.source_filter.allows_database(db),
-        };
-        source && applier.transform().allows(db, table)
-    };
+    let in_scope = |db: &str, table: Option<&str>| pipeline.replicates(applier, db, table);
     let mut extra = Vec::new();
     for db in reader.databases().await? {
         if !in_scope(&db.name, None) {

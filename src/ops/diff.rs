@@ -156,13 +156,7 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
     let applier = pipeline.applier(handle, true)?;
     let source = &pipeline.source;
     let dest = applier.target().reader();
-    let in_scope = |db: &str, table: Option<&str>| {
-        let from_source = match table {
-            Some(t) => pipeline.source_filter.allows_table(db, t),
-            None => pipeline.source_filter.allows_database(db),
-        };
-        from_source && applier.transform().allows(db, table)
-    };
+    let in_scope = |db: &str, table: Option<&str>| pipeline.replicates(&applier, db, table);
     let read = |what: &str| {
         let what = what.to_string();
         move |e| DiffError::Read { what, source: e }
