@@ -310,7 +310,8 @@ pub async fn run(
     }));
 
     let capture = async {
-        let (events, trail, looked_up, (passes, last)) = tokio::join!(events, cloudtrail, lookup_events, reconciling);
+        let (events, trail, looked_up, (passes, last)) =
+            tokio::join!(Box::pin(events), Box::pin(cloudtrail), Box::pin(lookup_events), Box::pin(reconciling));
         let trail = match (trail, looked_up) {
             (Ok(a), Ok(b)) => Ok(PollStats {
                 files: a.files,
@@ -325,7 +326,8 @@ pub async fn run(
         let _ = end_tx.send(Some(publisher.last_sequence().await));
         (events, trail, passes, last)
     };
-    let ((events, trail, passes, last), groups) = tokio::join!(capture, groups);
+    // Boxed: the combined state machine is large, and callers may run it on a small task stack.
+    let ((events, trail, passes, last), groups) = tokio::join!(Box::pin(capture), Box::pin(groups));
     forward.abort();
     depth.abort();
     let (published, stale) = publisher.totals().await;
