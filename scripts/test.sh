@@ -6,4 +6,5 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 scripts/emulator.sh install
+scripts/tools.sh install
 cargo test --locked "$@"
