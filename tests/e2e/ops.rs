@@ -199,7 +199,10 @@ async fn metrics_show_lag_returning_to_zero_and_render_every_name_grafana_querie
         let pending = samples(&body, "lakelog_oldest_unapplied_age_seconds");
         let behind = samples(&body, "lakelog_kinesis_behind_latest_seconds");
         let idle = !lag.is_empty() && lag.iter().chain(&pending).chain(&behind).all(|v| *v == 0.0);
-        if event_records >= expected && idle {
+        // Captured is counted before publishing: wait for everything published to be applied too.
+        let published: f64 = samples(&body, "lakelog_records_published_total").iter().sum();
+        let applied: f64 = samples(&body, "lakelog_records_applied_total").iter().sum();
+        if event_records >= expected && applied >= published && idle {
             break body;
         }
         assert!(Instant::now() < deadline, "burst not applied / lag not back to 0:\n{body}");
@@ -416,4 +419,28 @@ fn listed_event_id(path: &Path) -> String {
         .and_then(|e| e["id"].as_str())
         .expect("the parked event")
         .to_string()
+}
+
+/// The bundled promtool (scripts/tools.sh install).
+fn tool(name: &str) -> std::path::PathBuf {
+    let dir = std::env::var_os("LAKELOG_DEV_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".lakelog-dev"));
+    let path = dir.join("bin").join(name);
+    assert!(path.exists(), "{} is missing; run scripts/tools.sh install", path.display());
+    path
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let grafana = Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana");
+    for args in [["check", "rules", "alerts.yaml"], ["test", "rules", "alerts_test.yaml"]] {
+        let out = Command::new(tool("promtool")).args(args).current_dir(&grafana).output().expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
