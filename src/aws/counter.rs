@@ -15,6 +15,18 @@ use aws_smithy_types::config_bag::ConfigBag;
 use crate::aws::ErrorClass;
 use crate::metrics as m;
 
+/// The `outcome` label of one response: ok, throttled (HTTP 429 or a throttling error code, which
+/// Glue sends with HTTP 400), client_error, server_error.
+fn outcome(status: u16, code: Option<String>) -> &'static str {
+    let throttled = status == 429 || code.is_some_and(|c| ErrorClass::from_code(&c) == ErrorClass::Throttled);
+    match status {
+        s if s < 300 => "ok",
+        _ if throttled => "throttled",
+        s if s < 500 => "client_error",
+        _ => "server_error",
+    }
+}
+
 /// The error code of an AWS JSON-protocol error response: the `x-amzn-ErrorType` header, else
 /// the body's `__type` (both may carry a namespace or a `:uri` suffix).
 fn error_code(header: Option<&str>, body: Option<&[u8]>) -> Option<String> {
@@ -35,6 +47,7 @@ pub struct ApiCounter {
     /// The target's name; `None` counts source requests.
     target: Option<String>,
     counts: Arc<Mutex<BTreeMap<String, u64>>>,
+    throttled: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Whether an operation name changes the catalog.
@@ -60,17 +73,22 @@ pub fn is_write(operation: &str) -> bool {
 impl ApiCounter {
     /// Counts requests to a target; its metrics carry `target=name`.
     pub fn new(target: &str) -> ApiCounter {
-        ApiCounter { target: Some(target.to_string()), counts: Arc::default() }
+        ApiCounter { target: Some(target.to_string()), ..Default::default() }
     }
 
     /// Counts requests to the source catalog.
     pub fn source() -> ApiCounter {
-        ApiCounter { target: None, counts: Arc::default() }
+        ApiCounter::default()
     }
 
     /// Requests sent so far, per operation.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.counts.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Responses that were throttling errors so far.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Write requests sent so far.
@@ -92,18 +110,12 @@ impl Intercept for ApiCounter {
     ) -> Result<(), BoxError> {
         let operation = cfg.load::<Metadata>().map(|m| m.name().to_string()).unwrap_or_else(|| "unknown".into());
         let response = context.response();
-        let throttled = response.is_some_and(|r| {
-            let code = error_code(r.headers().get("x-amzn-errortype"), r.body().bytes());
-            r.status().as_u16() == 429 || code.is_some_and(|c| ErrorClass::from_code(&c) == ErrorClass::Throttled)
-        });
-        let outcome = match response.map(|r| r.status().as_u16()) {
-            Some(s) if s < 300 => "ok",
-            Some(_) if throttled => "throttled",
-            Some(s) if s < 500 => "client_error",
-            Some(_) => "server_error",
+        let outcome = match response {
+            Some(r) => outcome(r.status().as_u16(), error_code(r.headers().get("x-amzn-errortype"), r.body().bytes())),
             None => "no_response",
         };
-        if throttled {
+        if outcome == "throttled" {
+            self.throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             m::throttled(if self.target.is_some() { "apply" } else { "capture" }, "glue", 1);
         }
         if let Ok(mut counts) = self.counts.lock() {
@@ -119,7 +131,38 @@ impl Intercept for ApiCounter {
 
 #[cfg(test)]
 mod tests {
-    use super::error_code;
+    use super::{error_code, outcome};
+
+    #[tokio::test]
+    async fn a_glue_throttling_response_is_counted_as_throttled() {
+        use aws_sdk_glue::Client;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+        use aws_smithy_runtime_api::http::{Response, StatusCode};
+        use aws_smithy_types::body::SdkBody;
+        let throttle = mock!(Client::get_table).then_http_response(|| {
+            let body = r#"{"__type":"ThrottlingException","Message":"Rate exceeded"}"#;
+            Response::new(StatusCode::try_from(400).expect("status"), SdkBody::from(body))
+        });
+        let counter = super::ApiCounter::new("dr");
+        let c = counter.clone();
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&throttle], move |conf| conf
+            .interceptor(c.clone())
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
+        let err = glue.get_table().database_name("d").name("t").send().await.expect_err("throttled");
+        assert_eq!(crate::aws::AwsError::from_sdk("glue", "GetTable", err).class, crate::aws::ErrorClass::Throttled);
+        assert_eq!(counter.throttled(), 1);
+        assert_eq!(counter.snapshot().get("GetTable"), Some(&1));
+    }
+
+    #[test]
+    fn throttling_is_its_own_outcome_whatever_the_status() {
+        let throttling = error_code(None, Some(br#"{"__type":"ThrottlingException"}"#));
+        assert_eq!(outcome(400, throttling), "throttled");
+        assert_eq!(outcome(429, None), "throttled");
+        assert_eq!(outcome(400, Some("EntityNotFoundException".into())), "client_error");
+        assert_eq!(outcome(503, Some("ServiceUnavailable".into())), "server_error");
+        assert_eq!(outcome(200, None), "ok");
+    }
 
     #[test]
     fn error_codes_from_header_or_body() {
