@@ -201,10 +201,14 @@ fn init_logging(json: bool) {
 /// The pipeline YAML itself, instead of a file (containers: from a secret or parameter store).
 const CONFIG_YAML_ENV: &str = "LAKELOG_CONFIG_YAML";
 
+fn config_from_env() -> Option<String> {
+    std::env::var(CONFIG_YAML_ENV).ok().filter(|t| !t.trim().is_empty())
+}
+
 fn load(cli: &Cli) -> Result<PipelineConfig, ExitCode> {
-    let loaded = match std::env::var(CONFIG_YAML_ENV) {
-        Ok(text) if !text.trim().is_empty() => PipelineConfig::from_yaml(&text, CONFIG_YAML_ENV),
-        _ => PipelineConfig::load(&cli.config),
+    let loaded = match config_from_env() {
+        Some(text) => PipelineConfig::from_yaml(&text, CONFIG_YAML_ENV),
+        None => PipelineConfig::load(&cli.config),
     };
     let cfg = loaded.map_err(|e| {
         eprintln!("error: {e}");
@@ -295,7 +299,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if cli.output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&cfg)?);
             } else {
-                println!("{}: valid ({} target(s))", cli.config.display(), cfg.targets.len());
+                let source = match config_from_env() {
+                    Some(_) => CONFIG_YAML_ENV.to_string(),
+                    None => cli.config.display().to_string(),
+                };
+                println!("{source}: valid ({} target(s))", cfg.targets.len());
             }
             Ok(ExitCode::from(exit::OK))
         }

@@ -444,3 +444,24 @@ fn alert_rules_pass_promtool_check_and_their_unit_tests() {
         );
     }
 }
+
+#[test]
+fn the_container_passes_the_whole_config_in_lakelog_config_yaml() {
+    // As the Dockerfile and infra/ run it: no config file, the YAML in the environment, flags
+    // after the subcommand.
+    let yaml = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml")).expect("read");
+    let validate = |text: &str| {
+        Command::new(env!("CARGO_BIN_EXE_lakelog"))
+            .args(["validate", "--log-json", "-c", "/nonexistent/pipeline.yaml"])
+            .env("LAKELOG_CONFIG_YAML", text)
+            .output()
+            .expect("run lakelog")
+    };
+    let ok = validate(&yaml);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("LAKELOG_CONFIG_YAML: valid"));
+    let bad = validate(&yaml.replace("listen: ${LAKELOG_METRICS_LISTEN:-127.0.0.1:9464}", "listen: everywhere"));
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("LAKELOG_CONFIG_YAML") && err.contains("metrics.listen"), "{err}");
+}
