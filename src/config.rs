@@ -746,6 +746,20 @@ targets:
         assert_eq!(c.state.prefix, "lakelog/");
         assert_eq!(c.apply.concurrency, 8);
         assert_eq!(c.source.partition_segments, 4);
+        // Metrics are served on loopback unless configured otherwise.
+        assert_eq!(c.metrics.address(), Ok(Some("127.0.0.1:9464".parse().expect("addr"))));
+    }
+
+    #[test]
+    fn metrics_listen_takes_an_address_or_off_and_names_a_bad_one() {
+        assert_eq!(parse_listen("off"), Ok(None));
+        assert_eq!(parse_listen("0.0.0.0:9464"), Ok(Some("0.0.0.0:9464".parse().expect("addr"))));
+        let text = format!("{GOOD}metrics:\n  listen: \"localhost\"\n");
+        let Err(ConfigError::Invalid { problems, .. }) = PipelineConfig::from_yaml(&text, "t.yaml") else {
+            panic!("a bad listen address must be rejected")
+        };
+        assert_eq!(problems[0].path, "metrics.listen");
+        assert!(problems[0].message.contains("127.0.0.1:9464"), "{}", problems[0].message);
     }
 
     #[test]

@@ -71,6 +71,8 @@ pub struct ConsumerGroup {
     pub progress: Progress,
     /// Log every batch that changed the target (long-running mode).
     pub log_batches: bool,
+    /// The `/readyz` component this group reports ready once it reads every shard (`lakelog run`).
+    pub health: Option<String>,
 }
 
 impl ConsumerGroup {
@@ -81,6 +83,9 @@ impl ConsumerGroup {
     /// Consumes every shard until `stop` says so.
     pub async fn run(self: Arc<Self>, stop: StopWhen) -> Result<GroupReport, ApplyError> {
         let shards = list_shards(&self.kinesis, &self.stream).await?;
+        if let Some(component) = &self.health {
+            crate::serve::Health::global().ready(component);
+        }
         let ids: Vec<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
         let mut done_tx = HashMap::new();
         let mut done_rx = HashMap::new();

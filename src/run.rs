@@ -288,11 +288,11 @@ pub async fn run(
                 batch_limit: cfg.apply.batch_records,
                 progress: Progress::hidden(),
                 log_batches: true,
+                health: Some(format!("target {}", t.config.name)),
             });
             // A failing target (unavailable, throttled beyond retries) restarts from its
             // checkpoint after a pause; it never stops the other targets or capture.
             let component = format!("target {}", t.config.name);
-            health.ready(&component);
             loop {
                 match group.clone().run(StopWhen::Drained(end_rx.clone())).await {
                     Ok(report) => return (t.config.name.clone(), report),

@@ -210,6 +210,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
                 batch_limit: cfg.apply.batch_records,
                 progress: progress.clone(),
                 log_batches: false,
+                health: None,
             });
             let stop = StopWhen::Drained(end_rx.clone());
             async move { (t.config.name.clone(), group.run(stop).await) }
