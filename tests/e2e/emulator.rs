@@ -15,7 +15,7 @@ pub struct Emulator {
     pub kinesis_url: String,
 }
 
-fn dev_dir() -> PathBuf {
+pub fn dev_dir() -> PathBuf {
     std::env::var_os("LAKELOG_DEV_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".lakelog-dev"))

@@ -1,5 +1,6 @@
-//! infra/: the CloudFormation templates pass cfn-lint (installed by scripts/tools.sh), and the
-//! IAM policy documents are valid JSON without wildcard actions.
+//! The checked-in operations files: the CloudFormation templates pass cfn-lint, the alert rules
+//! pass `promtool check rules` and their unit tests (both tools installed by scripts/tools.sh),
+//! and the IAM policy documents are valid JSON without wildcard actions.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,19 +20,31 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn cloudformation_templates_pass_cfn_lint() {
-    let dev = std::env::var_os("LAKELOG_DEV_DIR").map(PathBuf::from).unwrap_or_else(|| root().join(".lakelog-dev"));
-    let cfn_lint = dev.join("bin").join("cfn-lint");
-    assert!(cfn_lint.exists(), "{} is missing; run scripts/tools.sh install", cfn_lint.display());
-    let templates = files(&root().join("infra").join("cloudformation"), "yaml");
-    let out = Command::new(&cfn_lint).args(&templates).output().expect("run cfn-lint");
+/// Runs a bundled checker in `dir` and fails with its output unless it succeeds.
+fn check(tool: &str, args: &[&std::ffi::OsStr], dir: &Path) {
+    let path = crate::emulator::dev_dir().join("bin").join(tool);
+    assert!(path.exists(), "{} is missing; run scripts/tools.sh install", path.display());
+    let out = Command::new(&path).args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("run {tool}: {e}"));
     assert!(
         out.status.success(),
-        "cfn-lint found problems:\n{}{}",
+        "{tool} {args:?} failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn cloudformation_templates_pass_cfn_lint() {
+    let templates = files(&root().join("infra").join("cloudformation"), "yaml");
+    let args: Vec<&std::ffi::OsStr> = templates.iter().map(|p| p.as_os_str()).collect();
+    check("cfn-lint", &args, &root());
+}
+
+#[test]
+fn alert_rules_pass_promtool_check_and_their_unit_tests() {
+    let grafana = root().join("grafana");
+    check("promtool", &["check".as_ref(), "rules".as_ref(), "alerts.yaml".as_ref()], &grafana);
+    check("promtool", &["test".as_ref(), "rules".as_ref(), "alerts_test.yaml".as_ref()], &grafana);
 }
 
 #[test]

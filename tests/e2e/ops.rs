@@ -421,30 +421,6 @@ fn listed_event_id(path: &Path) -> String {
         .to_string()
 }
 
-/// The bundled promtool (scripts/tools.sh install).
-fn tool(name: &str) -> std::path::PathBuf {
-    let dir = std::env::var_os("LAKELOG_DEV_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".lakelog-dev"));
-    let path = dir.join("bin").join(name);
-    assert!(path.exists(), "{} is missing; run scripts/tools.sh install", path.display());
-    path
-}
-
-#[test]
-fn alert_rules_pass_promtool_check_and_their_unit_tests() {
-    let grafana = Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana");
-    for args in [["check", "rules", "alerts.yaml"], ["test", "rules", "alerts_test.yaml"]] {
-        let out = Command::new(tool("promtool")).args(args).current_dir(&grafana).output().expect("run promtool");
-        assert!(
-            out.status.success(),
-            "promtool {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
 #[test]
 fn the_container_passes_the_whole_config_in_lakelog_config_yaml() {
     // As the Dockerfile and infra/ run it: no config file, the YAML in the environment, flags
