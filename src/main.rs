@@ -453,6 +453,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn print_status(report: &lakelog::ops::status::StatusReport) {
     let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}s"));
+    if let Some(q) = &report.events {
+        println!("events queue: {} waiting, {} being captured ({})", q.waiting, q.in_flight, q.queue_url);
+    }
     println!("change log: {}", report.stream);
     for t in &report.targets {
         let more = if t.backlog_complete { "" } else { "+" };

@@ -15,12 +15,25 @@ use crate::stream::StreamError;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    /// Glue events waiting for capture (when `source.events` is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<QueueStatus>,
     pub stream: String,
     pub targets: Vec<TargetStatus>,
     /// Events capture could not parse, parked.
     pub capture_dead_letters: usize,
     /// When this report was made (epoch ms).
     pub at: i64,
+}
+
+/// The events queue capture reads.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueueStatus {
+    pub queue_url: String,
+    /// Events waiting to be received.
+    pub waiting: u64,
+    /// Events received and being resolved (invisible until deleted or their timeout).
+    pub in_flight: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +82,8 @@ pub enum StatusError {
     Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error("counting dead letters: {0}")]
     DeadLetters(#[from] crate::aws::AwsError),
+    #[error("reading the events queue: {0}")]
+    Queue(#[from] crate::capture::queue::QueueError),
 }
 
 /// Kinesis records read per shard at most when measuring a backlog.
@@ -103,11 +118,35 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
         });
     }
     Ok(StatusReport {
+        events: queue_status(pipeline).await?,
         stream: stream.clone(),
         targets,
         capture_dead_letters: pipeline.dead_letters.keys(CAPTURE_EVENTS).await?.len(),
         at: now_millis(),
     })
+}
+
+async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, StatusError> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let cfg = &pipeline.config.source;
+    let Some(events) = &cfg.events else { return Ok(None) };
+    let sqs = crate::aws::client::Endpoint::new(&cfg.region, cfg.endpoint.as_deref()).sqs().await;
+    let queue_url = crate::capture::queue::queue_url(&sqs, events).await?;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|e| crate::aws::AwsError::from_sdk("sqs", "GetQueueAttributes", e))?;
+    let attrs = out.attributes.unwrap_or_default();
+    let count = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(Some(QueueStatus {
+        waiting: count(A::ApproximateNumberOfMessages),
+        in_flight: count(A::ApproximateNumberOfMessagesNotVisible),
+        queue_url,
+    }))
 }
 
 async fn shard_status(

@@ -124,7 +124,7 @@ async fn metrics_show_lag_returning_to_zero_and_render_every_name_grafana_querie
     let emu = Emulator::start();
     let name = "metrics";
     seed(&emu, name, 1, 2, 10).await;
-    let (eb, _sqs, queue) = route(&emu, name).await;
+    let (eb, sqs, queue) = route(&emu, name).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("pipeline.yaml");
     std::fs::write(&path, run_config(&emu, name, &queue, 3600)).expect("write config");
@@ -228,8 +228,19 @@ async fn metrics_show_lag_returning_to_zero_and_render_every_name_grafana_querie
     let missing: Vec<&String> = queried.iter().filter(|n| !rendered.contains(*n)).collect();
     assert!(missing.is_empty(), "grafana/ queries metrics a running pipeline does not render: {missing:?}");
 
+    // `lakelog status` from another process agrees: nothing waiting anywhere.
+    let (code, status) = json(&path, &["status"]);
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["events"]["waiting"], 0, "{status}");
+    assert_eq!(status["targets"][0]["backlog_records"], 0, "{status}");
+    assert_eq!(status["targets"][0]["lag_seconds"], 0.0, "{status}");
+
     let logs = run.stop();
     assert!(logs.iter().any(|l| l.contains("applied changes")), "run logs its batches");
+    // With lakelog stopped, an event waits in the queue and status says so.
+    sqs.send_message().queue_url(&queue).message_body("{}").send().await.expect("send");
+    let (_, status) = json(&path, &["status"]);
+    assert_eq!(status["events"]["waiting"], 1, "{status}");
     for line in &logs {
         assert!(serde_json::from_str::<Value>(line).is_ok(), "not a JSON log line: {line}");
         assert!(!line.contains(secret) && !line.contains(token), "a credential reached the log: {line}");
