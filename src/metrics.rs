@@ -128,10 +128,11 @@ pub fn init_series(targets: &[String]) {
     for t in targets {
         counter!(APPLY_RETRIES, "target" => t.clone()).absolute(0);
         counter!(CHECKPOINT_WRITES, "target" => t.clone()).absolute(0);
-        for kind in ["database", "table", "partition"] {
+        for kind in ["database", "table", "partition", "frame"] {
             counter!(DEAD_LETTERS, "target" => t.clone(), "kind" => kind).absolute(0);
         }
     }
+    counter!(DEAD_LETTERS, "target" => crate::deadletter::CAPTURE_EVENTS, "kind" => "event").absolute(0);
 }
 
 pub fn records_captured(kind: &'static str, cause: &'static str, n: u64) {
