@@ -76,9 +76,17 @@ for _ in $(seq 1 60); do
   if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://$metrics_addr/readyz', timeout=1)" 2>/dev/null; then break; fi
   sleep 1
 done
+# The initial snapshot is published (ready); let it be applied so the burst's lag stands alone.
+idle="lag   0.00s  oldest unapplied   0.00s  kinesis behind   0.00s"
+for _ in $(seq 1 60); do
+  line="$(scrape)"
+  case "$line" in "$idle"*) break ;; esac
+  echo "-- initial snapshot:   $line"
+  sleep 1
+done
 echo "-- before the burst:   $(scrape)"
-"$lakelog" -c pipeline.yaml simulate burst --prefix demo_burst --databases 1 --tables "${DEMO_BURST_TABLES:-8}" \
-  --partitions "${DEMO_BURST_PARTITIONS:-250}" --bucket lakelog-demo-data &
+"$lakelog" -c pipeline.yaml simulate burst --prefix demo_burst --databases 1 --tables "${DEMO_BURST_TABLES:-16}" \
+  --partitions "${DEMO_BURST_PARTITIONS:-500}" --bucket lakelog-demo-data &
 burst_pid=$!
 elapsed=0
 while kill -0 "$burst_pid" 2>/dev/null; do
@@ -86,11 +94,18 @@ while kill -0 "$burst_pid" 2>/dev/null; do
   sleep 1; elapsed=$((elapsed + 1))
 done
 wait "$burst_pid"
-# After the burst: watch the lag return to zero (everything applied, every shard caught up).
-for _ in $(seq 1 "${DEMO_RUN_SECONDS:-60}"); do
+# After the burst: watch the lag return to zero. The lag gauges start at capture, and events may
+# still wait in SQS, so "done" is: idle gauges and the same counts three seconds running.
+previous=""; same=0
+for _ in $(seq 1 "${DEMO_RUN_SECONDS:-90}"); do
   line="$(scrape)"
   echo "-- t=${elapsed}s:          $line"
-  case "$line" in "lag   0.00s  oldest unapplied   0.00s  kinesis behind   0.00s"*) break ;; esac
+  case "$line" in
+    "$idle"*) if [ "$line" = "$previous" ]; then same=$((same + 1)); else same=0; fi ;;
+    *) same=0 ;;
+  esac
+  [ "$same" -ge 3 ] && break
+  previous="$line"
   sleep 1; elapsed=$((elapsed + 1))
 done
 echo "== stopping lakelog run (SIGTERM: drain, checkpoint, exit)"
