@@ -1,10 +1,16 @@
 //! Cold copy of one table with N partitions (default 10,000) through the change log, on the local
 //! emulator: target write calls (the minimum is 1 CreateTable + N/100 BatchCreatePartition) and
-//! wall time. Run with `scripts/bench.sh` (it starts the emulator and sets the endpoints).
+//! wall time, against the emulator's floor for the same copy: the fewest Glue calls issued
+//! directly with the SDK (read everything, then CreateTable and BatchCreatePartition of 100, 8 at a
+//! time), into another Region of the same emulator. Run with `scripts/bench.sh` (it starts the
+//! emulator and sets the endpoints).
 
 use std::time::Instant;
 
+use futures::StreamExt;
+
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::glue_convert::{partition_from_sdk, partition_input, table_from_sdk, table_input};
 use lakelog::config::PipelineConfig;
 use lakelog::model::{Database, Partition, StorageDescriptor};
 use lakelog::pipeline::Pipeline;
@@ -52,6 +58,44 @@ fn one_table(partitions: usize, run: &str) -> GeneratedCatalog {
     GeneratedCatalog { databases: vec![db], tables: vec![table], partitions: parts }
 }
 
+/// The floor: read the table and its partitions from the source with paginated SDK calls, then
+/// create them in `region` (whose database exists) with CreateTable and BatchCreatePartition of
+/// 100, 8 calls at a time. Returns the seconds it took.
+async fn floor(source: &aws_sdk_glue::Client, region: &str, db: &str, table: &str) -> f64 {
+    let target = Endpoint::new(region, None).glue(None).await;
+    let started = Instant::now();
+    let t = source.get_table().catalog_id(ACCOUNT).database_name(db).name(table).send().await.expect("GetTable");
+    let t = table_from_sdk(t.table().expect("table"), db);
+    let mut parts = Vec::new();
+    let mut pages =
+        source.get_partitions().catalog_id(ACCOUNT).database_name(db).table_name(table).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        parts.extend(page.expect("GetPartitions").partitions().iter().map(|p| partition_from_sdk(p, db, table)));
+    }
+    target
+        .create_table()
+        .catalog_id(ACCOUNT)
+        .database_name(db)
+        .table_input(table_input(&t).expect("input"))
+        .send()
+        .await
+        .expect("CreateTable");
+    let inputs: Vec<_> = parts.iter().map(|p| partition_input(p).expect("input")).collect();
+    futures::stream::iter(inputs.chunks(100).map(|chunk| {
+        let req = target
+            .batch_create_partition()
+            .catalog_id(ACCOUNT)
+            .database_name(db)
+            .table_name(table)
+            .set_partition_input_list(Some(chunk.to_vec()));
+        async move { req.send().await.expect("BatchCreatePartition") }
+    }))
+    .buffer_unordered(8)
+    .for_each(|out| async move { assert!(out.errors().is_empty(), "{:?}", out.errors()) })
+    .await;
+    started.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
     if std::env::var_os("AWS_ENDPOINT_URL").is_none() || std::env::var_os("AWS_ENDPOINT_URL_KINESIS").is_none() {
@@ -67,10 +111,12 @@ async fn main() {
     write_catalog(&source.glue(None).await, ACCOUNT, &catalog).await.expect("seed source");
     // The target database exists already (as in the source): what is measured is the table and its partitions.
     let target_db: Database = catalog.databases[0].clone();
-    let target_glue = Endpoint::new("us-west-2", None).glue(None).await;
-    write_catalog(&target_glue, ACCOUNT, &GeneratedCatalog { databases: vec![target_db], ..Default::default() })
-        .await
-        .expect("target db");
+    for region in ["us-west-2", "eu-west-1"] {
+        let target_glue = Endpoint::new(region, None).glue(None).await;
+        let only_db = GeneratedCatalog { databases: vec![target_db.clone()], ..Default::default() };
+        write_catalog(&target_glue, ACCOUNT, &only_db).await.expect("target db");
+    }
+    let floor_seconds = floor(&source.glue(None).await, "eu-west-1", &table.database_name, &table.name).await;
 
     let yaml = format!(
         "source: {{ region: us-east-1, include: [\"{db}.{t}\"], partition_segments: 1 }}\n\
@@ -97,4 +143,5 @@ async fn main() {
     );
     println!("  target write calls   {} {:?} (minimum {})", dr.write_calls, writes, 1 + partitions.div_ceil(100));
     println!("  target calls, all    {:?}", dr.api_calls);
+    println!("  floor (direct SDK)   {floor_seconds:.2} s; lakelog sync / floor = {:.2}", seconds / floor_seconds);
 }

@@ -54,7 +54,8 @@ start() {
   install
   stop quiet
   : > "$dir/moto.log"; : > "$dir/kinesalite.log"
-  "$dir/venv/bin/moto_server" -H 127.0.0.1 -p 0 > "$dir/moto.log" 2>&1 &
+  # moto with AWS's paging for the Glue list calls (scripts/moto_paging.py says why).
+  "$dir/venv/bin/python" "$root/scripts/moto_paging.py" -H 127.0.0.1 -p 0 > "$dir/moto.log" 2>&1 &
   echo $! > "$dir/moto.pid"
   node "$dir/node/kinesalite-loopback.js" 0 > "$dir/kinesalite.log" 2>&1 &
   echo $! > "$dir/kinesalite.pid"

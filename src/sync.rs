@@ -24,9 +24,10 @@ use crate::apply::stats::{ApplyStats, Outcome};
 use crate::apply::target::PARTITION_DELETE_CHUNK;
 use crate::apply::ApplyError;
 use crate::aws::AwsError;
+use crate::capture::reader::CatalogReader;
 use crate::capture::snapshot::{snapshot, ScanStats};
 use crate::capture::CaptureError;
-use crate::model::{CatalogObject, ChangeRecord, ObjectKind};
+use crate::model::{ChangeRecord, ObjectKey, ObjectKind};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::progress::Progress;
 use crate::replicate::{ConsumerGroup, ShardReport, StopWhen};
@@ -93,30 +94,108 @@ pub enum SyncError {
     Prune { target: String, source: AwsError },
 }
 
-/// The source's objects by name, to find what only a target has.
-#[derive(Debug, Default)]
-struct SourceKeys {
-    databases: HashSet<String>,
-    tables: HashSet<(String, String)>,
-    partitions: HashMap<(String, String), HashSet<Vec<String>>>,
+/// A 128-bit hash of an object's identity in a catalog (names and partition values, each length
+/// prefixed). Sync remembers objects by it — 16 bytes an object, whatever its names — so that its
+/// memory stays flat as the catalog grows.
+fn identity(database: &str, table: Option<&str>, values: Option<&[String]>) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut part = |s: &str| {
+        h.update(&(s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    };
+    part(database);
+    if let Some(t) = table {
+        part(t);
+    }
+    if let Some(vs) = values {
+        // A marker keeps a partition apart from a table whose name equals a value.
+        part("\u{0}partition");
+        for v in vs {
+            part(v);
+        }
+    }
+    h.digest128()
 }
 
+fn key_identity(key: &ObjectKey) -> u128 {
+    match key {
+        ObjectKey::Database { database, .. } => identity(database, None, None),
+        ObjectKey::Table { database, table, .. } => identity(database, Some(table), None),
+        ObjectKey::Partition { database, table, values, .. } => identity(database, Some(table), Some(values)),
+    }
+}
+
+/// The identities of the objects the source scan emitted.
+#[derive(Debug, Default)]
+struct SourceKeys(HashSet<u128>);
+
 impl SourceKeys {
-    fn note(&mut self, state: &CatalogObject) {
-        match state {
-            CatalogObject::Database(d) => {
-                self.databases.insert(d.name.clone());
+    fn note(&mut self, key: &ObjectKey) {
+        self.0.insert(key_identity(key));
+    }
+
+    fn has(&self, id: u128) -> bool {
+        self.0.contains(&id)
+    }
+}
+
+/// The identities of a target's objects in scope, listed when the sync starts: whatever the
+/// source does not have among them is drift (what apply creates comes from the source, so it can
+/// never be). Partitions are grouped by their table so the naming pass lists only tables with drift.
+#[derive(Debug, Default)]
+struct TargetKeys {
+    databases: HashSet<u128>,
+    tables: HashSet<u128>,
+    partitions: HashMap<u128, HashSet<u128>>,
+}
+
+impl TargetKeys {
+    /// Lists the target a page at a time, keeping identities only.
+    async fn list(
+        reader: &CatalogReader,
+        in_scope: impl Fn(&str, Option<&str>) -> bool,
+    ) -> Result<TargetKeys, CaptureError> {
+        let mut keys = TargetKeys::default();
+        for db in reader.databases().await? {
+            if !in_scope(&db.name, None) {
+                continue;
             }
-            CatalogObject::Table(t) => {
-                self.tables.insert((t.database_name.clone(), t.name.clone()));
-            }
-            CatalogObject::Partition(p) => {
-                self.partitions
-                    .entry((p.database_name.clone(), p.table_name.clone()))
-                    .or_default()
-                    .insert(p.values.clone());
+            keys.databases.insert(identity(&db.name, None, None));
+            for table in reader.tables(&db.name).await? {
+                if !in_scope(&db.name, Some(&table.name)) {
+                    continue;
+                }
+                let table_id = identity(&db.name, Some(&table.name), None);
+                keys.tables.insert(table_id);
+                let mut parts = HashSet::new();
+                reader
+                    .each_partition_page(&db.name, &table.name, |page| {
+                        parts.extend(page.iter().map(|p| identity(&db.name, Some(&table.name), Some(&p.values))));
+                    })
+                    .await?;
+                if !parts.is_empty() {
+                    keys.partitions.insert(table_id, parts);
+                }
             }
         }
+        Ok(keys)
+    }
+
+    /// Drops what the source has; what is left is drift. A database or table the source lacks is
+    /// drift once, not with everything inside it.
+    fn drift(mut self, source: &SourceKeys) -> TargetKeys {
+        self.databases.retain(|id| !source.has(*id));
+        self.tables.retain(|id| !source.has(*id));
+        let tables = &self.tables;
+        self.partitions.retain(|table, parts| {
+            parts.retain(|id| !source.has(*id));
+            !parts.is_empty() && !tables.contains(table)
+        });
+        self
+    }
+
+    fn is_empty(&self) -> bool {
+        self.databases.is_empty() && self.tables.is_empty() && self.partitions.is_empty()
     }
 }
 
@@ -126,7 +205,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     let targets = pipeline.select_targets(opts.target.as_deref())?;
     let progress = Progress::new(opts.progress);
     let cfg = &pipeline.config;
-    let (scan_tx, mut scan_rx) = mpsc::channel::<ChangeRecord>(4096);
+    let (scan_tx, mut scan_rx) = mpsc::channel::<ChangeRecord>(1024);
     let keys = Arc::new(std::sync::Mutex::new(SourceKeys::default()));
 
     let mut appliers = Vec::new();
@@ -140,108 +219,122 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         r
     };
 
+    // The drift listing runs while the copy does, over each target as it is before apply writes
+    // to it (a cold copy lists an empty target), keeping identities only. What apply creates
+    // comes from the source, so it is never drift.
+    let listings = futures::future::join_all(appliers.iter().map(|(t, applier)| async move {
+        TargetKeys::list(applier.target().reader(), |db, table| pipeline.replicates(applier, db, table))
+            .await
+            .map_err(|source| SyncError::Compare { target: t.config.name.clone(), source })
+    }));
+
     let mut reports: BTreeMap<String, TargetReport> = BTreeMap::new();
-    let (source, published) = if opts.dry_run {
-        // Compare the scan directly with each target, in batches (records are full states, and
-        // one sequence keeps per-key order).
-        let plan = async {
-            let mut stats: Vec<ApplyStats> = vec![ApplyStats::default(); appliers.len()];
-            let mut batch = Vec::with_capacity(5000);
-            loop {
-                let rec = scan_rx.recv().await;
-                let done = rec.is_none();
-                if let Some(r) = rec {
-                    if let (Some(s), Ok(mut k)) = (&r.state, keys.lock()) {
-                        k.note(s);
+    let replicate = async {
+        let (source, published) = if opts.dry_run {
+            // Compare the scan directly with each target, in batches (records are full states, and
+            // one sequence keeps per-key order).
+            let plan = async {
+                let mut stats: Vec<ApplyStats> = vec![ApplyStats::default(); appliers.len()];
+                let mut batch = Vec::with_capacity(5000);
+                loop {
+                    let rec = scan_rx.recv().await;
+                    let done = rec.is_none();
+                    if let Some(r) = rec {
+                        if let Ok(mut k) = keys.lock() {
+                            k.note(&r.key);
+                        }
+                        batch.push(r);
                     }
-                    batch.push(r);
-                }
-                if batch.len() >= 5000 || (done && !batch.is_empty()) {
-                    let records = std::mem::take(&mut batch);
-                    for (i, (t, applier)) in appliers.iter().enumerate() {
-                        let s = applier
-                            .apply(records.clone())
-                            .await
-                            .map_err(|source| SyncError::Apply { target: t.config.name.clone(), source })?;
-                        stats[i].merge(&s);
+                    if batch.len() >= 5000 || (done && !batch.is_empty()) {
+                        let records = std::mem::take(&mut batch);
+                        for (i, (t, applier)) in appliers.iter().enumerate() {
+                            let s = applier
+                                .apply(records.clone())
+                                .await
+                                .map_err(|source| SyncError::Apply { target: t.config.name.clone(), source })?;
+                            stats[i].merge(&s);
+                        }
+                    }
+                    if done {
+                        return Ok::<_, SyncError>(stats);
                     }
                 }
-                if done {
-                    return Ok::<_, SyncError>(stats);
-                }
+            };
+            let (scanned, planned) = tokio::join!(scan, plan);
+            let scanned = scanned?;
+            for ((t, _), stats) in appliers.iter().zip(planned?) {
+                reports.insert(t.config.name.clone(), TargetReport { stats, ..Default::default() });
             }
-        };
-        let (scanned, planned) = tokio::join!(scan, plan);
-        let scanned = scanned?;
-        for ((t, _), stats) in appliers.iter().zip(planned?) {
-            reports.insert(t.config.name.clone(), TargetReport { stats, ..Default::default() });
-        }
-        (scanned, Default::default())
-    } else {
-        ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
-        let (end_tx, end_rx) = watch::channel(None);
-        let (pub_tx, pub_rx) = mpsc::channel::<ChangeRecord>(4096);
-        let forward = async {
-            while let Some(r) = scan_rx.recv().await {
-                if let (Some(s), Ok(mut k)) = (&r.state, keys.lock()) {
-                    k.note(s);
+            (scanned, Default::default())
+        } else {
+            ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
+            let (end_tx, end_rx) = watch::channel(None);
+            let (pub_tx, pub_rx) = mpsc::channel::<ChangeRecord>(1024);
+            let forward = async {
+                while let Some(r) = scan_rx.recv().await {
+                    if let Ok(mut k) = keys.lock() {
+                        k.note(&r.key);
+                    }
+                    if pub_tx.send(r).await.is_err() {
+                        break;
+                    }
                 }
-                if pub_tx.send(r).await.is_err() {
-                    break;
+                drop(pub_tx);
+            };
+            let producer = Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes);
+            let publish = async {
+                let p = producer.publish_all(pub_rx).await;
+                if let Ok(p) = &p {
+                    let _ = end_tx.send(Some(p.last_sequence.clone()));
                 }
+                p
+            };
+            let groups = futures::future::join_all(appliers.iter().map(|(t, applier)| {
+                let group = Arc::new(ConsumerGroup {
+                    kinesis: pipeline.kinesis.clone(),
+                    stream: cfg.stream.name.clone(),
+                    applier: applier.clone(),
+                    checkpoints: pipeline.checkpoints.clone(),
+                    dead_letters: pipeline.dead_letters.clone(),
+                    batch_limit: cfg.apply.batch_records,
+                    progress: progress.clone(),
+                    log_batches: false,
+                    health: None,
+                });
+                let stop = StopWhen::Drained(end_rx.clone());
+                async move { (t.config.name.clone(), group.run(stop).await) }
+            }));
+            let capture_and_publish = async {
+                let (scanned, (), published) = tokio::join!(scan, forward, publish);
+                (scanned, published)
+            };
+            tokio::pin!(groups);
+            tokio::pin!(capture_and_publish);
+            // Consumers stop only once the producer says where the end is; if capture or publish
+            // fails first, returning here drops (cancels) them. Consumers can only finish earlier by
+            // failing, and then their error is the one to report.
+            let (scanned, published, results) = tokio::select! {
+                (scanned, published) = &mut capture_and_publish => {
+                    let scanned = scanned?;
+                    let published = published?;
+                    (scanned, published, groups.await)
+                }
+                results = &mut groups => {
+                    let (scanned, published) = capture_and_publish.await;
+                    (scanned?, published?, results)
+                }
+            };
+            info!(records = published.records, frames = published.frames, calls = published.put_calls, "published");
+            for (name, result) in results {
+                let g = result.map_err(|source| SyncError::Apply { target: name.clone(), source })?;
+                reports.insert(name, TargetReport { stats: g.stats, shards: g.shards, ..Default::default() });
             }
-            drop(pub_tx);
-        };
-        let producer = Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes);
-        let publish = async {
-            let p = producer.publish_all(pub_rx).await;
-            if let Ok(p) = &p {
-                let _ = end_tx.send(Some(p.last_sequence.clone()));
-            }
-            p
-        };
-        let groups = futures::future::join_all(appliers.iter().map(|(t, applier)| {
-            let group = Arc::new(ConsumerGroup {
-                kinesis: pipeline.kinesis.clone(),
-                stream: cfg.stream.name.clone(),
-                applier: applier.clone(),
-                checkpoints: pipeline.checkpoints.clone(),
-                dead_letters: pipeline.dead_letters.clone(),
-                batch_limit: cfg.apply.batch_records,
-                progress: progress.clone(),
-                log_batches: false,
-                health: None,
-            });
-            let stop = StopWhen::Drained(end_rx.clone());
-            async move { (t.config.name.clone(), group.run(stop).await) }
-        }));
-        let capture_and_publish = async {
-            let (scanned, (), published) = tokio::join!(scan, forward, publish);
             (scanned, published)
         };
-        tokio::pin!(groups);
-        tokio::pin!(capture_and_publish);
-        // Consumers stop only once the producer says where the end is; if capture or publish
-        // fails first, returning here drops (cancels) them. Consumers can only finish earlier by
-        // failing, and then their error is the one to report.
-        let (scanned, published, results) = tokio::select! {
-            (scanned, published) = &mut capture_and_publish => {
-                let scanned = scanned?;
-                let published = published?;
-                (scanned, published, groups.await)
-            }
-            results = &mut groups => {
-                let (scanned, published) = capture_and_publish.await;
-                (scanned?, published?, results)
-            }
-        };
-        info!(records = published.records, frames = published.frames, calls = published.put_calls, "published");
-        for (name, result) in results {
-            let g = result.map_err(|source| SyncError::Apply { target: name.clone(), source })?;
-            reports.insert(name, TargetReport { stats: g.stats, shards: g.shards, ..Default::default() });
-        }
-        (scanned, published)
+        Ok::<_, SyncError>((source, published))
     };
+    let (replicated, listed) = tokio::join!(replicate, listings);
+    let (source, published) = replicated?;
     progress.finish();
     let replicate_seconds = started.elapsed().as_secs_f64();
 
@@ -249,19 +342,12 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         Ok(m) => m.into_inner().unwrap_or_default(),
         Err(shared) => std::mem::take(&mut *shared.lock().unwrap_or_else(|e| e.into_inner())),
     };
-    for t in &targets {
-        let applier = pipeline.applier(t, opts.dry_run)?;
+    for ((t, applier), listed) in appliers.iter().zip(listed) {
+        let drift = listed?.drift(&keys);
         let report = reports.entry(t.config.name.clone()).or_default();
-        let extra = find_extra(pipeline, &applier, &keys)
-            .await
-            .map_err(|source| SyncError::Compare { target: t.config.name.clone(), source })?;
-        report.extra_total = extra.len();
-        if opts.prune {
-            report.pruned = prune(&applier, &extra, opts.dry_run)
-                .await
-                .map_err(|source| SyncError::Prune { target: t.config.name.clone(), source })?;
+        if !drift.is_empty() {
+            settle_drift(pipeline, applier, &drift, opts, report).await?;
         }
-        report.extra = extra.iter().take(1000).map(|e| e.to_string()).collect();
         report.api_calls = t.counter.snapshot();
         report.write_calls = t.counter.writes();
     }
@@ -296,68 +382,84 @@ impl std::fmt::Display for Extra {
     }
 }
 
-/// Target objects in scope (source capture scope and target filter) that the source lacks.
-/// A missing database or table is reported once, not with everything inside it.
-async fn find_extra(pipeline: &Pipeline, applier: &Applier, keys: &SourceKeys) -> Result<Vec<Extra>, CaptureError> {
-    let reader = applier.target().reader();
-    let in_scope = |db: &str, table: Option<&str>| pipeline.replicates(applier, db, table);
-    let mut extra = Vec::new();
-    for db in reader.databases().await? {
-        if !in_scope(&db.name, None) {
-            continue;
-        }
-        if !keys.databases.contains(&db.name) {
-            extra.push(Extra::Database(db.name));
-            continue;
-        }
-        for table in reader.tables(&db.name).await? {
-            if !in_scope(&db.name, Some(&table.name)) {
-                continue;
-            }
-            let id = (db.name.clone(), table.name.clone());
-            if !keys.tables.contains(&id) {
-                extra.push(Extra::Table(id.0, id.1));
-                continue;
-            }
-            let source_parts = keys.partitions.get(&id);
-            for p in reader.all_partitions(&id.0, &id.1).await? {
-                if !source_parts.is_some_and(|s| s.contains(&p.values)) {
-                    extra.push(Extra::Partition(id.0.clone(), id.1.clone(), p.values));
-                }
-            }
-        }
-    }
-    extra.sort();
-    Ok(extra)
-}
-
-/// Deletes the extra objects (or, in a dry run, counts them).
-async fn prune(applier: &Applier, extra: &[Extra], dry_run: bool) -> Result<ApplyStats, AwsError> {
-    let mut stats = ApplyStats::default();
+/// Names the drift's objects by listing only what holds some (a database's tables when the
+/// drift has tables or partitions; a table's partitions when it has drifted partitions), reports
+/// them (the first 1,000 by name, all in the count) and, with `--prune`, deletes them.
+async fn settle_drift(
+    pipeline: &Pipeline,
+    applier: &Applier,
+    drift: &TargetKeys,
+    opts: &SyncOptions,
+    report: &mut TargetReport,
+) -> Result<(), SyncError> {
+    let name = || applier.name().to_string();
+    let compare = |source| SyncError::Compare { target: name(), source };
+    let prune_err = |source| SyncError::Prune { target: name(), source };
     let target = applier.target();
-    let mut partitions: BTreeMap<(String, String), Vec<Vec<String>>> = BTreeMap::new();
-    for e in extra {
-        match e {
-            Extra::Database(d) => {
-                if !dry_run {
-                    target.delete_database(d).await?;
-                }
-                stats.add(ObjectKind::Database, Outcome::Deleted, 1);
+    let reader = target.reader();
+    let delete = opts.prune && !opts.dry_run;
+    let note = |report: &mut TargetReport, e: Extra| {
+        report.extra_total += 1;
+        if report.extra.len() < 1000 {
+            report.extra.push(e.to_string());
+        }
+    };
+    let inside = !drift.tables.is_empty() || !drift.partitions.is_empty();
+    for db in reader.databases().await.map_err(compare)? {
+        if !pipeline.replicates(applier, &db.name, None) {
+            continue;
+        }
+        if drift.databases.contains(&identity(&db.name, None, None)) {
+            if delete {
+                target.delete_database(&db.name).await.map_err(prune_err)?;
             }
-            Extra::Table(d, t) => {
-                if !dry_run {
-                    target.delete_table(d, t).await?;
-                }
-                stats.add(ObjectKind::Table, Outcome::Deleted, 1);
+            if opts.prune {
+                report.pruned.add(ObjectKind::Database, Outcome::Deleted, 1);
             }
-            Extra::Partition(d, t, v) => partitions.entry((d.clone(), t.clone())).or_default().push(v.clone()),
+            note(report, Extra::Database(db.name));
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        for table in reader.tables(&db.name).await.map_err(compare)? {
+            if !pipeline.replicates(applier, &db.name, Some(&table.name)) {
+                continue;
+            }
+            let table_id = identity(&db.name, Some(&table.name), None);
+            if drift.tables.contains(&table_id) {
+                if delete {
+                    target.delete_table(&db.name, &table.name).await.map_err(prune_err)?;
+                }
+                if opts.prune {
+                    report.pruned.add(ObjectKind::Table, Outcome::Deleted, 1);
+                }
+                note(report, Extra::Table(db.name.clone(), table.name));
+                continue;
+            }
+            let Some(parts) = drift.partitions.get(&table_id) else { continue };
+            let mut values = Vec::new();
+            reader
+                .each_partition_page(&db.name, &table.name, |page| {
+                    let drifted = page.into_iter().map(|p| p.values);
+                    values.extend(drifted.filter(|v| parts.contains(&identity(&db.name, Some(&table.name), Some(v)))));
+                })
+                .await
+                .map_err(compare)?;
+            for chunk in values.chunks(PARTITION_DELETE_CHUNK) {
+                let failed = if delete {
+                    target.delete_partitions(&db.name, &table.name, chunk).await.map_err(prune_err)?.len()
+                } else {
+                    0
+                };
+                if opts.prune {
+                    report.pruned.add(ObjectKind::Partition, Outcome::Deleted, (chunk.len() - failed) as u64);
+                }
+            }
+            for v in values {
+                note(report, Extra::Partition(db.name.clone(), table.name.clone(), v));
+            }
         }
     }
-    for ((d, t), values) in partitions {
-        for chunk in values.chunks(PARTITION_DELETE_CHUNK) {
-            let failed = if dry_run { 0 } else { target.delete_partitions(&d, &t, chunk).await?.len() };
-            stats.add(ObjectKind::Partition, Outcome::Deleted, (chunk.len() - failed) as u64);
-        }
-    }
-    Ok(stats)
+    Ok(())
 }

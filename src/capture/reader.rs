@@ -84,7 +84,9 @@ impl CatalogReader {
         table: &str,
         out: &mpsc::Sender<PartitionPage>,
     ) -> Result<usize, CaptureError> {
-        let (tx, mut rx) = mpsc::channel::<Result<PartitionPage, CaptureError>>(4);
+        // One page in the channel per segment reader: pages are up to 1,000 partitions each, and
+        // memory must not grow with the table.
+        let (tx, mut rx) = mpsc::channel::<Result<PartitionPage, CaptureError>>(1);
         let mut tasks = tokio::task::JoinSet::new();
         for segment in 0..self.segments {
             let (glue, tx) = (self.glue.clone(), tx.clone());
@@ -119,10 +121,16 @@ impl CatalogReader {
             });
         }
         drop(tx);
-        let mut seen: HashSet<Vec<String>> = HashSet::new();
+        // One paginated sequence has no duplicates; segments may overlap when a service ignores
+        // them. The de-duplication set holds a 128-bit hash per partition, not its values, so a
+        // table of 10M partitions costs about 200 MB only when it is read in segments.
+        let mut seen: Option<HashSet<u128>> = (self.segments > 1).then(HashSet::new);
         let mut sent = 0;
         while let Some(page) = rx.recv().await {
-            let page: PartitionPage = page?.into_iter().filter(|p| seen.insert(p.values.clone())).collect();
+            let page: PartitionPage = match seen.as_mut() {
+                None => page?,
+                Some(seen) => page?.into_iter().filter(|p| seen.insert(values_hash(&p.values))).collect(),
+            };
             if page.is_empty() {
                 continue;
             }
@@ -145,21 +153,45 @@ impl CatalogReader {
         Ok(sent)
     }
 
+    /// Calls `each` with every page of a table's partitions as it arrives (a page at a time in
+    /// memory, however large the table); returns how many partitions there were.
+    pub async fn each_partition_page(
+        &self,
+        database: &str,
+        table: &str,
+        mut each: impl FnMut(PartitionPage),
+    ) -> Result<usize, CaptureError> {
+        let (tx, mut rx) = mpsc::channel(1);
+        let read = async move {
+            let read = self.partitions(database, table, &tx).await;
+            drop(tx);
+            read
+        };
+        let consume = async {
+            while let Some(page) = rx.recv().await {
+                each(page);
+            }
+        };
+        let (read, ()) = tokio::join!(read, consume);
+        read
+    }
+
     /// All partitions of a table, collected (for tests and small tables).
     pub async fn all_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>, CaptureError> {
-        let (tx, mut rx) = mpsc::channel(16);
-        let reader = self.clone();
-        let (db, tb) = (database.to_string(), table.to_string());
-        let task = tokio::spawn(async move { reader.partitions(&db, &tb, &tx).await });
         let mut all = Vec::new();
-        while let Some(page) = rx.recv().await {
-            all.extend(page);
-        }
-        match task.await {
-            Ok(r) => r.map(|_| all),
-            Err(_) => Err(CaptureError::Closed),
-        }
+        self.each_partition_page(database, table, |page| all.extend(page)).await?;
+        Ok(all)
     }
+}
+
+/// A 128-bit hash of partition values, unambiguous across value boundaries.
+pub fn values_hash(values: &[String]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for v in values {
+        h.update(&(v.len() as u64).to_le_bytes());
+        h.update(v.as_bytes());
+    }
+    h.digest128()
 }
 
 fn none_if_not_found<T>(e: AwsError) -> Result<Option<T>, AwsError> {

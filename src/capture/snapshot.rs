@@ -73,7 +73,7 @@ pub async fn scan(
                 out.send(record(CatalogObject::Table(table), tables_at)).await.map_err(|_| CaptureError::Closed)?;
                 let parts_at = now_millis();
                 progress.inc_scanned(1);
-                let (tx, mut rx) = mpsc::channel(4);
+                let (tx, mut rx) = mpsc::channel(1);
                 let read = async move { reader.partitions(&db, &name, &tx).await };
                 let forward = async {
                     let mut n = 0u64;

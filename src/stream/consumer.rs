@@ -3,6 +3,12 @@
 //! The reader starts after the checkpointed sequence number (or at the trim horizon), follows
 //! `NextShardIterator`, re-opens an expired iterator after the last record it returned, and backs
 //! off when throttled. A closed shard ends (`end_of_shard`) once read to its last record.
+//!
+//! Memory: a batch holds at most about [`BATCH_BYTES`] of frames. GetRecords limits a call by
+//! record count only (AWS stops at 10 MB, the emulator not at all), and one frame may be up to
+//! 1 MiB or a few hundred bytes, so the reader sizes each call's `Limit` from the frames it has
+//! seen: few records while frames are large (a crawler burst), up to the configured limit while
+//! they are small (real time).
 
 use std::time::Duration;
 
@@ -32,6 +38,21 @@ pub struct ReadBatch {
 }
 
 const MAX_ATTEMPTS: u32 = 8;
+/// The bytes of frames one batch aims to hold (what a consumer decodes and applies at once).
+pub const BATCH_BYTES: usize = 2 * 1024 * 1024;
+/// Records asked for before any frame was seen: few, as frames may be 1 MiB each.
+const FIRST_LIMIT: i32 = 4;
+
+/// The GetRecords limit after a call returned `records`: as many frames of their mean size as fit
+/// in [`BATCH_BYTES`], within `1..=max`. `None` when nothing was returned (keep the last limit).
+fn next_limit(records: &[StreamRecord], max: i32) -> Option<i32> {
+    if records.is_empty() {
+        return None;
+    }
+    let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+    let mean = (bytes / records.len()).max(1);
+    Some(i32::try_from(BATCH_BYTES / mean).unwrap_or(i32::MAX).clamp(1, max))
+}
 
 /// Sequential reader of one shard.
 #[derive(Debug)]
@@ -42,6 +63,9 @@ pub struct ShardReader {
     iterator: Option<String>,
     /// The checkpoint we started after, then the last record returned.
     position: Option<SeqNo>,
+    /// The configured most records per call.
+    max_limit: i32,
+    /// The records asked for in the next call (adapted to frame sizes).
     limit: i32,
 }
 
@@ -60,7 +84,8 @@ impl ShardReader {
             shard_id: shard_id.to_string(),
             iterator: None,
             position: after,
-            limit: limit.clamp(1, 10_000),
+            max_limit: limit.clamp(1, 10_000),
+            limit: FIRST_LIMIT.min(limit.clamp(1, 10_000)),
         };
         reader.iterator = reader.new_iterator().await?;
         Ok(reader)
@@ -108,6 +133,7 @@ impl ShardReader {
                     if let Some(last) = records.last() {
                         self.position = Some(last.seq.clone());
                     }
+                    self.limit = next_limit(&records, self.max_limit).unwrap_or(self.limit);
                     return Ok(ReadBatch {
                         end_of_shard: self.iterator.is_none() && records.is_empty(),
                         records,
@@ -134,5 +160,42 @@ impl ShardReader {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(sizes: &[usize]) -> Vec<StreamRecord> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| StreamRecord {
+                seq: SeqNo::parse(&(i + 1).to_string()).expect("seq"),
+                data: vec![0; *n],
+                arrival_ms: None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn large_frames_shrink_the_next_call() {
+        // Four 1 MiB frames: two fit in the batch budget.
+        assert_eq!(next_limit(&frames(&[1 << 20; 4]), 500), Some(2));
+        // Frames larger than the budget still make progress, one at a time.
+        assert_eq!(next_limit(&frames(&[8 << 20]), 500), Some(1));
+    }
+
+    #[test]
+    fn small_frames_grow_it_up_to_the_configured_limit() {
+        assert_eq!(next_limit(&frames(&[300; 10]), 500), Some(500));
+        assert_eq!(next_limit(&frames(&[300; 10]), 10_000), Some(10_000));
+        assert_eq!(next_limit(&frames(&[100_000; 3]), 500), Some(20));
+    }
+
+    #[test]
+    fn an_empty_answer_keeps_the_limit() {
+        assert_eq!(next_limit(&[], 500), None);
     }
 }

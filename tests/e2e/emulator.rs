@@ -58,8 +58,9 @@ impl Emulator {
     pub fn start() -> Emulator {
         set_test_credentials();
         let dir = dev_dir();
-        let mut moto = Command::new(dir.join("venv/bin/moto_server"));
-        moto.args(["-H", "127.0.0.1", "-p", "0"]);
+        // moto with AWS's paging for the Glue list calls (scripts/moto_paging.py says why).
+        let mut moto = Command::new(dir.join("venv/bin/python"));
+        moto.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/moto_paging.py")).args(["-H", "127.0.0.1", "-p", "0"]);
         let (moto, moto_port) = spawn(moto, "moto_server", |l| {
             l.split("Running on http://127.0.0.1:").nth(1).and_then(|p| p.trim().trim_end_matches('/').parse().ok())
         });
