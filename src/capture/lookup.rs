@@ -115,7 +115,8 @@ pub struct LookupCapture {
 }
 
 impl LookupCapture {
-    async fn poll_once(&self) -> Result<PollStats, CloudTrailError> {
+    /// One poll: fetch from the durable cursor, re-read, publish, then save the cursor.
+    pub async fn poll_once(&self) -> Result<PollStats, CloudTrailError> {
         let aws = |source| CloudTrailError::Aws { bucket: self.state.bucket.clone(), source };
         let (mut cursor, etag) = match self.state.get_bytes(CURSOR_KEY).await.map_err(aws)? {
             Some((body, etag)) => (serde_json::from_slice::<LookupCursor>(&body).unwrap_or_default(), etag),

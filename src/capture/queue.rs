@@ -62,12 +62,14 @@ pub struct QueueCapture {
     pub dead_letters: DeadLetterStore,
 }
 
-struct Seen {
+/// Event ids already published (bounded: the oldest are forgotten first).
+#[derive(Debug, Default)]
+pub struct SeenEvents {
     set: HashSet<String>,
     order: VecDeque<String>,
 }
 
-impl Seen {
+impl SeenEvents {
     fn insert(&mut self, id: &str) -> bool {
         if self.set.contains(id) {
             return false;
@@ -108,7 +110,7 @@ impl QueueCapture {
     /// Runs until `stop` turns true; the batch in hand is finished first.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<QueueStats, QueueError> {
         let mut stats = QueueStats::default();
-        let mut seen = Seen { set: HashSet::new(), order: VecDeque::new() };
+        let mut seen = SeenEvents::default();
         let mut backoff = Duration::from_millis(500);
         while !*stop.borrow() {
             let receive = self
@@ -140,7 +142,7 @@ impl QueueCapture {
             if messages.is_empty() {
                 continue;
             }
-            match self.handle(&messages, &mut seen, &mut stats).await {
+            match self.handle_batch(&messages, &mut seen, &mut stats).await {
                 Ok(()) => {}
                 // Not deleted: SQS redelivers them after the visibility timeout.
                 Err(e) => warn!(error = %e, messages = messages.len(), "event batch failed; SQS will redeliver it"),
@@ -149,10 +151,11 @@ impl QueueCapture {
         Ok(stats)
     }
 
-    async fn handle(
+    /// Handles one received batch.
+    pub async fn handle_batch(
         &self,
         messages: &[aws_sdk_sqs::types::Message],
-        seen: &mut Seen,
+        seen: &mut SeenEvents,
         stats: &mut QueueStats,
     ) -> Result<(), QueueError> {
         let mut done = Vec::new();
