@@ -122,6 +122,8 @@ impl LookupCapture {
             Some((body, etag)) => (serde_json::from_slice::<LookupCursor>(&body).unwrap_or_default(), etag),
             None => (LookupCursor::default(), None),
         };
+        // `fetch` marks the events seen in this in-memory copy only; the copy is saved after the
+        // publish below, so a failed poll leaves them unseen for the next one.
         let (events, bad) = self.reader.fetch(now_millis(), &mut cursor).await.map_err(aws)?;
         let mut stats = PollStats { events: events.len() as u64, bad_records: bad, ..Default::default() };
         let mut records = Vec::new();

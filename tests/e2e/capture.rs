@@ -54,7 +54,9 @@ async fn send_batch(sqs: &aws_sdk_sqs::Client, queue: &str, bodies: &[String]) {
     let entries: Vec<_> = bodies
         .iter()
         .enumerate()
-        .map(|(i, b)| SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(b).build().expect("entry"))
+        .map(|(i, b)| {
+            SendMessageBatchRequestEntry::builder().id(format!("m{i}")).message_body(b).build().expect("entry")
+        })
         .collect();
     let out = sqs.send_message_batch().queue_url(queue).set_entries(Some(entries)).send().await.expect("send batch");
     assert!(out.failed.is_empty(), "{:?}", out.failed);
@@ -187,7 +189,11 @@ async fn whole_table_rereads_of_dropped_tables_publish_their_deletes() {
     send_batch(
         &sqs,
         &queue,
-        &[eventbridge_body(&unknown, "ev-unknown"), eventbridge_body(&no_partitions, "ev-nopart"), eventbridge_body(&fresh, "ev-fresh")],
+        &[
+            eventbridge_body(&unknown, "ev-unknown"),
+            eventbridge_body(&no_partitions, "ev-nopart"),
+            eventbridge_body(&fresh, "ev-fresh"),
+        ],
     )
     .await;
 
@@ -419,4 +425,3 @@ async fn a_lookup_event_whose_publish_failed_is_published_at_the_next_poll_mocke
     assert_eq!((again.events, again.records), (0, 0), "seen inside the overlap: {again:?}");
     assert_eq!(capture.publisher.totals().await.0, 1);
 }
-
