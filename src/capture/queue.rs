@@ -485,3 +485,55 @@ impl QueueCapture {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(code: &str) -> AwsError {
+        AwsError::batch_item("glue", "GetTable", Some(code), Some("from the test"))
+    }
+
+    #[test]
+    fn a_transient_source_failure_is_redelivered_and_a_permanent_one_parked() {
+        for code in ["ThrottlingException", "InternalServiceException"] {
+            let outcome = Outcome::of_read(&CaptureError::aws("table db.t", aws(code)));
+            assert!(matches!(outcome, Outcome::Retry(_)), "{code} is retried through SQS, never parked");
+        }
+        let outcome = Outcome::of_read(&CaptureError::aws("table db.t", aws("AccessDeniedException")));
+        match outcome {
+            Outcome::Park { reason, class, code } => {
+                assert!(reason.contains("db.t"), "{reason}");
+                assert_eq!((class, code.as_deref()), ("permanent", Some("AccessDeniedException")));
+            }
+            _ => panic!("a permanent failure of one event is parked"),
+        }
+        assert!(matches!(Outcome::of_read(&CaptureError::Closed), Outcome::Retry(_)));
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_records_themselves_is_the_events_own() {
+        let too_large = StreamError::RecordTooLarge { key: "1/db/t".into(), bytes: 2_000_000, limit: 1_000_000 };
+        assert!(matches!(stream_failure(&too_large), StreamFailure::OfEvent));
+        let throttled = StreamError::Aws(aws("ProvisionedThroughputExceededException"));
+        assert!(matches!(stream_failure(&throttled), StreamFailure::Transient));
+        let missing = StreamError::Aws(aws("ResourceNotFoundException"));
+        assert!(matches!(stream_failure(&missing), StreamFailure::Systemic));
+        // A validation error may be one event's (its key) or everyone's (access, KMS): decided by
+        // whether the stream takes the batch's other events.
+        assert!(matches!(stream_failure(&StreamError::Aws(aws("ValidationException"))), StreamFailure::Unclear));
+    }
+
+    #[test]
+    fn an_event_is_seen_only_once_inserted_and_the_oldest_are_forgotten_first() {
+        let mut seen = SeenEvents::default();
+        assert!(!seen.contains("a"));
+        assert!(seen.insert("a"));
+        assert!(!seen.insert("a"));
+        for i in 0..SEEN_CAPACITY {
+            seen.insert(&i.to_string());
+        }
+        assert!(!seen.contains("a") && seen.contains("0"));
+        assert_eq!(seen.set.len(), SEEN_CAPACITY);
+    }
+}

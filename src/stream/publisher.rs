@@ -180,6 +180,44 @@ mod tests {
         )
     }
 
+    fn key(table: Option<&str>, values: Option<&str>) -> ObjectKey {
+        let (catalog, database) = ("1".to_string(), "db".to_string());
+        match (table, values) {
+            (None, _) => ObjectKey::Database { catalog, database },
+            (Some(t), None) => ObjectKey::Table { catalog, database, table: t.into() },
+            (Some(t), Some(v)) => ObjectKey::Partition { catalog, database, table: t.into(), values: vec![v.into()] },
+        }
+    }
+
+    fn delete(key: ObjectKey, at: i64) -> ChangeRecord {
+        let origin = Origin { catalog_id: "1".into(), ..Default::default() };
+        ChangeRecord::delete(key, &origin, Cause { kind: CauseKind::Event, event_id: None }, at)
+    }
+
+    #[test]
+    fn a_recorded_delete_forgets_the_children_recorded_before_it() {
+        let mut recorded = HashMap::new();
+        for (k, at) in [
+            (key(Some("t"), Some("1")), 100),
+            (key(Some("t"), Some("2")), 100),
+            // Re-created after the drop and read again: it exists, keep it.
+            (key(Some("t"), Some("3")), 300),
+            (key(Some("t2"), Some("1")), 100),
+            (key(Some("u"), None), 100),
+        ] {
+            recorded.insert(k, Recorded { captured_at: at, hash: Some(1) });
+        }
+        let drop_t = delete(key(Some("t"), None), 200);
+        forget_children(&mut recorded, &[&drop_t]);
+        let mut left: Vec<_> = recorded.keys().cloned().collect();
+        left.sort();
+        assert_eq!(left, vec![key(Some("u"), None), key(Some("t"), Some("3")), key(Some("t2"), Some("1"))]);
+
+        let drop_db = delete(key(None, None), 400);
+        forget_children(&mut recorded, &[&drop_db]);
+        assert!(recorded.is_empty(), "a database's tables and partitions go with it: {recorded:?}");
+    }
+
     #[test]
     fn a_snapshot_read_older_than_a_published_event_read_is_dropped() {
         let event = rec("t", "new", 200, CauseKind::Event);
