@@ -1,7 +1,9 @@
 //! The dead-letter store: records a target could not apply, parked with their reason so nothing is
 //! lost and they can be inspected and replayed.
 //!
-//! Layout: `<prefix>dead-letter/<target>/<captured-ms>-<hash>.json`, one JSON document per record.
+//! Layout: `<prefix>dead-letter/<target>/<ms>-<hash>.json`, one JSON document per record: the
+//! time it was parked and a hash of the document, or, for what must be parked once only
+//! ([`DeadLetterStore::park_once`]), a stable time and a hash of a stable id.
 //! Writing a dead letter is durable before the checkpoint moves past its record.
 
 use aws_sdk_s3::primitives::ByteStream;

@@ -5,7 +5,8 @@
 //! "start after the last key" cursor would skip files. Each poll lists yesterday's and today's
 //! folders and processes every file not processed before. The set of processed files (the last
 //! two days') is the durable cursor, kept in the state bucket and written conditionally, only
-//! after the file's records are published. Events are also de-duplicated by `eventID`.
+//! after the file's records are published. Events are also de-duplicated by `eventID` (an id is
+//! remembered only once its file's records are published).
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;

@@ -2,9 +2,21 @@
 //!
 //! Per receive batch: parse every message; dead-letter (and delete) what cannot be parsed;
 //! re-read the source for the hints of the rest; publish; and only then delete the messages.
-//! A message whose records were not acknowledged by Kinesis is not deleted, so SQS redelivers it
-//! after its visibility timeout — at-least-once, never lost. While the work runs, the messages'
-//! visibility is extended. Events seen before (same event id) are acknowledged without work.
+//! While the work runs, the messages' visibility is extended.
+//!
+//! Every event succeeds or fails on its own; one never fails the others of its batch:
+//! - **Published**: its records are acknowledged by Kinesis; its messages are deleted and only
+//!   now does its id enter the de-duplication set (a redelivered copy is then deleted unread).
+//! - **Transient failure** (throttling, 5xx, an unreachable source or stream): its message is
+//!   left in the queue and SQS redelivers it after the visibility timeout — at-least-once.
+//! - **Permanent failure of its own** (a re-read the source refuses, records the stream cannot
+//!   take): parked in the `capture.events` dead-letter store with its reason, then deleted.
+//!   Parking is idempotent per SQS message (named by its sent time and MessageId, written only
+//!   if absent), so a redelivered message is never parked twice.
+//!
+//! The batch is published in one call; only when that fails are its events published one by one
+//! to find the one at fault. A refusal the stream gives every event (access denied, say) is not
+//! blamed on any: nothing is parked and SQS redelivers.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
