@@ -1,7 +1,9 @@
 //! The dead-letter store: records a target could not apply, parked with their reason so nothing is
 //! lost and they can be inspected and replayed.
 //!
-//! Layout: `<prefix>dead-letter/<target>/<captured-ms>-<hash>.json`, one JSON document per record.
+//! Layout: `<prefix>dead-letter/<target>/<ms>-<hash>.json`, one JSON document per record: the
+//! time it was parked and a hash of the document, or, for what must be parked once only
+//! ([`DeadLetterStore::park_once`]), a stable time and a hash of a stable id.
 //! Writing a dead letter is durable before the checkpoint moves past its record.
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -9,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::AwsError;
 use crate::model::{now_millis, ChangeRecord};
-use crate::state::StateBucket;
+use crate::state::{PutOutcome, StateBucket};
 
 /// One parked record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,12 +74,18 @@ pub const CAPTURE_EVENTS: &str = "capture.events";
 impl DeadLetter {
     /// An event (SQS message) that could not be parsed; kept whole.
     pub fn malformed_event(message_id: &str, body: &str, reason: String) -> DeadLetter {
+        DeadLetter::failed_event(message_id, body, reason, "malformed_event", None)
+    }
+
+    /// An event (SQS message) that failed for good (its re-read or its records were refused);
+    /// kept whole, with the class (see `ErrorClass`) and AWS error code of the failure.
+    pub fn failed_event(message_id: &str, body: &str, reason: String, class: &str, code: Option<String>) -> DeadLetter {
         DeadLetter {
             target: CAPTURE_EVENTS.to_string(),
             key: message_id.to_string(),
             reason,
-            class: "malformed_event".to_string(),
-            code: None,
+            class: class.to_string(),
+            code,
             record: None,
             raw_hex: None,
             body: Some(body.to_string()),
@@ -118,6 +126,21 @@ impl DeadLetterStore {
             .await
             .map_err(|e| AwsError::from_sdk("s3", "PutObject", e))?;
         Ok(key)
+    }
+
+    /// Parks a dead letter once: under a name made of `at_ms` and a hash of `id` (both stable for
+    /// the thing parked, e.g. an SQS message's sent time and MessageId), written only if no
+    /// object has that name yet (S3 `If-None-Match: *`). Parking the same thing again (a
+    /// redelivered message) writes nothing. Returns whether this call wrote it.
+    pub async fn park_once(&self, dl: &DeadLetter, at_ms: i64, id: &str) -> Result<bool, AwsError> {
+        let body =
+            serde_json::to_vec_pretty(dl).map_err(|e| AwsError::invalid_response("s3", "PutObject", &e.to_string()))?;
+        let name =
+            format!("dead-letter/{}/{at_ms:013}-{:016x}.json", dl.target, xxhash_rust::xxh3::xxh3_64(id.as_bytes()));
+        match self.state.put_if(&name, body, None).await? {
+            PutOutcome::Written(_) => Ok(true),
+            PutOutcome::Conflict => Ok(false),
+        }
     }
 
     /// The object keys of a target's dead letters, oldest first.

@@ -5,7 +5,8 @@
 //! "start after the last key" cursor would skip files. Each poll lists yesterday's and today's
 //! folders and processes every file not processed before. The set of processed files (the last
 //! two days') is the durable cursor, kept in the state bucket and written conditionally, only
-//! after the file's records are published. Events are also de-duplicated by `eventID`.
+//! after the file's records are published. Events are also de-duplicated by `eventID` (an id is
+//! remembered only once its file's records are published).
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
@@ -149,8 +150,12 @@ impl CloudTrailCapture {
                 };
                 stats.bad_records += errors.len() as u64;
                 let mut records = Vec::new();
+                // Remembered as done only once the file's records are on the stream: a failed
+                // publish reads the file again at the next poll, and its events must not then
+                // count as duplicates.
+                let mut file_ids: HashSet<String> = HashSet::new();
                 for ev in events {
-                    if !seen_events.insert(ev.id.clone()) {
+                    if seen_events.contains(&ev.id) || !file_ids.insert(ev.id.clone()) {
                         stats.duplicates += 1;
                         continue;
                     }
@@ -165,6 +170,7 @@ impl CloudTrailCapture {
                 stats.records += records.len() as u64;
                 crate::metrics::records_captured_of(&records);
                 self.publisher.publish(records).await?;
+                seen_events.extend(file_ids);
                 // Durable only now: the file's changes are in the change log.
                 cursor.processed.insert(key);
                 cursor.processed.retain(|k| prefixes.iter().any(|p| k.starts_with(p)));

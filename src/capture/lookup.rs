@@ -115,12 +115,15 @@ pub struct LookupCapture {
 }
 
 impl LookupCapture {
-    async fn poll_once(&self) -> Result<PollStats, CloudTrailError> {
+    /// One poll: fetch from the durable cursor, re-read, publish, then save the cursor.
+    pub async fn poll_once(&self) -> Result<PollStats, CloudTrailError> {
         let aws = |source| CloudTrailError::Aws { bucket: self.state.bucket.clone(), source };
         let (mut cursor, etag) = match self.state.get_bytes(CURSOR_KEY).await.map_err(aws)? {
             Some((body, etag)) => (serde_json::from_slice::<LookupCursor>(&body).unwrap_or_default(), etag),
             None => (LookupCursor::default(), None),
         };
+        // `fetch` marks the events seen in this in-memory copy only; the copy is saved after the
+        // publish below, so a failed poll leaves them unseen for the next one.
         let (events, bad) = self.reader.fetch(now_millis(), &mut cursor).await.map_err(aws)?;
         let mut stats = PollStats { events: events.len() as u64, bad_records: bad, ..Default::default() };
         let mut records = Vec::new();

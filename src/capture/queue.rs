@@ -2,28 +2,44 @@
 //!
 //! Per receive batch: parse every message; dead-letter (and delete) what cannot be parsed;
 //! re-read the source for the hints of the rest; publish; and only then delete the messages.
-//! A message whose records were not acknowledged by Kinesis is not deleted, so SQS redelivers it
-//! after its visibility timeout — at-least-once, never lost. While the work runs, the messages'
-//! visibility is extended. Events seen before (same event id) are acknowledged without work.
+//! While the work runs, the messages' visibility is extended.
+//!
+//! Every event succeeds or fails on its own; one never fails the others of its batch:
+//! - **Published**: its records are acknowledged by Kinesis; its messages are deleted and only
+//!   now does its id enter the de-duplication set (a redelivered copy is then deleted unread).
+//! - **Transient failure** (throttling, 5xx, an unreachable source or stream): its message is
+//!   left in the queue and SQS redelivers it after the visibility timeout — at-least-once.
+//! - **Permanent failure of its own** (a re-read the source refuses, records the stream cannot
+//!   take): parked in the `capture.events` dead-letter store with its reason, then deleted.
+//!   Parking is idempotent per SQS message (named by its sent time and MessageId, written only
+//!   if absent), so a redelivered message is never parked twice.
+//!
+//! The batch is published in one call; only when that fails are its events published one by one
+//! to find the one at fault. A refusal the stream gives every event (access denied, say) is not
+//! blamed on any: nothing is parked and SQS redelivers.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry};
-use futures::{StreamExt, TryStreamExt};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
+};
+use futures::StreamExt;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::events::parse_eventbridge;
-use super::hint::Hint;
+use super::hint::ParsedEvent;
 use super::resolve::Resolver;
-use crate::aws::AwsError;
+use super::CaptureError;
+use crate::aws::{AwsError, ErrorClass};
 use crate::config::EventsConfig;
 use crate::deadletter::{DeadLetter, DeadLetterStore};
 use crate::metrics as m;
-use crate::model::{Cause, CauseKind};
+use crate::model::{Cause, CauseKind, ChangeRecord};
 use crate::stream::publisher::Publisher;
+use crate::stream::StreamError;
 
 /// Events of one receive batch re-read at the same time.
 const RESOLVE_CONCURRENCY: usize = 4;
@@ -35,12 +51,6 @@ const SEEN_CAPACITY: usize = 100_000;
 pub enum QueueError {
     #[error("event queue {queue}: {source}")]
     Aws { queue: String, source: AwsError },
-    #[error("event queue: cannot park a malformed event: {0}")]
-    DeadLetter(AwsError),
-    #[error("re-reading the source for events: {0}")]
-    Capture(#[from] super::CaptureError),
-    #[error("publishing event records: {0}")]
-    Stream(#[from] crate::stream::StreamError),
 }
 
 /// Counts for reports and tests.
@@ -49,6 +59,10 @@ pub struct QueueStats {
     pub messages: u64,
     pub duplicates: u64,
     pub malformed: u64,
+    /// Events parked after a failure of their own (their messages deleted).
+    pub failed: u64,
+    /// Events left in the queue after a transient failure (SQS redelivers them).
+    pub retried: u64,
     pub records: u64,
 }
 
@@ -62,12 +76,18 @@ pub struct QueueCapture {
     pub dead_letters: DeadLetterStore,
 }
 
-struct Seen {
+/// Event ids already published (bounded: the oldest are forgotten first).
+#[derive(Debug, Default)]
+pub struct SeenEvents {
     set: HashSet<String>,
     order: VecDeque<String>,
 }
 
-impl Seen {
+impl SeenEvents {
+    fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
     fn insert(&mut self, id: &str) -> bool {
         if self.set.contains(id) {
             return false;
@@ -100,6 +120,93 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, config: &EventsConfig) -> Resu
     })
 }
 
+/// One received copy of a message.
+struct Delivery {
+    handle: String,
+    message_id: String,
+    body: String,
+    /// When SQS first received the message (stable across redeliveries); 0 when not given.
+    sent_ms: i64,
+}
+
+impl Delivery {
+    fn of(msg: &aws_sdk_sqs::types::Message) -> Option<Delivery> {
+        let sent_ms = msg
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        Some(Delivery {
+            handle: msg.receipt_handle.clone()?,
+            message_id: msg.message_id.clone().unwrap_or_default(),
+            body: msg.body.clone().unwrap_or_default(),
+            sent_ms,
+        })
+    }
+}
+
+/// One event of a batch, with every delivery of it in the batch.
+struct Work {
+    event: ParsedEvent,
+    deliveries: Vec<Delivery>,
+}
+
+/// What became of one event.
+enum Outcome {
+    /// Its records (this many) are on the stream: delete its messages.
+    Published(u64),
+    /// A transient failure (throttling, 5xx, an unreachable service): leave its messages in the
+    /// queue; SQS redelivers them after the visibility timeout.
+    Retry(String),
+    /// A failure of this event alone that retrying cannot fix: park it, then delete it.
+    Park { reason: String, class: &'static str, code: Option<String> },
+}
+
+impl Outcome {
+    /// The outcome of an event whose re-read of the source failed.
+    fn of_read(e: &CaptureError) -> Outcome {
+        match e {
+            CaptureError::Aws { source, .. } if !source.class.is_retryable() => {
+                Outcome::Park { reason: e.to_string(), class: source.class.as_str(), code: source.code.clone() }
+            }
+            _ => Outcome::Retry(e.to_string()),
+        }
+    }
+
+    /// Parks an event whose records the stream refused.
+    fn park(e: &StreamError) -> Outcome {
+        match e {
+            StreamError::Aws(a) => {
+                Outcome::Park { reason: e.to_string(), class: a.class.as_str(), code: a.code.clone() }
+            }
+            _ => Outcome::Park { reason: e.to_string(), class: "permanent", code: None },
+        }
+    }
+}
+
+/// Whose fault a failed publish is.
+enum StreamFailure {
+    /// The records themselves (too large, not encodable): the event's own.
+    OfEvent,
+    /// Retryable (throttling, 5xx) beyond the producer's own retries.
+    Transient,
+    /// The stream is missing or not active: nobody's records can go.
+    Systemic,
+    /// Refused for good (validation, access): the records' fault, or the stream's.
+    Unclear,
+}
+
+fn stream_failure(e: &StreamError) -> StreamFailure {
+    match e {
+        StreamError::RecordTooLarge { .. } | StreamError::Encode { .. } => StreamFailure::OfEvent,
+        StreamError::Aws(a) if a.class.is_retryable() => StreamFailure::Transient,
+        StreamError::Aws(a) if a.class == ErrorClass::NotFound => StreamFailure::Systemic,
+        StreamError::Aws(_) => StreamFailure::Unclear,
+        StreamError::Missing { .. } | StreamError::NotActive { .. } => StreamFailure::Systemic,
+    }
+}
+
 impl QueueCapture {
     fn aws(&self, source: AwsError) -> QueueError {
         QueueError::Aws { queue: self.queue_url.clone(), source }
@@ -108,7 +215,7 @@ impl QueueCapture {
     /// Runs until `stop` turns true; the batch in hand is finished first.
     pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<QueueStats, QueueError> {
         let mut stats = QueueStats::default();
-        let mut seen = Seen { set: HashSet::new(), order: VecDeque::new() };
+        let mut seen = SeenEvents::default();
         let mut backoff = Duration::from_millis(500);
         while !*stop.borrow() {
             let receive = self
@@ -118,6 +225,8 @@ impl QueueCapture {
                 .max_number_of_messages(10)
                 .wait_time_seconds(self.config.wait_seconds)
                 .visibility_timeout(self.config.visibility_timeout_seconds)
+                // Stable across redeliveries: names a parked message's dead letter.
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
                 .send();
             let out = tokio::select! {
                 r = receive => r,
@@ -140,7 +249,7 @@ impl QueueCapture {
             if messages.is_empty() {
                 continue;
             }
-            match self.handle(&messages, &mut seen, &mut stats).await {
+            match self.handle_batch(&messages, &mut seen, &mut stats).await {
                 Ok(()) => {}
                 // Not deleted: SQS redelivers them after the visibility timeout.
                 Err(e) => warn!(error = %e, messages = messages.len(), "event batch failed; SQS will redeliver it"),
@@ -149,70 +258,193 @@ impl QueueCapture {
         Ok(stats)
     }
 
-    async fn handle(
+    /// Handles one received batch. Each event succeeds or fails on its own: the batch's other
+    /// events are published and deleted whatever happens to one of them (see the module docs).
+    /// Errs only when deleting the finished messages fails (they come back and are dropped as
+    /// duplicates, or parked again as no-ops).
+    pub async fn handle_batch(
         &self,
         messages: &[aws_sdk_sqs::types::Message],
-        seen: &mut Seen,
+        seen: &mut SeenEvents,
         stats: &mut QueueStats,
     ) -> Result<(), QueueError> {
-        let mut done = Vec::new();
-        let mut work: Vec<(String, Option<i64>, Vec<Hint>)> = Vec::new();
+        let mut finished: Vec<String> = Vec::new();
+        let mut work: Vec<Work> = Vec::new();
+        let (mut duplicates, mut malformed) = (0u64, 0u64);
         for msg in messages {
             stats.messages += 1;
-            let (Some(handle), body) = (msg.receipt_handle.clone(), msg.body.as_deref().unwrap_or_default()) else {
-                continue;
-            };
-            let id = msg.message_id.clone().unwrap_or_default();
-            match parse_eventbridge(body) {
-                Ok(ev) => {
-                    if seen.insert(&ev.id) {
-                        work.push((ev.id, ev.time_ms, ev.hints));
-                    } else {
-                        stats.duplicates += 1;
-                        m::events_received("duplicate", 1);
+            let Some(delivery) = Delivery::of(msg) else { continue };
+            match parse_eventbridge(&delivery.body) {
+                Ok(ev) if seen.contains(&ev.id) => {
+                    duplicates += 1;
+                    finished.push(delivery.handle);
+                }
+                Ok(ev) => match work.iter_mut().find(|w| w.event.id == ev.id) {
+                    // EventBridge delivered the same event twice: one piece of work, both deleted.
+                    Some(w) => w.deliveries.push(delivery),
+                    None => work.push(Work { event: ev, deliveries: vec![delivery] }),
+                },
+                Err(e) => {
+                    warn!(message = %delivery.message_id, error = %e, "malformed event, dead-lettering");
+                    let dl = DeadLetter::malformed_event(&delivery.message_id, &delivery.body, e.to_string());
+                    if self.park(&delivery, &dl).await {
+                        malformed += 1;
+                        finished.push(delivery.handle);
                     }
                 }
-                Err(e) => {
-                    warn!(message = %id, error = %e, "malformed event, dead-lettering");
-                    let dl = DeadLetter::malformed_event(&id, body, e.to_string());
-                    self.dead_letters.park(&dl).await.map_err(QueueError::DeadLetter)?;
-                    stats.malformed += 1;
-                    m::events_received("malformed", 1);
-                    m::dead_letters(crate::deadletter::CAPTURE_EVENTS, "event", 1);
+            }
+        }
+        stats.duplicates += duplicates;
+        stats.malformed += malformed;
+        m::events_received("duplicate", duplicates);
+        m::events_received("malformed", malformed);
+
+        let handles: Vec<String> = finished
+            .iter()
+            .cloned()
+            .chain(work.iter().flat_map(|w| w.deliveries.iter().map(|d| d.handle.clone())))
+            .collect();
+        let outcomes = tokio::select! {
+            o = self.resolve_and_publish(&work) => o,
+            never = self.keep_invisible(&handles) => match never {},
+        };
+        let (mut ok, mut failed, mut retried) = (0u64, 0u64, 0u64);
+        for (w, outcome) in work.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Published(n) => {
+                    // Only now is the event done: its records are on the stream.
+                    seen.insert(&w.event.id);
+                    stats.records += n;
+                    ok += 1;
+                    finished.extend(w.deliveries.into_iter().map(|d| d.handle));
+                }
+                Outcome::Retry(reason) => {
+                    warn!(event = %w.event.id, error = %reason, "event failed, SQS will redeliver it");
+                    retried += 1;
+                }
+                Outcome::Park { reason, class, code } => {
+                    warn!(event = %w.event.id, error = %reason, "event failed for good, dead-lettering");
+                    let mut parked = true;
+                    for d in w.deliveries {
+                        let dl = DeadLetter::failed_event(&d.message_id, &d.body, reason.clone(), class, code.clone());
+                        if self.park(&d, &dl).await {
+                            finished.push(d.handle);
+                        } else {
+                            parked = false;
+                        }
+                    }
+                    if parked {
+                        failed += 1;
+                    }
                 }
             }
-            done.push(handle);
         }
-        let events = work.len() as u64;
-        let heartbeat = self.keep_invisible(&done);
-        let resolve_and_publish = async {
-            // Re-reads of a batch's events run concurrently; `buffered` keeps their order, and
-            // the publisher's ordering rule settles any overlap between them.
-            let resolver = &self.resolver;
-            let resolved: Vec<_> = futures::stream::iter(work.into_iter().map(|(id, time, hints)| async move {
-                let cause = Cause { kind: CauseKind::Event, event_id: Some(id) };
-                let mut rs = resolver.resolve(&hints, &cause).await?;
-                for r in &mut rs {
-                    r.changed_at = time;
+        stats.failed += failed;
+        stats.retried += retried;
+        m::events_received("ok", ok);
+        m::events_received("failed", failed);
+        m::events_received("retried", retried);
+        self.delete(&finished).await
+    }
+
+    /// Parks a message's dead letter once (a redelivered message is not parked again); whether
+    /// it is parked (and so may be deleted). A failure to park keeps the message in the queue.
+    async fn park(&self, delivery: &Delivery, dl: &DeadLetter) -> bool {
+        match self.dead_letters.park_once(dl, delivery.sent_ms, &delivery.message_id).await {
+            Ok(new) => {
+                if new {
+                    m::dead_letters(crate::deadletter::CAPTURE_EVENTS, "event", 1);
                 }
-                Ok::<_, QueueError>(rs)
-            }))
-            .buffered(RESOLVE_CONCURRENCY)
-            .try_collect()
-            .await?;
-            let records: Vec<_> = resolved.into_iter().flatten().collect();
-            let n = records.len() as u64;
-            crate::metrics::records_captured_of(&records);
-            self.publisher.publish(records).await?;
-            Ok::<u64, QueueError>(n)
+                true
+            }
+            Err(e) => {
+                warn!(message = %delivery.message_id, error = %e, "cannot park the event; SQS will redeliver it");
+                false
+            }
+        }
+    }
+
+    /// Re-reads the source for every event, then publishes; the outcome of each event, in order.
+    async fn resolve_and_publish(&self, work: &[Work]) -> Vec<Outcome> {
+        // Re-reads of a batch's events run concurrently; `buffered` keeps their order, and
+        // the publisher's ordering rule settles any overlap between them.
+        // Collected first: a closure over borrowed work held across the awaits would make this
+        // future not `Send` for every lifetime (a compiler limitation).
+        let reads: Vec<_> = work.iter().map(|w| self.resolve(&w.event)).collect();
+        let resolved: Vec<Result<Vec<ChangeRecord>, CaptureError>> =
+            futures::stream::iter(reads).buffered(RESOLVE_CONCURRENCY).collect().await;
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(work.len());
+        let mut ready: Vec<(usize, Vec<ChangeRecord>)> = Vec::new();
+        for (i, r) in resolved.into_iter().enumerate() {
+            match r {
+                Ok(records) => {
+                    outcomes.push(None);
+                    ready.push((i, records));
+                }
+                Err(e) => outcomes.push(Some(Outcome::of_read(&e))),
+            }
+        }
+        // The usual case: every record of the batch in one publish call.
+        let all: Vec<ChangeRecord> = ready.iter().flat_map(|(_, rs)| rs.iter().cloned()).collect();
+        let published = match self.publish(all).await {
+            Ok(()) => {
+                for (i, records) in &ready {
+                    outcomes[*i] = Some(Outcome::Published(records.len() as u64));
+                }
+                return outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Retry("not attempted".into()))).collect();
+            }
+            Err(e) => e,
         };
-        let published = tokio::select! {
-            r = resolve_and_publish => r?,
-            never = heartbeat => match never {},
-        };
-        stats.records += published;
-        m::events_received("ok", events);
-        self.delete(&done).await
+        match stream_failure(&published) {
+            StreamFailure::Transient | StreamFailure::Systemic => {
+                for (i, _) in &ready {
+                    outcomes[*i] = Some(Outcome::Retry(published.to_string()));
+                }
+            }
+            // Some event's records were refused: publish event by event to find which.
+            StreamFailure::OfEvent | StreamFailure::Unclear => {
+                let mut unclear = Vec::new();
+                let mut stream_works = false;
+                for (i, records) in ready {
+                    let n = records.len() as u64;
+                    outcomes[i] = Some(match self.publish(records).await {
+                        Ok(()) => {
+                            stream_works = true;
+                            Outcome::Published(n)
+                        }
+                        Err(e) => match stream_failure(&e) {
+                            StreamFailure::OfEvent => Outcome::park(&e),
+                            StreamFailure::Unclear => {
+                                unclear.push((i, e));
+                                continue;
+                            }
+                            StreamFailure::Transient | StreamFailure::Systemic => Outcome::Retry(e.to_string()),
+                        },
+                    });
+                }
+                // A refusal the stream gives one event while it takes another's is that event's
+                // own; when it takes none, the stream itself may be refusing (access, KMS):
+                // nothing is parked and SQS redelivers.
+                for (i, e) in unclear {
+                    outcomes[i] = Some(if stream_works { Outcome::park(&e) } else { Outcome::Retry(e.to_string()) });
+                }
+            }
+        }
+        outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Retry("not attempted".into()))).collect()
+    }
+
+    async fn resolve(&self, event: &ParsedEvent) -> Result<Vec<ChangeRecord>, CaptureError> {
+        let cause = Cause { kind: CauseKind::Event, event_id: Some(event.id.clone()) };
+        let mut records = self.resolver.resolve(&event.hints, &cause).await?;
+        for r in &mut records {
+            r.changed_at = event.time_ms;
+        }
+        Ok(records)
+    }
+
+    async fn publish(&self, records: Vec<ChangeRecord>) -> Result<(), StreamError> {
+        crate::metrics::records_captured_of(&records);
+        self.publisher.publish(records).await.map(|_| ())
     }
 
     /// Extends the visibility of `handles` every third of the timeout, forever (cancelled by the caller).
@@ -263,5 +495,57 @@ impl QueueCapture {
                 .map_err(|e| self.aws(AwsError::from_sdk("sqs", "DeleteMessageBatch", e)))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(code: &str) -> AwsError {
+        AwsError::batch_item("glue", "GetTable", Some(code), Some("from the test"))
+    }
+
+    #[test]
+    fn a_transient_source_failure_is_redelivered_and_a_permanent_one_parked() {
+        for code in ["ThrottlingException", "InternalServiceException"] {
+            let outcome = Outcome::of_read(&CaptureError::aws("table db.t", aws(code)));
+            assert!(matches!(outcome, Outcome::Retry(_)), "{code} is retried through SQS, never parked");
+        }
+        let outcome = Outcome::of_read(&CaptureError::aws("table db.t", aws("AccessDeniedException")));
+        match outcome {
+            Outcome::Park { reason, class, code } => {
+                assert!(reason.contains("db.t"), "{reason}");
+                assert_eq!((class, code.as_deref()), ("permanent", Some("AccessDeniedException")));
+            }
+            _ => panic!("a permanent failure of one event is parked"),
+        }
+        assert!(matches!(Outcome::of_read(&CaptureError::Closed), Outcome::Retry(_)));
+    }
+
+    #[test]
+    fn only_a_refusal_of_the_records_themselves_is_the_events_own() {
+        let too_large = StreamError::RecordTooLarge { key: "1/db/t".into(), bytes: 2_000_000, limit: 1_000_000 };
+        assert!(matches!(stream_failure(&too_large), StreamFailure::OfEvent));
+        let throttled = StreamError::Aws(aws("ProvisionedThroughputExceededException"));
+        assert!(matches!(stream_failure(&throttled), StreamFailure::Transient));
+        let missing = StreamError::Aws(aws("ResourceNotFoundException"));
+        assert!(matches!(stream_failure(&missing), StreamFailure::Systemic));
+        // A validation error may be one event's (its key) or everyone's (access, KMS): decided by
+        // whether the stream takes the batch's other events.
+        assert!(matches!(stream_failure(&StreamError::Aws(aws("ValidationException"))), StreamFailure::Unclear));
+    }
+
+    #[test]
+    fn an_event_is_seen_only_once_inserted_and_the_oldest_are_forgotten_first() {
+        let mut seen = SeenEvents::default();
+        assert!(!seen.contains("a"));
+        assert!(seen.insert("a"));
+        assert!(!seen.insert("a"));
+        for i in 0..SEEN_CAPACITY {
+            seen.insert(&i.to_string());
+        }
+        assert!(!seen.contains("a") && seen.contains("0"));
+        assert_eq!(seen.set.len(), SEEN_CAPACITY);
     }
 }

@@ -18,7 +18,7 @@ use super::snapshot::{scan, ScanStats};
 use super::CaptureError;
 use crate::apply::filter::Filter;
 use crate::metrics as m;
-use crate::model::{now_millis, Cause, CauseKind, ChangeRecord, ObjectKey, Origin};
+use crate::model::{now_millis, Cause, CauseKind, ChangeRecord, ObjectKey, ObjectKind, Origin};
 use crate::progress::Progress;
 use crate::stream::publisher::Publisher;
 use crate::stream::StreamError;
@@ -77,7 +77,7 @@ impl Reconciler {
                     changed += 1;
                     // A database goes out at once: event records for its tables may already be in
                     // the stream, waiting (bounded) for it at apply time.
-                    let urgent = r.key.kind() == crate::model::ObjectKind::Database;
+                    let urgent = r.key.kind() == ObjectKind::Database;
                     pending.push(r);
                     if urgent || pending.len() >= PUBLISH_BATCH {
                         stale += self.publisher.publish(std::mem::take(&mut pending)).await?.stale;
@@ -100,19 +100,28 @@ impl Reconciler {
             .filter(|(k, r)| r.hash.is_some() && r.captured_at < started && !seen.contains(*k))
             .map(|(k, _)| k)
             .collect();
-        // A dropped table takes its partitions with it: one delete says it all.
-        let gone_tables: HashSet<(&str, &str)> = gone
+        // A dropped table takes its partitions with it, a dropped database its tables: one
+        // delete says it all (and the publisher forgets the rest once it is recorded).
+        let gone_databases: HashSet<(&str, &str)> =
+            gone.iter().filter(|k| k.kind() == ObjectKind::Database).map(|k| (k.catalog(), k.database())).collect();
+        let gone_tables: HashSet<(&str, &str, &str)> = gone
             .iter()
-            .filter(|k| matches!(k, ObjectKey::Table { .. }))
-            .filter_map(|k| k.table().map(|t| (k.database(), t)))
+            .filter(|k| k.kind() == ObjectKind::Table)
+            .filter_map(|k| k.table().map(|t| (k.catalog(), k.database(), t)))
             .collect();
+        let inside_gone = |k: &ObjectKey| match (k.kind(), k.table()) {
+            (ObjectKind::Database, _) => false,
+            (ObjectKind::Table, _) => gone_databases.contains(&(k.catalog(), k.database())),
+            (ObjectKind::Partition, Some(t)) => {
+                gone_databases.contains(&(k.catalog(), k.database()))
+                    || gone_tables.contains(&(k.catalog(), k.database(), t))
+            }
+            (ObjectKind::Partition, None) => false,
+        };
         let cause = Cause { kind, event_id: None };
         let deletes: Vec<ChangeRecord> = gone
             .into_iter()
-            .filter(|k| {
-                !(matches!(k, ObjectKey::Partition { .. })
-                    && k.table().is_some_and(|t| gone_tables.contains(&(k.database(), t))))
-            })
+            .filter(|k| !inside_gone(k))
             .map(|k| ChangeRecord::delete(k.clone(), &self.origin, cause.clone(), started))
             .collect();
         stats.deleted = deletes.len() as u64;

@@ -11,6 +11,7 @@ use super::reader::CatalogReader;
 use super::CaptureError;
 use crate::apply::filter::Filter;
 use crate::apply::target::{GlueTarget, PARTITION_GET_CHUNK};
+use crate::aws::ErrorClass;
 use crate::model::{now_millis, CatalogObject, Cause, ChangeRecord, ObjectKey, Origin};
 
 /// Re-reads the source for hints.
@@ -76,17 +77,28 @@ impl Resolver {
                 None => out.push(delete(self.key(&db, None, None), at)),
             }
         }
+        // A re-read that finds the table gone publishes its delete and nothing else: Glue drops
+        // a table's partitions with it, so there is nothing left to read.
+        let mut present = BTreeSet::new();
         for (db, t) in tables.iter().chain(deep.iter()).filter(|(d, t)| self.filter.allows_table(d, t)) {
             let at = now_millis();
             match self.reader.table(db, t).await.map_err(aws(format!("table {db}.{t}")))? {
-                Some(table) => out.push(upsert(CatalogObject::Table(table), at)),
+                Some(table) => {
+                    present.insert((db.clone(), t.clone()));
+                    out.push(upsert(CatalogObject::Table(table), at));
+                }
                 None => out.push(delete(self.key(db, Some(t), None), at)),
             }
         }
-        for (db, t) in deep.iter().filter(|(d, t)| self.filter.allows_table(d, t)) {
+        for (db, t) in deep.iter().filter(|k| present.contains(*k)) {
             let at = now_millis();
-            for p in self.reader.all_partitions(db, t).await? {
-                out.push(upsert(CatalogObject::Partition(p), at));
+            match self.reader.all_partitions(db, t).await {
+                Ok(found) => out.extend(found.into_iter().map(|p| upsert(CatalogObject::Partition(p), at))),
+                // Dropped between the two reads: the delete read later supersedes the upsert.
+                Err(CaptureError::Aws { source, .. }) if source.class == ErrorClass::NotFound => {
+                    out.push(delete(self.key(db, Some(t), None), at));
+                }
+                Err(e) => return Err(e),
             }
         }
         for ((db, t), values) in partitions.into_iter().filter(|((d, t), _)| self.filter.allows_table(d, t)) {
@@ -96,7 +108,7 @@ impl Resolver {
                 let found = match self.batch.get_partitions(&db, &t, chunk).await {
                     Ok(f) => f,
                     // The table itself is gone: so are its partitions.
-                    Err(e) if e.class == crate::aws::ErrorClass::NotFound => Vec::new(),
+                    Err(e) if e.class == ErrorClass::NotFound => Vec::new(),
                     Err(e) => return Err(CaptureError::aws(format!("partitions of {db}.{t}"), e)),
                 };
                 let present: BTreeSet<&Vec<String>> = found.iter().map(|p| &p.values).collect();

@@ -23,7 +23,7 @@ use tokio::sync::Mutex;
 use super::producer::{Producer, Published};
 use super::seqno::SeqNo;
 use super::StreamError;
-use crate::model::{ChangeRecord, ObjectKey, Op};
+use crate::model::{ChangeRecord, ObjectKey, ObjectKind, Op};
 
 /// What the publisher last published for one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,39 @@ pub fn select_fresh(recorded: &HashMap<ObjectKey, Recorded>, records: Vec<Change
     (fresh, stale)
 }
 
+/// Forgets what was recorded for the objects inside dropped tables and databases: Glue deletes a
+/// table's partitions (and a database's tables) with it, so they no longer exist to compare with,
+/// and remembering them would make the next reconciliation delete every one again. A child
+/// recorded after its parent's delete (a re-created table) is kept. One pass over the memory per
+/// publish call that drops something.
+fn forget_children(recorded: &mut HashMap<ObjectKey, Recorded>, dropped: &[&ChangeRecord]) {
+    if dropped.is_empty() {
+        return;
+    }
+    let mut databases: HashMap<(&str, &str), i64> = HashMap::new();
+    let mut tables: HashMap<(&str, &str, &str), i64> = HashMap::new();
+    for d in dropped {
+        let (catalog, database) = (d.key.catalog(), d.key.database());
+        let at = match d.key.table() {
+            Some(table) => tables.entry((catalog, database, table)).or_insert(d.captured_at),
+            None => databases.entry((catalog, database)).or_insert(d.captured_at),
+        };
+        *at = (*at).max(d.captured_at);
+    }
+    recorded.retain(|key, r| {
+        let (catalog, database) = (key.catalog(), key.database());
+        let of_database = match key.kind() {
+            ObjectKind::Database => None,
+            _ => databases.get(&(catalog, database)),
+        };
+        let of_table = match (key.kind(), key.table()) {
+            (ObjectKind::Partition, Some(table)) => tables.get(&(catalog, database, table)),
+            _ => None,
+        };
+        of_database.into_iter().chain(of_table).all(|dropped_at| r.captured_at > *dropped_at)
+    });
+}
+
 /// What one `publish` call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PublishOutcome {
@@ -87,13 +120,18 @@ impl Publisher {
             return Ok(PublishOutcome { published: 0, stale });
         }
         let out: Published = self.producer.publish_batch(&fresh).await?;
+        let mut dropped = Vec::new();
         for r in &fresh {
             let hash = match r.op {
                 Op::Upsert => Some(r.content_hash),
                 Op::Delete => None,
             };
             state.recorded.insert(r.key.clone(), Recorded { captured_at: r.captured_at, hash });
+            if r.op == Op::Delete && r.key.kind() != ObjectKind::Partition {
+                dropped.push(r);
+            }
         }
+        forget_children(&mut state.recorded, &dropped);
         for (shard, seq) in out.last_sequence {
             let last = state.last_sequence.entry(shard).or_insert_with(|| seq.clone());
             if seq > *last {
@@ -140,6 +178,44 @@ mod tests {
             Cause { kind, event_id: None },
             at,
         )
+    }
+
+    fn key(table: Option<&str>, values: Option<&str>) -> ObjectKey {
+        let (catalog, database) = ("1".to_string(), "db".to_string());
+        match (table, values) {
+            (None, _) => ObjectKey::Database { catalog, database },
+            (Some(t), None) => ObjectKey::Table { catalog, database, table: t.into() },
+            (Some(t), Some(v)) => ObjectKey::Partition { catalog, database, table: t.into(), values: vec![v.into()] },
+        }
+    }
+
+    fn delete(key: ObjectKey, at: i64) -> ChangeRecord {
+        let origin = Origin { catalog_id: "1".into(), ..Default::default() };
+        ChangeRecord::delete(key, &origin, Cause { kind: CauseKind::Event, event_id: None }, at)
+    }
+
+    #[test]
+    fn a_recorded_delete_forgets_the_children_recorded_before_it() {
+        let mut recorded = HashMap::new();
+        for (k, at) in [
+            (key(Some("t"), Some("1")), 100),
+            (key(Some("t"), Some("2")), 100),
+            // Re-created after the drop and read again: it exists, keep it.
+            (key(Some("t"), Some("3")), 300),
+            (key(Some("t2"), Some("1")), 100),
+            (key(Some("u"), None), 100),
+        ] {
+            recorded.insert(k, Recorded { captured_at: at, hash: Some(1) });
+        }
+        let drop_t = delete(key(Some("t"), None), 200);
+        forget_children(&mut recorded, &[&drop_t]);
+        let mut left: Vec<_> = recorded.keys().cloned().collect();
+        left.sort();
+        assert_eq!(left, vec![key(Some("u"), None), key(Some("t"), Some("3")), key(Some("t2"), Some("1"))]);
+
+        let drop_db = delete(key(None, None), 400);
+        forget_children(&mut recorded, &[&drop_db]);
+        assert!(recorded.is_empty(), "a database's tables and partitions go with it: {recorded:?}");
     }
 
     #[test]

@@ -33,12 +33,12 @@ pub(crate) fn run_config(emu: &Emulator, name: &str, queue_url: &str, reconcile_
     )
 }
 
-struct Running {
+pub(crate) struct Running {
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<RunReport>,
 }
 
-async fn start(yaml: &str) -> Running {
+pub(crate) async fn start(yaml: &str) -> Running {
     let cfg = PipelineConfig::from_yaml(yaml, "run").expect("config");
     let pipeline = Arc::new(Pipeline::connect(cfg).await.expect("connect"));
     let (stop, rx) = watch::channel(false);
@@ -47,14 +47,14 @@ async fn start(yaml: &str) -> Running {
 }
 
 impl Running {
-    async fn stop(self) -> RunReport {
+    pub(crate) async fn stop(self) -> RunReport {
         let _ = self.stop.send(true);
         tokio::time::timeout(Duration::from_secs(60), self.task).await.expect("drains in time").expect("run task")
     }
 }
 
 /// Waits until the target equals the (rewritten) source, or fails after `limit`.
-async fn converges(emu: &Emulator, name: &str, limit: Duration) {
+pub(crate) async fn converges(emu: &Emulator, name: &str, limit: Duration) {
     let n = Names::new(name);
     let deadline = Instant::now() + limit;
     loop {
