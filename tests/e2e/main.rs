@@ -2,8 +2,10 @@
 //! code path as production. Each test starts its own emulator pair, so tests run in parallel.
 
 mod emulator;
+mod errors;
 mod infra;
 mod ops;
+mod rewrite;
 mod run;
 mod sync;
 
