@@ -137,7 +137,7 @@ impl AwsError {
             SdkError::DispatchFailure(_) => (
                 ErrorClass::Retryable,
                 None,
-                format!("cannot reach the {service} endpoint ({}); {check}", root_cause(&err)),
+                format!("could not reach the {service} endpoint ({}); {check}", root_cause(&err)),
             ),
             SdkError::ResponseError(ctx) => (
                 ErrorClass::Retryable,
@@ -260,7 +260,7 @@ mod tests {
         let e = AwsError::from_sdk("glue", "GetTables", err);
         assert_eq!(
             e.to_string(),
-            "glue GetTables failed: cannot reach the glue endpoint (connection reset); check the glue endpoint and region in the config, and that the service is up"
+            "glue GetTables failed: could not reach the glue endpoint (connection reset); check the glue endpoint and region in the config, and that the service is up"
         );
         assert_eq!(e.class, ErrorClass::Retryable);
     }
