@@ -5,10 +5,9 @@
 //! a JSON object on stdout, so a script reading stdout always gets JSON: `error`, `exit_code` and,
 //! for a failed AWS call, `service`, `operation`, `class` (retryable, permanent, ...) and `code`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use std::io::IsTerminal;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};

@@ -204,6 +204,10 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_glue::operation::get_tables::GetTablesError;
+    use aws_smithy_runtime_api::client::result::ConnectorError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
 
     #[test]
     fn codes_are_classified() {
@@ -215,11 +219,6 @@ mod tests {
         assert!(ErrorClass::from_code("InternalServiceException").is_retryable());
         assert!(!ErrorClass::from_code("AlreadyExistsException").is_retryable());
     }
-
-    use aws_sdk_glue::operation::get_tables::GetTablesError;
-    use aws_smithy_runtime_api::client::result::ConnectorError;
-    use aws_smithy_types::body::SdkBody;
-    use aws_smithy_types::error::ErrorMetadata;
 
     fn response(status: u16, body: &str) -> Response {
         Response::new(status.try_into().expect("status"), SdkBody::from(body.to_string()))

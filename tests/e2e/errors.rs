@@ -179,3 +179,18 @@ async fn a_503_with_a_text_body_reads_as_http_status_and_body() {
     assert!(line.contains("HTTP 503"), "{line}");
     assert_json_error(&status_cfg, &["status"], "sts", "GetCallerIdentity");
 }
+
+/// A usage error (exit 2) is JSON on stdout too, and stays human-readable on stderr.
+#[test]
+fn a_usage_error_is_json_with_exit_code_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing.yaml");
+    let out = lakelog(&missing, &["--output", "json", "validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}"));
+    assert_eq!(value["exit_code"], 2, "{value}");
+    let error = value["error"].as_str().unwrap_or_else(|| panic!("no error field: {value}"));
+    assert!(error.contains("missing.yaml"), "names the file: {value}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("error: {error}")));
+}
