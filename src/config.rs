@@ -180,6 +180,9 @@ pub struct TargetConfig {
     #[serde(default)]
     pub exclude: Vec<String>,
     /// S3 location rewrites, first match wins: `s3://src-bucket` → `s3://dr-bucket`, keeping the rest.
+    /// Every S3 URI in every string that can hold one is rewritten (locations, any table,
+    /// partition, storage or SerDe parameter, templates such as `s3://src-bucket/logs/${dt}/`),
+    /// in the `s3://`, `s3a://` and `s3n://` schemes; view SQL is not (see `apply::transform`).
     #[serde(default)]
     pub location_rewrite: Vec<LocationRewrite>,
     /// Ask Glue not to archive the previous table version on update, so a busy table does not
@@ -188,11 +191,13 @@ pub struct TargetConfig {
     pub skip_archive: bool,
 }
 
-/// Rewrites S3 locations whose bucket (and optional key prefix) matches `from`.
+/// Rewrites S3 URIs whose bucket (and optional key prefix) matches `from`, at a name boundary
+/// (`s3://data` never matches `s3://data-raw/x`); `s3a://` and `s3n://` URIs match too and keep
+/// their scheme.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct LocationRewrite {
-    /// `s3://bucket` or `s3://bucket/prefix`.
+    /// `s3://bucket` or `s3://bucket/prefix` (whole key segments: `s3://b/logs` is not `s3://b/logs2`).
     pub from: String,
     /// What replaces `from`, e.g. `s3://dr-bucket`.
     pub to: String,

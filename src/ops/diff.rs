@@ -4,6 +4,11 @@
 //! is transformed exactly as apply would write it (catalog ids, location rewrites) and compared
 //! with the target's object the way apply compares (writable fields, Glue's own defaults
 //! accepted). It never writes and never touches the change log, so it also checks lakelog itself.
+//!
+//! Comparing through the transform cannot see a location the transform failed to rewrite (both
+//! sides keep it), so every target object is also searched on its own: a field that still names a
+//! rewritten-from location (`location_rewrite[].from`) makes the object drift, whatever the
+//! source says, because its copy would read the source Region's data.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -12,6 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::apply::applier::{comparable, Applier};
+use crate::apply::transform::Transform;
 use crate::capture::reader::CatalogReader;
 use crate::capture::CaptureError;
 use crate::model::{CatalogObject, ObjectKind, Partition, Table};
@@ -29,6 +35,9 @@ pub struct Drift {
     /// For objects in both: the fields that differ (`storage_descriptor.location`, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// For objects in both: the target's fields that still name a rewritten-from location.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub source_locations: Vec<String>,
 }
 
 /// Counts for one object kind.
@@ -87,6 +96,7 @@ impl DiffReport {
     /// Compares one object present on either side.
     fn compare(
         &mut self,
+        transform: &Transform,
         kind: ObjectKind,
         object: String,
         desired: Option<&CatalogObject>,
@@ -95,21 +105,22 @@ impl DiffReport {
         match (desired, actual) {
             (Some(_), None) => {
                 self.count(kind, |c| c.missing += 1);
-                self.missing.push(Drift { kind, object, fields: Vec::new() });
+                self.missing.push(Drift { kind, object, fields: Vec::new(), source_locations: Vec::new() });
             }
             (None, Some(_)) => {
                 self.count(kind, |c| c.extra += 1);
-                self.extra.push(Drift { kind, object, fields: Vec::new() });
+                self.extra.push(Drift { kind, object, fields: Vec::new(), source_locations: Vec::new() });
             }
             (Some(want), Some(have)) => {
+                let source_locations = transform.source_locations(have);
                 let have = comparable(have, want);
-                if have == *want {
+                if have == *want && source_locations.is_empty() {
                     self.count(kind, |c| c.in_sync += 1);
                 } else {
                     let mut fields = Vec::new();
                     differing_fields(&to_json(&have), &to_json(want), "", &mut fields);
                     self.count(kind, |c| c.different += 1);
-                    self.different.push(Drift { kind, object, fields });
+                    self.different.push(Drift { kind, object, fields, source_locations });
                 }
             }
             (None, None) => {}
@@ -182,7 +193,7 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
     let names: BTreeSet<&String> = desired_dbs.keys().chain(actual_dbs.keys()).collect();
     for db in names {
         let (want, have) = (desired_dbs.get(db), actual_dbs.get(db));
-        report.compare(ObjectKind::Database, db.clone(), want, have);
+        report.compare(applier.transform(), ObjectKind::Database, db.clone(), want, have);
         // Tables of a database missing on one side are all missing (or extra) on that side.
         let source_tables = match want {
             Some(_) => source.tables(db).await.map_err(read(&format!("source tables of {db}")))?,
@@ -246,7 +257,7 @@ async fn compare_table(
     };
     let want = desired.map(|t| applier.transform().apply(&CatalogObject::Table(t)));
     let have = actual.map(CatalogObject::Table);
-    report.compare(ObjectKind::Table, object.clone(), want.as_ref(), have.as_ref());
+    report.compare(applier.transform(), ObjectKind::Table, object.clone(), want.as_ref(), have.as_ref());
 
     let mut pairs: BTreeMap<Vec<String>, (Option<CatalogObject>, Option<CatalogObject>)> = BTreeMap::new();
     let partition = |p: Partition| CatalogObject::Partition(p);
@@ -259,7 +270,8 @@ async fn compare_table(
         slot.1 = Some(partition(p));
     }
     for (values, (want, have)) in pairs {
-        report.compare(ObjectKind::Partition, format!("{object}/{}", values.join("/")), want.as_ref(), have.as_ref());
+        let object = format!("{object}/{}", values.join("/"));
+        report.compare(applier.transform(), ObjectKind::Partition, object, want.as_ref(), have.as_ref());
     }
     Ok(report)
 }
@@ -287,5 +299,32 @@ mod tests {
         let mut out = Vec::new();
         differing_fields(&serde_json::json!({"c": [1]}), &serde_json::json!({"c": [1, 2]}), "", &mut out);
         assert_eq!(out, vec!["c"]);
+    }
+
+    /// A location the transform left in place (here: a transform that rewrites nothing, the way
+    /// one with a gap would) is drift although source and target agree. In memory, because the
+    /// real transform cannot be made to leave one.
+    #[test]
+    fn a_target_naming_a_rewritten_from_bucket_is_drift_even_when_it_matches_the_source() {
+        let target: crate::config::TargetConfig = serde_yaml_ng::from_str(
+            "{name: dr, region: us-west-2, location_rewrite: [{from: 's3://data', to: 's3://data-dr'}]}",
+        )
+        .expect("target");
+        let transform = Transform::new(&target, "111111111111", "us-east-1", "222222222222").expect("transform");
+        let mut table = Table { database_name: "db".into(), name: "t".into(), ..Default::default() };
+        table.parameters.insert("custom.path".into(), "s3a://data/t/${dt}/".into());
+        let object = CatalogObject::Table(table);
+        let mut report = DiffReport::default();
+        report.compare(&transform, ObjectKind::Table, "db.t".into(), Some(&object), Some(&object));
+        assert_eq!(report.drifted(), 1);
+        assert_eq!(report.different[0].object, "db.t");
+        assert_eq!(report.different[0].source_locations, vec!["parameters.custom.path"]);
+        assert!(report.different[0].fields.is_empty(), "source and target agree");
+
+        // Rewritten, the same object is in sync.
+        let rewritten = transform.apply(&object);
+        let mut report = DiffReport::default();
+        report.compare(&transform, ObjectKind::Table, "db.t".into(), Some(&rewritten), Some(&rewritten));
+        assert_eq!(report.drifted(), 0);
     }
 }

@@ -3,8 +3,10 @@
 
 mod capture;
 mod emulator;
+mod errors;
 mod infra;
 mod ops;
+mod rewrite;
 mod run;
 mod sync;
 
