@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn small_frames_grow_it_up_to_the_configured_limit() {
         assert_eq!(next_limit(&frames(&[300; 10]), 500), Some(500));
-        assert_eq!(next_limit(&frames(&[300; 10]), 10_000), Some(10_000));
+        assert_eq!(next_limit(&frames(&[100; 10]), 10_000), Some(10_000));
         assert_eq!(next_limit(&frames(&[100_000; 3]), 500), Some(20));
     }
 
