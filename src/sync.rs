@@ -333,7 +333,8 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         };
         Ok::<_, SyncError>((source, published))
     };
-    let (replicated, listed) = tokio::join!(replicate, listings);
+    // Boxed: the joined future is too large for a worker thread's stack in debug builds.
+    let (replicated, listed) = tokio::join!(Box::pin(replicate), Box::pin(listings));
     let (source, published) = replicated?;
     progress.finish();
     let replicate_seconds = started.elapsed().as_secs_f64();
