@@ -18,7 +18,7 @@
 //! - [`sync`]: the on-demand `lakelog sync` job that ties capture, stream and apply together.
 //! - [`simulate`]: realistic, crawler-like catalogs for the demo, the tests and the benchmarks.
 //! - [`metrics`]: every metric name and label, in one place.
-//! - [`state`], [`progress`]: the state bucket; progress bars.
+//! - [`state`], [`progress`], [`resources`]: the state bucket; progress bars; peak memory for reports.
 
 pub mod apply;
 pub mod aws;
@@ -33,6 +33,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod progress;
 pub mod replicate;
+pub mod resources;
 pub mod run;
 pub mod serve;
 pub mod simulate;

@@ -352,8 +352,9 @@ fn print_sync(report: &SyncReport) {
         }
         println!("  target API calls: {} ({} writes)", t.api_calls.values().sum::<u64>(), t.write_calls);
     }
+    let memory = report.peak_rss_bytes.map(|b| format!(", peak memory {} MB", b / (1024 * 1024))).unwrap_or_default();
     println!(
-        "done in {:.1}s ({:.1}s to replicate, {:.1}s to compare targets with the source)",
+        "done in {:.1}s ({:.1}s to replicate, {:.1}s to compare targets with the source{memory})",
         report.seconds, report.replicate_seconds, report.compare_seconds
     );
 }

@@ -61,6 +61,8 @@ pub struct SyncReport {
     pub replicate_seconds: f64,
     /// Comparing targets with the source afterwards (and pruning).
     pub compare_seconds: f64,
+    /// The process's peak resident memory (Linux), for sizing the machine that runs it.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -362,6 +364,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         seconds: started.elapsed().as_secs_f64(),
         replicate_seconds,
         compare_seconds: started.elapsed().as_secs_f64() - replicate_seconds,
+        peak_rss_bytes: crate::resources::peak_rss_bytes(),
     })
 }
 
