@@ -3,6 +3,7 @@
 
 mod emulator;
 mod infra;
+mod keys;
 mod ops;
 mod run;
 mod sync;
