@@ -1,10 +1,11 @@
 //! Change-log codec throughput: encoding and decoding frames of realistic partition records
-//! (records/s and bytes/s, one core). Run: `cargo bench --bench codec`.
+//! (records/s and bytes/s, one core), in the current frame version and, to show what its
+//! checksum costs, in version 1. Run: `cargo bench --bench codec`.
 
 use std::time::Duration;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use lakelog::model::codec::{decode, encode};
+use lakelog::model::codec::{decode, encode, encode_as, FrameVersion};
 use lakelog::model::{CatalogObject, Cause, CauseKind, ChangeRecord, Origin};
 use lakelog::simulate::catalog::{generate, CatalogSpec};
 
@@ -34,6 +35,7 @@ fn codec(c: &mut Criterion) {
     let encoded: Vec<Vec<u8>> = frames.iter().map(|f| encode(f).expect("encode")).collect();
     let bytes: usize = encoded.iter().map(Vec::len).sum();
     assert!(encoded.iter().zip(&frames).all(|(e, f)| decode(e).is_ok_and(|d| &d == f)), "frames must round-trip");
+    let encoded_v1: Vec<Vec<u8>> = frames.iter().map(|f| encode_as(f, FrameVersion::V1).expect("encode v1")).collect();
     println!(
         "{records} partition records in {} frames, {bytes} bytes ({:.1} bytes per record)",
         frames.len(),
@@ -49,9 +51,11 @@ fn codec(c: &mut Criterion) {
         g.bench_function("encode", |b| {
             b.iter(|| frames.iter().map(|f| encode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>())
         });
-        g.bench_function("decode", |b| {
-            b.iter(|| encoded.iter().map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>())
-        });
+        for (name, frames) in [("decode", &encoded), ("decode_v1", &encoded_v1)] {
+            g.bench_function(name, |b| {
+                b.iter(|| frames.iter().map(|f| decode(black_box(f)).map(|v| v.len()).unwrap_or(0)).sum::<usize>())
+            });
+        }
         g.finish();
     }
 }

@@ -4,23 +4,68 @@
 //! stream partition key, so a crawler writing thousands of partitions to one table costs a handful
 //! of Kinesis records instead of thousands.
 //!
-//! Layout, version 1:
+//! Layout, version 2 (written by this release); integers little-endian:
 //! ```text
-//! b"LKLG" | version: u8 = 1 | flags: u8 = 0 | MessagePack array of ChangeRecord (maps with field names)
+//! offset  0  b"LKLG"
+//!         4  version: u8 = 2
+//!         5  flags: u8 = 0
+//!         6  body length: u32
+//!        10  checksum: u64 = XXH3-64 (seed 0) of bytes 0..10 followed by the body
+//!        18  body: MessagePack array of ChangeRecord (maps with field names)
 //! ```
+//! The checksum covers every byte but its own, so a frame damaged after it was written (one
+//! flipped bit turns a table's location into another valid location) is an error, never records:
+//! the consumer dead-letters it. XXH3 is already lakelog's hash; 64 bits leave a damaged frame
+//! one chance in 2^64 to pass. The length makes a frame self-delimiting (an archive can hold
+//! frames back to back) and tells a cut frame from a damaged one.
+//!
+//! Version 1 (releases before 2): `b"LKLG" | 1 | flags 0 | body`, no length, no checksum. It is
+//! still read, so a stream or archive written by an older release stays readable.
+//!
 //! Field names (not positions) are encoded so that fields can be added in later releases without
-//! breaking old logs. The golden files in `tests/fixtures/` pin this format: a change log written
-//! by this release must decode with every later one.
+//! breaking old logs. The golden files in `tests/fixtures/` pin every version: a change log written
+//! by this release must decode with every later one. A reader checks everything before it hands
+//! out a record: magic, version, length, checksum, flags, nesting depth, and that the body holds
+//! exactly one array.
 
 use thiserror::Error;
+use xxhash_rust::xxh3::Xxh3Default;
 
 use super::record::ChangeRecord;
 
 pub const MAGIC: &[u8; 4] = b"LKLG";
-pub const VERSION: u8 = 1;
-const HEADER_LEN: usize = 6;
+/// The version this release writes.
+pub const VERSION: u8 = FrameVersion::CURRENT as u8;
+const HEADER_LEN_V1: usize = 6;
+const HEADER_LEN_V2: usize = 18;
+/// The largest MessagePack array header (array32).
+const MAX_ARRAY_HEADER: usize = 5;
+/// What a frame adds to its records' bytes, at most.
+pub const MAX_FRAME_OVERHEAD: usize = HEADER_LEN_V2 + MAX_ARRAY_HEADER;
 /// Deepest nesting a frame may have (the model itself needs fewer than 16 levels).
 const MAX_DEPTH: usize = 32;
+
+/// The frame versions this release reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameVersion {
+    /// No length, no checksum (releases before version 2 existed).
+    V1 = 1,
+    /// Body length and checksum in the header.
+    V2 = 2,
+}
+
+impl FrameVersion {
+    /// What this release writes. Readers must be upgraded before writers: a release that reads
+    /// only version 1 dead-letters version 2 frames ("upgrade lakelog").
+    pub const CURRENT: FrameVersion = FrameVersion::V2;
+
+    fn header_len(self) -> usize {
+        match self {
+            FrameVersion::V1 => HEADER_LEN_V1,
+            FrameVersion::V2 => HEADER_LEN_V2,
+        }
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum CodecError {
@@ -34,20 +79,29 @@ pub enum CodecError {
     Truncated { len: usize },
     #[error("change-log frame has {extra} bytes after its records (two frames glued together, or corruption)")]
     TrailingBytes { extra: usize },
+    #[error("change-log frame is damaged: its checksum is {stored:016x} but its bytes hash to {computed:016x}; it changed after lakelog wrote it, so none of its records are applied (`lakelog sync` re-reads them from the source)")]
+    ChecksumMismatch { stored: u64, computed: u64 },
+    #[error(
+        "change-log frame is cut short or damaged: its header declares a {declared}-byte body, {body} bytes arrived"
+    )]
+    Incomplete { body: usize, declared: usize },
     #[error("change-log frame body does not decode: {0}")]
     Decode(#[from] rmp_serde::decode::Error),
     #[error("change record does not encode: {0}")]
     Encode(#[from] rmp_serde::encode::Error),
 }
 
-/// Encodes a batch of records into one frame.
+/// Encodes a batch of records into one frame of the current version.
 pub fn encode(records: &[ChangeRecord]) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::with_capacity(HEADER_LEN + records.len() * 256);
-    out.extend_from_slice(MAGIC);
-    out.push(VERSION);
-    out.push(0);
+    encode_as(records, FrameVersion::CURRENT)
+}
+
+/// Encodes a batch of records into one frame of `version` (version 1: for readers that predate
+/// version 2, and to pin that format).
+pub fn encode_as(records: &[ChangeRecord], version: FrameVersion) -> Result<Vec<u8>, CodecError> {
+    let mut out = open_frame(version, records.len() * 256);
     rmp_serde::encode::write_named(&mut out, records)?;
-    Ok(out)
+    Ok(seal(version, out))
 }
 
 /// The encoded size of one record inside a frame (without the frame header).
@@ -55,22 +109,97 @@ pub fn encoded_len(record: &ChangeRecord) -> Result<usize, CodecError> {
     Ok(rmp_serde::to_vec_named(record)?.len())
 }
 
-/// Decodes one frame into its records.
+/// A header with room for the length and checksum, which [`seal`] fills in after the body.
+fn open_frame(version: FrameVersion, body_capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(version.header_len() + body_capacity);
+    out.extend_from_slice(MAGIC);
+    out.push(version as u8);
+    out.push(0);
+    out.resize(version.header_len(), 0);
+    out
+}
+
+/// Writes the length and checksum of the body that follows the header.
+fn seal(version: FrameVersion, mut frame: Vec<u8>) -> Vec<u8> {
+    if version == FrameVersion::V2 {
+        // Kinesis records hold 1 MiB; a body over 4 GiB cannot be described, and saturating makes
+        // it an error to read (Incomplete) rather than records.
+        let len = u32::try_from(frame.len() - HEADER_LEN_V2).unwrap_or(u32::MAX);
+        frame[6..10].copy_from_slice(&len.to_le_bytes());
+        let sum = checksum(&frame[..10], &frame[HEADER_LEN_V2..]);
+        frame[10..HEADER_LEN_V2].copy_from_slice(&sum.to_le_bytes());
+    }
+    frame
+}
+
+/// XXH3-64 of a v2 header's first 10 bytes followed by the body.
+fn checksum(head: &[u8], body: &[u8]) -> u64 {
+    let mut hasher = Xxh3Default::new();
+    hasher.update(head);
+    hasher.update(body);
+    hasher.digest()
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    let mut b = [0; 4];
+    b.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(b)
+}
+
+fn le_u64(bytes: &[u8]) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(b)
+}
+
+/// Decodes one frame (any version this release reads) into its records.
 pub fn decode(frame: &[u8]) -> Result<Vec<ChangeRecord>, CodecError> {
-    if frame.len() < HEADER_LEN {
+    if frame.len() < HEADER_LEN_V1 {
         return Err(CodecError::Truncated { len: frame.len() });
     }
     if &frame[..4] != MAGIC {
         return Err(CodecError::BadMagic { found: frame[..4].to_vec() });
     }
-    match frame[4] {
-        VERSION => {}
+    let body = match frame[4] {
+        1 => {
+            if frame[5] != 0 {
+                return Err(CodecError::UnsupportedFlags { found: frame[5] });
+            }
+            &frame[HEADER_LEN_V1..]
+        }
+        2 => verified_body(frame)?,
         found => return Err(CodecError::UnsupportedVersion { found }),
+    };
+    decode_body(body)
+}
+
+/// The body of a v2 frame, once its length and checksum hold.
+fn verified_body(frame: &[u8]) -> Result<&[u8], CodecError> {
+    if frame.len() < HEADER_LEN_V2 {
+        return Err(CodecError::Truncated { len: frame.len() });
     }
+    let declared = usize::try_from(le_u32(&frame[6..10])).unwrap_or(usize::MAX);
+    let body = &frame[HEADER_LEN_V2..];
+    if body.len() < declared {
+        return Err(CodecError::Incomplete { body: body.len(), declared });
+    }
+    if body.len() > declared {
+        return Err(CodecError::TrailingBytes { extra: body.len() - declared });
+    }
+    let stored = le_u64(&frame[10..HEADER_LEN_V2]);
+    let computed = checksum(&frame[..10], body);
+    if stored != computed {
+        return Err(CodecError::ChecksumMismatch { stored, computed });
+    }
+    // After the checksum: flags that are damage say so, flags a newer writer set ask for an upgrade.
     if frame[5] != 0 {
         return Err(CodecError::UnsupportedFlags { found: frame[5] });
     }
-    let body = &frame[HEADER_LEN..];
+    Ok(body)
+}
+
+/// Decodes a frame body: exactly one MessagePack array of records.
+fn decode_body(body: &[u8]) -> Result<Vec<ChangeRecord>, CodecError> {
     let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(body));
     // The model nests fewer than 16 levels; a deeper frame is garbage, and rejecting it early
     // keeps a hostile frame from exhausting a worker thread's stack.
@@ -86,14 +215,25 @@ pub fn decode(frame: &[u8]) -> Result<Vec<ChangeRecord>, CodecError> {
 
 /// Builds one frame from records encoded one at a time, so a producer can measure each record
 /// once and stop before a frame outgrows a Kinesis record. `finish` yields exactly what
-/// [`encode`] would for the same records.
-#[derive(Debug, Default)]
+/// [`encode_as`] would for the same records and version.
+#[derive(Debug)]
 pub struct FrameBuilder {
+    version: FrameVersion,
     body: Vec<u8>,
     count: u32,
 }
 
+impl Default for FrameBuilder {
+    fn default() -> FrameBuilder {
+        FrameBuilder::new(FrameVersion::CURRENT)
+    }
+}
+
 impl FrameBuilder {
+    pub fn new(version: FrameVersion) -> FrameBuilder {
+        FrameBuilder { version, body: Vec::new(), count: 0 }
+    }
+
     /// Encodes one record on its own (to be pushed later with [`FrameBuilder::push_encoded`]).
     pub fn encode_record(record: &ChangeRecord) -> Result<Vec<u8>, CodecError> {
         Ok(rmp_serde::to_vec_named(record)?)
@@ -108,20 +248,17 @@ impl FrameBuilder {
         self.count
     }
 
-    /// Size of the finished frame.
+    /// Size of the finished frame, at most (it reserves the largest array header).
     pub fn frame_len(&self) -> usize {
-        HEADER_LEN + 5 + self.body.len()
+        self.version.header_len() + MAX_ARRAY_HEADER + self.body.len()
     }
 
     pub fn finish(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.frame_len());
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        out.push(0);
+        let mut out = open_frame(self.version, MAX_ARRAY_HEADER + self.body.len());
         // Writing to a Vec cannot fail.
         let _ = rmp::encode::write_array_len(&mut out, self.count);
         out.extend_from_slice(&self.body);
-        out
+        seal(self.version, out)
     }
 }
 
@@ -134,6 +271,9 @@ mod tests {
 
     const GOLDEN_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v1.bin");
     const GOLDEN_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v1.json");
+    const GOLDEN_V2_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v2.bin");
+    /// The golden v2 frame's checksum, as the reference xxHash computes it.
+    const GOLDEN_V2_CHECKSUM: u64 = 0xcd48_00a1_9995_260d;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -304,19 +444,33 @@ mod tests {
         serde_json::to_string_pretty(&golden_records()).expect("json") + "\n"
     }
 
-    /// Writes the golden files, only with `LAKELOG_BLESS=1` (once per format version).
+    /// Writes the golden files that do not exist yet, only with `LAKELOG_BLESS=1` (once per
+    /// format version). A released version's files are never rewritten: it is a contract.
     #[test]
     fn bless_golden_files() {
         if std::env::var("LAKELOG_BLESS").as_deref() != Ok("1") {
             return;
         }
         std::fs::create_dir_all(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures")).expect("dir");
-        std::fs::write(GOLDEN_BIN, encode(&golden_records()).expect("encode")).expect("write bin");
-        std::fs::write(GOLDEN_JSON, golden_json_text()).expect("write json");
+        let records = golden_records();
+        let files = [
+            (GOLDEN_BIN, encode_as(&records, FrameVersion::V1).expect("encode v1")),
+            (GOLDEN_JSON, golden_json_text().into_bytes()),
+            (GOLDEN_V2_BIN, encode_as(&records, FrameVersion::V2).expect("encode v2")),
+        ];
+        for (path, bytes) in files {
+            if !std::path::Path::new(path).exists() {
+                std::fs::write(path, bytes).expect("write golden file");
+            }
+        }
     }
 
     fn golden_bytes() -> Vec<u8> {
         std::fs::read(GOLDEN_BIN).expect("golden file (bless once with LAKELOG_BLESS=1)")
+    }
+
+    fn golden_v2_bytes() -> Vec<u8> {
+        std::fs::read(GOLDEN_V2_BIN).expect("golden v2 file (bless once with LAKELOG_BLESS=1)")
     }
 
     #[test]
@@ -333,8 +487,12 @@ mod tests {
     fn golden_v1_encodes_identically() {
         let bytes = golden_bytes();
         let records = golden_records();
-        assert_same_bytes(&encode(&records).expect("encode"), &bytes, "encode: the v1 wire format changed");
-        let mut builder = FrameBuilder::default();
+        assert_same_bytes(
+            &encode_as(&records, FrameVersion::V1).expect("encode"),
+            &bytes,
+            "encode: the v1 wire format changed",
+        );
+        let mut builder = FrameBuilder::new(FrameVersion::V1);
         for r in &records {
             builder.push_encoded(&FrameBuilder::encode_record(r).expect("record"));
         }
@@ -384,7 +542,7 @@ mod tests {
         assert!(matches!(decode(b"LKLG\x01"), Err(CodecError::Truncated { len: 5 })));
         assert!(matches!(decode(b"JSON{}"), Err(CodecError::BadMagic { found }) if found == b"JSON"));
         assert!(matches!(decode(b"[{\"key\":1}]"), Err(CodecError::BadMagic { .. })));
-        assert!(matches!(decode(b"LKLG\x02\x00\x90"), Err(CodecError::UnsupportedVersion { found: 2 })));
+        assert!(matches!(decode(b"LKLG\x03\x00\x90"), Err(CodecError::UnsupportedVersion { found: 3 })));
         assert!(matches!(decode(b"LKLG\x00\x00\x90"), Err(CodecError::UnsupportedVersion { found: 0 })));
         assert!(matches!(decode(b"LKLG\x01\x01\x90"), Err(CodecError::UnsupportedFlags { found: 1 })));
         assert!(matches!(decode(b"LKLG\x01\x80\x90"), Err(CodecError::UnsupportedFlags { found: 0x80 })));
@@ -422,6 +580,143 @@ mod tests {
         twice.extend_from_slice(&golden_bytes());
         assert!(decode(&twice).is_err(), "the second frame's records would be lost silently");
         assert!(decode(b"LKLG\x01\x00\x90garbage").is_err());
+    }
+
+    /// Frames written today: one bit flipped anywhere (header, checksum, body) is an error, never
+    /// records. Without a checksum, a flip inside a string decodes into a different catalog.
+    #[test]
+    fn every_single_bit_flip_of_a_frame_is_an_error() {
+        let frame = encode(&golden_records()).expect("encode");
+        let mut flipped = frame.clone();
+        for at in 0..frame.len() {
+            for bit in 0..8 {
+                flipped[at] ^= 1 << bit;
+                if let Ok(records) = decode(&flipped) {
+                    panic!("bit {bit} of byte {at} flipped decodes into {} records", records.len());
+                }
+                flipped[at] ^= 1 << bit;
+            }
+        }
+    }
+
+    #[test]
+    fn golden_v2_decodes() {
+        let bytes = golden_v2_bytes();
+        assert_eq!(&bytes[..6], b"LKLG\x02\x00");
+        let body_len = u32::from_le_bytes(bytes[6..10].try_into().expect("4 bytes")) as usize;
+        assert_eq!(body_len, bytes.len() - 18);
+        // Then a MessagePack fixarray of the 4 records.
+        assert_eq!(bytes[18], 0x94);
+        assert_eq!(decode(&bytes).expect("decodes"), golden_records());
+    }
+
+    #[test]
+    fn golden_v2_encodes_identically() {
+        let bytes = golden_v2_bytes();
+        let records = golden_records();
+        assert_same_bytes(&encode(&records).expect("encode"), &bytes, "encode: the v2 wire format changed");
+        let mut builder = FrameBuilder::default();
+        for r in &records {
+            builder.push_encoded(&FrameBuilder::encode_record(r).expect("record"));
+        }
+        assert_same_bytes(&builder.finish(), &bytes, "FrameBuilder: the v2 wire format changed");
+    }
+
+    /// v2 changed the header only: its body is v1's, byte for byte.
+    #[test]
+    fn golden_v2_body_is_the_v1_body() {
+        assert_same_bytes(&golden_v2_bytes()[18..], &golden_bytes()[6..], "v2 body vs v1 body");
+    }
+
+    /// The checksum is XXH3-64 of every byte but its own, checked here against the Python
+    /// binding of the reference implementation: `xxh3_64_intdigest(frame[:10] + frame[18:])`.
+    #[test]
+    fn golden_v2_checksum_is_xxh3_of_header_and_body() {
+        let bytes = golden_v2_bytes();
+        let stored = u64::from_le_bytes(bytes[10..18].try_into().expect("8 bytes"));
+        let mut covered = bytes[..10].to_vec();
+        covered.extend_from_slice(&bytes[18..]);
+        assert_eq!(stored, xxhash_rust::xxh3::xxh3_64(&covered));
+        assert_eq!(stored, GOLDEN_V2_CHECKSUM);
+    }
+
+    #[test]
+    fn every_truncation_of_the_golden_v2_frame_is_an_error() {
+        let bytes = golden_v2_bytes();
+        for len in 0..bytes.len() {
+            match decode(&bytes[..len]) {
+                Err(CodecError::Truncated { len: l }) => assert!(len < 18 && l == len, "cut at {len}"),
+                Err(CodecError::Incomplete { body, declared }) => {
+                    assert!(len >= 18 && body == len - 18 && declared == bytes.len() - 18, "cut at {len}")
+                }
+                other => panic!("cut at {len}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn v2_frames_glued_together_are_an_error() {
+        let mut twice = golden_v2_bytes();
+        twice.extend_from_slice(&golden_v2_bytes());
+        assert!(matches!(decode(&twice), Err(CodecError::TrailingBytes { .. })));
+        let mut tail = encode(&[]).expect("empty frame");
+        tail.push(0xc0);
+        assert!(matches!(decode(&tail), Err(CodecError::TrailingBytes { extra: 1 })));
+    }
+
+    #[test]
+    fn a_damaged_v2_frame_says_so_and_what_to_do() {
+        let mut bytes = golden_v2_bytes();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        let err = decode(&bytes).expect_err("damaged");
+        assert!(matches!(err, CodecError::ChecksumMismatch { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains("checksum") && text.contains("lakelog sync"), "{text}");
+        // Damaged flags are damage, not a newer writer: the checksum is checked first.
+        let mut bytes = golden_v2_bytes();
+        bytes[5] = 0x01;
+        assert!(matches!(decode(&bytes), Err(CodecError::ChecksumMismatch { .. })));
+        // Flags a newer writer really set (the checksum covers them) ask for an upgrade.
+        assert!(matches!(decode(&v2_frame(0x01, b"\x90")), Err(CodecError::UnsupportedFlags { found: 1 })));
+        assert_eq!(decode(&v2_frame(0, b"\x90")).expect("empty frame"), Vec::new());
+        assert_eq!(decode(&v2_frame(0, b"\x90")).expect("same"), decode(&encode(&[]).expect("e")).expect("d"));
+    }
+
+    /// A one-record frame is at most the record plus [`MAX_FRAME_OVERHEAD`], which is what the
+    /// producer reserves when it checks a record against its frame limit.
+    #[test]
+    fn frame_overhead_bounds_a_one_record_frame() {
+        let record = FrameBuilder::encode_record(&golden_records()[1]).expect("record");
+        let mut builder = FrameBuilder::default();
+        builder.push_encoded(&record);
+        assert!(builder.frame_len() <= record.len() + MAX_FRAME_OVERHEAD);
+        assert!(builder.finish().len() <= record.len() + MAX_FRAME_OVERHEAD);
+    }
+
+    /// A v2 frame around `body` with a valid checksum, as a (buggy or hostile) writer would make.
+    fn v2_frame(flags: u8, body: &[u8]) -> Vec<u8> {
+        let mut f = b"LKLG\x02".to_vec();
+        f.push(flags);
+        f.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        let mut covered = f.clone();
+        covered.extend_from_slice(body);
+        f.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&covered).to_le_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    /// The depth limit still holds behind a valid checksum, on a worker's 2 MiB stack.
+    #[test]
+    fn deeply_nested_v2_frame_with_a_valid_checksum_is_an_error_on_a_worker_stack() {
+        let body = nested_frame(2_000)[6..].to_vec();
+        let result = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || decode(&v2_frame(0, &body)).map(|r| r.len()).map_err(|e| e.to_string()))
+            .expect("thread")
+            .join()
+            .expect("no panic");
+        assert!(result.as_ref().is_err_and(|e| e.contains("depth limit")), "{result:?}");
     }
 
     /// A frame whose first record nests `depth` arrays inside its (internally tagged) key.
@@ -938,6 +1233,25 @@ mod tests {
             let mut framed = b"LKLG\x01\x00".to_vec();
             framed.extend_from_slice(&bytes);
             let _ = decode(&framed);
+            let _ = decode(&bytes);
+            let _ = decode(&v2_frame(0, &bytes));
+        }
+
+        #[test]
+        fn a_single_bit_flip_in_any_frame_is_an_error(records in proptest::collection::vec(record(), 0..4), at in any::<prop::sample::Index>(), bit in 0..8u8) {
+            let mut bytes = encode(&records).expect("encode");
+            let i = at.index(bytes.len());
+            bytes[i] ^= 1 << bit;
+            prop_assert!(decode(&bytes).is_err(), "bit {} of byte {} of {}", bit, i, bytes.len());
+        }
+
+        #[test]
+        fn corrupted_golden_v2_frame_never_panics(edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+            let mut bytes = golden_v2_bytes();
+            for (at, byte) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = byte;
+            }
             let _ = decode(&bytes);
         }
 

@@ -21,6 +21,11 @@ pub enum ObjectKey {
     Partition { catalog: String, database: String, table: String, values: Vec<String> },
 }
 
+/// The longest stream partition key lakelog writes, in UTF-8 bytes. Kinesis allows 256
+/// characters; bounding bytes bounds characters (and UTF-16 units) too, and the bytes are what
+/// count in a record's 1 MiB.
+pub const MAX_STREAM_KEY_BYTES: usize = 256;
+
 /// Coarse object type, for counting and reporting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,11 +86,35 @@ impl ObjectKey {
 
     /// The Kinesis partition key: the table identity for a table and its partitions, the
     /// database identity for a database. Order is kept per partition key, hence per table.
+    ///
+    /// The key only picks the shard (and so the order); the identity itself travels inside the
+    /// record. It is the readable `catalog/db[/table]` whenever that fits in
+    /// [`MAX_STREAM_KEY_BYTES`], which keeps every key written before hashed keys existed (a
+    /// table changing its key across an upgrade could be read out of order from two shards),
+    /// and keeps keys readable in logs. Glue names (255 characters each, up to 4 bytes a
+    /// character) can make it far longer: then the key is as much of the readable form as fits,
+    /// cut on a character boundary, then `~` and the XXH3-128 of the identity in 32 hex digits.
+    /// Deterministic, so one table keeps one key; a collision would only share a shard.
     pub fn stream_partition_key(&self) -> String {
-        match self.table() {
-            Some(table) => format!("{}/{}/{}", self.catalog(), self.database(), table),
-            None => format!("{}/{}", self.catalog(), self.database()),
+        let parts: Vec<&str> =
+            [Some(self.catalog()), Some(self.database()), self.table()].into_iter().flatten().collect();
+        let readable = parts.join("/");
+        if readable.len() <= MAX_STREAM_KEY_BYTES {
+            return readable;
         }
+        // Each part is length-prefixed, so no choice of names (they may contain `/`) can make
+        // two identities hash the same input.
+        let mut identity = Vec::with_capacity(readable.len() + 8 * parts.len());
+        for part in &parts {
+            identity.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            identity.extend_from_slice(part.as_bytes());
+        }
+        let suffix = format!("~{:032x}", xxhash_rust::xxh3::xxh3_128(&identity));
+        let mut cut = MAX_STREAM_KEY_BYTES - suffix.len();
+        while !readable.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}{suffix}", &readable[..cut])
     }
 
     /// The key of the object in `state`, as it lives in `catalog`.
@@ -216,4 +245,117 @@ pub fn content_hash(state: &CatalogObject) -> u64 {
 pub fn now_millis() -> i64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The most Kinesis accepts in a partition key, in characters (its documented limit).
+    const KINESIS_KEY_CHARS: usize = 256;
+
+    fn db(catalog: &str, database: &str) -> ObjectKey {
+        ObjectKey::Database { catalog: catalog.into(), database: database.into() }
+    }
+
+    fn table(catalog: &str, database: &str, table: &str) -> ObjectKey {
+        ObjectKey::Table { catalog: catalog.into(), database: database.into(), table: table.into() }
+    }
+
+    fn partition(catalog: &str, database: &str, table: &str, values: &[&str]) -> ObjectKey {
+        ObjectKey::Partition {
+            catalog: catalog.into(),
+            database: database.into(),
+            table: table.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    /// Names Glue accepts: up to 255 characters, of 1 to 4 UTF-8 bytes each.
+    fn names_at_the_limit() -> Vec<String> {
+        ["a", "é", "売", "📈"].iter().map(|c| c.repeat(255)).collect()
+    }
+
+    fn assert_fits(key: &ObjectKey) {
+        let k = key.stream_partition_key();
+        assert!(!k.is_empty(), "{key}");
+        assert!(k.chars().count() <= KINESIS_KEY_CHARS, "{} characters for {key}", k.chars().count());
+        // Kinesis counts the key's UTF-8 bytes in the record's size; UTF-16 units (how a
+        // JavaScript or Java service may count characters) are at most that many.
+        assert!(k.len() <= MAX_STREAM_KEY_BYTES, "{} bytes for {key}", k.len());
+        assert!(k.encode_utf16().count() <= KINESIS_KEY_CHARS, "{key}");
+    }
+
+    #[test]
+    fn keys_of_names_at_glue_limits_fit_kinesis() {
+        let catalog = "123456789012";
+        let names = names_at_the_limit();
+        for d in &names {
+            assert_fits(&db(catalog, d));
+            assert_fits(&db(&"c".repeat(255), d));
+            for t in &names {
+                assert_fits(&table(catalog, d, t));
+                assert_fits(&partition(catalog, d, t, &["2026-01-01", &"v".repeat(255)]));
+            }
+        }
+        // The case an outside tester hit: a 120-character database and a 130-character table.
+        assert_fits(&table(catalog, &"d".repeat(120), &"t".repeat(130)));
+    }
+
+    #[test]
+    fn a_table_and_its_partitions_share_one_key_and_a_database_has_its_own() {
+        let catalog = "123456789012";
+        let long = names_at_the_limit();
+        for (d, t) in [("sales", "orders"), (long[0].as_str(), long[3].as_str()), (long[2].as_str(), "orders")] {
+            let k = table(catalog, d, t).stream_partition_key();
+            for values in [&[][..], &["2026-01-01"][..], &["2026-01-01", "île-de-france"][..]] {
+                assert_eq!(partition(catalog, d, t, values).stream_partition_key(), k, "{d}/{t} {values:?}");
+            }
+            assert_ne!(db(catalog, d).stream_partition_key(), k, "{d}/{t}");
+        }
+    }
+
+    #[test]
+    fn different_tables_and_databases_get_different_keys() {
+        let catalog = "123456789012";
+        let base = "x".repeat(254);
+        // Names that differ only in their last character, where a truncated key would cut.
+        let mut keys = std::collections::BTreeSet::new();
+        let mut count = 0;
+        for d in [format!("{base}a"), format!("{base}b"), "sales".into()] {
+            for t in [format!("{base}a"), format!("{base}b"), "orders".into()] {
+                keys.insert(table(catalog, &d, &t).stream_partition_key());
+                keys.insert(table("210987654321", &d, &t).stream_partition_key());
+                count += 2;
+            }
+            keys.insert(db(catalog, &d).stream_partition_key());
+            count += 1;
+        }
+        assert_eq!(keys.len(), count, "{keys:#?}");
+    }
+
+    /// The keys are a contract with every release writing to the same stream: a table's records
+    /// must keep their key (and so their shard and order) across an upgrade. The hashed values
+    /// were checked against the Python binding of the reference xxHash (`xxh3_128_intdigest`).
+    #[test]
+    fn key_values_are_pinned() {
+        let catalog = "123456789012";
+        // Readable whenever it fits, as before hashed keys existed.
+        assert_eq!(table(catalog, "sales", "orders").stream_partition_key(), "123456789012/sales/orders");
+        assert_eq!(db(catalog, "sales").stream_partition_key(), "123456789012/sales");
+        let exactly = "t".repeat(MAX_STREAM_KEY_BYTES - "123456789012/sales/".len());
+        assert_eq!(table(catalog, "sales", &exactly).stream_partition_key(), format!("123456789012/sales/{exactly}"));
+        // One byte more: hashed, with as much of the readable form as fits in front.
+        let over = format!("{exactly}t");
+        let hashed = table(catalog, "sales", &over).stream_partition_key();
+        assert_eq!(hashed.len(), MAX_STREAM_KEY_BYTES);
+        assert_eq!(hashed, format!("123456789012/sales/{}~4e5199f0a6d7e150f714025dfe634123", "t".repeat(204)),);
+        assert_eq!(
+            table(catalog, &"d".repeat(120), &"t".repeat(130)).stream_partition_key(),
+            format!("123456789012/{}/{}~09078bbff5efb03fd8d5c76365309cb1", "d".repeat(120), "t".repeat(89)),
+        );
+        // A multi-byte name is cut on a character boundary.
+        let key = db(catalog, &"📈".repeat(255)).stream_partition_key();
+        assert_eq!(key, format!("123456789012/{}~c10b45c16e704ebfe54c9f1d37b533c6", "📈".repeat(52)));
+    }
 }

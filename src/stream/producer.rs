@@ -23,7 +23,7 @@ use super::seqno::SeqNo;
 use super::StreamError;
 use crate::aws::AwsError;
 use crate::metrics as m;
-use crate::model::codec::FrameBuilder;
+use crate::model::codec::{FrameBuilder, MAX_FRAME_OVERHEAD};
 use crate::model::{ChangeRecord, ObjectKind};
 
 const MAX_ENTRIES_PER_CALL: usize = 500;
@@ -130,11 +130,12 @@ impl Producer {
     /// Adds one record to its key's last open frame (or a new one); returns the bytes added.
     fn add(&self, pending: &mut BTreeMap<String, VecDeque<Frame>>, rec: &ChangeRecord) -> Result<usize, StreamError> {
         let key = rec.key.stream_partition_key();
-        let encoded =
-            FrameBuilder::encode_record(rec).map_err(|e| StreamError::Encode { key: key.clone(), source: e })?;
+        // Errors name the object, not its stream key (which may be a hash).
+        let encoded = FrameBuilder::encode_record(rec)
+            .map_err(|e| StreamError::Encode { key: rec.key.to_string(), source: e })?;
         let limit = self.frame_bytes.saturating_sub(key.len());
-        if encoded.len() + 16 > limit {
-            return Err(StreamError::RecordTooLarge { key, bytes: encoded.len(), limit });
+        if encoded.len() + MAX_FRAME_OVERHEAD > limit {
+            return Err(StreamError::RecordTooLarge { key: rec.key.to_string(), bytes: encoded.len(), limit });
         }
         let frames = pending.entry(key).or_default();
         let fits = frames.back().is_some_and(|f| f.builder.frame_len() + encoded.len() <= limit);

@@ -5,6 +5,7 @@ mod capture;
 mod emulator;
 mod errors;
 mod infra;
+mod keys;
 mod ops;
 mod rewrite;
 mod run;
