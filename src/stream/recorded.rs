@@ -579,12 +579,12 @@ impl Partitions {
 
     fn clear_seen(&mut self) {
         for chunk in &mut self.chunks {
-            let starts: Vec<usize> =
-                Entries::new(chunk).map(|(offset, enc, _)| offset + varint_len(enc.len()) + enc.len()).collect();
-            for start in starts {
-                if let Some(flags) = chunk.get_mut(start + PAYLOAD - 1) {
+            let mut offset = 0;
+            while let Some((_, payload, next)) = entry_at(chunk, offset) {
+                if let Some(flags) = chunk.get_mut(payload + PAYLOAD - 1) {
                     *flags &= !SEEN;
                 }
+                offset = next;
             }
         }
         for p in self.overflow.values_mut() {
