@@ -3,11 +3,15 @@
 //! included. This is what makes a lost event harmless. The initial snapshot of `lakelog run` is
 //! the first pass (nothing recorded yet, so everything is published).
 //!
-//! A key recorded but not seen by the scan is deleted only if it was recorded before the scan
-//! started: an object created during the scan is not mistaken for a deleted one, and a delete
-//! that loses a race with a newer event is dropped by the publisher's ordering rule.
+//! A key recorded but not seen by the scan is deleted only if it was last recorded before the
+//! scan started (a key recorded during the pass, by an event or by the pass, counts as seen): an
+//! object created during the scan is not mistaken for a deleted one, and a delete that loses a
+//! race with a newer event is dropped by the publisher's ordering rule.
+//!
+//! A pass never copies the publisher's memory nor keeps a set of the keys it scanned (at a million
+//! partitions either would double the memory): it looks each scanned key up in place, marking it
+//! seen, and asks for the unseen keys at the end.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -18,13 +22,15 @@ use super::snapshot::{scan, ScanStats};
 use super::CaptureError;
 use crate::apply::filter::Filter;
 use crate::metrics as m;
-use crate::model::{now_millis, Cause, CauseKind, ChangeRecord, ObjectKey, ObjectKind, Origin};
+use crate::model::{now_millis, Cause, CauseKind, ChangeRecord, ObjectKind, Origin};
 use crate::progress::Progress;
 use crate::stream::publisher::Publisher;
 use crate::stream::StreamError;
 
 /// Records published per publisher call during a pass.
 const PUBLISH_BATCH: usize = 2000;
+/// Scanned records looked up in the publisher's memory per hold of its lock.
+const LOOKUP_BATCH: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -57,7 +63,9 @@ impl Reconciler {
     /// One pass. `kind` is `Snapshot` for the initial pass, `Reconcile` afterwards.
     pub async fn pass(&self, kind: CauseKind) -> Result<PassStats, ReconcileError> {
         let started = now_millis();
-        let recorded = self.publisher.recorded().await;
+        // The publisher's memory is read in place, never copied: each scanned key is looked up
+        // (and marked seen) as it arrives, and the keys left unseen are listed at the end.
+        let pass = self.publisher.begin_pass().await;
         let mut stats = PassStats::default();
         let (tx, mut rx) = mpsc::channel::<ChangeRecord>(4096);
         let progress = Progress::hidden();
@@ -67,13 +75,15 @@ impl Reconciler {
             r
         };
         let diffing = async {
-            let mut seen: HashSet<ObjectKey> = HashSet::new();
-            let mut pending = Vec::new();
+            let (mut batch, mut pending) = (Vec::with_capacity(LOOKUP_BATCH), Vec::new());
             let (mut changed, mut stale) = (0u64, 0u64);
-            while let Some(r) = rx.recv().await {
-                let same = recorded.get(&r.key).is_some_and(|x| x.hash == Some(r.content_hash));
-                seen.insert(r.key.clone());
-                if !same {
+            while rx.recv_many(&mut batch, LOOKUP_BATCH).await > 0 {
+                // One short hold of the memory per batch, not per record.
+                let recorded = pass.see(&batch);
+                for (r, was) in batch.drain(..).zip(recorded) {
+                    if was.is_some_and(|x| x.hash == Some(r.content_hash)) {
+                        continue;
+                    }
                     changed += 1;
                     // A database goes out at once: event records for its tables may already be in
                     // the stream, waiting (bounded) for it at apply time.
@@ -87,42 +97,22 @@ impl Reconciler {
             if !pending.is_empty() {
                 stale += self.publisher.publish(pending).await?.stale;
             }
-            Ok::<_, StreamError>((seen, changed, stale))
+            Ok::<_, StreamError>((changed, stale))
         };
         let (scanned, diffed) = tokio::join!(scanning, diffing);
         stats.scanned = scanned?;
-        let (seen, changed, stale) = diffed?;
+        let (changed, stale) = diffed?;
         stats.changed = changed;
         stats.stale = stale;
 
-        let gone: Vec<&ObjectKey> = recorded
-            .iter()
-            .filter(|(k, r)| r.hash.is_some() && r.captured_at < started && !seen.contains(*k))
-            .map(|(k, _)| k)
-            .collect();
-        // A dropped table takes its partitions with it, a dropped database its tables: one
-        // delete says it all (and the publisher forgets the rest once it is recorded).
-        let gone_databases: HashSet<(&str, &str)> =
-            gone.iter().filter(|k| k.kind() == ObjectKind::Database).map(|k| (k.catalog(), k.database())).collect();
-        let gone_tables: HashSet<(&str, &str, &str)> = gone
-            .iter()
-            .filter(|k| k.kind() == ObjectKind::Table)
-            .filter_map(|k| k.table().map(|t| (k.catalog(), k.database(), t)))
-            .collect();
-        let inside_gone = |k: &ObjectKey| match (k.kind(), k.table()) {
-            (ObjectKind::Database, _) => false,
-            (ObjectKind::Table, _) => gone_databases.contains(&(k.catalog(), k.database())),
-            (ObjectKind::Partition, Some(t)) => {
-                gone_databases.contains(&(k.catalog(), k.database()))
-                    || gone_tables.contains(&(k.catalog(), k.database(), t))
-            }
-            (ObjectKind::Partition, None) => false,
-        };
+        // Recorded before the pass started, not seen by it: gone from the source (a dropped
+        // table's or database's delete stands for its children; the publisher forgets them once
+        // it is recorded).
         let cause = Cause { kind, event_id: None };
-        let deletes: Vec<ChangeRecord> = gone
+        let deletes: Vec<ChangeRecord> = pass
+            .unseen(started)
             .into_iter()
-            .filter(|k| !inside_gone(k))
-            .map(|k| ChangeRecord::delete(k.clone(), &self.origin, cause.clone(), started))
+            .map(|k| ChangeRecord::delete(k, &self.origin, cause.clone(), started))
             .collect();
         stats.deleted = deletes.len() as u64;
         for chunk in deletes.chunks(PUBLISH_BATCH) {

@@ -2,6 +2,7 @@
 //!
 //! - [`producer`]: ordered, batched, frame-packing PutRecords.
 //! - [`consumer`]: per-shard reading from a checkpoint, parents before children.
+//! - [`publisher`]: serialised, ordered publishing; [`recorded`]: its compact memory per object.
 //! - [`seqno`]: sequence numbers compared numerically.
 //! - [`admin`]: creating/describing the stream and listing its shards.
 
@@ -9,6 +10,7 @@ pub mod admin;
 pub mod consumer;
 pub mod producer;
 pub mod publisher;
+pub mod recorded;
 pub mod seqno;
 
 use thiserror::Error;

@@ -14,28 +14,28 @@
 //!   UpdateTime has one-second resolution.
 //!
 //! It also remembers, per key, the content hash last published, which is "the last state lakelog
-//! recorded" that reconciliation compares the source with.
+//! recorded" that reconciliation compares the source with ([`RecordedMemory`], compact).
+//!
+//! Two locks: `order` serialises publishing and is held across the Kinesis call; `state` (the
+//! memory and totals) is held only for moments, never across an await, so a reconciliation pass
+//! reads the memory while events are being published. Only a publish call (holding `order`)
+//! changes what is recorded, so the memory cannot change between its ordering check and its
+//! update.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex as StateLock, MutexGuard, PoisonError};
 
 use tokio::sync::Mutex;
 
 use super::producer::{Producer, Published};
+pub use super::recorded::{Recorded, RecordedMemory};
 use super::seqno::SeqNo;
 use super::StreamError;
 use crate::model::{ChangeRecord, ObjectKey, ObjectKind, Op};
 
-/// What the publisher last published for one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recorded {
-    pub captured_at: i64,
-    /// Content hash of the state; `None` after a delete.
-    pub hash: Option<u64>,
-}
-
 #[derive(Debug, Default)]
 struct State {
-    recorded: HashMap<ObjectKey, Recorded>,
+    recorded: RecordedMemory,
     last_sequence: BTreeMap<String, SeqNo>,
     published: u64,
     dropped_stale: u64,
@@ -44,12 +44,15 @@ struct State {
 /// Serialised, ordered publishing (see the module docs).
 pub struct Publisher {
     producer: Producer,
-    state: Mutex<State>,
+    order: Mutex<()>,
+    state: StateLock<State>,
+    /// Held for a whole reconciliation pass: the memory's seen marks belong to one pass.
+    passes: Mutex<()>,
 }
 
 /// The ordering rule: keeps the records that are not older than what was last published for
 /// their key (nor than an earlier record of the same batch); returns them and the number dropped.
-pub fn select_fresh(recorded: &HashMap<ObjectKey, Recorded>, records: Vec<ChangeRecord>) -> (Vec<ChangeRecord>, u64) {
+pub fn select_fresh(recorded: &RecordedMemory, records: Vec<ChangeRecord>) -> (Vec<ChangeRecord>, u64) {
     let mut accepted: HashMap<ObjectKey, i64> = HashMap::new();
     let mut fresh = Vec::with_capacity(records.len());
     let mut stale = 0;
@@ -68,34 +71,34 @@ pub fn select_fresh(recorded: &HashMap<ObjectKey, Recorded>, records: Vec<Change
 /// Forgets what was recorded for the objects inside dropped tables and databases: Glue deletes a
 /// table's partitions (and a database's tables) with it, so they no longer exist to compare with,
 /// and remembering them would make the next reconciliation delete every one again. A child
-/// recorded after its parent's delete (a re-created table) is kept. One pass over the memory per
-/// publish call that drops something.
-fn forget_children(recorded: &mut HashMap<ObjectKey, Recorded>, dropped: &[&ChangeRecord]) {
+/// recorded after its parent's delete (a re-created table) is kept.
+fn forget_children(recorded: &mut RecordedMemory, dropped: &[&ChangeRecord]) {
     if dropped.is_empty() {
         return;
     }
-    let mut databases: HashMap<(&str, &str), i64> = HashMap::new();
-    let mut tables: HashMap<(&str, &str, &str), i64> = HashMap::new();
-    for d in dropped {
-        let (catalog, database) = (d.key.catalog(), d.key.database());
-        let at = match d.key.table() {
-            Some(table) => tables.entry((catalog, database, table)).or_insert(d.captured_at),
-            None => databases.entry((catalog, database)).or_insert(d.captured_at),
-        };
-        *at = (*at).max(d.captured_at);
+    let dropped: Vec<(&ObjectKey, i64)> = dropped.iter().map(|d| (&d.key, d.captured_at)).collect();
+    recorded.forget_children(&dropped);
+}
+
+/// One reconciliation pass's view of the memory (from [`Publisher::begin_pass`]); passes run one
+/// at a time.
+pub struct Pass<'a> {
+    publisher: &'a Publisher,
+    _one_at_a_time: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Pass<'_> {
+    /// What was recorded for each record's key, marking the keys seen by this pass.
+    pub fn see(&self, records: &[ChangeRecord]) -> Vec<Option<Recorded>> {
+        let mut state = self.publisher.state();
+        records.iter().map(|r| state.recorded.see(&r.key)).collect()
     }
-    recorded.retain(|key, r| {
-        let (catalog, database) = (key.catalog(), key.database());
-        let of_database = match key.kind() {
-            ObjectKind::Database => None,
-            _ => databases.get(&(catalog, database)),
-        };
-        let of_table = match (key.kind(), key.table()) {
-            (ObjectKind::Partition, Some(table)) => tables.get(&(catalog, database, table)),
-            _ => None,
-        };
-        of_database.into_iter().chain(of_table).all(|dropped_at| r.captured_at > *dropped_at)
-    });
+
+    /// The keys recorded as existing before `started` that this pass neither saw nor recorded
+    /// (their parent's delete standing for children of a gone table or database).
+    pub fn unseen(&self, started: i64) -> Vec<ObjectKey> {
+        self.publisher.state().recorded.end_pass(started)
+    }
 }
 
 /// What one `publish` call did.
@@ -108,25 +111,39 @@ pub struct PublishOutcome {
 
 impl Publisher {
     pub fn new(producer: Producer) -> Publisher {
-        Publisher { producer, state: Mutex::default() }
+        Publisher { producer, order: Mutex::default(), state: StateLock::default(), passes: Mutex::default() }
+    }
+
+    /// The state, held for a moment (a panic elsewhere while holding it leaves nothing half-done
+    /// that matters more than publishing on).
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts a reconciliation pass (waiting for the one running, if any).
+    pub async fn begin_pass(&self) -> Pass<'_> {
+        let guard = self.passes.lock().await;
+        self.state().recorded.begin_pass();
+        Pass { publisher: self, _one_at_a_time: guard }
     }
 
     /// Publishes the records that are not stale; returns once Kinesis acknowledged them.
     pub async fn publish(&self, records: Vec<ChangeRecord>) -> Result<PublishOutcome, StreamError> {
-        let mut state = self.state.lock().await;
-        let (fresh, stale) = select_fresh(&state.recorded, records);
+        let _order = self.order.lock().await;
+        let (fresh, stale) = select_fresh(&self.state().recorded, records);
         if fresh.is_empty() {
-            state.dropped_stale += stale;
+            self.state().dropped_stale += stale;
             return Ok(PublishOutcome { published: 0, stale });
         }
         let out: Published = self.producer.publish_batch(&fresh).await?;
+        let mut state = self.state();
         let mut dropped = Vec::new();
         for r in &fresh {
             let hash = match r.op {
                 Op::Upsert => Some(r.content_hash),
                 Op::Delete => None,
             };
-            state.recorded.insert(r.key.clone(), Recorded { captured_at: r.captured_at, hash });
+            state.recorded.insert(&r.key, Recorded { captured_at: r.captured_at, hash });
             if r.op == Op::Delete && r.key.kind() != ObjectKind::Partition {
                 dropped.push(r);
             }
@@ -145,17 +162,18 @@ impl Publisher {
 
     /// The highest acknowledged sequence number per shard (where consumers must drain to).
     pub async fn last_sequence(&self) -> BTreeMap<String, SeqNo> {
-        self.state.lock().await.last_sequence.clone()
+        self.state().last_sequence.clone()
     }
 
-    /// What was last published for each key (for reconciliation).
+    /// A copy of what was last published for each key, for inspection and tests: it builds every
+    /// key, so nothing in the pipeline calls it (reconciliation uses [`Publisher::begin_pass`]).
     pub async fn recorded(&self) -> HashMap<ObjectKey, Recorded> {
-        self.state.lock().await.recorded.clone()
+        self.state().recorded.iter().collect()
     }
 
     /// Totals: records published, stale records dropped.
     pub async fn totals(&self) -> (u64, u64) {
-        let s = self.state.lock().await;
+        let s = self.state();
         (s.published, s.dropped_stale)
     }
 }
@@ -196,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_recorded_delete_forgets_the_children_recorded_before_it() {
-        let mut recorded = HashMap::new();
+        let mut recorded = RecordedMemory::default();
         for (k, at) in [
             (key(Some("t"), Some("1")), 100),
             (key(Some("t"), Some("2")), 100),
@@ -205,24 +223,25 @@ mod tests {
             (key(Some("t2"), Some("1")), 100),
             (key(Some("u"), None), 100),
         ] {
-            recorded.insert(k, Recorded { captured_at: at, hash: Some(1) });
+            recorded.insert(&k, Recorded { captured_at: at, hash: Some(1) });
         }
         let drop_t = delete(key(Some("t"), None), 200);
         forget_children(&mut recorded, &[&drop_t]);
-        let mut left: Vec<_> = recorded.keys().cloned().collect();
+        let mut left: Vec<_> = recorded.iter().map(|(k, _)| k).collect();
         left.sort();
         assert_eq!(left, vec![key(Some("u"), None), key(Some("t"), Some("3")), key(Some("t2"), Some("1"))]);
 
         let drop_db = delete(key(None, None), 400);
         forget_children(&mut recorded, &[&drop_db]);
-        assert!(recorded.is_empty(), "a database's tables and partitions go with it: {recorded:?}");
+        let left: Vec<_> = recorded.iter().collect();
+        assert!(recorded.is_empty(), "a database's tables and partitions go with it: {left:?}");
     }
 
     #[test]
     fn a_snapshot_read_older_than_a_published_event_read_is_dropped() {
         let event = rec("t", "new", 200, CauseKind::Event);
-        let mut recorded = HashMap::new();
-        recorded.insert(event.key.clone(), Recorded { captured_at: 200, hash: Some(event.content_hash) });
+        let mut recorded = RecordedMemory::default();
+        recorded.insert(&event.key, Recorded { captured_at: 200, hash: Some(event.content_hash) });
         // The snapshot read the table at 100, before the event's re-read, and arrives late.
         let (fresh, stale) = select_fresh(
             &recorded,
@@ -236,7 +255,7 @@ mod tests {
     #[test]
     fn within_a_batch_an_older_read_after_a_newer_one_is_dropped_and_ties_are_kept() {
         let (fresh, stale) = select_fresh(
-            &HashMap::new(),
+            &RecordedMemory::default(),
             vec![
                 rec("t", "b", 300, CauseKind::Event),
                 rec("t", "a", 250, CauseKind::Snapshot),
