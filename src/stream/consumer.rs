@@ -2,15 +2,15 @@
 //!
 //! The reader starts after the checkpointed sequence number (or at the trim horizon), follows
 //! `NextShardIterator`, re-opens an expired iterator after the last record it returned, and backs
-//! off when throttled. A closed shard ends (`end_of_shard`) once read to its last record.
-
-use std::time::Duration;
+//! off when throttled (the shared [`RetryPolicy`]). A closed shard ends (`end_of_shard`) once read
+//! to its last record.
 
 use aws_sdk_kinesis::types::ShardIteratorType;
 use tracing::warn;
 
 use super::seqno::SeqNo;
 use super::StreamError;
+use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
 
 /// One Kinesis record.
@@ -31,7 +31,9 @@ pub struct ReadBatch {
     pub end_of_shard: bool,
 }
 
-const MAX_ATTEMPTS: u32 = 8;
+/// Expired iterators re-opened in a row before the read gives up (each renewal is a fresh
+/// iterator, so more expiries mean something else is wrong).
+const MAX_RENEWALS: u32 = 8;
 
 /// Sequential reader of one shard.
 #[derive(Debug)]
@@ -43,6 +45,7 @@ pub struct ShardReader {
     /// The checkpoint we started after, then the last record returned.
     position: Option<SeqNo>,
     limit: i32,
+    retry: RetryPolicy,
 }
 
 impl ShardReader {
@@ -61,6 +64,7 @@ impl ShardReader {
             iterator: None,
             position: after,
             limit: limit.clamp(1, 10_000),
+            retry: RetryPolicy::default(),
         };
         reader.iterator = reader.new_iterator().await?;
         Ok(reader)
@@ -78,19 +82,34 @@ impl ShardReader {
             }
             None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let out = req.send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetShardIterator", e))?;
+        let out = self
+            .retry
+            .run(|| async {
+                req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetShardIterator", e))
+            })
+            .await?;
         Ok(out.shard_iterator)
     }
 
     /// The next batch (possibly empty). After `end_of_shard`, every call returns an empty end batch.
     pub async fn next_batch(&mut self) -> Result<ReadBatch, StreamError> {
-        let mut attempt = 0u32;
-        let mut backoff = Duration::from_millis(200);
+        let mut renewals = 0u32;
         loop {
             let Some(iterator) = self.iterator.clone() else {
                 return Ok(ReadBatch { end_of_shard: true, ..Default::default() });
             };
-            match self.kinesis.get_records().shard_iterator(iterator).limit(self.limit).send().await {
+            let req = self.kinesis.get_records().shard_iterator(iterator).limit(self.limit);
+            let result = self
+                .retry
+                .run(|| async {
+                    let out = req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetRecords", e));
+                    if out.as_ref().is_err_and(|e| e.class == ErrorClass::Throttled) {
+                        crate::metrics::throttled("consume", "kinesis", 1);
+                    }
+                    out
+                })
+                .await;
+            match result {
                 Ok(out) => {
                     self.iterator = out.next_shard_iterator.clone();
                     let mut records = Vec::with_capacity(out.records.len());
@@ -114,24 +133,11 @@ impl ShardReader {
                         millis_behind: out.millis_behind_latest,
                     });
                 }
-                Err(e) => {
-                    let err = AwsError::from_sdk("kinesis", "GetRecords", e);
-                    attempt += 1;
-                    if err.code.as_deref() == Some("ExpiredIteratorException") {
-                        self.iterator = self.new_iterator().await?;
-                        continue;
-                    }
-                    if !err.class.is_retryable() || attempt >= MAX_ATTEMPTS {
-                        return Err(err.into());
-                    }
-                    if err.class == ErrorClass::Throttled {
-                        crate::metrics::throttled("consume", "kinesis", 1);
-                    } else {
-                        warn!(shard = %self.shard_id, error = %err, attempt, "GetRecords failed, retrying");
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                Err(err) if err.code.as_deref() == Some("ExpiredIteratorException") && renewals < MAX_RENEWALS => {
+                    renewals += 1;
+                    self.iterator = self.new_iterator().await?;
                 }
+                Err(err) => return Err(err.into()),
             }
         }
     }
