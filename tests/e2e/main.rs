@@ -1,7 +1,9 @@
 //! End-to-end tests: lakelog against local AWS emulators over HTTP (endpoint overrides), the same
 //! code path as production. Each test starts its own emulator pair, so tests run in parallel.
 
+mod dependency;
 mod emulator;
+mod faults;
 mod infra;
 mod ops;
 mod run;
