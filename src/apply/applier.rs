@@ -357,9 +357,8 @@ impl Applier {
     async fn upsert_one<T, G, GF, C, CF, U, UF>(
         &self,
         rec: ChangeRecord,
-        desired: &T,
+        in_sync: impl Fn(&T) -> bool,
         parent: Option<Parent<'_>>,
-        same: impl Fn(&T, &T) -> bool,
         get: G,
         create: C,
         update: U,
@@ -377,7 +376,7 @@ impl Applier {
             Err(e) => return self.settle(&rec, e).await,
         };
         match current {
-            Some(cur) if same(&cur, desired) => Ok(Outcome::Unchanged),
+            Some(cur) if in_sync(&cur) => Ok(Outcome::Unchanged),
             Some(_) if self.dry_run => Ok(Outcome::Updated),
             None if self.dry_run => Ok(Outcome::Created),
             Some(_) => match update().await {
@@ -402,9 +401,8 @@ impl Applier {
         let outcome = self
             .upsert_one(
                 rec,
-                &desired,
+                |cur: &Database| same_database(cur, &desired),
                 None,
-                same_database,
                 || t.get_database(&desired.name),
                 || t.create_database(&desired),
                 || t.update_database(&desired),
@@ -421,9 +419,8 @@ impl Applier {
         let parent = Parent::of(&rec.key, &desired.database_name, None);
         self.upsert_one(
             rec,
-            &desired,
+            |cur: &Table| cur.writable() == desired,
             parent,
-            |cur: &Table, want: &Table| cur.writable() == *want,
             || t.get_table(&desired.database_name, &desired.name),
             || t.create_table(&desired),
             || t.update_table(&desired),

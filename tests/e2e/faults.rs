@@ -44,6 +44,7 @@ struct Shared {
     rng: Mutex<fastrand::Rng>,
     client: Client<HttpConnector, Full<Bytes>>,
     injected: AtomicU64,
+    /// Glue requests only (STS always passes).
     forwarded: AtomicU64,
 }
 
@@ -115,7 +116,7 @@ impl FaultProxy {
         self.shared.injected.load(Ordering::SeqCst)
     }
 
-    /// Requests forwarded to the emulator so far.
+    /// Glue requests forwarded to the emulator so far.
     pub fn forwarded(&self) -> u64 {
         self.shared.forwarded.load(Ordering::SeqCst)
     }
@@ -137,7 +138,9 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<
             Fault::Reset => Err(Reset),
         };
     }
-    s.forwarded.fetch_add(1, Ordering::SeqCst);
+    if glue {
+        s.forwarded.fetch_add(1, Ordering::SeqCst);
+    }
     Ok(forward(&s, req).await.unwrap_or_else(|e| json(502, &format!(r#"{{"message":"proxy: {e}"}}"#))))
 }
 
