@@ -522,10 +522,15 @@ impl Applier {
         let records: HashMap<Vec<String>, ChangeRecord> =
             items.iter().map(|(r, p)| (p.values.clone(), r.clone())).collect();
         // Partitions of one table share its parent; any of their records names it.
-        let Some(first) = items.first().map(|(r, _)| r.clone()) else { return Ok(stats) };
-        let parent = Parent::of(&first.key, &db, Some(&table));
         // The newest capture among them: the parent must be waited for until all shards pass it.
-        let newest = items.iter().max_by_key(|(r, _)| r.captured_at).map(|(r, _)| r.clone()).unwrap_or(first);
+        let Some(newest) = items.iter().max_by_key(|(r, _)| r.captured_at).map(|(r, _)| r.clone()) else {
+            return Ok(stats);
+        };
+        let Some(parent) = Parent::of(&newest.key, &db, Some(&table)) else {
+            let err =
+                AwsError::invalid_response("glue", "BatchCreatePartition", "a partition upsert keyed as a database");
+            return self.settle_all(stats, items.iter().map(|(r, _)| r), err).await;
+        };
         let mut current = None;
         loop {
             let read = match self.existing_partitions(&db, &table, &values).await {
@@ -537,8 +542,7 @@ impl Applier {
                 current = Some(read.unwrap_or_default());
                 break;
             }
-            let Some(parent) = &parent else { break };
-            match self.await_parent(&newest, parent).await {
+            match self.await_parent(&newest, &parent).await {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => return self.settle_all(stats, items.iter().map(|(r, _)| r), e).await,
@@ -546,11 +550,7 @@ impl Applier {
         }
         let Some(current) = current else {
             for (r, _) in &items {
-                let o = match &parent {
-                    Some(p) => self.orphan(r, p).await?,
-                    None => Outcome::DeadLettered,
-                };
-                stats.add(k, o, 1);
+                stats.add(k, self.orphan(r, &parent).await?, 1);
             }
             return Ok(stats);
         };
@@ -596,15 +596,16 @@ impl Applier {
                 break;
             }
             rechecked = true;
-            let arrived = match &parent {
-                Some(p) => self.await_parent(&newest, p).await.unwrap_or(false),
-                None => false,
-            };
-            if !arrived {
+            let arrived = self.await_parent(&newest, &parent).await;
+            if !matches!(arrived, Ok(true)) {
                 for p in &missing_parent {
                     failed += 1;
-                    if let (Some(r), Some(parent)) = (records.get(&p.values), &parent) {
-                        stats.add(k, self.orphan(r, parent).await?, 1);
+                    if let Some(r) = records.get(&p.values) {
+                        let o = match &arrived {
+                            Err(e) => self.settle(r, e.clone()).await?,
+                            Ok(_) => self.orphan(r, &parent).await?,
+                        };
+                        stats.add(k, o, 1);
                     }
                 }
                 break;

@@ -100,10 +100,12 @@ impl RetryPolicy {
     {
         let mut attempt = 1;
         loop {
+            // An SDK call's future is large (tens of KB in debug builds); on the heap, the
+            // futures of every caller stay small, and so do the stacks that poll them.
             let result = match &self.limiter {
                 Some(l) => {
                     let permit = l.acquire().await;
-                    let result = call().await;
+                    let result = Box::pin(call()).await;
                     match &result {
                         Err(e) if e.class() == ErrorClass::Throttled => l.throttled(permit.window),
                         Err(_) => {}
@@ -111,7 +113,7 @@ impl RetryPolicy {
                     }
                     result
                 }
-                None => call().await,
+                None => Box::pin(call()).await,
             };
             match result {
                 Err(e) if e.class().is_retryable() && attempt < self.max_attempts => {
