@@ -275,6 +275,9 @@ impl ConsumerGroup {
                 StopWhen::Signal(sig) => *sig.borrow(),
             };
             if finished {
+                // Read to where the producer stopped: nothing more will reach this shard in this
+                // run, so a child elsewhere must not wait for it (it would wait forever).
+                watermark.ended(id);
                 break;
             }
             if empty {

@@ -241,9 +241,9 @@ impl Applier {
             _ => "and every shard of the change log has been read past the time it was captured".to_string(),
         };
         let reason = format!(
-            "its parent {} does not exist in target {} {why}; apply the parent, then replay",
-            parent.describe(),
-            self.name
+            "its parent does not exist in target {} ({}) {why}; apply the parent, then replay",
+            self.name,
+            parent.describe()
         );
         self.park(rec, reason, None).await?;
         Ok(Outcome::DeadLettered)

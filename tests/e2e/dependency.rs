@@ -123,5 +123,25 @@ async fn a_table_whose_database_never_comes_is_dead_lettered_once_every_shard_is
     let letters = DeadLetterStore::new(pipeline.state.clone()).list("dr").await.expect("list");
     assert_eq!(letters.len(), 1, "{letters:?}");
     let reason = &letters[0].1.reason;
-    assert!(reason.contains("parent database") && reason.contains("read past"), "{reason}");
+    assert!(
+        reason.contains("parent does not exist") && reason.contains("(database ") && reason.contains("read past"),
+        "{reason}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_does_not_wait_for_a_shard_that_has_drained_for_good() {
+    let emu = Emulator::start();
+    let name = "depdrained";
+    let prefix = Names::new(name).prefix;
+    // The other shard stays empty: it is never read past the orphan's capture time, but once the
+    // sync has drained it, nothing more can arrive there in this run.
+    let pipeline = pipeline(&emu, name, "  dependency_wait_seconds: 600").await;
+    let stream = &pipeline.config.stream.name;
+    put(&pipeline, stream, SHARD_A, &[record(table(&format!("{prefix}_gone"), "orphan"), now_millis())]).await;
+
+    let report = sync_bounded(&pipeline).await;
+    assert_eq!(report.targets["dr"].stats.kind(ObjectKind::Table).dead_lettered, 1);
+    let letters = DeadLetterStore::new(pipeline.state.clone()).list("dr").await.expect("list");
+    assert_eq!(letters.len(), 1, "{letters:?}");
 }
