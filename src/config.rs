@@ -207,15 +207,24 @@ pub struct LocationRewrite {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyConfig {
-    /// Tables applied at once within one shard's batch.
+    /// Tables applied at once within one shard's batch, and the most calls in flight to the
+    /// target at once. Throttling halves the latter; it grows back by one after a run of successes.
     #[serde(default = "default_apply_concurrency")]
     pub concurrency: usize,
-    /// Attempts for a retryable failure (throttling, 5xx, timeouts) before the run stops with an error
-    /// (without checkpointing past it, so nothing is lost).
+    /// Attempts every target call (reads, writes, the listing after a sync) gets for a retryable
+    /// failure (throttling, 5xx, timeouts, resets), with jittered backoff, before the run stops
+    /// with an error (without checkpointing past it, so nothing is lost). The SDK makes one
+    /// attempt per try, so this is the whole count.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// How long a record waits for an object it depends on (a table for its database, a partition
-    /// for its table) before it is dead-lettered.
+    /// How late a record may reach the stream after its capture (queues, publish retries).
+    ///
+    /// A record whose parent is missing in the target (a table's database, a partition's table)
+    /// waits, spending reads and no writes, until every shard of its consumer group has been read
+    /// past the record's capture time: a shard counts as read past time T once it has read a
+    /// record captured at or after T, or once it is idle (caught up) at T plus this many seconds.
+    /// Only then, with the parent still missing, is the record dead-lettered. Without a consumer
+    /// group to watch (`lakelog dlq replay`), this is how long a record waits.
     #[serde(default = "default_dependency_wait_seconds")]
     pub dependency_wait_seconds: u64,
     /// Kinesis records read per GetRecords (one batch, then one checkpoint).

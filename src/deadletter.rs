@@ -9,6 +9,7 @@
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
+use crate::aws::retry::RetryPolicy;
 use crate::aws::AwsError;
 use crate::model::{now_millis, ChangeRecord};
 use crate::state::{PutOutcome, StateBucket};
@@ -115,16 +116,19 @@ impl DeadLetterStore {
             serde_json::to_vec_pretty(dl).map_err(|e| AwsError::invalid_response("s3", "PutObject", &e.to_string()))?;
         let id = xxhash_rust::xxh3::xxh3_64(&body);
         let key = format!("{}{:013}-{id:016x}.json", self.prefix(&dl.target), dl.parked_at);
-        self.state
-            .s3
-            .put_object()
-            .bucket(&self.state.bucket)
-            .key(&key)
-            .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3", "PutObject", e))?;
+        let put = || async {
+            self.state
+                .s3
+                .put_object()
+                .bucket(&self.state.bucket)
+                .key(&key)
+                .content_type("application/json")
+                .body(ByteStream::from(body.clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("s3", "PutObject", e))
+        };
+        RetryPolicy::default().run(put).await?;
         Ok(key)
     }
 
@@ -145,18 +149,24 @@ impl DeadLetterStore {
 
     /// The object keys of a target's dead letters, oldest first.
     pub async fn keys(&self, target: &str) -> Result<Vec<String>, AwsError> {
-        let mut pages = self
-            .state
-            .s3
-            .list_objects_v2()
-            .bucket(&self.state.bucket)
-            .prefix(self.prefix(target))
-            .into_paginator()
-            .send();
         let mut keys = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("s3", "ListObjectsV2", e))?;
+        let mut token: Option<String> = None;
+        loop {
+            let req = self
+                .state
+                .s3
+                .list_objects_v2()
+                .bucket(&self.state.bucket)
+                .prefix(self.prefix(target))
+                .set_continuation_token(token.clone());
+            let page = RetryPolicy::default()
+                .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "ListObjectsV2", e)) })
+                .await?;
             keys.extend(page.contents().iter().filter_map(|o| o.key.clone()));
+            token = page.next_continuation_token.filter(|t| page.is_truncated == Some(true) && !t.is_empty());
+            if token.is_none() {
+                break;
+            }
         }
         keys.sort();
         Ok(keys)
@@ -167,15 +177,10 @@ impl DeadLetterStore {
         use futures::{StreamExt, TryStreamExt};
         let keys = self.keys(target).await?;
         let read = |key: String| async move {
-            let obj = self
-                .state
-                .s3
-                .get_object()
-                .bucket(&self.state.bucket)
-                .key(&key)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("s3", "GetObject", e))?;
+            let req = self.state.s3.get_object().bucket(&self.state.bucket).key(&key);
+            let obj = RetryPolicy::default()
+                .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "GetObject", e)) })
+                .await?;
             let bytes = obj
                 .body
                 .collect()
@@ -198,14 +203,10 @@ impl DeadLetterStore {
 
     /// Removes a dead letter (after a successful replay).
     pub async fn remove(&self, key: &str) -> Result<(), AwsError> {
-        self.state
-            .s3
-            .delete_object()
-            .bucket(&self.state.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("s3", "DeleteObject", e))?;
+        let req = self.state.s3.delete_object().bucket(&self.state.bucket).key(key);
+        RetryPolicy::default()
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "DeleteObject", e)) })
+            .await?;
         Ok(())
     }
 }

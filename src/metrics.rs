@@ -26,6 +26,8 @@ pub const THROTTLES: &str = "lakelog_throttles_total";
 pub const DEAD_LETTERS: &str = "lakelog_dead_letters_total";
 pub const DEAD_LETTER_DEPTH: &str = "lakelog_dead_letter_depth";
 pub const APPLY_RETRIES: &str = "lakelog_apply_retries_total";
+pub const APPLY_CONCURRENCY_LIMIT: &str = "lakelog_apply_concurrency_limit";
+pub const DEPENDENCY_WAITS: &str = "lakelog_apply_dependency_waits";
 pub const REPLICATION_LAG: &str = "lakelog_replication_lag_seconds";
 pub const OLDEST_UNAPPLIED_AGE: &str = "lakelog_oldest_unapplied_age_seconds";
 pub const KINESIS_BEHIND_LATEST: &str = "lakelog_kinesis_behind_latest_seconds";
@@ -41,7 +43,7 @@ pub const BUILD_INFO: &str = "lakelog_build_info";
 pub const APPLY_BATCH_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// Every metric name, for tests and documentation.
-pub const ALL: [&str; 20] = [
+pub const ALL: [&str; 22] = [
     RECORDS_CAPTURED,
     RECORDS_PUBLISHED,
     KINESIS_PUT_RETRIES,
@@ -52,6 +54,8 @@ pub const ALL: [&str; 20] = [
     DEAD_LETTERS,
     DEAD_LETTER_DEPTH,
     APPLY_RETRIES,
+    APPLY_CONCURRENCY_LIMIT,
+    DEPENDENCY_WAITS,
     REPLICATION_LAG,
     OLDEST_UNAPPLIED_AGE,
     KINESIS_BEHIND_LATEST,
@@ -75,7 +79,15 @@ pub fn describe() {
     describe_counter!(THROTTLES, "Requests AWS throttled, by stage (capture, publish, consume, apply) and service.");
     describe_counter!(DEAD_LETTERS, "Records parked in the dead-letter store, by target and kind.");
     describe_gauge!(DEAD_LETTER_DEPTH, "Records currently parked in the dead-letter store, by target.");
-    describe_counter!(APPLY_RETRIES, "Retries of target writes after retryable errors, by target.");
+    describe_counter!(APPLY_RETRIES, "Retries of target calls after retryable errors, by target.");
+    describe_gauge!(
+        APPLY_CONCURRENCY_LIMIT,
+        "Concurrent calls allowed to a target now: halved on throttling, grown back by one after a run of successes."
+    );
+    describe_gauge!(
+        DEPENDENCY_WAITS,
+        "Records waiting for their parent (a table for its database, partitions for their table), per target."
+    );
     describe_gauge!(
         REPLICATION_LAG,
         Unit::Seconds,
@@ -127,6 +139,7 @@ pub fn init_series(targets: &[String]) {
     }
     for t in targets {
         counter!(APPLY_RETRIES, "target" => t.clone()).absolute(0);
+        gauge!(DEPENDENCY_WAITS, "target" => t.clone()).set(0.0);
         counter!(CHECKPOINT_WRITES, "target" => t.clone()).absolute(0);
         for kind in ["database", "table", "partition", "frame"] {
             counter!(DEAD_LETTERS, "target" => t.clone(), "kind" => kind).absolute(0);
@@ -207,6 +220,15 @@ pub fn dead_letter_depth(target: &str, depth: usize) {
 
 pub fn apply_retry(target: &str) {
     counter!(APPLY_RETRIES, "target" => target.to_string()).increment(1);
+}
+
+pub fn apply_concurrency_limit(target: &str, limit: usize) {
+    gauge!(APPLY_CONCURRENCY_LIMIT, "target" => target.to_string()).set(limit as f64);
+}
+
+/// `delta`: +1 when a record starts waiting for its parent, -1 when it stops.
+pub fn dependency_waits(target: &str, delta: f64) {
+    gauge!(DEPENDENCY_WAITS, "target" => target.to_string()).increment(delta);
 }
 
 pub fn replication_lag(target: &str, shard: &str, seconds: f64) {

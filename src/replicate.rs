@@ -3,8 +3,12 @@
 //! One task per shard. A child shard (after a reshard) is read only after its parents are read
 //! to their end, so per-key order survives resharding. A checkpoint is saved after each batch,
 //! only once the batch is applied or dead-lettered.
+//!
+//! Each shard task reports how far it has read to the applier's
+//! [`Watermark`](crate::apply::watermark::Watermark): a child whose parent is missing waits while
+//! any shard may still hold that parent, and is dead-lettered only once none can.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +23,7 @@ use crate::checkpoint::{next_checkpoint, CheckpointStore};
 use crate::deadletter::{DeadLetter, DeadLetterStore};
 use crate::lag::{LagRecorder, LagSummary};
 use crate::metrics::{self as m, ShardClocks};
-use crate::model::{codec, now_millis, ChangeRecord};
+use crate::model::{codec, now_millis, ChangeRecord, ObjectKind, Op};
 use crate::progress::Progress;
 use crate::stream::admin::{list_shards, ShardInfo};
 use crate::stream::consumer::ShardReader;
@@ -87,6 +91,11 @@ impl ConsumerGroup {
             crate::serve::Health::global().ready(component);
         }
         let ids: Vec<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
+        let watermark = self.applier.watermark().clone();
+        watermark.attach(shards.iter().map(|s| {
+            let after_parents = [&s.parent, &s.adjacent_parent].into_iter().flatten().any(|p| ids.contains(p));
+            (s.shard_id.clone(), after_parents)
+        }));
         let mut done_tx = HashMap::new();
         let mut done_rx = HashMap::new();
         for id in &ids {
@@ -135,6 +144,7 @@ impl ConsumerGroup {
                 }
             }
         }
+        watermark.detach();
         if let Some(e) = first_error {
             return Err(e);
         }
@@ -171,6 +181,8 @@ impl ConsumerGroup {
         }
         let mut position = start.clone();
         let mut reader = ShardReader::open(self.kinesis.clone(), &self.stream, id, start, self.batch_limit).await?;
+        let watermark = self.applier.watermark().clone();
+        watermark.opened(id);
         let clocks = ShardClocks::global();
         clocks.opened(&group, id, checkpoint.as_ref().map(|c| c.updated_at));
         let mut stats = ApplyStats::default();
@@ -207,7 +219,9 @@ impl ConsumerGroup {
                 let oldest = records.iter().map(|r| r.captured_at).min();
                 clocks.pending_since(&group, id, oldest.or(waiting_since));
                 let times: Vec<(i64, Option<i64>)> = records.iter().map(|r| (r.captured_at, r.changed_at)).collect();
-                let s = self.applier.apply(records).await?;
+                watermark.batch_read(id, newest, parents_in(&records));
+                let s = self.applier.apply_from(Some(id), records).await?;
+                watermark.batch_done(id);
                 let applied_at = now_millis();
                 for (captured, changed) in times {
                     lag.record(applied_at, captured, changed);
@@ -242,9 +256,11 @@ impl ConsumerGroup {
                 if behind == 0 {
                     // Caught up: the target holds everything the stream has.
                     m::replication_lag(&group, id, 0.0);
+                    watermark.caught_up(id, read_at);
                 }
             }
             if batch.end_of_shard {
+                watermark.ended(id);
                 break;
             }
             let caught_up = empty && batch.millis_behind.unwrap_or(0) == 0;
@@ -259,6 +275,9 @@ impl ConsumerGroup {
                 StopWhen::Signal(sig) => *sig.borrow(),
             };
             if finished {
+                // Read to where the producer stopped: nothing more will reach this shard in this
+                // run, so a child elsewhere must not wait for it (it would wait forever).
+                watermark.ended(id);
                 break;
             }
             if empty {
@@ -268,4 +287,13 @@ impl ConsumerGroup {
         }
         Ok((stats, report, lag))
     }
+}
+
+/// The objects in a batch that others can depend on: database and table upserts.
+fn parents_in(records: &[ChangeRecord]) -> HashSet<crate::model::ObjectKey> {
+    records
+        .iter()
+        .filter(|r| r.op == Op::Upsert && r.key.kind() != ObjectKind::Partition)
+        .map(|r| r.key.clone())
+        .collect()
 }

@@ -1,5 +1,6 @@
 //! lakelog's own state bucket (checkpoints, dead letters): one client, one bucket, one prefix.
 
+use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
 
 /// The S3 bucket and prefix lakelog keeps its state under.
@@ -24,10 +25,12 @@ impl StateBucket {
 
 /// Checks the bucket is reachable; creates it when allowed (local runs).
 pub async fn ensure_bucket(state: &StateBucket, region: &str, create: bool) -> Result<(), AwsError> {
-    match state.s3.head_bucket().bucket(&state.bucket).send().await {
+    let head = state.s3.head_bucket().bucket(&state.bucket);
+    let retry = RetryPolicy::default();
+    match retry.run(|| async { head.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "HeadBucket", e)) }).await
+    {
         Ok(_) => return Ok(()),
-        Err(e) => {
-            let err = AwsError::from_sdk("s3", "HeadBucket", e);
+        Err(err) => {
             if err.class != ErrorClass::NotFound || !create {
                 return Err(if err.class == ErrorClass::NotFound {
                     AwsError {
@@ -50,10 +53,12 @@ pub async fn ensure_bucket(state: &StateBucket, region: &str, create: bool) -> R
             aws_sdk_s3::types::CreateBucketConfiguration::builder().location_constraint(constraint).build(),
         );
     }
-    match req.send().await {
+    match retry
+        .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "CreateBucket", e)) })
+        .await
+    {
         Ok(_) => Ok(()),
-        Err(e) => {
-            let err = AwsError::from_sdk("s3", "CreateBucket", e);
+        Err(err) => {
             if err.class == ErrorClass::AlreadyExists {
                 Ok(())
             } else {
@@ -75,10 +80,11 @@ pub enum PutOutcome {
 impl StateBucket {
     /// Reads a JSON object: `None` when it does not exist, else its bytes and ETag.
     pub async fn get_bytes(&self, rest: &str) -> Result<Option<(Vec<u8>, Option<String>)>, AwsError> {
-        let out = match self.s3.get_object().bucket(&self.bucket).key(self.key(rest)).send().await {
+        let req = self.s3.get_object().bucket(&self.bucket).key(self.key(rest));
+        let get = || async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "GetObject", e)) };
+        let out = match RetryPolicy::default().run(get).await {
             Ok(out) => out,
-            Err(e) => {
-                let err = AwsError::from_sdk("s3", "GetObject", e);
+            Err(err) => {
                 return if err.class == ErrorClass::NotFound { Ok(None) } else { Err(err) };
             }
         };
@@ -94,23 +100,35 @@ impl StateBucket {
     }
 
     /// Writes an object only if it is unchanged since `etag` (`None`: only if it does not exist).
+    ///
+    /// A retried write whose earlier attempt landed (its answer lost) meets its own write as a
+    /// conflict; that case is recognised by reading the object back and finding our bytes.
     pub async fn put_if(&self, rest: &str, body: Vec<u8>, etag: Option<&str>) -> Result<PutOutcome, AwsError> {
-        let mut req = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(self.key(rest))
-            .content_type("application/json")
-            .body(aws_sdk_s3::primitives::ByteStream::from(body));
-        req = match etag {
-            Some(e) => req.if_match(e),
-            None => req.if_none_match("*"),
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let put = || async {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let req = self
+                .s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(self.key(rest))
+                .content_type("application/json")
+                .body(aws_sdk_s3::primitives::ByteStream::from(body.clone()));
+            let req = match etag {
+                Some(e) => req.if_match(e),
+                None => req.if_none_match("*"),
+            };
+            req.send().await.map_err(|e| AwsError::from_sdk("s3", "PutObject", e))
         };
-        match req.send().await {
+        match RetryPolicy::default().run(put).await {
             Ok(out) => Ok(PutOutcome::Written(out.e_tag)),
-            Err(e) => {
-                let err = AwsError::from_sdk("s3", "PutObject", e);
-                if err.class == ErrorClass::Conflict {
+            Err(err) => {
+                if err.class == ErrorClass::Conflict && attempts.into_inner() > 1 {
+                    match self.get_bytes(rest).await? {
+                        Some((found, etag)) if found == body => Ok(PutOutcome::Written(etag)),
+                        _ => Ok(PutOutcome::Conflict),
+                    }
+                } else if err.class == ErrorClass::Conflict {
                     Ok(PutOutcome::Conflict)
                 } else {
                     Err(err)

@@ -7,15 +7,19 @@
 //! replays and repeated syncs write nothing.
 //!
 //! Failure policy (see `aws::error`):
-//! - retryable (throttling, 5xx, timeouts): retried with exponential backoff up to
-//!   `apply.max_attempts`, then the batch fails with [`ApplyError::Unavailable`] and is not
-//!   checkpointed, so a later run resumes it;
-//! - a missing parent (table before its database, partition before its table): waited for up to
-//!   `apply.dependency_wait_seconds` (it may be on another shard), then dead-lettered;
+//! - retryable (throttling, 5xx, timeouts): every target call is retried by the target's
+//!   [`RetryPolicy`] (full jitter, `apply.max_attempts` attempts in all, within the target's
+//!   adaptive concurrency, which throttling halves); after that the batch fails with
+//!   [`ApplyError::Unavailable`] and is not checkpointed, so a later run resumes it;
+//! - a missing parent (table before its database, partition before its table): the parent is
+//!   checked with a read before any create, and the child waits, spending no writes, while the
+//!   parent may still arrive: until every shard of the group is read past the child's capture
+//!   time ([`Watermark`]); only then, with the parent still missing, is it dead-lettered;
 //! - anything else (validation, access denied): dead-lettered with its reason; the rest continue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -24,7 +28,9 @@ use tracing::{debug, warn};
 use super::stats::{ApplyStats, Outcome};
 use super::target::{GlueTarget, ItemError, PARTITION_DELETE_CHUNK, PARTITION_GET_CHUNK, PARTITION_WRITE_CHUNK};
 use super::transform::Transform;
+use super::watermark::{Verdict, Watermark};
 use super::ApplyError;
+use crate::aws::retry::{Aimd, RetryPolicy};
 use crate::aws::{AwsError, ErrorClass};
 use crate::config::ApplyConfig;
 use crate::deadletter::{DeadLetter, DeadLetterStore};
@@ -40,6 +46,10 @@ pub struct Applier {
     dead_letters: DeadLetterStore,
     cfg: ApplyConfig,
     dry_run: bool,
+    /// Read progress of the consumer group feeding this applier.
+    watermark: Arc<Watermark>,
+    /// Target databases seen to exist, so a table's parent is read once, not before every create.
+    known_databases: Arc<Mutex<HashSet<String>>>,
 }
 
 #[derive(Clone, Copy)]
@@ -58,7 +68,22 @@ impl Applier {
         cfg: ApplyConfig,
         dry_run: bool,
     ) -> Applier {
-        Applier { name: name.to_string(), target, transform, dead_letters, cfg, dry_run }
+        let retry = RetryPolicy::for_target(cfg.max_attempts, Aimd::new(name, cfg.concurrency));
+        Applier {
+            name: name.to_string(),
+            target: target.with_retry(retry),
+            transform,
+            dead_letters,
+            cfg,
+            dry_run,
+            watermark: Arc::default(),
+            known_databases: Arc::default(),
+        }
+    }
+
+    /// Where the consumer group reports how far it has read each shard.
+    pub fn watermark(&self) -> &Arc<Watermark> {
+        &self.watermark
     }
 
     pub fn name(&self) -> &str {
@@ -73,8 +98,18 @@ impl Applier {
         &self.transform
     }
 
-    /// Applies one batch (records of one shard, in stream order).
+    /// Applies one batch of records (in stream order) that no consumer group tracks.
     pub async fn apply(&self, records: Vec<ChangeRecord>) -> Result<ApplyStats, ApplyError> {
+        self.apply_from(None, records).await
+    }
+
+    /// Applies one batch read from `shard`, telling the watermark as each kind of parent is settled.
+    pub async fn apply_from(&self, shard: Option<&str>, records: Vec<ChangeRecord>) -> Result<ApplyStats, ApplyError> {
+        let settled = |kind| {
+            if let Some(s) = shard {
+                self.watermark.settled(s, kind);
+            }
+        };
         let mut stats = ApplyStats::default();
         let mut latest: HashMap<ObjectKey, ChangeRecord> = HashMap::new();
         for r in records {
@@ -123,11 +158,13 @@ impl Applier {
             .try_collect()
             .await?;
         self.count(&mut stats, ObjectKind::Database, outcomes);
+        settled(ObjectKind::Database);
         let outcomes: Vec<_> = futures::stream::iter(table_up.into_iter().map(|(r, t)| self.upsert_table(r, t)))
             .buffer_unordered(n)
             .try_collect()
             .await?;
         self.count(&mut stats, ObjectKind::Table, outcomes);
+        settled(ObjectKind::Table);
         let part_stats: Vec<ApplyStats> =
             futures::stream::iter(part_up.into_iter().map(|((db, t), items)| self.upsert_partitions(db, t, items)))
                 .buffer_unordered(n)
@@ -170,45 +207,6 @@ impl Applier {
         }
     }
 
-    /// Runs one call, retrying retryable failures with exponential backoff.
-    async fn retry<T, F, Fut>(&self, call: F) -> Result<T, AwsError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, AwsError>>,
-    {
-        let mut backoff = Duration::from_millis(200);
-        let mut attempt = 1;
-        loop {
-            match call().await {
-                Err(e) if e.class.is_retryable() && attempt < self.cfg.max_attempts => {
-                    debug!(target = %self.name, error = %e, attempt, "retryable error, backing off");
-                    m::apply_retry(&self.name);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Like [`Applier::retry`], and also waits (bounded) while a parent object is missing.
-    async fn retry_waiting_for_parent<F, Fut>(&self, call: F) -> Result<(), AwsError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<(), AwsError>>,
-    {
-        let deadline = Instant::now() + Duration::from_secs(self.cfg.dependency_wait_seconds);
-        loop {
-            match self.retry(&call).await {
-                Err(e) if e.class == ErrorClass::NotFound && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
     fn unavailable(&self, err: AwsError) -> ApplyError {
         ApplyError::Unavailable { target: self.name.clone(), attempts: self.cfg.max_attempts, source: err }
     }
@@ -231,23 +229,136 @@ impl Applier {
         if err.class.is_retryable() {
             return Err(self.unavailable(err));
         }
-        let reason = match err.class {
-            ErrorClass::NotFound => format!(
-                "its parent does not exist in target {} after waiting {}s ({err}); apply the parent, then replay",
-                self.name, self.cfg.dependency_wait_seconds
-            ),
-            _ => format!("target {} rejected it: {err}", self.name),
-        };
+        let reason = format!("target {} rejected it: {err}", self.name);
         self.park(rec, reason, Some(&err)).await?;
         Ok(Outcome::DeadLettered)
+    }
+
+    /// Dead-letters a child whose parent will not come.
+    async fn orphan(&self, rec: &ChangeRecord, parent: &Parent<'_>) -> Result<Outcome, ApplyError> {
+        let why = match self.watermark.verdict(&parent.key, rec.captured_at, self.grace()) {
+            Verdict::Detached => format!("after waiting {}s", self.cfg.dependency_wait_seconds),
+            _ => "and every shard of the change log has been read past the time it was captured".to_string(),
+        };
+        let reason = format!(
+            "its parent does not exist in target {} ({}) {why}; apply the parent, then replay",
+            self.name,
+            parent.describe()
+        );
+        self.park(rec, reason, None).await?;
+        Ok(Outcome::DeadLettered)
+    }
+
+    /// How late a record may reach the stream after its capture (`apply.dependency_wait_seconds`).
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.cfg.dependency_wait_seconds)
+    }
+
+    /// Whether `parent` exists in the target now (one read).
+    async fn parent_exists(&self, parent: &Parent<'_>) -> Result<bool, AwsError> {
+        match parent.table {
+            None => {
+                let found = self.target.get_database(parent.database).await?.is_some();
+                if found {
+                    self.note_database(parent.database, true);
+                }
+                Ok(found)
+            }
+            Some(table) => Ok(self.target.get_table(parent.database, table).await?.is_some()),
+        }
+    }
+
+    fn note_database(&self, name: &str, exists: bool) {
+        if let Ok(mut known) = self.known_databases.lock() {
+            if exists {
+                known.insert(name.to_string());
+            } else {
+                known.remove(name);
+            }
+        }
+    }
+
+    fn database_known(&self, name: &str) -> bool {
+        self.known_databases.lock().map(|k| k.contains(name)).unwrap_or(false)
+    }
+
+    /// Waits until `parent` of `rec` exists (`true`) or can no longer arrive (`false`). Spends
+    /// reads only: the parent is checked after each change of the group's progress, at most a few
+    /// times a second.
+    async fn await_parent(&self, rec: &ChangeRecord, parent: &Parent<'_>) -> Result<bool, AwsError> {
+        // A dry run creates no parents, so there is nothing to wait for.
+        let detached_wait = if self.dry_run { Duration::ZERO } else { self.grace() };
+        let started = Instant::now();
+        let mut waiting = None;
+        loop {
+            // The verdict is taken before the read: a parent written just before every shard
+            // passed the child's time is then seen by the read.
+            let verdict = self.watermark.verdict(&parent.key, rec.captured_at, self.grace());
+            if self.parent_exists(parent).await? {
+                return Ok(true);
+            }
+            match verdict {
+                Verdict::Passed => return Ok(false),
+                Verdict::Detached if started.elapsed() >= detached_wait => return Ok(false),
+                _ => {}
+            }
+            if waiting.is_none() {
+                debug!(target = %self.name, key = %rec.key, parent = %parent.describe(), "waiting for the parent");
+                waiting = Some(WaitGauge::new(&self.name));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.watermark.changed(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Creates an object under `parent`: the parent is checked with a read first (a create whose
+    /// parent is missing is a wasted write), and waited for while it may still arrive.
+    async fn create_under<C, CF>(
+        &self,
+        rec: &ChangeRecord,
+        parent: Option<&Parent<'_>>,
+        create: C,
+    ) -> Result<Created, ApplyError>
+    where
+        C: Fn() -> CF,
+        CF: Future<Output = Result<(), AwsError>>,
+    {
+        let Some(parent) = parent else {
+            return Ok(create().await.map_or_else(Created::Failed, |()| Created::Done));
+        };
+        let mut rechecked = false;
+        loop {
+            let known = parent.table.is_none() && self.database_known(parent.database);
+            if !known {
+                match self.await_parent(rec, parent).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        self.orphan(rec, parent).await?;
+                        return Ok(Created::Parked);
+                    }
+                    Err(e) => return Ok(Created::Failed(e)),
+                }
+            }
+            match create().await {
+                Ok(()) => return Ok(Created::Done),
+                // The parent went away since it was seen (deleted meanwhile): look again, once.
+                Err(e) if e.class == ErrorClass::NotFound && !rechecked => {
+                    rechecked = true;
+                    if parent.table.is_none() {
+                        self.note_database(parent.database, false);
+                    }
+                }
+                Err(e) => return Ok(Created::Failed(e)),
+            }
+        }
     }
 
     /// Compare-then-create-or-update for one object.
     async fn upsert_one<T, G, GF, C, CF, U, UF>(
         &self,
         rec: ChangeRecord,
-        desired: &T,
-        same: impl Fn(&T, &T) -> bool,
+        in_sync: impl Fn(&T) -> bool,
+        parent: Option<Parent<'_>>,
         get: G,
         create: C,
         update: U,
@@ -260,49 +371,56 @@ impl Applier {
         U: Fn() -> UF,
         UF: Future<Output = Result<(), AwsError>>,
     {
-        let current = match self.retry(&get).await {
+        let current = match get().await {
             Ok(c) => c,
             Err(e) => return self.settle(&rec, e).await,
         };
         match current {
-            Some(cur) if same(&cur, desired) => Ok(Outcome::Unchanged),
+            Some(cur) if in_sync(&cur) => Ok(Outcome::Unchanged),
             Some(_) if self.dry_run => Ok(Outcome::Updated),
             None if self.dry_run => Ok(Outcome::Created),
-            Some(_) => match self.retry(&update).await {
+            Some(_) => match update().await {
                 Ok(()) => Ok(Outcome::Updated),
                 Err(e) => self.settle(&rec, e).await,
             },
-            None => match self.retry_waiting_for_parent(&create).await {
-                Ok(()) => Ok(Outcome::Created),
+            None => match self.create_under(&rec, parent.as_ref(), &create).await? {
+                Created::Done => Ok(Outcome::Created),
+                Created::Parked => Ok(Outcome::DeadLettered),
                 // Someone created it between our read and our write: update instead.
-                Err(e) if e.class == ErrorClass::AlreadyExists => match self.retry(&update).await {
+                Created::Failed(e) if e.class == ErrorClass::AlreadyExists => match update().await {
                     Ok(()) => Ok(Outcome::Updated),
                     Err(e) => self.settle(&rec, e).await,
                 },
-                Err(e) => self.settle(&rec, e).await,
+                Created::Failed(e) => self.settle(&rec, e).await,
             },
         }
     }
 
     async fn upsert_database(&self, rec: ChangeRecord, desired: Database) -> Result<Outcome, ApplyError> {
         let t = &self.target;
-        self.upsert_one(
-            rec,
-            &desired,
-            same_database,
-            || t.get_database(&desired.name),
-            || t.create_database(&desired),
-            || t.update_database(&desired),
-        )
-        .await
+        let outcome = self
+            .upsert_one(
+                rec,
+                |cur: &Database| same_database(cur, &desired),
+                None,
+                || t.get_database(&desired.name),
+                || t.create_database(&desired),
+                || t.update_database(&desired),
+            )
+            .await?;
+        if outcome != Outcome::DeadLettered && !self.dry_run {
+            self.note_database(&desired.name, true);
+        }
+        Ok(outcome)
     }
 
     async fn upsert_table(&self, rec: ChangeRecord, desired: Table) -> Result<Outcome, ApplyError> {
         let t = &self.target;
+        let parent = Parent::of(&rec.key, &desired.database_name, None);
         self.upsert_one(
             rec,
-            &desired,
-            |cur: &Table, want: &Table| cur.writable() == *want,
+            |cur: &Table| cur.writable() == desired,
+            parent,
             || t.get_table(&desired.database_name, &desired.name),
             || t.create_table(&desired),
             || t.update_table(&desired),
@@ -310,8 +428,8 @@ impl Applier {
         .await
     }
 
-    /// One partition write call (a chunk) through the retry policy; call-level failures that are
-    /// not retryable become item errors for every partition of the chunk.
+    /// One partition write call (a chunk, retried by the target's policy); call-level failures
+    /// that are not retryable become item errors for every partition of the chunk.
     async fn partition_call(
         &self,
         op: PartitionWrite,
@@ -321,15 +439,11 @@ impl Applier {
     ) -> Result<Vec<ItemError>, ApplyError> {
         let t = &self.target;
         let values: Vec<Vec<String>> = chunk.iter().map(|p| p.values.clone()).collect();
-        let result = self
-            .retry(|| async {
-                match op {
-                    PartitionWrite::Create => t.create_partitions(db, table, chunk).await,
-                    PartitionWrite::Update => t.update_partitions(db, table, chunk).await,
-                    PartitionWrite::Delete => t.delete_partitions(db, table, &values).await,
-                }
-            })
-            .await;
+        let result = match op {
+            PartitionWrite::Create => t.create_partitions(db, table, chunk).await,
+            PartitionWrite::Update => t.update_partitions(db, table, chunk).await,
+            PartitionWrite::Delete => t.delete_partitions(db, table, &values).await,
+        };
         match result {
             Ok(items) => Ok(items),
             Err(e) if e.class.is_retryable() => Err(self.unavailable(e)),
@@ -337,8 +451,9 @@ impl Applier {
         }
     }
 
-    /// Writes `parts` in chunks; item errors that are retryable are re-sent (bounded). Returns the
-    /// item errors that remain.
+    /// Writes `parts` in chunks; items that failed retryably (Glue reports throttling per item
+    /// too) are re-sent on the same policy's backoff, `apply.max_attempts` rounds in all.
+    /// Returns the item errors that remain.
     async fn partition_writes(
         &self,
         op: PartitionWrite,
@@ -351,15 +466,15 @@ impl Applier {
             _ => PARTITION_WRITE_CHUNK,
         };
         let mut final_errors = Vec::new();
-        let mut backoff = Duration::from_millis(200);
-        for attempt in 1..=self.cfg.max_attempts {
+        let policy = self.target.retry();
+        for attempt in 1..=policy.max_attempts() {
             let mut retry = Vec::new();
             let by_values: HashMap<Vec<String>, Partition> =
                 parts.iter().map(|p| (p.values.clone(), p.clone())).collect();
             for c in parts.chunks(chunk) {
                 for item in self.partition_call(op, db, table, c).await? {
                     match by_values.get(&item.values) {
-                        Some(p) if item.error.class.is_retryable() && attempt < self.cfg.max_attempts => {
+                        Some(p) if item.error.class.is_retryable() && attempt < policy.max_attempts() => {
                             retry.push(p.clone())
                         }
                         Some(_) if item.error.class.is_retryable() => return Err(self.unavailable(item.error)),
@@ -371,36 +486,28 @@ impl Applier {
                 break;
             }
             m::apply_retry(&self.name);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
+            tokio::time::sleep(policy.backoff(attempt)).await;
             parts = retry;
         }
         Ok(final_errors)
     }
 
-    /// Existing target partitions among `values`, waiting (bounded) for the table to exist.
+    /// Existing target partitions among `values`. `Ok(None)`: the table does not exist.
     async fn existing_partitions(
         &self,
         db: &str,
         table: &str,
         values: &[Vec<String>],
-    ) -> Result<HashMap<Vec<String>, Partition>, AwsError> {
-        // A dry run creates no parents, so there is nothing to wait for.
-        let wait = if self.dry_run { 0 } else { self.cfg.dependency_wait_seconds };
-        let deadline = Instant::now() + Duration::from_secs(wait);
+    ) -> Result<Option<HashMap<Vec<String>, Partition>>, AwsError> {
         let mut out = HashMap::new();
         for chunk in values.chunks(PARTITION_GET_CHUNK) {
-            let found = loop {
-                match self.retry(|| self.target.get_partitions(db, table, chunk)).await {
-                    Err(e) if e.class == ErrorClass::NotFound && Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(250)).await
-                    }
-                    other => break other?,
-                }
-            };
-            out.extend(found.into_iter().map(|p| (p.values.clone(), p)));
+            match self.target.get_partitions(db, table, chunk).await {
+                Ok(found) => out.extend(found.into_iter().map(|p| (p.values.clone(), p))),
+                Err(e) if e.class == ErrorClass::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     async fn upsert_partitions(
@@ -414,17 +521,38 @@ impl Applier {
         let values: Vec<Vec<String>> = items.iter().map(|(_, p)| p.values.clone()).collect();
         let records: HashMap<Vec<String>, ChangeRecord> =
             items.iter().map(|(r, p)| (p.values.clone(), r.clone())).collect();
-        let current = match self.existing_partitions(&db, &table, &values).await {
-            Ok(c) => c,
-            // A dry run creates no parents, so a missing table means every partition is new.
-            Err(e) if self.dry_run && e.class == ErrorClass::NotFound => HashMap::new(),
-            Err(e) => {
-                for (r, _) in &items {
-                    let o = self.settle(r, e.clone()).await?;
-                    stats.add(k, o, 1);
-                }
-                return Ok(stats);
+        // Partitions of one table share its parent; any of their records names it.
+        // The newest capture among them: the parent must be waited for until all shards pass it.
+        let Some(newest) = items.iter().max_by_key(|(r, _)| r.captured_at).map(|(r, _)| r.clone()) else {
+            return Ok(stats);
+        };
+        let Some(parent) = Parent::of(&newest.key, &db, Some(&table)) else {
+            let err =
+                AwsError::invalid_response("glue", "BatchCreatePartition", "a partition upsert keyed as a database");
+            return self.settle_all(stats, items.iter().map(|(r, _)| r), err).await;
+        };
+        let mut current = None;
+        loop {
+            let read = match self.existing_partitions(&db, &table, &values).await {
+                Ok(read) => read,
+                Err(e) => return self.settle_all(stats, items.iter().map(|(r, _)| r), e).await,
+            };
+            if read.is_some() || self.dry_run {
+                // A dry run creates no parents, so a missing table means every partition is new.
+                current = Some(read.unwrap_or_default());
+                break;
             }
+            match self.await_parent(&newest, &parent).await {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => return self.settle_all(stats, items.iter().map(|(r, _)| r), e).await,
+            }
+        }
+        let Some(current) = current else {
+            for (r, _) in &items {
+                stats.add(k, self.orphan(r, &parent).await?, 1);
+            }
+            return Ok(stats);
         };
         let (mut create, mut update) = (Vec::new(), Vec::new());
         for (_, want) in items {
@@ -443,17 +571,18 @@ impl Applier {
         let attempted = create.len() as u64;
         let mut failed = 0u64;
         let mut pending = create;
-        let deadline = Instant::now() + Duration::from_secs(self.cfg.dependency_wait_seconds);
+        let mut rechecked = false;
         loop {
             let errors = self.partition_writes(PartitionWrite::Create, &db, &table, pending).await?;
-            let mut waiting = Vec::new();
+            let mut missing_parent = Vec::new();
             for item in errors {
                 match (item.error.class, by_values.get(&item.values)) {
                     (ErrorClass::AlreadyExists, Some(p)) => {
                         failed += 1;
                         update.push(p.clone());
                     }
-                    (ErrorClass::NotFound, Some(p)) if Instant::now() < deadline => waiting.push(p.clone()),
+                    // The table was seen a moment ago: it was dropped meanwhile. Look again, once.
+                    (ErrorClass::NotFound, Some(p)) if !rechecked => missing_parent.push(p.clone()),
                     (_, _) => {
                         failed += 1;
                         if let Some(r) = records.get(&item.values) {
@@ -463,11 +592,25 @@ impl Applier {
                     }
                 }
             }
-            if waiting.is_empty() {
+            if missing_parent.is_empty() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            pending = waiting;
+            rechecked = true;
+            let arrived = self.await_parent(&newest, &parent).await;
+            if !matches!(arrived, Ok(true)) {
+                for p in &missing_parent {
+                    failed += 1;
+                    if let Some(r) = records.get(&p.values) {
+                        let o = match &arrived {
+                            Err(e) => self.settle(r, e.clone()).await?,
+                            Ok(_) => self.orphan(r, &parent).await?,
+                        };
+                        stats.add(k, o, 1);
+                    }
+                }
+                break;
+            }
+            pending = missing_parent;
         }
         stats.add(k, Outcome::Created, attempted - failed);
         let attempted = update.len() as u64;
@@ -505,7 +648,7 @@ impl Applier {
         }
         if self.dry_run {
             let values: Vec<Vec<String>> = parts.iter().map(|p| p.values.clone()).collect();
-            let existing = self.existing_partitions(&db, &table, &values).await.unwrap_or_default();
+            let existing = self.existing_partitions(&db, &table, &values).await.ok().flatten().unwrap_or_default();
             stats.add(k, Outcome::Deleted, existing.len() as u64);
             stats.add(k, Outcome::Unchanged, (values.len() - existing.len()) as u64);
             return Ok(stats);
@@ -534,13 +677,13 @@ impl Applier {
         DF: Future<Output = Result<(), AwsError>>,
     {
         if self.dry_run {
-            return match self.retry(&exists).await {
+            return match exists().await {
                 Ok(true) => Ok(Outcome::Deleted),
                 Ok(false) => Ok(Outcome::Unchanged),
                 Err(e) => self.settle(&rec, e).await,
             };
         }
-        match self.retry(&delete).await {
+        match delete().await {
             Ok(()) => Ok(Outcome::Deleted),
             Err(e) if e.class == ErrorClass::NotFound => Ok(Outcome::Unchanged),
             Err(e) => self.settle(&rec, e).await,
@@ -557,7 +700,83 @@ impl Applier {
     async fn delete_database(&self, rec: ChangeRecord) -> Result<Outcome, ApplyError> {
         let db = rec.key.database().to_string();
         let t = &self.target;
-        self.delete_one(rec, || async { Ok(t.get_database(&db).await?.is_some()) }, || t.delete_database(&db)).await
+        let outcome = self
+            .delete_one(rec, || async { Ok(t.get_database(&db).await?.is_some()) }, || t.delete_database(&db))
+            .await?;
+        if !self.dry_run {
+            self.note_database(&db, false);
+        }
+        Ok(outcome)
+    }
+
+    /// Settles every record of a group of partitions with the same call error.
+    async fn settle_all<'r>(
+        &self,
+        mut stats: ApplyStats,
+        records: impl Iterator<Item = &'r ChangeRecord>,
+        err: AwsError,
+    ) -> Result<ApplyStats, ApplyError> {
+        for r in records {
+            let o = self.settle(r, err.clone()).await?;
+            stats.add(ObjectKind::Partition, o, 1);
+        }
+        Ok(stats)
+    }
+}
+
+/// The parent a child is created under: its key in the change log (source names, for the
+/// watermark) and its names in the target (after the transform).
+struct Parent<'a> {
+    key: ObjectKey,
+    database: &'a str,
+    table: Option<&'a str>,
+}
+
+impl<'a> Parent<'a> {
+    /// The parent of the child keyed `child` (a table's database, a partition's table), named
+    /// `database` / `table` in the target; `None` for a database, which has no parent.
+    fn of(child: &ObjectKey, database: &'a str, table: Option<&'a str>) -> Option<Parent<'a>> {
+        let key = match child {
+            ObjectKey::Database { .. } => return None,
+            ObjectKey::Table { catalog, database, .. } => {
+                ObjectKey::Database { catalog: catalog.clone(), database: database.clone() }
+            }
+            ObjectKey::Partition { catalog, database, table, .. } => {
+                ObjectKey::Table { catalog: catalog.clone(), database: database.clone(), table: table.clone() }
+            }
+        };
+        Some(Parent { key, database, table })
+    }
+
+    fn describe(&self) -> String {
+        match self.table {
+            None => format!("database {}", self.database),
+            Some(t) => format!("table {}.{t}", self.database),
+        }
+    }
+}
+
+/// What creating under a parent came to.
+enum Created {
+    Done,
+    Failed(AwsError),
+    /// The parent will not come; the record is dead-lettered.
+    Parked,
+}
+
+/// Counts one record in `lakelog_apply_dependency_waits` while it waits.
+struct WaitGauge(String);
+
+impl WaitGauge {
+    fn new(target: &str) -> WaitGauge {
+        m::dependency_waits(target, 1.0);
+        WaitGauge(target.to_string())
+    }
+}
+
+impl Drop for WaitGauge {
+    fn drop(&mut self) {
+        m::dependency_waits(&self.0, -1.0);
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`target`]: the target catalog's write operations (Glue), with batch-item errors surfaced.
 //! - [`applier`]: compare-then-write of a batch of records, retries, dependency waits, dead letters.
 //! - [`stats`]: created / updated / deleted / unchanged counts per object kind.
+//! - [`watermark`]: how far the consumer group has read each shard (may a missing parent still come?).
 //!
 //! Must never: delete-and-recreate an object (that destroys grants and history), send read-only
 //! fields, or move a checkpoint past a record that is neither applied nor dead-lettered.
@@ -14,6 +15,7 @@ pub mod filter;
 pub mod stats;
 pub mod target;
 pub mod transform;
+pub mod watermark;
 
 use thiserror::Error;
 

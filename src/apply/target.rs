@@ -2,11 +2,14 @@
 //!
 //! Each method is one API call (batch methods take one chunk within Glue's limits). Batch calls
 //! report per-item failures as [`ItemError`]s rather than failing the whole call, as Glue does.
-//! `CatalogId` is always sent explicitly.
+//! `CatalogId` is always sent explicitly. Every call, reads through [`GlueTarget::reader`]
+//! included, goes through the target's [`RetryPolicy`] (its `apply.max_attempts` and its adaptive
+//! concurrency); a returned retryable error has used all of them.
 
 use aws_sdk_glue::types::{BatchUpdatePartitionRequestEntry, PartitionValueList};
 
 use crate::aws::glue_convert::{database_input, partition_from_sdk, partition_input, table_input, ConvertError};
+use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
 use crate::capture::reader::CatalogReader;
 use crate::model::{Database, Partition, Table};
@@ -32,6 +35,7 @@ pub struct GlueTarget {
     catalog_id: String,
     skip_archive: bool,
     reader: CatalogReader,
+    retry: RetryPolicy,
 }
 
 fn invalid(operation: &'static str, e: ConvertError) -> AwsError {
@@ -58,7 +62,17 @@ impl GlueTarget {
             glue,
             catalog_id: catalog_id.to_string(),
             skip_archive,
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// The same target with another retry policy, for its writes and its reader.
+    pub fn with_retry(self, retry: RetryPolicy) -> GlueTarget {
+        GlueTarget { reader: self.reader.with_retry(retry.clone()), retry, ..self }
+    }
+
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
     }
 
     pub fn catalog_id(&self) -> &str {
@@ -76,37 +90,27 @@ impl GlueTarget {
 
     pub async fn create_database(&self, db: &Database) -> Result<(), AwsError> {
         let input = database_input(db).map_err(|e| invalid("CreateDatabase", e))?;
-        self.glue
-            .create_database()
-            .catalog_id(&self.catalog_id)
-            .database_input(input)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "CreateDatabase", e))?;
+        let req = self.glue.create_database().catalog_id(&self.catalog_id).database_input(input);
+        self.retry
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "CreateDatabase", e)) })
+            .await?;
         Ok(())
     }
 
     pub async fn update_database(&self, db: &Database) -> Result<(), AwsError> {
         let input = database_input(db).map_err(|e| invalid("UpdateDatabase", e))?;
-        self.glue
-            .update_database()
-            .catalog_id(&self.catalog_id)
-            .name(&db.name)
-            .database_input(input)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "UpdateDatabase", e))?;
+        let req = self.glue.update_database().catalog_id(&self.catalog_id).name(&db.name).database_input(input);
+        self.retry
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "UpdateDatabase", e)) })
+            .await?;
         Ok(())
     }
 
     pub async fn delete_database(&self, name: &str) -> Result<(), AwsError> {
-        self.glue
-            .delete_database()
-            .catalog_id(&self.catalog_id)
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "DeleteDatabase", e))?;
+        let req = self.glue.delete_database().catalog_id(&self.catalog_id).name(name);
+        self.retry
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "DeleteDatabase", e)) })
+            .await?;
         Ok(())
     }
 
@@ -116,41 +120,39 @@ impl GlueTarget {
 
     pub async fn create_table(&self, table: &Table) -> Result<(), AwsError> {
         let input = table_input(table).map_err(|e| invalid("CreateTable", e))?;
-        self.glue
+        let req = self
+            .glue
             .create_table()
             .catalog_id(&self.catalog_id)
             .database_name(&table.database_name)
-            .table_input(input)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "CreateTable", e))?;
+            .table_input(input);
+        self.retry
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "CreateTable", e)) })
+            .await?;
         Ok(())
     }
 
     /// Updates in place (never delete-and-recreate), honouring the SkipArchive policy.
     pub async fn update_table(&self, table: &Table) -> Result<(), AwsError> {
         let input = table_input(table).map_err(|e| invalid("UpdateTable", e))?;
-        self.glue
+        let req = self
+            .glue
             .update_table()
             .catalog_id(&self.catalog_id)
             .database_name(&table.database_name)
             .table_input(input)
-            .skip_archive(self.skip_archive)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "UpdateTable", e))?;
+            .skip_archive(self.skip_archive);
+        self.retry
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "UpdateTable", e)) })
+            .await?;
         Ok(())
     }
 
     pub async fn delete_table(&self, database: &str, name: &str) -> Result<(), AwsError> {
-        self.glue
-            .delete_table()
-            .catalog_id(&self.catalog_id)
-            .database_name(database)
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "DeleteTable", e))?;
+        let req = self.glue.delete_table().catalog_id(&self.catalog_id).database_name(database).name(name);
+        self.retry
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "DeleteTable", e)) })
+            .await?;
         Ok(())
     }
 
@@ -167,16 +169,19 @@ impl GlueTarget {
         let mut rounds = 0;
         while !pending.is_empty() {
             rounds += 1;
-            let out = self
+            let req = self
                 .glue
                 .batch_get_partition()
                 .catalog_id(&self.catalog_id)
                 .database_name(database)
                 .table_name(table)
-                .set_partitions_to_get(Some(std::mem::take(&mut pending)))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("glue", "BatchGetPartition", e))?;
+                .set_partitions_to_get(Some(std::mem::take(&mut pending)));
+            let out = self
+                .retry
+                .run(|| async {
+                    req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "BatchGetPartition", e))
+                })
+                .await?;
             found.extend(out.partitions().iter().map(|p| partition_from_sdk(p, database, table)));
             pending = out.unprocessed_keys.unwrap_or_default();
             if !pending.is_empty() {
@@ -206,16 +211,19 @@ impl GlueTarget {
             .iter()
             .map(|p| partition_input(p).map_err(|e| invalid("BatchCreatePartition", e)))
             .collect::<Result<Vec<_>, _>>()?;
-        let out = self
+        let req = self
             .glue
             .batch_create_partition()
             .catalog_id(&self.catalog_id)
             .database_name(database)
             .table_name(table)
-            .set_partition_input_list(Some(inputs))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "BatchCreatePartition", e))?;
+            .set_partition_input_list(Some(inputs));
+        let out = self
+            .retry
+            .run(|| async {
+                req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "BatchCreatePartition", e))
+            })
+            .await?;
         Ok(out
             .errors()
             .iter()
@@ -244,16 +252,19 @@ impl GlueTarget {
                     .map_err(|e| AwsError::invalid_response("glue", "BatchUpdatePartition", &e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let out = self
+        let req = self
             .glue
             .batch_update_partition()
             .catalog_id(&self.catalog_id)
             .database_name(database)
             .table_name(table)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "BatchUpdatePartition", e))?;
+            .set_entries(Some(entries));
+        let out = self
+            .retry
+            .run(|| async {
+                req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "BatchUpdatePartition", e))
+            })
+            .await?;
         Ok(out
             .errors()
             .iter()
@@ -272,16 +283,19 @@ impl GlueTarget {
         values: &[Vec<String>],
     ) -> Result<Vec<ItemError>, AwsError> {
         let keys = values.iter().map(|v| values_list(v)).collect::<Result<Vec<_>, _>>()?;
-        let out = self
+        let req = self
             .glue
             .batch_delete_partition()
             .catalog_id(&self.catalog_id)
             .database_name(database)
             .table_name(table)
-            .set_partitions_to_delete(Some(keys))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("glue", "BatchDeletePartition", e))?;
+            .set_partitions_to_delete(Some(keys));
+        let out = self
+            .retry
+            .run(|| async {
+                req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "BatchDeletePartition", e))
+            })
+            .await?;
         Ok(out
             .errors()
             .iter()

@@ -3,6 +3,9 @@
 //! An endpoint override comes from the config file or from the SDK's own environment variables
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`); either way the request path is the one
 //! production uses. S3 is switched to path-style addressing whenever an endpoint is overridden.
+//!
+//! The SDK makes one attempt per call: retries are lakelog's ([`super::retry`]), so that
+//! `apply.max_attempts` is the number of attempts a target call gets, not a multiple of the SDK's.
 
 use std::time::Duration;
 
@@ -12,6 +15,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use super::counter::ApiCounter;
 use super::error::AwsError;
+use super::retry::RetryPolicy;
 
 /// Where and how to reach one AWS service.
 #[derive(Debug, Clone)]
@@ -19,13 +23,14 @@ pub struct Endpoint {
     pub region: String,
     /// Explicit endpoint override from the config file.
     pub url: Option<String>,
-    /// SDK-level attempts per call (the SDK backs off between them).
+    /// SDK-level attempts per call: 1, because every call site retries through
+    /// [`super::retry::RetryPolicy`]; more would multiply the attempts that policy allows.
     pub max_attempts: u32,
 }
 
 impl Endpoint {
     pub fn new(region: &str, url: Option<&str>) -> Endpoint {
-        Endpoint { region: region.to_string(), url: url.map(str::to_string), max_attempts: 3 }
+        Endpoint { region: region.to_string(), url: url.map(str::to_string), max_attempts: 1 }
     }
 
     /// Shared SDK configuration (credentials chain, region, retries, timeouts, endpoint).
@@ -99,8 +104,11 @@ impl Endpoint {
     /// The account id of the credentials in use (STS GetCallerIdentity).
     pub async fn account_id(&self) -> Result<String, AwsError> {
         let client = aws_sdk_sts::Client::new(&self.sdk_config().await);
-        let out =
-            client.get_caller_identity().send().await.map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))?;
+        let out = RetryPolicy::default()
+            .run(|| async {
+                client.get_caller_identity().send().await.map_err(|e| AwsError::from_sdk("sts", "GetCallerIdentity", e))
+            })
+            .await?;
         out.account.ok_or_else(|| AwsError::invalid_response("sts", "GetCallerIdentity", "no account in the answer"))
     }
 }

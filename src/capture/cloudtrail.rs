@@ -100,14 +100,11 @@ impl CloudTrailCapture {
     }
 
     async fn read_file(&self, key: &str) -> Result<String, CloudTrailError> {
-        let obj = self
-            .s3
-            .get_object()
-            .bucket(&self.config.bucket)
-            .key(key)
-            .send()
+        let req = self.s3.get_object().bucket(&self.config.bucket).key(key);
+        let obj = crate::aws::retry::RetryPolicy::default()
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "GetObject", e)) })
             .await
-            .map_err(|e| self.aws(AwsError::from_sdk("s3", "GetObject", e)))?;
+            .map_err(|e| self.aws(e))?;
         let bytes = obj
             .body
             .collect()

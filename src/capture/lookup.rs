@@ -63,17 +63,19 @@ impl LookupReader {
         let (mut events, mut bad) = (Vec::new(), 0u64);
         loop {
             limiter.tick().await;
-            let out = self
+            let req = self
                 .cloudtrail
                 .lookup_events()
                 .lookup_attributes(attribute.clone())
                 .start_time(DateTime::from_millis(start))
                 .end_time(DateTime::from_millis(now_ms))
                 .max_results(MAX_RESULTS)
-                .set_next_token(token.clone())
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("cloudtrail", "LookupEvents", e))?;
+                .set_next_token(token.clone());
+            let out = crate::aws::retry::RetryPolicy::default()
+                .run(|| async {
+                    req.clone().send().await.map_err(|e| AwsError::from_sdk("cloudtrail", "LookupEvents", e))
+                })
+                .await?;
             for e in out.events() {
                 let (Some(id), Some(json)) = (e.event_id.as_deref(), e.cloud_trail_event.as_deref()) else { continue };
                 let time = e.event_time.and_then(|t| t.to_millis().ok()).unwrap_or(now_ms);

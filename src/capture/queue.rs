@@ -109,11 +109,11 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, config: &EventsConfig) -> Resu
         return Ok(url.clone());
     }
     let name = config.queue_name.clone().unwrap_or_default();
-    let out =
-        sqs.get_queue_url().queue_name(&name).send().await.map_err(|e| QueueError::Aws {
-            queue: name.clone(),
-            source: AwsError::from_sdk("sqs", "GetQueueUrl", e),
-        })?;
+    let req = sqs.get_queue_url().queue_name(&name);
+    let out = crate::aws::retry::RetryPolicy::default()
+        .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("sqs", "GetQueueUrl", e)) })
+        .await
+        .map_err(|source| QueueError::Aws { queue: name.clone(), source })?;
     out.queue_url.ok_or_else(|| QueueError::Aws {
         queue: name,
         source: AwsError::invalid_response("sqs", "GetQueueUrl", "no URL"),
@@ -486,13 +486,13 @@ impl QueueCapture {
                     DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().ok()
                 })
                 .collect();
-            self.sqs
-                .delete_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
+            let req = self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries));
+            crate::aws::retry::RetryPolicy::default()
+                .run(|| async {
+                    req.clone().send().await.map_err(|e| AwsError::from_sdk("sqs", "DeleteMessageBatch", e))
+                })
                 .await
-                .map_err(|e| self.aws(AwsError::from_sdk("sqs", "DeleteMessageBatch", e)))?;
+                .map_err(|e| self.aws(e))?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! Every list call follows `NextToken` to the end (the SDK paginators). Partitions are read in
 //! `segments` parallel segments (GetPartitions `Segment`), and de-duplicated by their values: a
 //! service that ignores segments (the local emulator does) then costs reads, never correctness.
+//! Every call, each page included, goes through the reader's [`RetryPolicy`].
 
 use std::collections::HashSet;
 
@@ -11,6 +12,7 @@ use tokio::sync::mpsc;
 
 use super::CaptureError;
 use crate::aws::glue_convert::{database_from_sdk, partition_from_sdk, table_from_sdk};
+use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
 use crate::model::{Database, Partition, Table};
 
@@ -20,6 +22,7 @@ pub struct CatalogReader {
     glue: aws_sdk_glue::Client,
     catalog_id: String,
     segments: i32,
+    retry: RetryPolicy,
 }
 
 /// Partitions read per channel message.
@@ -27,7 +30,17 @@ pub type PartitionPage = Vec<Partition>;
 
 impl CatalogReader {
     pub fn new(glue: aws_sdk_glue::Client, catalog_id: &str, segments: i32) -> CatalogReader {
-        CatalogReader { glue, catalog_id: catalog_id.to_string(), segments: segments.clamp(1, 10) }
+        CatalogReader {
+            glue,
+            catalog_id: catalog_id.to_string(),
+            segments: segments.clamp(1, 10),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// The same reader with another retry policy (a target's: its attempts and concurrency).
+    pub fn with_retry(self, retry: RetryPolicy) -> CatalogReader {
+        CatalogReader { retry, ..self }
     }
 
     pub fn catalog_id(&self) -> &str {
@@ -36,43 +49,70 @@ impl CatalogReader {
 
     /// Every database in the catalog.
     pub async fn databases(&self) -> Result<Vec<Database>, CaptureError> {
-        let mut pages = self.glue.get_databases().catalog_id(&self.catalog_id).into_paginator().send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| CaptureError::aws("databases", AwsError::from_sdk("glue", "GetDatabases", e)))?;
+        let mut token: Option<String> = None;
+        loop {
+            let req = self.glue.get_databases().catalog_id(&self.catalog_id).set_next_token(token.clone());
+            let page = self
+                .retry
+                .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetDatabases", e)) })
+                .await
+                .map_err(|e| CaptureError::aws("databases", e))?;
             out.extend(page.database_list.iter().map(database_from_sdk));
+            token = next_page(token, page.next_token);
+            if token.is_none() {
+                return Ok(out);
+            }
         }
-        Ok(out)
     }
 
     /// One database, or `None` when it does not exist.
     pub async fn database(&self, name: &str) -> Result<Option<Database>, AwsError> {
-        match self.glue.get_database().catalog_id(&self.catalog_id).name(name).send().await {
+        let req = self.glue.get_database().catalog_id(&self.catalog_id).name(name);
+        match self
+            .retry
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetDatabase", e)) })
+            .await
+        {
             Ok(out) => Ok(out.database.as_ref().map(database_from_sdk)),
-            Err(e) => none_if_not_found(AwsError::from_sdk("glue", "GetDatabase", e)),
+            Err(e) => none_if_not_found(e),
         }
     }
 
     /// Every table of a database.
     pub async fn tables(&self, database: &str) -> Result<Vec<Table>, CaptureError> {
-        let mut pages =
-            self.glue.get_tables().catalog_id(&self.catalog_id).database_name(database).into_paginator().send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                CaptureError::aws(format!("tables of {database}"), AwsError::from_sdk("glue", "GetTables", e))
-            })?;
+        let mut token: Option<String> = None;
+        loop {
+            let req = self
+                .glue
+                .get_tables()
+                .catalog_id(&self.catalog_id)
+                .database_name(database)
+                .set_next_token(token.clone());
+            let page = self
+                .retry
+                .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetTables", e)) })
+                .await
+                .map_err(|e| CaptureError::aws(format!("tables of {database}"), e))?;
             out.extend(page.table_list().iter().map(|t| table_from_sdk(t, database)));
+            token = next_page(token, page.next_token);
+            if token.is_none() {
+                return Ok(out);
+            }
         }
-        Ok(out)
     }
 
     /// One table, or `None` when it does not exist.
     pub async fn table(&self, database: &str, name: &str) -> Result<Option<Table>, AwsError> {
-        match self.glue.get_table().catalog_id(&self.catalog_id).database_name(database).name(name).send().await {
+        let req = self.glue.get_table().catalog_id(&self.catalog_id).database_name(database).name(name);
+        match self
+            .retry
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetTable", e)) })
+            .await
+        {
             Ok(out) => Ok(out.table.as_ref().map(|t| table_from_sdk(t, database))),
-            Err(e) => none_if_not_found(AwsError::from_sdk("glue", "GetTable", e)),
+            Err(e) => none_if_not_found(e),
         }
     }
 
@@ -89,7 +129,7 @@ impl CatalogReader {
         let (tx, mut rx) = mpsc::channel::<Result<PartitionPage, CaptureError>>(1);
         let mut tasks = tokio::task::JoinSet::new();
         for segment in 0..self.segments {
-            let (glue, tx) = (self.glue.clone(), tx.clone());
+            let (glue, tx, retry) = (self.glue.clone(), tx.clone(), self.retry.clone());
             let (catalog, db, tb, total) =
                 (self.catalog_id.clone(), database.to_string(), table.to_string(), self.segments);
             tasks.spawn(async move {
@@ -104,19 +144,26 @@ impl CatalogReader {
                         }
                     }
                 }
-                let mut pages = req.into_paginator().send();
-                while let Some(page) = pages.next().await {
-                    let item = match page {
-                        Ok(p) => Ok(p.partitions().iter().map(|p| partition_from_sdk(p, &db, &tb)).collect()),
-                        Err(e) => Err(CaptureError::aws(
-                            format!("partitions of {db}.{tb}"),
-                            AwsError::from_sdk("glue", "GetPartitions", e),
-                        )),
+                let mut token: Option<String> = None;
+                loop {
+                    let req = req.clone().set_next_token(token.clone());
+                    let page = retry
+                        .run(|| async {
+                            req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetPartitions", e))
+                        })
+                        .await;
+                    let (item, next) = match page {
+                        Ok(p) => {
+                            let next = next_page(token, p.next_token.clone());
+                            (Ok(p.partitions().iter().map(|p| partition_from_sdk(p, &db, &tb)).collect()), next)
+                        }
+                        Err(e) => (Err(CaptureError::aws(format!("partitions of {db}.{tb}"), e)), None),
                     };
                     let failed = item.is_err();
-                    if tx.send(item).await.is_err() || failed {
+                    if tx.send(item).await.is_err() || failed || next.is_none() {
                         return;
                     }
+                    token = next;
                 }
             });
         }
@@ -192,6 +239,12 @@ pub fn values_hash(values: &[String]) -> u128 {
         h.update(v.as_bytes());
     }
     h.digest128()
+}
+
+/// The token of the next page, or `None` at the end: no token, an empty one, or the same token
+/// again (as the SDK paginators stop on a repeated token rather than loop forever).
+fn next_page(current: Option<String>, next: Option<String>) -> Option<String> {
+    next.filter(|n| !n.is_empty() && current.as_deref() != Some(n.as_str()))
 }
 
 fn none_if_not_found<T>(e: AwsError) -> Result<Option<T>, AwsError> {

@@ -132,14 +132,16 @@ async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, Status
     let Some(events) = &cfg.events else { return Ok(None) };
     let sqs = crate::aws::client::Endpoint::new(&cfg.region, cfg.endpoint.as_deref()).sqs().await;
     let queue_url = crate::capture::queue::queue_url(&sqs, events).await?;
-    let out = sqs
+    let req = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
         .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-        .send()
-        .await
-        .map_err(|e| crate::aws::AwsError::from_sdk("sqs", "GetQueueAttributes", e))?;
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible);
+    let out = crate::aws::retry::RetryPolicy::default()
+        .run(|| async {
+            req.clone().send().await.map_err(|e| crate::aws::AwsError::from_sdk("sqs", "GetQueueAttributes", e))
+        })
+        .await?;
     let attrs = out.attributes.unwrap_or_default();
     let count = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(Some(QueueStatus {

@@ -6,6 +6,7 @@ use aws_sdk_kinesis::types::StreamStatus;
 use tracing::info;
 
 use super::StreamError;
+use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
 
 /// One shard and its lineage.
@@ -23,10 +24,14 @@ pub async fn ensure_stream(
     shards: i32,
     create_if_missing: bool,
 ) -> Result<(), StreamError> {
-    match kinesis.describe_stream_summary().stream_name(stream).send().await {
+    let retry = RetryPolicy::default();
+    let describe = || async {
+        let req = kinesis.describe_stream_summary().stream_name(stream);
+        req.send().await.map_err(|e| AwsError::from_sdk("kinesis", "DescribeStreamSummary", e))
+    };
+    match retry.run(describe).await {
         Ok(_) => {}
-        Err(e) => {
-            let err = AwsError::from_sdk("kinesis", "DescribeStreamSummary", e);
+        Err(err) => {
             if err.class != ErrorClass::NotFound {
                 return Err(err.into());
             }
@@ -34,8 +39,11 @@ pub async fn ensure_stream(
                 return Err(StreamError::Missing { stream: stream.to_string() });
             }
             info!(stream, shards, "creating Kinesis stream");
-            if let Err(e) = kinesis.create_stream().stream_name(stream).shard_count(shards).send().await {
-                let err = AwsError::from_sdk("kinesis", "CreateStream", e);
+            let create = || async {
+                let req = kinesis.create_stream().stream_name(stream).shard_count(shards);
+                req.send().await.map_err(|e| AwsError::from_sdk("kinesis", "CreateStream", e))
+            };
+            if let Err(err) = retry.run(create).await {
                 if err.class != ErrorClass::AlreadyExists {
                     return Err(err.into());
                 }
@@ -45,12 +53,7 @@ pub async fn ensure_stream(
     let wait = 60;
     let mut status = String::new();
     for _ in 0..wait * 5 {
-        let out = kinesis
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("kinesis", "DescribeStreamSummary", e))?;
+        let out = retry.run(describe).await?;
         if let Some(d) = out.stream_description_summary {
             if d.stream_status == StreamStatus::Active || d.stream_status == StreamStatus::Updating {
                 return Ok(());
@@ -71,7 +74,9 @@ pub async fn list_shards(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Res
             Some(t) => kinesis.list_shards().next_token(t),
             None => kinesis.list_shards().stream_name(stream),
         };
-        let out = req.send().await.map_err(|e| AwsError::from_sdk("kinesis", "ListShards", e))?;
+        let out = RetryPolicy::default()
+            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "ListShards", e)) })
+            .await?;
         for s in out.shards() {
             shards.push(ShardInfo {
                 shard_id: s.shard_id.clone(),

@@ -2,7 +2,8 @@
 //!
 //! The reader starts after the checkpointed sequence number (or at the trim horizon), follows
 //! `NextShardIterator`, re-opens an expired iterator after the last record it returned, and backs
-//! off when throttled. A closed shard ends (`end_of_shard`) once read to its last record.
+//! off when throttled (the shared [`RetryPolicy`]). A closed shard ends (`end_of_shard`) once read
+//! to its last record.
 //!
 //! Memory: a batch holds at most about [`BATCH_BYTES`] of frames. GetRecords limits a call by
 //! record count only (AWS stops at 10 MB, the emulator not at all), and one frame may be up to
@@ -10,13 +11,12 @@
 //! seen: few records while frames are large (a crawler burst), up to the configured limit while
 //! they are small (real time).
 
-use std::time::Duration;
-
 use aws_sdk_kinesis::types::ShardIteratorType;
 use tracing::warn;
 
 use super::seqno::SeqNo;
 use super::StreamError;
+use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
 
 /// One Kinesis record.
@@ -37,7 +37,9 @@ pub struct ReadBatch {
     pub end_of_shard: bool,
 }
 
-const MAX_ATTEMPTS: u32 = 8;
+/// Expired iterators re-opened in a row before the read gives up (each renewal is a fresh
+/// iterator, so more expiries mean something else is wrong).
+const MAX_RENEWALS: u32 = 8;
 /// The bytes of frames one batch aims to hold (what a consumer decodes and applies at once).
 pub const BATCH_BYTES: usize = 2 * 1024 * 1024;
 /// Records asked for before any frame was seen: few, as frames may be 1 MiB each.
@@ -67,6 +69,7 @@ pub struct ShardReader {
     max_limit: i32,
     /// The records asked for in the next call (adapted to frame sizes).
     limit: i32,
+    retry: RetryPolicy,
 }
 
 impl ShardReader {
@@ -86,6 +89,7 @@ impl ShardReader {
             position: after,
             max_limit: limit.clamp(1, 10_000),
             limit: FIRST_LIMIT.min(limit.clamp(1, 10_000)),
+            retry: RetryPolicy::default(),
         };
         reader.iterator = reader.new_iterator().await?;
         Ok(reader)
@@ -103,19 +107,34 @@ impl ShardReader {
             }
             None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let out = req.send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetShardIterator", e))?;
+        let out = self
+            .retry
+            .run(|| async {
+                req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetShardIterator", e))
+            })
+            .await?;
         Ok(out.shard_iterator)
     }
 
     /// The next batch (possibly empty). After `end_of_shard`, every call returns an empty end batch.
     pub async fn next_batch(&mut self) -> Result<ReadBatch, StreamError> {
-        let mut attempt = 0u32;
-        let mut backoff = Duration::from_millis(200);
+        let mut renewals = 0u32;
         loop {
             let Some(iterator) = self.iterator.clone() else {
                 return Ok(ReadBatch { end_of_shard: true, ..Default::default() });
             };
-            match self.kinesis.get_records().shard_iterator(iterator).limit(self.limit).send().await {
+            let req = self.kinesis.get_records().shard_iterator(iterator).limit(self.limit);
+            let result = self
+                .retry
+                .run(|| async {
+                    let out = req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetRecords", e));
+                    if out.as_ref().is_err_and(|e| e.class == ErrorClass::Throttled) {
+                        crate::metrics::throttled("consume", "kinesis", 1);
+                    }
+                    out
+                })
+                .await;
+            match result {
                 Ok(out) => {
                     self.iterator = out.next_shard_iterator.clone();
                     let mut records = Vec::with_capacity(out.records.len());
@@ -140,24 +159,11 @@ impl ShardReader {
                         millis_behind: out.millis_behind_latest,
                     });
                 }
-                Err(e) => {
-                    let err = AwsError::from_sdk("kinesis", "GetRecords", e);
-                    attempt += 1;
-                    if err.code.as_deref() == Some("ExpiredIteratorException") {
-                        self.iterator = self.new_iterator().await?;
-                        continue;
-                    }
-                    if !err.class.is_retryable() || attempt >= MAX_ATTEMPTS {
-                        return Err(err.into());
-                    }
-                    if err.class == ErrorClass::Throttled {
-                        crate::metrics::throttled("consume", "kinesis", 1);
-                    } else {
-                        warn!(shard = %self.shard_id, error = %err, attempt, "GetRecords failed, retrying");
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                Err(err) if err.code.as_deref() == Some("ExpiredIteratorException") && renewals < MAX_RENEWALS => {
+                    renewals += 1;
+                    self.iterator = self.new_iterator().await?;
                 }
+                Err(err) => return Err(err.into()),
             }
         }
     }

@@ -6,8 +6,8 @@
 //!   frame of its key. So the order Kinesis stores for a key is the order records were captured,
 //!   even across partial failures (PutRecords itself keeps no order across them).
 //! - **Nothing dropped.** Throttled or failed entries are retried with backoff; a retryable call
-//!   failure is retried up to a bound, then the whole publish fails (nothing was acknowledged
-//!   that was not stored).
+//!   failure is retried by the shared [`RetryPolicy`], then the whole publish fails (nothing was
+//!   acknowledged that was not stored).
 //! - **Limits.** ≤ 500 entries and ≤ 5 MiB per call, each frame ≤ `frame_bytes` (≤ 1 MiB with
 //!   its key).
 
@@ -21,6 +21,7 @@ use tracing::{debug, warn};
 
 use super::seqno::SeqNo;
 use super::StreamError;
+use crate::aws::retry::RetryPolicy;
 use crate::aws::AwsError;
 use crate::metrics as m;
 use crate::model::codec::{FrameBuilder, MAX_FRAME_OVERHEAD};
@@ -32,8 +33,6 @@ const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
 pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Buffered bytes that trigger a flush.
 const FLUSH_BYTES: usize = 4 * 1024 * 1024;
-/// Attempts for a whole PutRecords call that fails with a retryable error.
-const MAX_CALL_ATTEMPTS: u32 = 8;
 
 /// What a publish run put on the stream.
 #[derive(Debug, Clone, Default)]
@@ -166,7 +165,6 @@ impl Producer {
         }
         let mut by_kind = [0u64; 3];
         let mut backoff = Duration::from_millis(50);
-        let mut call_failures = 0u32;
         while !ready.is_empty() {
             // One head frame per key, within call limits.
             let mut keys = Vec::new();
@@ -189,23 +187,20 @@ impl Producer {
                 entries.push(entry);
                 keys.push(key.clone());
             }
-            published.put_calls += 1;
-            let result = self.kinesis.put_records().stream_name(&self.stream).set_records(Some(entries)).send().await;
-            let out = match result {
-                Ok(out) => out,
-                Err(e) => {
-                    let err = AwsError::from_sdk("kinesis", "PutRecords", e);
-                    call_failures += 1;
-                    if !err.class.is_retryable() || call_failures >= MAX_CALL_ATTEMPTS {
-                        return Err(StreamError::Aws(err));
+            let req = self.kinesis.put_records().stream_name(&self.stream).set_records(Some(entries));
+            let calls = std::sync::atomic::AtomicU64::new(0);
+            let out = RetryPolicy::default()
+                .run(|| async {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let out = req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "PutRecords", e));
+                    if let Err(e) = &out {
+                        warn!(stream = %self.stream, error = %e, "PutRecords failed");
                     }
-                    warn!(stream = %self.stream, error = %err, attempt = call_failures, "PutRecords failed, retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            call_failures = 0;
+                    out
+                })
+                .await;
+            published.put_calls += calls.into_inner();
+            let out = out?;
             let mut failed = 0u64;
             for (key, entry) in keys.iter().zip(out.records.iter()) {
                 if let Some(code) = &entry.error_code {

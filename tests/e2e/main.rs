@@ -2,8 +2,10 @@
 //! code path as production. Each test starts its own emulator pair, so tests run in parallel.
 
 mod capture;
+mod dependency;
 mod emulator;
 mod errors;
+mod faults;
 mod infra;
 mod keys;
 mod ops;
