@@ -454,12 +454,15 @@ impl Applier {
     /// Writes `parts` in chunks; items that failed retryably (Glue reports throttling per item
     /// too) are re-sent on the same policy's backoff, `apply.max_attempts` rounds in all.
     /// Returns the item errors that remain.
+    ///
+    /// Chunks go out concurrently (the target's AIMD limit bounds what is in flight): a batch holds
+    /// each partition once, so no two calls carry the same key. Only retried items are copied.
     async fn partition_writes(
         &self,
         op: PartitionWrite,
         db: &str,
         table: &str,
-        mut parts: Vec<Partition>,
+        parts: &[Partition],
     ) -> Result<Vec<ItemError>, ApplyError> {
         let chunk = match op {
             PartitionWrite::Delete => PARTITION_DELETE_CHUNK,
@@ -467,18 +470,24 @@ impl Applier {
         };
         let mut final_errors = Vec::new();
         let policy = self.target.retry();
+        let mut pending: std::borrow::Cow<'_, [Partition]> = std::borrow::Cow::Borrowed(parts);
         for attempt in 1..=policy.max_attempts() {
             let mut retry = Vec::new();
-            let by_values: HashMap<Vec<String>, Partition> =
-                parts.iter().map(|p| (p.values.clone(), p.clone())).collect();
-            for c in parts.chunks(chunk) {
-                for item in self.partition_call(op, db, table, c).await? {
-                    match by_values.get(&item.values) {
-                        Some(p) if item.error.class.is_retryable() && attempt < policy.max_attempts() => {
-                            retry.push(p.clone())
+            {
+                let index: HashMap<&[String], usize> =
+                    pending.iter().enumerate().map(|(i, p)| (p.values.as_slice(), i)).collect();
+                // Collected first: a lazy iterator of borrowing futures trips the compiler's Send check.
+                let calls: Vec<_> = pending.chunks(chunk).map(|c| self.partition_call(op, db, table, c)).collect();
+                let mut calls = futures::stream::iter(calls).buffer_unordered(self.cfg.concurrency.max(1));
+                while let Some(items) = calls.next().await {
+                    for item in items? {
+                        match index.get(item.values.as_slice()) {
+                            Some(&i) if item.error.class.is_retryable() && attempt < policy.max_attempts() => {
+                                retry.push(pending[i].clone())
+                            }
+                            Some(_) if item.error.class.is_retryable() => return Err(self.unavailable(item.error)),
+                            _ => final_errors.push(item),
                         }
-                        Some(_) if item.error.class.is_retryable() => return Err(self.unavailable(item.error)),
-                        _ => final_errors.push(item),
                     }
                 }
             }
@@ -487,7 +496,7 @@ impl Applier {
             }
             m::apply_retry(&self.name);
             tokio::time::sleep(policy.backoff(attempt)).await;
-            parts = retry;
+            pending = std::borrow::Cow::Owned(retry);
         }
         Ok(final_errors)
     }
@@ -519,8 +528,6 @@ impl Applier {
         let mut stats = ApplyStats::default();
         let k = ObjectKind::Partition;
         let values: Vec<Vec<String>> = items.iter().map(|(_, p)| p.values.clone()).collect();
-        let records: HashMap<Vec<String>, ChangeRecord> =
-            items.iter().map(|(r, p)| (p.values.clone(), r.clone())).collect();
         // Partitions of one table share its parent; any of their records names it.
         // The newest capture among them: the parent must be waited for until all shards pass it.
         let Some(newest) = items.iter().max_by_key(|(r, _)| r.captured_at).map(|(r, _)| r.clone()) else {
@@ -555,7 +562,10 @@ impl Applier {
             return Ok(stats);
         };
         let (mut create, mut update) = (Vec::new(), Vec::new());
-        for (_, want) in items {
+        // The records move here (not copied): they are what a failure parks.
+        let mut records: HashMap<Vec<String>, ChangeRecord> = HashMap::with_capacity(items.len());
+        for (rec, want) in items {
+            records.insert(want.values.clone(), rec);
             match current.get(&want.values) {
                 Some(cur) if cur.writable() == want => stats.add(k, Outcome::Unchanged, 1),
                 Some(_) => update.push(want),
@@ -567,16 +577,18 @@ impl Applier {
             stats.add(k, Outcome::Updated, update.len() as u64);
             return Ok(stats);
         }
-        let by_values: HashMap<Vec<String>, Partition> = create.iter().map(|p| (p.values.clone(), p.clone())).collect();
+        let by_values: HashMap<&[String], usize> =
+            create.iter().enumerate().map(|(i, p)| (p.values.as_slice(), i)).collect();
         let attempted = create.len() as u64;
         let mut failed = 0u64;
-        let mut pending = create;
+        let mut retried: Vec<Partition> = Vec::new();
         let mut rechecked = false;
         loop {
+            let pending = if rechecked { &retried[..] } else { &create[..] };
             let errors = self.partition_writes(PartitionWrite::Create, &db, &table, pending).await?;
             let mut missing_parent = Vec::new();
             for item in errors {
-                match (item.error.class, by_values.get(&item.values)) {
+                match (item.error.class, by_values.get(item.values.as_slice()).map(|&i| &create[i])) {
                     (ErrorClass::AlreadyExists, Some(p)) => {
                         failed += 1;
                         update.push(p.clone());
@@ -610,11 +622,11 @@ impl Applier {
                 }
                 break;
             }
-            pending = missing_parent;
+            retried = missing_parent;
         }
         stats.add(k, Outcome::Created, attempted - failed);
         let attempted = update.len() as u64;
-        let errors = self.partition_writes(PartitionWrite::Update, &db, &table, update).await?;
+        let errors = self.partition_writes(PartitionWrite::Update, &db, &table, &update).await?;
         stats.add(k, Outcome::Updated, attempted - errors.len() as u64);
         for item in errors {
             if let Some(r) = records.get(&item.values) {
@@ -654,7 +666,7 @@ impl Applier {
             return Ok(stats);
         }
         let attempted = parts.len() as u64;
-        let errors = self.partition_writes(PartitionWrite::Delete, &db, &table, parts).await?;
+        let errors = self.partition_writes(PartitionWrite::Delete, &db, &table, &parts).await?;
         let mut not_deleted = 0;
         for item in errors {
             not_deleted += 1;
