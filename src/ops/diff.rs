@@ -24,8 +24,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::apply::applier::{comparable, Applier};
-use crate::apply::transform::Transform;
 use crate::apply::target::PARTITION_GET_CHUNK;
+use crate::apply::transform::Transform;
 use crate::capture::reader::{values_hash, CatalogReader};
 use crate::capture::CaptureError;
 use crate::model::{content_hash, CatalogObject, ObjectKind, Partition, Table};
@@ -305,7 +305,10 @@ async fn compare_table(
             // source, made only when some are missing (a partition created since the first pass
             // is not in the index and is not listed; one dropped since is counted, not named).
             if parts.unmatched() > 0 {
-                source.each_partition_page(&db, &name, |page| parts.name_missing(page)).await.map_err(read("source"))?;
+                source
+                    .each_partition_page(&db, &name, |page| parts.name_missing(page))
+                    .await
+                    .map_err(read("source"))?;
             }
         }
         (false, false) => {}
@@ -673,4 +676,3 @@ mod tests {
         assert_eq!(std::mem::size_of::<([u64; 2], u64)>(), 24, "the cost per source partition");
     }
 }
-

@@ -2,6 +2,7 @@
 //! code path as production. Each test starts its own emulator pair, so tests run in parallel.
 
 mod capture;
+mod diffmem;
 mod emulator;
 mod errors;
 mod infra;
