@@ -416,13 +416,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 println!(
-                    "stopped: {} records published ({} stale reads dropped), {} reconciliation passes, {} events ({} duplicate, {} malformed)",
+                    "stopped: {} records published ({} stale reads dropped), {} reconciliation passes, {} events ({} duplicate, {} malformed, {} parked after failing, {} retried)",
                     report.published,
                     report.stale_dropped,
                     report.reconcile_passes,
                     report.events.messages,
                     report.events.duplicates,
-                    report.events.malformed
+                    report.events.malformed,
+                    report.events.failed,
+                    report.events.retried
                 );
                 for (name, g) in &report.targets {
                     let t = g.stats.total();

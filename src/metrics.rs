@@ -115,7 +115,7 @@ pub fn describe() {
         RECONCILE_DRIFT,
         "Differences reconciliation found between the source and what lakelog recorded (lost events), by change."
     );
-    describe_counter!(EVENTS_RECEIVED, "Events received from the queue, by outcome (ok, duplicate, malformed).");
+    describe_counter!(EVENTS_RECEIVED, "Events received from the queue, by outcome (ok, duplicate, malformed, failed: parked after a failure of its own, retried: left for SQS to redeliver).");
     describe_gauge!(BUILD_INFO, "Always 1; the version label says which lakelog is running.");
     gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
@@ -134,7 +134,7 @@ pub fn init_series(targets: &[String]) {
     for change in ["changed", "deleted"] {
         counter!(RECONCILE_DRIFT, "change" => change).absolute(0);
     }
-    for outcome in ["ok", "duplicate", "malformed"] {
+    for outcome in ["ok", "duplicate", "malformed", "failed", "retried"] {
         counter!(EVENTS_RECEIVED, "outcome" => outcome).absolute(0);
     }
     for t in targets {
@@ -361,5 +361,19 @@ mod tests {
         }
         let unique: std::collections::BTreeSet<_> = ALL.iter().collect();
         assert_eq!(unique.len(), ALL.len());
+    }
+
+    /// Every outcome of an event starts at zero, so an alert on parked or retried events sees
+    /// the series before the first one happens.
+    #[test]
+    fn every_event_outcome_is_rendered_at_zero_from_the_start() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        metrics::with_local_recorder(&recorder, || init_series(&[]));
+        let text = handle.render();
+        for outcome in ["ok", "duplicate", "malformed", "failed", "retried"] {
+            let line = format!("{EVENTS_RECEIVED}{{outcome=\"{outcome}\"}} 0");
+            assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+        }
     }
 }

@@ -72,12 +72,23 @@ pub struct EventCounts {
     pub messages: u64,
     pub duplicates: u64,
     pub malformed: u64,
+    /// Parked after a failure of their own (their messages deleted).
+    pub failed: u64,
+    /// Left in the queue after a transient failure (SQS redelivers them).
+    pub retried: u64,
     pub records: u64,
 }
 
 impl From<QueueStats> for EventCounts {
     fn from(s: QueueStats) -> Self {
-        EventCounts { messages: s.messages, duplicates: s.duplicates, malformed: s.malformed, records: s.records }
+        EventCounts {
+            messages: s.messages,
+            duplicates: s.duplicates,
+            malformed: s.malformed,
+            failed: s.failed,
+            retried: s.retried,
+            records: s.records,
+        }
     }
 }
 
@@ -342,4 +353,18 @@ pub async fn run(
         target_api_calls: targets.iter().map(|t| (t.config.name.clone(), t.counter.snapshot())).collect(),
         targets: groups.into_iter().collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_report_carries_parked_and_retried_events() {
+        let stats = QueueStats { messages: 9, duplicates: 1, malformed: 1, failed: 2, retried: 3, records: 4 };
+        let counts = EventCounts::from(stats);
+        assert_eq!((counts.failed, counts.retried), (2, 3));
+        let json = serde_json::to_value(counts).expect("json");
+        assert_eq!((json["failed"].as_u64(), json["retried"].as_u64()), (Some(2), Some(3)), "{json}");
+    }
 }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use super::events::parse_cloudtrail_file;
-use super::resolve::Resolver;
+use super::resolve::{Resolver, WholeTableError};
 use super::CaptureError;
 use crate::aws::AwsError;
 use crate::config::CloudTrailConfig;
@@ -38,6 +38,8 @@ pub enum CloudTrailError {
     Capture(#[from] CaptureError),
     #[error(transparent)]
     Stream(#[from] StreamError),
+    #[error(transparent)]
+    WholeTable(#[from] WholeTableError),
 }
 
 /// The durable cursor: files already processed (last two days).
@@ -147,6 +149,7 @@ impl CloudTrailCapture {
                 };
                 stats.bad_records += errors.len() as u64;
                 let mut records = Vec::new();
+                let mut whole = Vec::new();
                 // Remembered as done only once the file's records are on the stream: a failed
                 // publish reads the file again at the next poll, and its events must not then
                 // count as duplicates.
@@ -158,15 +161,20 @@ impl CloudTrailCapture {
                     }
                     stats.events += 1;
                     let cause = Cause { kind: CauseKind::Cloudtrail, event_id: Some(ev.id.clone()) };
-                    let mut rs = self.resolver.resolve(&ev.hints, &cause).await?;
-                    for r in &mut rs {
+                    let resolved = self.resolver.resolve_split(&ev.hints, &cause).await?;
+                    records.extend(resolved.records.into_iter().map(|mut r| {
                         r.changed_at = ev.time_ms;
-                    }
-                    records.extend(rs);
+                        r
+                    }));
+                    whole.extend(resolved.whole_tables.into_iter().map(|t| (t, cause.clone(), ev.time_ms)));
                 }
                 stats.records += records.len() as u64;
                 crate::metrics::records_captured_of(&records);
                 self.publisher.publish(records).await?;
+                // Whole-table re-reads stream after the tables' own records.
+                for ((db, t), cause, at) in &whole {
+                    stats.records += self.resolver.publish_whole_table(db, t, cause, *at, &self.publisher).await?;
+                }
                 seen_events.extend(file_ids);
                 // Durable only now: the file's changes are in the change log.
                 cursor.processed.insert(key);

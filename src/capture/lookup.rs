@@ -128,18 +128,23 @@ impl LookupCapture {
         // publish below, so a failed poll leaves them unseen for the next one.
         let (events, bad) = self.reader.fetch(now_millis(), &mut cursor).await.map_err(aws)?;
         let mut stats = PollStats { events: events.len() as u64, bad_records: bad, ..Default::default() };
-        let mut records = Vec::new();
+        let (mut records, mut whole) = (Vec::new(), Vec::new());
         for ev in &events {
             let cause = Cause { kind: CauseKind::Cloudtrail, event_id: Some(ev.id.clone()) };
-            let mut rs = self.resolver.resolve(&ev.hints, &cause).await?;
-            for r in &mut rs {
+            let resolved = self.resolver.resolve_split(&ev.hints, &cause).await?;
+            records.extend(resolved.records.into_iter().map(|mut r| {
                 r.changed_at = ev.time_ms;
-            }
-            records.extend(rs);
+                r
+            }));
+            whole.extend(resolved.whole_tables.into_iter().map(|t| (t, cause.clone(), ev.time_ms)));
         }
         stats.records = records.len() as u64;
         crate::metrics::records_captured_of(&records);
         self.publisher.publish(records).await?;
+        // Whole-table re-reads stream after the tables' own records.
+        for ((db, t), cause, at) in &whole {
+            stats.records += self.resolver.publish_whole_table(db, t, cause, *at, &self.publisher).await?;
+        }
         let body = serde_json::to_vec(&cursor)
             .map_err(|e| aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;
         match self.state.put_if(CURSOR_KEY, body, etag.as_deref()).await.map_err(aws)? {

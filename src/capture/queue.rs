@@ -15,7 +15,8 @@
 //!   if absent), so a redelivered message is never parked twice.
 //!
 //! The batch is published in one call; only when that fails are its events published one by one
-//! to find the one at fault. A refusal the stream gives every event (access denied, say) is not
+//! to find the one at fault; whole-table re-reads then stream their partitions a page at a time,
+//! and their event is published only once they all are. A refusal the stream gives every event (access denied, say) is not
 //! blamed on any: nothing is parked and SQS redelivers.
 
 use std::collections::{HashSet, VecDeque};
@@ -31,7 +32,7 @@ use tracing::{debug, warn};
 
 use super::events::parse_eventbridge;
 use super::hint::ParsedEvent;
-use super::resolve::Resolver;
+use super::resolve::{Resolution, Resolver, WholeTableError};
 use super::CaptureError;
 use crate::aws::{AwsError, ErrorClass};
 use crate::config::EventsConfig;
@@ -371,19 +372,50 @@ impl QueueCapture {
         // Collected first: a closure over borrowed work held across the awaits would make this
         // future not `Send` for every lifetime (a compiler limitation).
         let reads: Vec<_> = work.iter().map(|w| self.resolve(&w.event)).collect();
-        let resolved: Vec<Result<Vec<ChangeRecord>, CaptureError>> =
+        let resolved: Vec<Result<Resolution, CaptureError>> =
             futures::stream::iter(reads).buffered(RESOLVE_CONCURRENCY).collect().await;
         let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(work.len());
         let mut ready: Vec<(usize, Vec<ChangeRecord>)> = Vec::new();
+        let mut whole: Vec<(usize, Vec<(String, String)>)> = Vec::new();
         for (i, r) in resolved.into_iter().enumerate() {
             match r {
-                Ok(records) => {
+                Ok(Resolution { records, whole_tables }) => {
                     outcomes.push(None);
                     ready.push((i, records));
+                    if !whole_tables.is_empty() {
+                        whole.push((i, whole_tables));
+                    }
                 }
                 Err(e) => outcomes.push(Some(Outcome::of_read(&e))),
             }
         }
+        self.publish_batch(&mut outcomes, ready).await;
+        // Whole-table re-reads stream after the batch (their tables' records are in it): an
+        // event is published only once all of its records are.
+        for (i, tables) in whole {
+            for (db, t) in &tables {
+                let Some(Outcome::Published(n)) = outcomes[i] else { break };
+                let event = &work[i].event;
+                let cause = Cause { kind: CauseKind::Event, event_id: Some(event.id.clone()) };
+                outcomes[i] = Some(
+                    match self.resolver.publish_whole_table(db, t, &cause, event.time_ms, &self.publisher).await {
+                        Ok(more) => Outcome::Published(n + more),
+                        Err(WholeTableError::Read(e)) => Outcome::of_read(&e),
+                        Err(WholeTableError::Stream(e)) => match stream_failure(&e) {
+                            StreamFailure::Transient | StreamFailure::Systemic => Outcome::Retry(e.to_string()),
+                            // The stream took this event's other records.
+                            StreamFailure::OfEvent | StreamFailure::Unclear => Outcome::park(&e),
+                        },
+                    },
+                );
+            }
+        }
+        outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Retry("not attempted".into()))).collect()
+    }
+
+    /// Publishes the events' records in one call, or event by event when that fails; sets the
+    /// outcome of each.
+    async fn publish_batch(&self, outcomes: &mut [Option<Outcome>], ready: Vec<(usize, Vec<ChangeRecord>)>) {
         // The usual case: every record of the batch in one publish call.
         let all: Vec<ChangeRecord> = ready.iter().flat_map(|(_, rs)| rs.iter().cloned()).collect();
         let published = match self.publish(all).await {
@@ -391,7 +423,7 @@ impl QueueCapture {
                 for (i, records) in &ready {
                     outcomes[*i] = Some(Outcome::Published(records.len() as u64));
                 }
-                return outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Retry("not attempted".into()))).collect();
+                return;
             }
             Err(e) => e,
         };
@@ -430,16 +462,15 @@ impl QueueCapture {
                 }
             }
         }
-        outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Retry("not attempted".into()))).collect()
     }
 
-    async fn resolve(&self, event: &ParsedEvent) -> Result<Vec<ChangeRecord>, CaptureError> {
+    async fn resolve(&self, event: &ParsedEvent) -> Result<Resolution, CaptureError> {
         let cause = Cause { kind: CauseKind::Event, event_id: Some(event.id.clone()) };
-        let mut records = self.resolver.resolve(&event.hints, &cause).await?;
-        for r in &mut records {
+        let mut resolved = self.resolver.resolve_split(&event.hints, &cause).await?;
+        for r in &mut resolved.records {
             r.changed_at = event.time_ms;
         }
-        Ok(records)
+        Ok(resolved)
     }
 
     async fn publish(&self, records: Vec<ChangeRecord>) -> Result<(), StreamError> {

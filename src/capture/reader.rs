@@ -11,6 +11,7 @@ use aws_sdk_glue::types::Segment;
 use tokio::sync::mpsc;
 
 use super::CaptureError;
+use crate::apply::target::{GlueTarget, PARTITION_GET_CHUNK};
 use crate::aws::glue_convert::{database_from_sdk, partition_from_sdk, table_from_sdk};
 use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
@@ -221,6 +222,23 @@ impl CatalogReader {
         };
         let (read, ()) = tokio::join!(read, consume);
         read
+    }
+
+    /// The existing partitions among `values`, by BatchGetPartition (1,000 keys a call): for
+    /// re-reading a few partitions whole without reading the table.
+    pub async fn partitions_by_values(
+        &self,
+        database: &str,
+        table: &str,
+        values: &[Vec<String>],
+    ) -> Result<Vec<Partition>, CaptureError> {
+        let batch = GlueTarget::new(self.glue.clone(), &self.catalog_id, true);
+        let mut found = Vec::new();
+        for chunk in values.chunks(PARTITION_GET_CHUNK) {
+            let got = batch.get_partitions(database, table, chunk).await;
+            found.extend(got.map_err(|e| CaptureError::aws(format!("partitions of {database}.{table}"), e))?);
+        }
+        Ok(found)
     }
 
     /// All partitions of a table, collected (for tests and small tables).

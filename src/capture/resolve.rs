@@ -3,16 +3,42 @@
 //!
 //! `captured_at` of every record is the time its read *started* (the publisher's ordering rule
 //! depends on it).
+//!
+//! A whole-table re-read (a table named without usable partitions) is never collected: its
+//! partitions are streamed to the publisher a page (≤ 1,000) at a time, after the records of the
+//! hints (the table's own record first), so memory does not grow with the table.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use tokio::sync::mpsc;
+
 use super::hint::Hint;
-use super::reader::CatalogReader;
+use super::reader::{CatalogReader, PartitionPage};
 use super::CaptureError;
 use crate::apply::filter::Filter;
 use crate::apply::target::{GlueTarget, PARTITION_GET_CHUNK};
 use crate::aws::ErrorClass;
 use crate::model::{now_millis, CatalogObject, Cause, ChangeRecord, ObjectKey, Origin};
+use crate::stream::publisher::Publisher;
+use crate::stream::StreamError;
+
+/// What hints resolve to, the partitions of whole-table re-reads aside: publish `records` first,
+/// then stream each of `whole_tables` with [`Resolver::publish_whole_table`].
+#[derive(Debug, Default)]
+pub struct Resolution {
+    pub records: Vec<ChangeRecord>,
+    /// Tables (database, table), found present, whose every partition is to be re-read.
+    pub whole_tables: Vec<(String, String)>,
+}
+
+/// Why streaming a whole table's partitions stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WholeTableError {
+    #[error(transparent)]
+    Read(CaptureError),
+    #[error(transparent)]
+    Stream(StreamError),
+}
 
 /// Re-reads the source for hints.
 #[derive(Debug, Clone)]
@@ -44,8 +70,29 @@ impl Resolver {
         }
     }
 
-    /// Records for a set of hints (merged: each object is read once).
+    /// Every record for a set of hints, collected (whole tables included: for small uses, such
+    /// as a dead-letter replay; capture streams them instead).
     pub async fn resolve(&self, hints: &[Hint], cause: &Cause) -> Result<Vec<ChangeRecord>, CaptureError> {
+        let Resolution { mut records, whole_tables } = self.resolve_split(hints, cause).await?;
+        let (tx, mut rx) = mpsc::channel(1);
+        let read = async move {
+            for (db, t) in &whole_tables {
+                self.whole_table(db, t, cause, &tx).await?;
+            }
+            Ok(())
+        };
+        let collect = async {
+            while let Some(page) = rx.recv().await {
+                records.extend(page);
+            }
+        };
+        let (read, ()) = tokio::join!(read, collect);
+        read.map(|()| records)
+    }
+
+    /// Records for a set of hints (merged: each object is read once), except the partitions of
+    /// whole-table re-reads.
+    pub async fn resolve_split(&self, hints: &[Hint], cause: &Cause) -> Result<Resolution, CaptureError> {
         let mut databases = BTreeSet::new();
         let mut tables = BTreeSet::new();
         let mut deep = BTreeSet::new();
@@ -90,17 +137,7 @@ impl Resolver {
                 None => out.push(delete(self.key(db, Some(t), None), at)),
             }
         }
-        for (db, t) in deep.iter().filter(|k| present.contains(*k)) {
-            let at = now_millis();
-            match self.reader.all_partitions(db, t).await {
-                Ok(found) => out.extend(found.into_iter().map(|p| upsert(CatalogObject::Partition(p), at))),
-                // Dropped between the two reads: the delete read later supersedes the upsert.
-                Err(CaptureError::Aws { source, .. }) if source.class == ErrorClass::NotFound => {
-                    out.push(delete(self.key(db, Some(t), None), at));
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let whole_tables = deep.into_iter().filter(|k| present.contains(k)).collect();
         for ((db, t), values) in partitions.into_iter().filter(|((d, t), _)| self.filter.allows_table(d, t)) {
             let values: Vec<Vec<String>> = values.into_iter().collect();
             for chunk in values.chunks(PARTITION_GET_CHUNK) {
@@ -118,6 +155,72 @@ impl Resolver {
                 out.extend(found.into_iter().map(|p| upsert(CatalogObject::Partition(p), at)));
             }
         }
-        Ok(out)
+        Ok(Resolution { records: out, whole_tables })
+    }
+
+    /// Sends every partition of a table to `out` as upserts, a page at a time; a table dropped
+    /// since it was read sends its delete instead (read later, it supersedes any upsert sent).
+    async fn whole_table(
+        &self,
+        db: &str,
+        t: &str,
+        cause: &Cause,
+        out: &mpsc::Sender<Vec<ChangeRecord>>,
+    ) -> Result<(), CaptureError> {
+        let at = now_millis();
+        let (tx, mut rx) = mpsc::channel::<PartitionPage>(1);
+        let read = async move { self.reader.partitions(db, t, &tx).await };
+        // Owns the receiver: if `out` closes, dropping it stops the read too.
+        let forward = async move {
+            while let Some(page) = rx.recv().await {
+                let records = page
+                    .into_iter()
+                    .map(|p| ChangeRecord::upsert(CatalogObject::Partition(p), &self.origin, cause.clone(), at))
+                    .collect();
+                out.send(records).await.map_err(|_| CaptureError::Closed)?;
+            }
+            Ok(())
+        };
+        let (read, forwarded) = tokio::join!(read, forward);
+        match read {
+            Ok(_) => forwarded,
+            Err(CaptureError::Aws { source, .. }) if source.class == ErrorClass::NotFound => {
+                let delete = ChangeRecord::delete(self.key(db, Some(t), None), &self.origin, cause.clone(), at);
+                out.send(vec![delete]).await.map_err(|_| CaptureError::Closed)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Publishes every partition of a table re-read whole, a page at a time (`changed_at` set on
+    /// each record); how many records were published. Call it after the table's own record is
+    /// published: apply then never sees a partition before its table.
+    pub async fn publish_whole_table(
+        &self,
+        db: &str,
+        t: &str,
+        cause: &Cause,
+        changed_at: Option<i64>,
+        publisher: &Publisher,
+    ) -> Result<u64, WholeTableError> {
+        let (tx, mut rx) = mpsc::channel::<Vec<ChangeRecord>>(1);
+        let read = async move { self.whole_table(db, t, cause, &tx).await };
+        let publish = async move {
+            let mut published = 0u64;
+            while let Some(mut page) = rx.recv().await {
+                for r in &mut page {
+                    r.changed_at = changed_at;
+                }
+                published += page.len() as u64;
+                crate::metrics::records_captured_of(&page);
+                publisher.publish(page).await?;
+            }
+            Ok(published)
+        };
+        let (read, published) = tokio::join!(read, publish);
+        // A failed publish closes the channel and so stops the read: the publish error is the cause.
+        let published = published.map_err(WholeTableError::Stream)?;
+        read.map_err(WholeTableError::Read)?;
+        Ok(published)
     }
 }

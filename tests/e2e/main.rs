@@ -3,6 +3,7 @@
 
 mod capture;
 mod dependency;
+mod diffmem;
 mod emulator;
 mod errors;
 mod faults;
