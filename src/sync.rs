@@ -207,7 +207,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     let targets = pipeline.select_targets(opts.target.as_deref())?;
     let progress = Progress::new(opts.progress);
     let cfg = &pipeline.config;
-    let (scan_tx, mut scan_rx) = mpsc::channel::<ChangeRecord>(1024);
+    let (scan_tx, mut scan_rx) = mpsc::channel::<ChangeRecord>(256);
     let keys = Arc::new(std::sync::Mutex::new(SourceKeys::default()));
 
     let mut appliers = Vec::new();
@@ -271,7 +271,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         } else {
             ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
             let (end_tx, end_rx) = watch::channel(None);
-            let (pub_tx, pub_rx) = mpsc::channel::<ChangeRecord>(1024);
+            let (pub_tx, pub_rx) = mpsc::channel::<ChangeRecord>(256);
             let forward = async {
                 while let Some(r) = scan_rx.recv().await {
                     if let Ok(mut k) = keys.lock() {

@@ -22,7 +22,7 @@ pub struct ScanStats {
 }
 
 /// Tables whose partitions are read at the same time.
-const TABLE_CONCURRENCY: usize = 4;
+const TABLE_CONCURRENCY: usize = 2;
 
 /// Scans the catalog and sends a snapshot record for every object that `filter` allows.
 pub async fn snapshot(
