@@ -329,6 +329,7 @@ pub async fn run(
                 events: a.events + b.events,
                 duplicates: a.duplicates + b.duplicates,
                 bad_records: a.bad_records + b.bad_records,
+                failed: a.failed + b.failed,
                 records: a.records + b.records,
             }),
             (Err(e), _) | (_, Err(e)) => Err(e),

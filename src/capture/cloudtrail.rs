@@ -55,6 +55,8 @@ pub struct PollStats {
     pub events: u64,
     pub duplicates: u64,
     pub bad_records: u64,
+    /// Events parked after a failure of their own (the rest of their file or poll went on).
+    pub failed: u64,
     pub records: u64,
 }
 
@@ -202,6 +204,7 @@ impl CloudTrailCapture {
                     total.events += s.events;
                     total.duplicates += s.duplicates;
                     total.bad_records += s.bad_records;
+                    total.failed += s.failed;
                     total.records += s.records;
                 }
                 Err(e @ CloudTrailError::CursorConflict { .. }) => return Err(e),

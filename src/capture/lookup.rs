@@ -161,6 +161,7 @@ impl LookupCapture {
                 Ok(s) => {
                     total.events += s.events;
                     total.bad_records += s.bad_records;
+                    total.failed += s.failed;
                     total.records += s.records;
                 }
                 Err(e @ CloudTrailError::CursorConflict { .. }) => return Err(e),

@@ -314,58 +314,212 @@ async fn reconciliation_forgets_the_partitions_of_a_dropped_table() {
     assert_eq!((third.changed, third.deleted), (0, 0), "nothing is left to delete: {third:?}");
 }
 
+/// A CloudTrail record of a Glue `CreateTable` call (the shape of the CloudTrail docs).
+fn create_table_record(id: &str, db: &str, table: &str) -> serde_json::Value {
+    serde_json::json!({
+        "eventVersion": "1.08", "eventSource": "glue.amazonaws.com", "eventName": "CreateTable",
+        "eventID": id, "eventTime": "2026-12-01T10:00:00Z", "awsRegion": SOURCE_REGION,
+        "requestParameters": {"databaseName": db, "tableInput": {"name": table}}
+    })
+}
+
+/// What a CloudTrail capture test runs against: a seeded source catalog (one database, one table)
+/// and a connected pipeline whose stream does not exist yet.
+struct TrailSetUp {
+    pipeline: Pipeline,
+    s3: aws_sdk_s3::Client,
+    db: String,
+    table: String,
+}
+
+impl TrailSetUp {
+    async fn new(emu: &Emulator, name: &str) -> TrailSetUp {
+        let catalog = seed(emu, name, 1, 1, 1).await;
+        let cfg = PipelineConfig::from_yaml(&config_yaml(emu, name, "", ""), name).expect("config");
+        TrailSetUp {
+            pipeline: Pipeline::connect(cfg).await.expect("connect"),
+            s3: Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await,
+            db: catalog.databases[0].name.clone(),
+            table: catalog.tables[0].name.clone(),
+        }
+    }
+
+    async fn resolver(&self, emu: &Emulator) -> Resolver {
+        Resolver::new(
+            crate::glue(emu, SOURCE_REGION).await,
+            self.pipeline.origin.clone(),
+            self.pipeline.source_filter.clone(),
+        )
+    }
+
+    /// A publisher to the pipeline's stream whose records may be at most `frame_bytes` long.
+    fn publisher(&self, frame_bytes: usize) -> Arc<Publisher> {
+        Arc::new(Publisher::new(Producer::new(
+            self.pipeline.kinesis.clone(),
+            &self.pipeline.config.stream.name,
+            frame_bytes,
+        )))
+    }
+
+    async fn create_stream(&self) {
+        ensure_stream(&self.pipeline.kinesis, &self.pipeline.config.stream.name, 1, true).await.expect("stream");
+    }
+
+    /// Creates tables in the source database: `(name, bytes of table definition padding)`.
+    async fn create_tables(&self, emu: &Emulator, tables: &[(&str, usize)]) {
+        let glue = crate::glue(emu, SOURCE_REGION).await;
+        for (table, bytes) in tables {
+            glue.create_table()
+                .database_name(&self.db)
+                .table_input(table_input(table, *bytes))
+                .send()
+                .await
+                .expect("create");
+        }
+    }
+
+    /// A capture of the trail bucket `lakelog-<name>-trail`, holding one log file of today (UTC
+    /// `now`) with `records`.
+    async fn trail(
+        &self,
+        emu: &Emulator,
+        name: &str,
+        now: time::OffsetDateTime,
+        records: &[serde_json::Value],
+        frame_bytes: usize,
+    ) -> CloudTrailCapture {
+        let trail = format!("lakelog-{name}-trail");
+        self.s3.create_bucket().bucket(&trail).send().await.expect("trail bucket");
+        let key = format!(
+            "AWSLogs/{ACCOUNT}/CloudTrail/{SOURCE_REGION}/{:04}/{:02}/{:02}/{ACCOUNT}_CloudTrail_{SOURCE_REGION}_1.json.gz",
+            now.year(),
+            u8::from(now.month()),
+            now.day()
+        );
+        let file = serde_json::json!({ "Records": records });
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(file.to_string().as_bytes()).expect("gzip");
+        let body = gz.finish().expect("gzip");
+        self.s3.put_object().bucket(&trail).key(&key).body(body.into()).send().await.expect("put log file");
+        CloudTrailCapture {
+            s3: self.s3.clone(),
+            config: CloudTrailConfig { bucket: trail, prefix: String::new(), region: None, poll_seconds: 60 },
+            account: ACCOUNT.into(),
+            region: SOURCE_REGION.into(),
+            resolver: self.resolver(emu).await,
+            publisher: self.publisher(frame_bytes),
+            state: self.pipeline.state.clone(),
+        }
+    }
+
+    /// A LookupEvents capture whose LookupEvents calls `aws-smithy-mocks` answers with `events`
+    /// (id, record), every one of them a minute old.
+    async fn lookup(
+        &self,
+        emu: &Emulator,
+        events: Vec<(String, serde_json::Value)>,
+        frame_bytes: usize,
+    ) -> (LookupCapture, aws_smithy_mocks::Rule) {
+        use aws_sdk_cloudtrail::operation::lookup_events::LookupEventsOutput;
+        use aws_sdk_cloudtrail::types::Event;
+        use aws_smithy_mocks::{mock, mock_client, RuleMode};
+
+        let event_ms = lakelog::model::now_millis() - 60_000;
+        let rule = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_compute_output(move |_| {
+            let events = events.iter().map(|(id, record)| {
+                Event::builder()
+                    .event_id(id)
+                    .event_name("CreateTable")
+                    .event_source("glue.amazonaws.com")
+                    .event_time(aws_smithy_types::DateTime::from_millis(event_ms))
+                    .cloud_trail_event(record.to_string())
+                    .build()
+            });
+            LookupEventsOutput::builder().set_events(Some(events.collect())).build()
+        });
+        let capture = LookupCapture {
+            reader: LookupReader {
+                cloudtrail: mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, &[&rule]),
+                config: CloudTrailLookupConfig { poll_seconds: 60, overlap_seconds: 900 },
+            },
+            resolver: self.resolver(emu).await,
+            publisher: self.publisher(frame_bytes),
+            state: self.pipeline.state.clone(),
+        };
+        (capture, rule)
+    }
+
+    async fn dead_letters(&self) -> Vec<(String, DeadLetter)> {
+        self.pipeline.dead_letters.list(CAPTURE_EVENTS).await.expect("list dead letters")
+    }
+}
+
+/// Whether the publisher has put a record of table `db.table` on the stream.
+async fn published_table(publisher: &Publisher, db: &str, table: &str) -> bool {
+    publisher
+        .recorded()
+        .await
+        .keys()
+        .any(|k| matches!(k, ObjectKey::Table { database, table: t, .. } if database == db && t == table))
+}
+
+/// The one dead letter of a poison event: named by its eventID, its reason naming the table and
+/// the frame limit.
+fn assert_parked_poison(letters: &[(String, DeadLetter)], event_id: &str) {
+    assert_eq!(letters.len(), 1, "the poison event is parked exactly once: {letters:#?}");
+    let letter = &letters[0].1;
+    assert_eq!(letter.key, event_id, "{letter:?}");
+    assert!(letter.reason.contains("huge") && letter.reason.contains("frame limit"), "{}", letter.reason);
+}
+
 /// A CloudTrail log file whose publish fails (the stream is not there yet) is read again at the
 /// next poll and its event published then: the event id was not remembered as done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cloudtrail_file_event_whose_publish_failed_is_published_at_the_next_poll() {
     let emu = Emulator::start();
     let name = "trailretry";
-    let catalog = seed(&emu, name, 1, 1, 1).await;
-    let (db, table) = (catalog.databases[0].name.clone(), catalog.tables[0].name.clone());
-    let cfg = PipelineConfig::from_yaml(&config_yaml(&emu, name, "", ""), name).expect("config");
-    let pipeline = Pipeline::connect(cfg).await.expect("connect");
-    let s3 = Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await;
-    let trail = format!("lakelog-{name}-trail");
-    s3.create_bucket().bucket(&trail).send().await.expect("trail bucket");
+    let set_up = TrailSetUp::new(&emu, name).await;
     let now = time::OffsetDateTime::now_utc();
-    let key = format!(
-        "AWSLogs/{ACCOUNT}/CloudTrail/{SOURCE_REGION}/{:04}/{:02}/{:02}/{ACCOUNT}_CloudTrail_{SOURCE_REGION}_1.json.gz",
-        now.year(),
-        u8::from(now.month()),
-        now.day()
-    );
-    let file = serde_json::json!({"Records": [{
-        "eventVersion": "1.08", "eventSource": "glue.amazonaws.com", "eventName": "CreateTable",
-        "eventID": "trail-ev-1", "eventTime": "2026-12-01T10:00:00Z", "awsRegion": SOURCE_REGION,
-        "requestParameters": {"databaseName": db, "tableInput": {"name": table}}
-    }]});
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    gz.write_all(file.to_string().as_bytes()).expect("gzip");
-    let body = gz.finish().expect("gzip");
-    s3.put_object().bucket(&trail).key(&key).body(body.into()).send().await.expect("put log file");
-
-    let stream = pipeline.config.stream.name.clone();
-    let capture = CloudTrailCapture {
-        s3: s3.clone(),
-        config: CloudTrailConfig { bucket: trail, prefix: String::new(), region: None, poll_seconds: 60 },
-        account: ACCOUNT.into(),
-        region: SOURCE_REGION.into(),
-        resolver: Resolver::new(
-            crate::glue(&emu, SOURCE_REGION).await,
-            pipeline.origin.clone(),
-            pipeline.source_filter.clone(),
-        ),
-        publisher: Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &stream, 100_000))),
-        state: pipeline.state.clone(),
-    };
+    let record = create_table_record("trail-ev-1", &set_up.db, &set_up.table);
+    let capture = set_up.trail(&emu, name, now, &[record], 100_000).await;
     let mut seen = std::collections::HashSet::new();
     capture.poll_once(now, &mut seen).await.expect_err("the stream does not exist yet");
-    ensure_stream(&pipeline.kinesis, &stream, 1, true).await.expect("stream");
+    set_up.create_stream().await;
     let stats = capture.poll_once(now, &mut seen).await.expect("second poll");
     assert_eq!((stats.files, stats.events, stats.duplicates), (1, 1, 0), "{stats:?}");
     assert_eq!(capture.publisher.totals().await.0, 1, "the table's record is on the stream");
     let again = capture.poll_once(now, &mut seen).await.expect("third poll");
     assert_eq!((again.files, again.events), (0, 0), "a processed file is not read again: {again:?}");
+    assert!(set_up.dead_letters().await.is_empty(), "a transient failure parks nothing");
+}
+
+/// A trail file with a poison event (its table's record is larger than the stream's frame limit,
+/// a permanent failure of that event alone) next to a valid one: one poll publishes the valid
+/// table, parks the poison event once under its eventID and finishes the file; the next poll
+/// reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudtrail_file_event_that_fails_for_good_is_parked_and_the_rest_of_its_file_published() {
+    let emu = Emulator::start();
+    let name = "trailpoison";
+    let set_up = TrailSetUp::new(&emu, name).await;
+    set_up.create_tables(&emu, &[("huge", 40_000), ("fresh", 0)]).await;
+    set_up.create_stream().await;
+    let now = time::OffsetDateTime::now_utc();
+    let records = [
+        create_table_record("trail-huge", &set_up.db, "huge"),
+        create_table_record("trail-fresh", &set_up.db, "fresh"),
+    ];
+    let capture = set_up.trail(&emu, name, now, &records, 16_384).await;
+    let mut seen = std::collections::HashSet::new();
+    let stats = capture.poll_once(now, &mut seen).await.expect("one event's failure does not fail the poll");
+    assert_eq!((stats.files, stats.events, stats.failed), (1, 2, 1), "{stats:?}");
+    assert!(published_table(&capture.publisher, &set_up.db, "fresh").await, "the valid table is on the stream");
+    assert!(!published_table(&capture.publisher, &set_up.db, "huge").await);
+    assert_parked_poison(&set_up.dead_letters().await, "trail-huge");
+
+    let again = capture.poll_once(now, &mut seen).await.expect("second poll");
+    assert_eq!((again.files, again.events, again.failed), (0, 0, 0), "the file is done: {again:?}");
+    assert_eq!(set_up.dead_letters().await.len(), 1, "parked once");
 }
 
 /// The same rule for LookupEvents (answered by `aws-smithy-mocks`: no emulator implements it;
@@ -373,55 +527,43 @@ async fn a_cloudtrail_file_event_whose_publish_failed_is_published_at_the_next_p
 /// next poll, and not again by the one after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_event_whose_publish_failed_is_published_at_the_next_poll_mocked_lookup_events() {
-    use aws_sdk_cloudtrail::operation::lookup_events::LookupEventsOutput;
-    use aws_sdk_cloudtrail::types::Event;
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
-
     let emu = Emulator::start();
     let name = "lookupretry";
-    let catalog = seed(&emu, name, 1, 1, 1).await;
-    let (db, table) = (catalog.databases[0].name.clone(), catalog.tables[0].name.clone());
-    let cfg = PipelineConfig::from_yaml(&config_yaml(&emu, name, "", ""), name).expect("config");
-    let pipeline = Pipeline::connect(cfg).await.expect("connect");
-    let record = serde_json::json!({
-        "eventVersion": "1.08", "eventSource": "glue.amazonaws.com", "eventName": "CreateTable",
-        "eventID": "lookup-ev-1", "eventTime": "2026-12-01T10:00:00Z", "awsRegion": SOURCE_REGION,
-        "requestParameters": {"databaseName": db, "tableInput": {"name": table}}
-    })
-    .to_string();
-    let event_ms = lakelog::model::now_millis() - 60_000;
-    let rule = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_compute_output(move |_| {
-        LookupEventsOutput::builder()
-            .events(
-                Event::builder()
-                    .event_id("lookup-ev-1")
-                    .event_name("CreateTable")
-                    .event_source("glue.amazonaws.com")
-                    .event_time(aws_smithy_types::DateTime::from_millis(event_ms))
-                    .cloud_trail_event(record.clone())
-                    .build(),
-            )
-            .build()
-    });
-    let stream = pipeline.config.stream.name.clone();
-    let capture = LookupCapture {
-        reader: LookupReader {
-            cloudtrail: mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, &[&rule]),
-            config: CloudTrailLookupConfig { poll_seconds: 60, overlap_seconds: 900 },
-        },
-        resolver: Resolver::new(
-            crate::glue(&emu, SOURCE_REGION).await,
-            pipeline.origin.clone(),
-            pipeline.source_filter.clone(),
-        ),
-        publisher: Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &stream, 100_000))),
-        state: pipeline.state.clone(),
-    };
+    let set_up = TrailSetUp::new(&emu, name).await;
+    let record = create_table_record("lookup-ev-1", &set_up.db, &set_up.table);
+    let (capture, _rule) = set_up.lookup(&emu, vec![("lookup-ev-1".into(), record)], 100_000).await;
     capture.poll_once().await.expect_err("the stream does not exist yet");
-    ensure_stream(&pipeline.kinesis, &stream, 1, true).await.expect("stream");
+    set_up.create_stream().await;
     let stats = capture.poll_once().await.expect("second poll");
     assert_eq!((stats.events, stats.records), (1, 1), "{stats:?}");
     let again = capture.poll_once().await.expect("third poll");
     assert_eq!((again.events, again.records), (0, 0), "seen inside the overlap: {again:?}");
     assert_eq!(capture.publisher.totals().await.0, 1);
+    assert!(set_up.dead_letters().await.is_empty(), "a transient failure parks nothing");
+}
+
+/// The poison rule for LookupEvents (answered by `aws-smithy-mocks`; Glue, S3 and Kinesis are the
+/// emulator's): one poll publishes the valid table, parks the poison event once and saves the
+/// cursor; the next poll finds both events seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_event_that_fails_for_good_is_parked_and_the_rest_of_its_poll_published_mocked_lookup_events() {
+    let emu = Emulator::start();
+    let name = "lookuppoison";
+    let set_up = TrailSetUp::new(&emu, name).await;
+    set_up.create_tables(&emu, &[("huge", 40_000), ("fresh", 0)]).await;
+    set_up.create_stream().await;
+    let events = vec![
+        ("lookup-huge".to_string(), create_table_record("lookup-huge", &set_up.db, "huge")),
+        ("lookup-fresh".to_string(), create_table_record("lookup-fresh", &set_up.db, "fresh")),
+    ];
+    let (capture, _rule) = set_up.lookup(&emu, events, 16_384).await;
+    let stats = capture.poll_once().await.expect("one event's failure does not fail the poll");
+    assert_eq!((stats.events, stats.failed), (2, 1), "{stats:?}");
+    assert!(published_table(&capture.publisher, &set_up.db, "fresh").await, "the valid table is on the stream");
+    assert!(!published_table(&capture.publisher, &set_up.db, "huge").await);
+    assert_parked_poison(&set_up.dead_letters().await, "lookup-huge");
+
+    let again = capture.poll_once().await.expect("second poll");
+    assert_eq!((again.events, again.failed), (0, 0), "the cursor moved past both: {again:?}");
+    assert_eq!(set_up.dead_letters().await.len(), 1, "parked once");
 }
