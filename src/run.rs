@@ -215,6 +215,7 @@ pub async fn run(
                 resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
                 publisher: publisher.clone(),
                 state: pipeline.state.clone(),
+                dead_letters: pipeline.dead_letters.clone(),
             })
         }
         None => None,
@@ -227,6 +228,7 @@ pub async fn run(
             resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
             publisher: publisher.clone(),
             state: pipeline.state.clone(),
+            dead_letters: pipeline.dead_letters.clone(),
         }),
         None => None,
     };

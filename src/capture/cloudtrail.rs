@@ -5,8 +5,20 @@
 //! "start after the last key" cursor would skip files. Each poll lists yesterday's and today's
 //! folders and processes every file not processed before. The set of processed files (the last
 //! two days') is the durable cursor, kept in the state bucket and written conditionally, only
-//! after the file's records are published. Events are also de-duplicated by `eventID` (an id is
-//! remembered only once its file's records are published).
+//! after the file is done. Events are also de-duplicated by `eventID`.
+//!
+//! Every event succeeds or fails on its own, by the rule of the SQS path ([`resolve_and_publish`]:
+//! one publish call for the file, event by event only when that fails):
+//! - **Published**: its records are acknowledged by Kinesis; only now is its id remembered.
+//! - **Permanent failure of its own** (a re-read the source refuses, records the stream cannot
+//!   take): parked in the `capture.events` dead-letter store with its reason, once (named by its
+//!   `eventID` and time, written only if absent), and remembered as done.
+//! - **Transient failure** (throttling, 5xx, the stream missing): the file stays unprocessed and
+//!   the poll ends with [`CloudTrailError::Retried`]; the next poll reads the file again and
+//!   retries the events not yet done.
+//!
+//! A file is done, and enters the cursor, once each of its events is published or parked.
+//! [`capture_events`] applies this rule for LookupEvents too.
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Read;
@@ -19,14 +31,16 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use super::events::parse_cloudtrail_file;
-use super::resolve::{Resolver, WholeTableError};
-use super::CaptureError;
+use super::hint::ParsedEvent;
+use super::queue::{resolve_and_publish, Outcome};
+use super::resolve::Resolver;
 use crate::aws::AwsError;
 use crate::config::CloudTrailConfig;
-use crate::model::{Cause, CauseKind};
+use crate::deadletter::{DeadLetter, DeadLetterStore, CAPTURE_EVENTS};
+use crate::metrics as m;
+use crate::model::CauseKind;
 use crate::state::{PutOutcome, StateBucket};
 use crate::stream::publisher::Publisher;
-use crate::stream::StreamError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudTrailError {
@@ -34,12 +48,10 @@ pub enum CloudTrailError {
     Aws { bucket: String, source: AwsError },
     #[error("CloudTrail cursor {key} was changed by another lakelog process; only one may read a trail")]
     CursorConflict { key: String },
-    #[error(transparent)]
-    Capture(#[from] CaptureError),
-    #[error(transparent)]
-    Stream(#[from] StreamError),
-    #[error(transparent)]
-    WholeTable(#[from] WholeTableError),
+    #[error(
+        "{what}: {events} event(s) failed transiently and are retried at the next poll; the first, {event}: {reason}"
+    )]
+    Retried { what: String, events: usize, event: String, reason: String },
 }
 
 /// The durable cursor: files already processed (last two days).
@@ -71,6 +83,82 @@ pub struct CloudTrailCapture {
     pub publisher: Arc<Publisher>,
     /// Where the cursor lives.
     pub state: StateBucket,
+    /// Where events that fail for good are parked.
+    pub dead_letters: DeadLetterStore,
+}
+
+/// What became of the events of one log file or one LookupEvents poll.
+#[derive(Debug, Default)]
+pub(super) struct Settled {
+    /// Ids of the events published or parked: done, never to be captured again.
+    pub done: Vec<String>,
+    pub records: u64,
+    /// Events parked.
+    pub failed: u64,
+    /// Events to retry at the next poll (id, reason), in order.
+    pub retried: Vec<(String, String)>,
+}
+
+impl Settled {
+    /// Ok when nothing is left to retry; else the error that keeps the cursor where it is.
+    pub fn finished(&self, what: impl FnOnce() -> String) -> Result<(), CloudTrailError> {
+        match self.retried.first() {
+            None => Ok(()),
+            Some((event, reason)) => Err(CloudTrailError::Retried {
+                what: what(),
+                events: self.retried.len(),
+                event: event.clone(),
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
+/// Re-reads and publishes CloudTrail events; each is published, parked (a failure of its own
+/// that retrying cannot fix), or left to retry (see the module docs).
+pub(super) async fn capture_events(
+    resolver: &Resolver,
+    publisher: &Publisher,
+    dead_letters: &DeadLetterStore,
+    events: &[ParsedEvent],
+) -> Settled {
+    let refs: Vec<&ParsedEvent> = events.iter().collect();
+    let outcomes = resolve_and_publish(resolver, publisher, CauseKind::Cloudtrail, &refs).await;
+    let mut settled = Settled::default();
+    for (ev, outcome) in events.iter().zip(outcomes) {
+        match outcome {
+            Outcome::Published(n) => {
+                settled.records += n;
+                settled.done.push(ev.id.clone());
+            }
+            Outcome::Retry(reason) => {
+                warn!(event = %ev.id, error = %reason, "CloudTrail event failed; retrying at the next poll");
+                settled.retried.push((ev.id.clone(), reason));
+            }
+            Outcome::Park { reason, class, code } => {
+                warn!(event = %ev.id, error = %reason, "CloudTrail event failed for good, dead-lettering");
+                // The parsed event (id, time, what to re-read) is what a replay needs.
+                let body = serde_json::to_string(ev).unwrap_or_else(|_| ev.id.clone());
+                let dl = DeadLetter::failed_event(&ev.id, &body, reason, class, code);
+                // Named by the event's own id and time: a re-read file or an overlapping
+                // lookup parks it once.
+                match dead_letters.park_once(&dl, ev.time_ms.unwrap_or(0), &ev.id).await {
+                    Ok(new) => {
+                        if new {
+                            m::dead_letters(CAPTURE_EVENTS, "event", 1);
+                        }
+                        settled.failed += 1;
+                        settled.done.push(ev.id.clone());
+                    }
+                    Err(e) => {
+                        warn!(event = %ev.id, error = %e, "cannot park the CloudTrail event; retrying at the next poll");
+                        settled.retried.push((ev.id.clone(), format!("parking it failed: {e}")));
+                    }
+                }
+            }
+        }
+    }
+    settled
 }
 
 fn day_prefix(config: &CloudTrailConfig, account: &str, region: &str, day: OffsetDateTime) -> String {
@@ -150,34 +238,23 @@ impl CloudTrailCapture {
                     }
                 };
                 stats.bad_records += errors.len() as u64;
-                let mut records = Vec::new();
-                let mut whole = Vec::new();
-                // Remembered as done only once the file's records are on the stream: a failed
-                // publish reads the file again at the next poll, and its events must not then
-                // count as duplicates.
-                let mut file_ids: HashSet<String> = HashSet::new();
-                for ev in events {
-                    if seen_events.contains(&ev.id) || !file_ids.insert(ev.id.clone()) {
+                let mut file_ids: HashSet<&str> = HashSet::new();
+                let mut fresh = Vec::new();
+                for ev in &events {
+                    if seen_events.contains(&ev.id) || !file_ids.insert(&ev.id) {
                         stats.duplicates += 1;
-                        continue;
+                    } else {
+                        fresh.push(ev.clone());
                     }
-                    stats.events += 1;
-                    let cause = Cause { kind: CauseKind::Cloudtrail, event_id: Some(ev.id.clone()) };
-                    let resolved = self.resolver.resolve_split(&ev.hints, &cause).await?;
-                    records.extend(resolved.records.into_iter().map(|mut r| {
-                        r.changed_at = ev.time_ms;
-                        r
-                    }));
-                    whole.extend(resolved.whole_tables.into_iter().map(|t| (t, cause.clone(), ev.time_ms)));
                 }
-                stats.records += records.len() as u64;
-                crate::metrics::records_captured_of(&records);
-                self.publisher.publish(records).await?;
-                // Whole-table re-reads stream after the tables' own records.
-                for ((db, t), cause, at) in &whole {
-                    stats.records += self.resolver.publish_whole_table(db, t, cause, *at, &self.publisher).await?;
-                }
-                seen_events.extend(file_ids);
+                stats.events += fresh.len() as u64;
+                let settled = capture_events(&self.resolver, &self.publisher, &self.dead_letters, &fresh).await;
+                stats.records += settled.records;
+                stats.failed += settled.failed;
+                // Remembered as done only once published or parked: a file read again at the next
+                // poll retries only the events not yet done.
+                seen_events.extend(settled.done.iter().cloned());
+                settled.finished(|| format!("CloudTrail log file {key}"))?;
                 // Durable only now: the file's changes are in the change log.
                 cursor.processed.insert(key);
                 cursor.processed.retain(|k| prefixes.iter().any(|p| k.starts_with(p)));

@@ -3,7 +3,13 @@
 //! calls are spaced at least 500 ms apart. Each poll looks from the cursor minus an overlap
 //! (events become visible late) to now; events already seen are skipped by `eventID`. The cursor
 //! (the newest event time, and the ids seen inside the overlap) is durable in the state bucket,
-//! written conditionally after the poll's records are published.
+//! written conditionally once every event of the poll is done.
+//!
+//! Each event succeeds or fails on its own, as on the log-file path
+//! ([`capture_events`](super::cloudtrail)): one that fails for good is parked once (named by its
+//! `eventID`) and the cursor moves past it with the others; a transient failure (throttling,
+//! 5xx, the stream missing) leaves the cursor where it was, so the next poll looks again over the
+//! same window and retries.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,13 +22,14 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use tracing::warn;
 
-use super::cloudtrail::{CloudTrailError, PollStats};
+use super::cloudtrail::{capture_events, CloudTrailError, PollStats};
 use super::events::parse_cloudtrail_record;
 use super::hint::ParsedEvent;
 use super::resolve::Resolver;
 use crate::aws::AwsError;
 use crate::config::CloudTrailLookupConfig;
-use crate::model::{now_millis, Cause, CauseKind};
+use crate::deadletter::DeadLetterStore;
+use crate::model::now_millis;
 use crate::state::{PutOutcome, StateBucket};
 use crate::stream::publisher::Publisher;
 
@@ -114,10 +121,12 @@ pub struct LookupCapture {
     pub resolver: Resolver,
     pub publisher: Arc<Publisher>,
     pub state: StateBucket,
+    /// Where events that fail for good are parked.
+    pub dead_letters: DeadLetterStore,
 }
 
 impl LookupCapture {
-    /// One poll: fetch from the durable cursor, re-read, publish, then save the cursor.
+    /// One poll: fetch from the durable cursor, re-read, publish (or park), then save the cursor.
     pub async fn poll_once(&self) -> Result<PollStats, CloudTrailError> {
         let aws = |source| CloudTrailError::Aws { bucket: self.state.bucket.clone(), source };
         let (mut cursor, etag) = match self.state.get_bytes(CURSOR_KEY).await.map_err(aws)? {
@@ -127,24 +136,17 @@ impl LookupCapture {
         // `fetch` marks the events seen in this in-memory copy only; the copy is saved after the
         // publish below, so a failed poll leaves them unseen for the next one.
         let (events, bad) = self.reader.fetch(now_millis(), &mut cursor).await.map_err(aws)?;
-        let mut stats = PollStats { events: events.len() as u64, bad_records: bad, ..Default::default() };
-        let (mut records, mut whole) = (Vec::new(), Vec::new());
-        for ev in &events {
-            let cause = Cause { kind: CauseKind::Cloudtrail, event_id: Some(ev.id.clone()) };
-            let resolved = self.resolver.resolve_split(&ev.hints, &cause).await?;
-            records.extend(resolved.records.into_iter().map(|mut r| {
-                r.changed_at = ev.time_ms;
-                r
-            }));
-            whole.extend(resolved.whole_tables.into_iter().map(|t| (t, cause.clone(), ev.time_ms)));
-        }
-        stats.records = records.len() as u64;
-        crate::metrics::records_captured_of(&records);
-        self.publisher.publish(records).await?;
-        // Whole-table re-reads stream after the tables' own records.
-        for ((db, t), cause, at) in &whole {
-            stats.records += self.resolver.publish_whole_table(db, t, cause, *at, &self.publisher).await?;
-        }
+        let settled = capture_events(&self.resolver, &self.publisher, &self.dead_letters, &events).await;
+        let stats = PollStats {
+            events: events.len() as u64,
+            bad_records: bad,
+            failed: settled.failed,
+            records: settled.records,
+            ..Default::default()
+        };
+        // Not saved while an event is left to retry: the next poll looks over the same window
+        // (re-publishing the others is harmless: records are full states).
+        settled.finished(|| "CloudTrail LookupEvents poll".to_string())?;
         let body = serde_json::to_vec(&cursor)
             .map_err(|e| aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;
         match self.state.put_if(CURSOR_KEY, body, etag.as_deref()).await.map_err(aws)? {

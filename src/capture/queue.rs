@@ -18,6 +18,9 @@
 //! to find the one at fault; whole-table re-reads then stream their partitions a page at a time,
 //! and their event is published only once they all are. A refusal the stream gives every event (access denied, say) is not
 //! blamed on any: nothing is parked and SQS redelivers.
+//!
+//! That rule is [`resolve_and_publish`], which the CloudTrail paths (log files, LookupEvents)
+//! call too: every capture path decides an event's fate the same way.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -154,7 +157,7 @@ struct Work {
 }
 
 /// What became of one event.
-enum Outcome {
+pub(super) enum Outcome {
     /// Its records (this many) are on the stream: delete its messages.
     Published(u64),
     /// A transient failure (throttling, 5xx, an unreachable service): leave its messages in the
@@ -305,8 +308,9 @@ impl QueueCapture {
             .cloned()
             .chain(work.iter().flat_map(|w| w.deliveries.iter().map(|d| d.handle.clone())))
             .collect();
+        let events: Vec<&ParsedEvent> = work.iter().map(|w| &w.event).collect();
         let outcomes = tokio::select! {
-            o = self.resolve_and_publish(&work) => o,
+            o = resolve_and_publish(&self.resolver, &self.publisher, CauseKind::Event, &events) => o,
             never = self.keep_invisible(&handles) => match never {},
         };
         let (mut ok, mut failed, mut retried) = (0u64, 0u64, 0u64);
@@ -365,119 +369,6 @@ impl QueueCapture {
         }
     }
 
-    /// Re-reads the source for every event, then publishes; the outcome of each event, in order.
-    async fn resolve_and_publish(&self, work: &[Work]) -> Vec<Outcome> {
-        // Re-reads of a batch's events run concurrently; `buffered` keeps their order, and
-        // the publisher's ordering rule settles any overlap between them.
-        // Collected first: a closure over borrowed work held across the awaits would make this
-        // future not `Send` for every lifetime (a compiler limitation).
-        let reads: Vec<_> = work.iter().map(|w| self.resolve(&w.event)).collect();
-        let resolved: Vec<Result<Resolution, CaptureError>> =
-            futures::stream::iter(reads).buffered(RESOLVE_CONCURRENCY).collect().await;
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(work.len());
-        let mut ready: Vec<(usize, Vec<ChangeRecord>)> = Vec::new();
-        let mut whole: Vec<(usize, Vec<(String, String)>)> = Vec::new();
-        for (i, r) in resolved.into_iter().enumerate() {
-            match r {
-                Ok(Resolution { records, whole_tables }) => {
-                    outcomes.push(None);
-                    ready.push((i, records));
-                    if !whole_tables.is_empty() {
-                        whole.push((i, whole_tables));
-                    }
-                }
-                Err(e) => outcomes.push(Some(Outcome::of_read(&e))),
-            }
-        }
-        self.publish_batch(&mut outcomes, ready).await;
-        // Whole-table re-reads stream after the batch (their tables' records are in it): an
-        // event is published only once all of its records are.
-        for (i, tables) in whole {
-            for (db, t) in &tables {
-                let Some(Outcome::Published(n)) = outcomes[i] else { break };
-                let event = &work[i].event;
-                let cause = Cause { kind: CauseKind::Event, event_id: Some(event.id.clone()) };
-                outcomes[i] = Some(
-                    match self.resolver.publish_whole_table(db, t, &cause, event.time_ms, &self.publisher).await {
-                        Ok(more) => Outcome::Published(n + more),
-                        Err(WholeTableError::Read(e)) => Outcome::of_read(&e),
-                        Err(WholeTableError::Stream(e)) => match stream_failure(&e) {
-                            StreamFailure::Transient | StreamFailure::Systemic => Outcome::Retry(e.to_string()),
-                            // The stream took this event's other records.
-                            StreamFailure::OfEvent | StreamFailure::Unclear => Outcome::park(&e),
-                        },
-                    },
-                );
-            }
-        }
-        outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Retry("not attempted".into()))).collect()
-    }
-
-    /// Publishes the events' records in one call, or event by event when that fails; sets the
-    /// outcome of each.
-    async fn publish_batch(&self, outcomes: &mut [Option<Outcome>], ready: Vec<(usize, Vec<ChangeRecord>)>) {
-        // The usual case: every record of the batch in one publish call.
-        let all: Vec<ChangeRecord> = ready.iter().flat_map(|(_, rs)| rs.iter().cloned()).collect();
-        let published = match self.publish(all).await {
-            Ok(()) => {
-                for (i, records) in &ready {
-                    outcomes[*i] = Some(Outcome::Published(records.len() as u64));
-                }
-                return;
-            }
-            Err(e) => e,
-        };
-        match stream_failure(&published) {
-            StreamFailure::Transient | StreamFailure::Systemic => {
-                for (i, _) in &ready {
-                    outcomes[*i] = Some(Outcome::Retry(published.to_string()));
-                }
-            }
-            // Some event's records were refused: publish event by event to find which.
-            StreamFailure::OfEvent | StreamFailure::Unclear => {
-                let mut unclear = Vec::new();
-                let mut stream_works = false;
-                for (i, records) in ready {
-                    let n = records.len() as u64;
-                    outcomes[i] = Some(match self.publish(records).await {
-                        Ok(()) => {
-                            stream_works = true;
-                            Outcome::Published(n)
-                        }
-                        Err(e) => match stream_failure(&e) {
-                            StreamFailure::OfEvent => Outcome::park(&e),
-                            StreamFailure::Unclear => {
-                                unclear.push((i, e));
-                                continue;
-                            }
-                            StreamFailure::Transient | StreamFailure::Systemic => Outcome::Retry(e.to_string()),
-                        },
-                    });
-                }
-                // A refusal the stream gives one event while it takes another's is that event's
-                // own; when it takes none, the stream itself may be refusing (access, KMS):
-                // nothing is parked and SQS redelivers.
-                for (i, e) in unclear {
-                    outcomes[i] = Some(if stream_works { Outcome::park(&e) } else { Outcome::Retry(e.to_string()) });
-                }
-            }
-        }
-    }
-
-    async fn resolve(&self, event: &ParsedEvent) -> Result<Resolution, CaptureError> {
-        let cause = Cause { kind: CauseKind::Event, event_id: Some(event.id.clone()) };
-        let mut resolved = self.resolver.resolve_split(&event.hints, &cause).await?;
-        for r in &mut resolved.records {
-            r.changed_at = event.time_ms;
-        }
-        Ok(resolved)
-    }
-
-    async fn publish(&self, records: Vec<ChangeRecord>) -> Result<(), StreamError> {
-        crate::metrics::records_captured_of(&records);
-        self.publisher.publish(records).await.map(|_| ())
-    }
-
     /// Extends the visibility of `handles` every third of the timeout, forever (cancelled by the caller).
     async fn keep_invisible(&self, handles: &[String]) -> std::convert::Infallible {
         let period = Duration::from_secs((self.config.visibility_timeout_seconds / 3).max(1) as u64);
@@ -527,6 +418,126 @@ impl QueueCapture {
         }
         Ok(())
     }
+}
+
+/// Re-reads the source for every event, then publishes; the outcome of each event, in order.
+pub(super) async fn resolve_and_publish(
+    resolver: &Resolver,
+    publisher: &Publisher,
+    kind: CauseKind,
+    events: &[&ParsedEvent],
+) -> Vec<Outcome> {
+    // Re-reads of a batch's events run concurrently; `buffered` keeps their order, and
+    // the publisher's ordering rule settles any overlap between them.
+    // Collected first: a closure over borrowed work held across the awaits would make this
+    // future not `Send` for every lifetime (a compiler limitation).
+    let reads: Vec<_> = events.iter().map(|ev| resolve(resolver, kind, ev)).collect();
+    let resolved: Vec<Result<Resolution, CaptureError>> =
+        futures::stream::iter(reads).buffered(RESOLVE_CONCURRENCY).collect().await;
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(events.len());
+    let mut ready: Vec<(usize, Vec<ChangeRecord>)> = Vec::new();
+    let mut whole: Vec<(usize, Vec<(String, String)>)> = Vec::new();
+    for (i, r) in resolved.into_iter().enumerate() {
+        match r {
+            Ok(Resolution { records, whole_tables }) => {
+                outcomes.push(None);
+                ready.push((i, records));
+                if !whole_tables.is_empty() {
+                    whole.push((i, whole_tables));
+                }
+            }
+            Err(e) => outcomes.push(Some(Outcome::of_read(&e))),
+        }
+    }
+    publish_batch(publisher, &mut outcomes, ready).await;
+    // Whole-table re-reads stream after the batch (their tables' records are in it): an
+    // event is published only once all of its records are.
+    for (i, tables) in whole {
+        for (db, t) in &tables {
+            let Some(Outcome::Published(n)) = outcomes[i] else { break };
+            let event = events[i];
+            let cause = Cause { kind, event_id: Some(event.id.clone()) };
+            outcomes[i] = Some(match resolver.publish_whole_table(db, t, &cause, event.time_ms, publisher).await {
+                Ok(more) => Outcome::Published(n + more),
+                Err(WholeTableError::Read(e)) => Outcome::of_read(&e),
+                Err(WholeTableError::Stream(e)) => match stream_failure(&e) {
+                    StreamFailure::Transient | StreamFailure::Systemic => Outcome::Retry(e.to_string()),
+                    // The stream took this event's other records.
+                    StreamFailure::OfEvent | StreamFailure::Unclear => Outcome::park(&e),
+                },
+            });
+        }
+    }
+    outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Retry("not attempted".into()))).collect()
+}
+
+/// Publishes the events' records in one call, or event by event when that fails; sets the
+/// outcome of each.
+async fn publish_batch(
+    publisher: &Publisher,
+    outcomes: &mut [Option<Outcome>],
+    ready: Vec<(usize, Vec<ChangeRecord>)>,
+) {
+    // The usual case: every record of the batch in one publish call.
+    let all: Vec<ChangeRecord> = ready.iter().flat_map(|(_, rs)| rs.iter().cloned()).collect();
+    let published = match publish(publisher, all).await {
+        Ok(()) => {
+            for (i, records) in &ready {
+                outcomes[*i] = Some(Outcome::Published(records.len() as u64));
+            }
+            return;
+        }
+        Err(e) => e,
+    };
+    match stream_failure(&published) {
+        StreamFailure::Transient | StreamFailure::Systemic => {
+            for (i, _) in &ready {
+                outcomes[*i] = Some(Outcome::Retry(published.to_string()));
+            }
+        }
+        // Some event's records were refused: publish event by event to find which.
+        StreamFailure::OfEvent | StreamFailure::Unclear => {
+            let mut unclear = Vec::new();
+            let mut stream_works = false;
+            for (i, records) in ready {
+                let n = records.len() as u64;
+                outcomes[i] = Some(match publish(publisher, records).await {
+                    Ok(()) => {
+                        stream_works = true;
+                        Outcome::Published(n)
+                    }
+                    Err(e) => match stream_failure(&e) {
+                        StreamFailure::OfEvent => Outcome::park(&e),
+                        StreamFailure::Unclear => {
+                            unclear.push((i, e));
+                            continue;
+                        }
+                        StreamFailure::Transient | StreamFailure::Systemic => Outcome::Retry(e.to_string()),
+                    },
+                });
+            }
+            // A refusal the stream gives one event while it takes another's is that event's
+            // own; when it takes none, the stream itself may be refusing (access, KMS):
+            // nothing is parked and SQS redelivers.
+            for (i, e) in unclear {
+                outcomes[i] = Some(if stream_works { Outcome::park(&e) } else { Outcome::Retry(e.to_string()) });
+            }
+        }
+    }
+}
+
+async fn resolve(resolver: &Resolver, kind: CauseKind, event: &ParsedEvent) -> Result<Resolution, CaptureError> {
+    let cause = Cause { kind, event_id: Some(event.id.clone()) };
+    let mut resolved = resolver.resolve_split(&event.hints, &cause).await?;
+    for r in &mut resolved.records {
+        r.changed_at = event.time_ms;
+    }
+    Ok(resolved)
+}
+
+async fn publish(publisher: &Publisher, records: Vec<ChangeRecord>) -> Result<(), StreamError> {
+    crate::metrics::records_captured_of(&records);
+    publisher.publish(records).await.map(|_| ())
 }
 
 #[cfg(test)]

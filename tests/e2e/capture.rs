@@ -409,6 +409,7 @@ impl TrailSetUp {
             resolver: self.resolver(emu).await,
             publisher: self.publisher(frame_bytes),
             state: self.pipeline.state.clone(),
+            dead_letters: self.pipeline.dead_letters.clone(),
         }
     }
 
@@ -445,6 +446,7 @@ impl TrailSetUp {
             resolver: self.resolver(emu).await,
             publisher: self.publisher(frame_bytes),
             state: self.pipeline.state.clone(),
+            dead_letters: self.pipeline.dead_letters.clone(),
         };
         (capture, rule)
     }
