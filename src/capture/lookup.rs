@@ -6,7 +6,7 @@
 //! written conditionally once every event of the poll is done.
 //!
 //! Each event succeeds or fails on its own, as on the log-file path
-//! ([`capture_events`](super::cloudtrail)): one that fails for good is parked once (named by its
+//! ([`capture_events`](super::cloudtrail::capture_events)): one that fails for good is parked once (named by its
 //! `eventID`) and the cursor moves past it with the others; a transient failure (throttling,
 //! 5xx, the stream missing) leaves the cursor where it was, so the next poll looks again over the
 //! same window and retries.

@@ -1,10 +1,12 @@
-//! Capture never loses an event: one failing event in an SQS batch fails alone (parked once,
-//! with its reason) while the rest of its batch is published and deleted; an event id is
+//! Capture never loses an event: one failing event in an SQS batch, a CloudTrail log file or a
+//! LookupEvents poll fails alone (parked once, with its reason) while the rest of its batch is
+//! published and deleted (the file finished, the cursor moved); an event id is
 //! remembered as done only once its records are on the stream (SQS, CloudTrail log files and
 //! LookupEvents alike); reconciliation forgets a dropped table's partitions.
 //!
 //! Everything runs on the emulator, except CloudTrail LookupEvents, which no emulator implements:
-//! that one test answers LookupEvents from `aws-smithy-mocks` and uses the emulator for the rest.
+//! the `..._mocked_lookup_events` tests answer LookupEvents from `aws-smithy-mocks` and use the
+//! emulator for the rest.
 
 use std::io::Write;
 use std::sync::Arc;
