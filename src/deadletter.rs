@@ -159,9 +159,7 @@ impl DeadLetterStore {
                 .bucket(&self.state.bucket)
                 .prefix(self.prefix(target))
                 .set_continuation_token(token.clone());
-            let page = RetryPolicy::default()
-                .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "ListObjectsV2", e)) })
-                .await?;
+            let page = RetryPolicy::default().send("s3", "ListObjectsV2", || req.clone().send()).await?;
             keys.extend(page.contents().iter().filter_map(|o| o.key.clone()));
             token = page.next_continuation_token.filter(|t| page.is_truncated == Some(true) && !t.is_empty());
             if token.is_none() {
@@ -178,9 +176,7 @@ impl DeadLetterStore {
         let keys = self.keys(target).await?;
         let read = |key: String| async move {
             let req = self.state.s3.get_object().bucket(&self.state.bucket).key(&key);
-            let obj = RetryPolicy::default()
-                .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "GetObject", e)) })
-                .await?;
+            let obj = RetryPolicy::default().send("s3", "GetObject", || req.clone().send()).await?;
             let bytes = obj
                 .body
                 .collect()
@@ -204,9 +200,7 @@ impl DeadLetterStore {
     /// Removes a dead letter (after a successful replay).
     pub async fn remove(&self, key: &str) -> Result<(), AwsError> {
         let req = self.state.s3.delete_object().bucket(&self.state.bucket).key(key);
-        RetryPolicy::default()
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "DeleteObject", e)) })
-            .await?;
+        RetryPolicy::default().send("s3", "DeleteObject", || req.clone().send()).await?;
         Ok(())
     }
 }

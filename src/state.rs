@@ -53,10 +53,7 @@ pub async fn ensure_bucket(state: &StateBucket, region: &str, create: bool) -> R
             aws_sdk_s3::types::CreateBucketConfiguration::builder().location_constraint(constraint).build(),
         );
     }
-    match retry
-        .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "CreateBucket", e)) })
-        .await
-    {
+    match retry.send("s3", "CreateBucket", || req.clone().send()).await {
         Ok(_) => Ok(()),
         Err(err) => {
             if err.class == ErrorClass::AlreadyExists {
@@ -81,8 +78,7 @@ impl StateBucket {
     /// Reads a JSON object: `None` when it does not exist, else its bytes and ETag.
     pub async fn get_bytes(&self, rest: &str) -> Result<Option<(Vec<u8>, Option<String>)>, AwsError> {
         let req = self.s3.get_object().bucket(&self.bucket).key(self.key(rest));
-        let get = || async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "GetObject", e)) };
-        let out = match RetryPolicy::default().run(get).await {
+        let out = match RetryPolicy::default().send("s3", "GetObject", || req.clone().send()).await {
             Ok(out) => out,
             Err(err) => {
                 return if err.class == ErrorClass::NotFound { Ok(None) } else { Err(err) };

@@ -27,7 +27,7 @@ use crate::aws::AwsError;
 use crate::capture::reader::CatalogReader;
 use crate::capture::snapshot::{snapshot, ScanStats};
 use crate::capture::CaptureError;
-use crate::model::{ChangeRecord, ObjectKey, ObjectKind};
+use crate::model::{identity_hash, ChangeRecord, ObjectKey, ObjectKind};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::progress::Progress;
 use crate::replicate::{ConsumerGroup, ShardReport, StopWhen};
@@ -100,23 +100,10 @@ pub enum SyncError {
 /// prefixed). Sync remembers objects by it — 16 bytes an object, whatever its names — so that its
 /// memory stays flat as the catalog grows.
 fn identity(database: &str, table: Option<&str>, values: Option<&[String]>) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut part = |s: &str| {
-        h.update(&(s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
-    };
-    part(database);
-    if let Some(t) = table {
-        part(t);
-    }
-    if let Some(vs) = values {
-        // A marker keeps a partition apart from a table whose name equals a value.
-        part("\u{0}partition");
-        for v in vs {
-            part(v);
-        }
-    }
-    h.digest128()
+    // A marker keeps a partition apart from a table whose name equals a value.
+    let values =
+        values.into_iter().flat_map(|vs| std::iter::once("\u{0}partition").chain(vs.iter().map(String::as_str)));
+    identity_hash(std::iter::once(database).chain(table).chain(values))
 }
 
 fn key_identity(key: &ObjectKey) -> u128 {

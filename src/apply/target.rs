@@ -6,20 +6,20 @@
 //! included, goes through the target's [`RetryPolicy`] (its `apply.max_attempts` and its adaptive
 //! concurrency); a returned retryable error has used all of them.
 
-use aws_sdk_glue::types::{BatchUpdatePartitionRequestEntry, PartitionValueList};
+use aws_sdk_glue::types::BatchUpdatePartitionRequestEntry;
 
-use crate::aws::glue_convert::{database_input, partition_from_sdk, partition_input, table_input, ConvertError};
+use crate::aws::glue_convert::{database_input, partition_input, table_input, ConvertError};
 use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
-use crate::capture::reader::CatalogReader;
+use crate::capture::reader::{values_list, CatalogReader};
 use crate::model::{Database, Partition, Table};
 
 /// Glue's limit for BatchCreatePartition and BatchUpdatePartition.
 pub const PARTITION_WRITE_CHUNK: usize = 100;
 /// Glue's limit for BatchDeletePartition.
 pub const PARTITION_DELETE_CHUNK: usize = 25;
-/// Glue's limit for BatchGetPartition.
-pub const PARTITION_GET_CHUNK: usize = 1000;
+/// Glue's limit for BatchGetPartition (reads live in the reader).
+pub use crate::capture::reader::PARTITION_GET_CHUNK;
 
 /// One failed item of a batch call.
 #[derive(Debug, Clone)]
@@ -46,13 +46,6 @@ fn invalid(operation: &'static str, e: ConvertError) -> AwsError {
         code: Some("lakelog.InvalidObject".into()),
         message: e.to_string(),
     }
-}
-
-fn values_list(values: &[String]) -> Result<PartitionValueList, AwsError> {
-    PartitionValueList::builder()
-        .set_values(Some(values.to_vec()))
-        .build()
-        .map_err(|e| AwsError::invalid_response("glue", "PartitionValueList", &e.to_string()))
 }
 
 impl GlueTarget {
@@ -91,26 +84,20 @@ impl GlueTarget {
     pub async fn create_database(&self, db: &Database) -> Result<(), AwsError> {
         let input = database_input(db).map_err(|e| invalid("CreateDatabase", e))?;
         let req = self.glue.create_database().catalog_id(&self.catalog_id).database_input(input);
-        self.retry
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "CreateDatabase", e)) })
-            .await?;
+        self.retry.send("glue", "CreateDatabase", || req.clone().send()).await?;
         Ok(())
     }
 
     pub async fn update_database(&self, db: &Database) -> Result<(), AwsError> {
         let input = database_input(db).map_err(|e| invalid("UpdateDatabase", e))?;
         let req = self.glue.update_database().catalog_id(&self.catalog_id).name(&db.name).database_input(input);
-        self.retry
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "UpdateDatabase", e)) })
-            .await?;
+        self.retry.send("glue", "UpdateDatabase", || req.clone().send()).await?;
         Ok(())
     }
 
     pub async fn delete_database(&self, name: &str) -> Result<(), AwsError> {
         let req = self.glue.delete_database().catalog_id(&self.catalog_id).name(name);
-        self.retry
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "DeleteDatabase", e)) })
-            .await?;
+        self.retry.send("glue", "DeleteDatabase", || req.clone().send()).await?;
         Ok(())
     }
 
@@ -126,9 +113,7 @@ impl GlueTarget {
             .catalog_id(&self.catalog_id)
             .database_name(&table.database_name)
             .table_input(input);
-        self.retry
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "CreateTable", e)) })
-            .await?;
+        self.retry.send("glue", "CreateTable", || req.clone().send()).await?;
         Ok(())
     }
 
@@ -142,62 +127,25 @@ impl GlueTarget {
             .database_name(&table.database_name)
             .table_input(input)
             .skip_archive(self.skip_archive);
-        self.retry
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "UpdateTable", e)) })
-            .await?;
+        self.retry.send("glue", "UpdateTable", || req.clone().send()).await?;
         Ok(())
     }
 
     pub async fn delete_table(&self, database: &str, name: &str) -> Result<(), AwsError> {
         let req = self.glue.delete_table().catalog_id(&self.catalog_id).database_name(database).name(name);
-        self.retry
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "DeleteTable", e)) })
-            .await?;
+        self.retry.send("glue", "DeleteTable", || req.clone().send()).await?;
         Ok(())
     }
 
-    /// The existing partitions among `values` (one BatchGetPartition chunk, unprocessed keys
-    /// re-requested until none are left).
+    /// The existing partitions among `values` (one BatchGetPartition chunk), read by the
+    /// target's reader under the target's retry policy.
     pub async fn get_partitions(
         &self,
         database: &str,
         table: &str,
         values: &[Vec<String>],
     ) -> Result<Vec<Partition>, AwsError> {
-        let mut pending: Vec<PartitionValueList> = values.iter().map(|v| values_list(v)).collect::<Result<_, _>>()?;
-        let mut found = Vec::new();
-        let mut rounds = 0;
-        while !pending.is_empty() {
-            rounds += 1;
-            let req = self
-                .glue
-                .batch_get_partition()
-                .catalog_id(&self.catalog_id)
-                .database_name(database)
-                .table_name(table)
-                .set_partitions_to_get(Some(std::mem::take(&mut pending)));
-            let out = self
-                .retry
-                .run(|| async {
-                    req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "BatchGetPartition", e))
-                })
-                .await?;
-            found.extend(out.partitions().iter().map(|p| partition_from_sdk(p, database, table)));
-            pending = out.unprocessed_keys.unwrap_or_default();
-            if !pending.is_empty() {
-                if rounds >= 10 {
-                    return Err(AwsError {
-                        service: "glue",
-                        operation: "BatchGetPartition",
-                        class: ErrorClass::Throttled,
-                        code: None,
-                        message: format!("{} keys still unprocessed after {rounds} rounds", pending.len()),
-                    });
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(100 * rounds)).await;
-            }
-        }
-        Ok(found)
+        self.reader.batch_partitions(database, table, values).await
     }
 
     /// BatchCreatePartition for one chunk (≤ 100).
@@ -218,12 +166,7 @@ impl GlueTarget {
             .database_name(database)
             .table_name(table)
             .set_partition_input_list(Some(inputs));
-        let out = self
-            .retry
-            .run(|| async {
-                req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "BatchCreatePartition", e))
-            })
-            .await?;
+        let out = self.retry.send("glue", "BatchCreatePartition", || req.clone().send()).await?;
         Ok(out
             .errors()
             .iter()
@@ -259,12 +202,7 @@ impl GlueTarget {
             .database_name(database)
             .table_name(table)
             .set_entries(Some(entries));
-        let out = self
-            .retry
-            .run(|| async {
-                req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "BatchUpdatePartition", e))
-            })
-            .await?;
+        let out = self.retry.send("glue", "BatchUpdatePartition", || req.clone().send()).await?;
         Ok(out
             .errors()
             .iter()
@@ -290,12 +228,7 @@ impl GlueTarget {
             .database_name(database)
             .table_name(table)
             .set_partitions_to_delete(Some(keys));
-        let out = self
-            .retry
-            .run(|| async {
-                req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "BatchDeletePartition", e))
-            })
-            .await?;
+        let out = self.retry.send("glue", "BatchDeletePartition", || req.clone().send()).await?;
         Ok(out
             .errors()
             .iter()

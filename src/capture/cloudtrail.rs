@@ -194,7 +194,7 @@ impl CloudTrailCapture {
     async fn read_file(&self, key: &str) -> Result<String, CloudTrailError> {
         let req = self.s3.get_object().bucket(&self.config.bucket).key(key);
         let obj = crate::aws::retry::RetryPolicy::default()
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("s3", "GetObject", e)) })
+            .send("s3", "GetObject", || req.clone().send())
             .await
             .map_err(|e| self.aws(e))?;
         let bytes = obj

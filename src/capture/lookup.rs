@@ -79,9 +79,7 @@ impl LookupReader {
                 .max_results(MAX_RESULTS)
                 .set_next_token(token.clone());
             let out = crate::aws::retry::RetryPolicy::default()
-                .run(|| async {
-                    req.clone().send().await.map_err(|e| AwsError::from_sdk("cloudtrail", "LookupEvents", e))
-                })
+                .send("cloudtrail", "LookupEvents", || req.clone().send())
                 .await?;
             for e in out.events() {
                 let (Some(id), Some(json)) = (e.event_id.as_deref(), e.cloud_trail_event.as_deref()) else { continue };

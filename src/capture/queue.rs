@@ -115,7 +115,7 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, config: &EventsConfig) -> Resu
     let name = config.queue_name.clone().unwrap_or_default();
     let req = sqs.get_queue_url().queue_name(&name);
     let out = crate::aws::retry::RetryPolicy::default()
-        .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("sqs", "GetQueueUrl", e)) })
+        .send("sqs", "GetQueueUrl", || req.clone().send())
         .await
         .map_err(|source| QueueError::Aws { queue: name.clone(), source })?;
     out.queue_url.ok_or_else(|| QueueError::Aws {
@@ -410,9 +410,7 @@ impl QueueCapture {
                 .collect();
             let req = self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries));
             crate::aws::retry::RetryPolicy::default()
-                .run(|| async {
-                    req.clone().send().await.map_err(|e| AwsError::from_sdk("sqs", "DeleteMessageBatch", e))
-                })
+                .send("sqs", "DeleteMessageBatch", || req.clone().send())
                 .await
                 .map_err(|e| self.aws(e))?;
         }

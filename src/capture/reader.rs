@@ -7,11 +7,10 @@
 
 use std::collections::HashSet;
 
-use aws_sdk_glue::types::Segment;
+use aws_sdk_glue::types::{PartitionValueList, Segment};
 use tokio::sync::mpsc;
 
 use super::CaptureError;
-use crate::apply::target::{GlueTarget, PARTITION_GET_CHUNK};
 use crate::aws::glue_convert::{database_from_sdk, partition_from_sdk, table_from_sdk};
 use crate::aws::retry::RetryPolicy;
 use crate::aws::{AwsError, ErrorClass};
@@ -25,6 +24,9 @@ pub struct CatalogReader {
     segments: i32,
     retry: RetryPolicy,
 }
+
+/// Glue's limit for BatchGetPartition.
+pub const PARTITION_GET_CHUNK: usize = 1000;
 
 /// Partitions read per channel message.
 pub type PartitionPage = Vec<Partition>;
@@ -56,7 +58,7 @@ impl CatalogReader {
             let req = self.glue.get_databases().catalog_id(&self.catalog_id).set_next_token(token.clone());
             let page = self
                 .retry
-                .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetDatabases", e)) })
+                .send("glue", "GetDatabases", || req.clone().send())
                 .await
                 .map_err(|e| CaptureError::aws("databases", e))?;
             out.extend(page.database_list.iter().map(database_from_sdk));
@@ -70,11 +72,7 @@ impl CatalogReader {
     /// One database, or `None` when it does not exist.
     pub async fn database(&self, name: &str) -> Result<Option<Database>, AwsError> {
         let req = self.glue.get_database().catalog_id(&self.catalog_id).name(name);
-        match self
-            .retry
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetDatabase", e)) })
-            .await
-        {
+        match self.retry.send("glue", "GetDatabase", || req.clone().send()).await {
             Ok(out) => Ok(out.database.as_ref().map(database_from_sdk)),
             Err(e) => none_if_not_found(e),
         }
@@ -93,7 +91,7 @@ impl CatalogReader {
                 .set_next_token(token.clone());
             let page = self
                 .retry
-                .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetTables", e)) })
+                .send("glue", "GetTables", || req.clone().send())
                 .await
                 .map_err(|e| CaptureError::aws(format!("tables of {database}"), e))?;
             out.extend(page.table_list().iter().map(|t| table_from_sdk(t, database)));
@@ -107,11 +105,7 @@ impl CatalogReader {
     /// One table, or `None` when it does not exist.
     pub async fn table(&self, database: &str, name: &str) -> Result<Option<Table>, AwsError> {
         let req = self.glue.get_table().catalog_id(&self.catalog_id).database_name(database).name(name);
-        match self
-            .retry
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetTable", e)) })
-            .await
-        {
+        match self.retry.send("glue", "GetTable", || req.clone().send()).await {
             Ok(out) => Ok(out.table.as_ref().map(|t| table_from_sdk(t, database))),
             Err(e) => none_if_not_found(e),
         }
@@ -148,11 +142,7 @@ impl CatalogReader {
                 let mut token: Option<String> = None;
                 loop {
                     let req = req.clone().set_next_token(token.clone());
-                    let page = retry
-                        .run(|| async {
-                            req.clone().send().await.map_err(|e| AwsError::from_sdk("glue", "GetPartitions", e))
-                        })
-                        .await;
+                    let page = retry.send("glue", "GetPartitions", || req.clone().send()).await;
                     let (item, next) = match page {
                         Ok(p) => {
                             let next = next_page(token, p.next_token.clone());
@@ -232,11 +222,49 @@ impl CatalogReader {
         table: &str,
         values: &[Vec<String>],
     ) -> Result<Vec<Partition>, CaptureError> {
-        let batch = GlueTarget::new(self.glue.clone(), &self.catalog_id, true);
         let mut found = Vec::new();
         for chunk in values.chunks(PARTITION_GET_CHUNK) {
-            let got = batch.get_partitions(database, table, chunk).await;
+            let got = self.batch_partitions(database, table, chunk).await;
             found.extend(got.map_err(|e| CaptureError::aws(format!("partitions of {database}.{table}"), e))?);
+        }
+        Ok(found)
+    }
+
+    /// The existing partitions among `values` (one BatchGetPartition chunk of at most
+    /// [`PARTITION_GET_CHUNK`], unprocessed keys re-requested until none are left).
+    pub async fn batch_partitions(
+        &self,
+        database: &str,
+        table: &str,
+        values: &[Vec<String>],
+    ) -> Result<Vec<Partition>, AwsError> {
+        let mut pending: Vec<PartitionValueList> = values.iter().map(|v| values_list(v)).collect::<Result<_, _>>()?;
+        let mut found = Vec::new();
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            let req = self
+                .glue
+                .batch_get_partition()
+                .catalog_id(&self.catalog_id)
+                .database_name(database)
+                .table_name(table)
+                .set_partitions_to_get(Some(std::mem::take(&mut pending)));
+            let out = self.retry.send("glue", "BatchGetPartition", || req.clone().send()).await?;
+            found.extend(out.partitions().iter().map(|p| partition_from_sdk(p, database, table)));
+            pending = out.unprocessed_keys.unwrap_or_default();
+            if !pending.is_empty() {
+                if rounds >= 10 {
+                    return Err(AwsError {
+                        service: "glue",
+                        operation: "BatchGetPartition",
+                        class: ErrorClass::Throttled,
+                        code: None,
+                        message: format!("{} keys still unprocessed after {rounds} rounds", pending.len()),
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100 * rounds)).await;
+            }
         }
         Ok(found)
     }
@@ -251,18 +279,21 @@ impl CatalogReader {
 
 /// A 128-bit hash of partition values, unambiguous across value boundaries.
 pub fn values_hash(values: &[String]) -> u128 {
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    for v in values {
-        h.update(&(v.len() as u64).to_le_bytes());
-        h.update(v.as_bytes());
-    }
-    h.digest128()
+    crate::model::identity_hash(values.iter().map(String::as_str))
 }
 
 /// The token of the next page, or `None` at the end: no token, an empty one, or the same token
 /// again (as the SDK paginators stop on a repeated token rather than loop forever).
 fn next_page(current: Option<String>, next: Option<String>) -> Option<String> {
     next.filter(|n| !n.is_empty() && current.as_deref() != Some(n.as_str()))
+}
+
+/// One partition's values as the SDK takes them.
+pub(crate) fn values_list(values: &[String]) -> Result<PartitionValueList, AwsError> {
+    PartitionValueList::builder()
+        .set_values(Some(values.to_vec()))
+        .build()
+        .map_err(|e| AwsError::invalid_response("glue", "PartitionValueList", &e.to_string()))
 }
 
 fn none_if_not_found<T>(e: AwsError) -> Result<Option<T>, AwsError> {

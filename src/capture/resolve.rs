@@ -13,10 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::mpsc;
 
 use super::hint::Hint;
-use super::reader::{CatalogReader, PartitionPage};
+use super::reader::{CatalogReader, PartitionPage, PARTITION_GET_CHUNK};
 use super::CaptureError;
 use crate::apply::filter::Filter;
-use crate::apply::target::{GlueTarget, PARTITION_GET_CHUNK};
 use crate::aws::ErrorClass;
 use crate::model::{now_millis, CatalogObject, Cause, ChangeRecord, ObjectKey, Origin};
 use crate::stream::publisher::Publisher;
@@ -44,20 +43,13 @@ pub enum WholeTableError {
 #[derive(Debug, Clone)]
 pub struct Resolver {
     reader: CatalogReader,
-    /// Batched partition reads (same catalog, read-only use).
-    batch: GlueTarget,
     filter: Filter,
     origin: Origin,
 }
 
 impl Resolver {
     pub fn new(glue: aws_sdk_glue::Client, origin: Origin, filter: Filter) -> Resolver {
-        Resolver {
-            reader: CatalogReader::new(glue.clone(), &origin.catalog_id, 1),
-            batch: GlueTarget::new(glue, &origin.catalog_id, true),
-            filter,
-            origin,
-        }
+        Resolver { reader: CatalogReader::new(glue, &origin.catalog_id, 1), filter, origin }
     }
 
     fn key(&self, database: &str, table: Option<&str>, values: Option<&[String]>) -> ObjectKey {
@@ -142,7 +134,7 @@ impl Resolver {
             let values: Vec<Vec<String>> = values.into_iter().collect();
             for chunk in values.chunks(PARTITION_GET_CHUNK) {
                 let at = now_millis();
-                let found = match self.batch.get_partitions(&db, &t, chunk).await {
+                let found = match self.reader.batch_partitions(&db, &t, chunk).await {
                     Ok(f) => f,
                     // The table itself is gone: so are its partitions.
                     Err(e) if e.class == ErrorClass::NotFound => Vec::new(),

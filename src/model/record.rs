@@ -102,14 +102,7 @@ impl ObjectKey {
         if readable.len() <= MAX_STREAM_KEY_BYTES {
             return readable;
         }
-        // Each part is length-prefixed, so no choice of names (they may contain `/`) can make
-        // two identities hash the same input.
-        let mut identity = Vec::with_capacity(readable.len() + 8 * parts.len());
-        for part in &parts {
-            identity.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            identity.extend_from_slice(part.as_bytes());
-        }
-        let suffix = format!("~{:032x}", xxhash_rust::xxh3::xxh3_128(&identity));
+        let suffix = format!("~{:032x}", identity_hash(parts));
         let mut cut = MAX_STREAM_KEY_BYTES - suffix.len();
         while !readable.is_char_boundary(cut) {
             cut -= 1;
@@ -239,6 +232,19 @@ pub fn content_hash(state: &CatalogObject) -> u64 {
         Ok(bytes) => xxhash_rust::xxh3::xxh3_64(&bytes),
         Err(_) => xxhash_rust::xxh3::xxh3_64(format!("{state:?}").as_bytes()),
     }
+}
+
+/// The XXH3-128 of a sequence of names, each prefixed with its length, so that no choice of names
+/// (they may contain `/` or any other character) makes two sequences hash the same input. The one
+/// identity hash: stream keys past Kinesis' limit, and what sync, diff and the reader remember of
+/// an object instead of its names.
+pub fn identity_hash<'a>(parts: impl IntoIterator<Item = &'a str>) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for part in parts {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.digest128()
 }
 
 /// Now, in epoch milliseconds.

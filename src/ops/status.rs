@@ -137,11 +137,8 @@ async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, Status
         .queue_url(&queue_url)
         .attribute_names(A::ApproximateNumberOfMessages)
         .attribute_names(A::ApproximateNumberOfMessagesNotVisible);
-    let out = crate::aws::retry::RetryPolicy::default()
-        .run(|| async {
-            req.clone().send().await.map_err(|e| crate::aws::AwsError::from_sdk("sqs", "GetQueueAttributes", e))
-        })
-        .await?;
+    let out =
+        crate::aws::retry::RetryPolicy::default().send("sqs", "GetQueueAttributes", || req.clone().send()).await?;
     let attrs = out.attributes.unwrap_or_default();
     let count = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(Some(QueueStatus {

@@ -74,9 +74,7 @@ pub async fn list_shards(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Res
             Some(t) => kinesis.list_shards().next_token(t),
             None => kinesis.list_shards().stream_name(stream),
         };
-        let out = RetryPolicy::default()
-            .run(|| async { req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "ListShards", e)) })
-            .await?;
+        let out = RetryPolicy::default().send("kinesis", "ListShards", || req.clone().send()).await?;
         for s in out.shards() {
             shards.push(ShardInfo {
                 shard_id: s.shard_id.clone(),

@@ -107,12 +107,7 @@ impl ShardReader {
             }
             None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
         };
-        let out = self
-            .retry
-            .run(|| async {
-                req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetShardIterator", e))
-            })
-            .await?;
+        let out = self.retry.send("kinesis", "GetShardIterator", || req.clone().send()).await?;
         Ok(out.shard_iterator)
     }
 
