@@ -11,12 +11,12 @@ use futures::StreamExt;
 
 use lakelog::aws::client::Endpoint;
 use lakelog::aws::glue_convert::{partition_from_sdk, partition_input, table_from_sdk, table_input};
+use lakelog::commands::sync::{sync, SyncOptions};
 use lakelog::config::PipelineConfig;
+use lakelog::connect::Pipeline;
 use lakelog::model::{Database, Partition, StorageDescriptor};
-use lakelog::pipeline::Pipeline;
 use lakelog::simulate::catalog::{generate, CatalogSpec, GeneratedCatalog};
 use lakelog::simulate::seed::write_catalog;
-use lakelog::sync::{sync, SyncOptions};
 
 const ACCOUNT: &str = "123456789012";
 

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lakelog::aws::client::Endpoint;
+use lakelog::commands::run::{run, RunReport};
 use lakelog::config::PipelineConfig;
-use lakelog::pipeline::Pipeline;
-use lakelog::run::{run, RunReport};
+use lakelog::connect::Pipeline;
 use lakelog::simulate::catalog::{generate, CatalogSpec, GeneratedCatalog};
 use lakelog::simulate::events::{crawler_burst, deliver, route_glue_events, GlueEvent};
 use tokio::sync::watch;

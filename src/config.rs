@@ -731,7 +731,7 @@ fn check_s3_prefix(path: &str, value: &str, problems: &mut Vec<Problem>) {
 fn check_filters(at: &str, include: &[String], exclude: &[String], problems: &mut Vec<Problem>) {
     for (name, list) in [("include", include), ("exclude", exclude)] {
         for (i, p) in list.iter().enumerate() {
-            if let Err(e) = crate::apply::filter::Filter::check_pattern(p) {
+            if let Err(e) = crate::model::filter::Filter::check_pattern(p) {
                 problems.push(Problem { path: format!("{at}.{name}[{i}]"), message: e });
             }
         }

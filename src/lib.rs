@@ -22,21 +22,16 @@
 
 pub mod apply;
 pub mod aws;
+pub mod backend;
 pub mod capture;
-pub mod checkpoint;
+pub mod catalog;
+pub mod commands;
 pub mod config;
-pub mod deadletter;
-pub mod lag;
+pub mod connect;
 pub mod metrics;
 pub mod model;
-pub mod ops;
-pub mod pipeline;
 pub mod progress;
-pub mod replicate;
 pub mod resources;
-pub mod run;
-pub mod serve;
 pub mod simulate;
 pub mod state;
 pub mod stream;
-pub mod sync;

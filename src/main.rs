@@ -13,12 +13,12 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use lakelog::aws::client::Endpoint;
-use lakelog::aws::AwsError;
+use lakelog::backend::AwsError;
+use lakelog::commands::sync::{sync, SyncOptions, SyncReport};
 use lakelog::config::PipelineConfig;
-use lakelog::pipeline::Pipeline;
+use lakelog::connect::Pipeline;
 use lakelog::simulate::catalog::{generate, CatalogSpec};
 use lakelog::simulate::seed::{write_catalog, Seeded};
-use lakelog::sync::{sync, SyncOptions, SyncReport};
 
 /// mimalloc instead of the system allocator: glibc's per-thread arenas hold freed memory back
 /// under the scan → publish → apply pipeline (a release sync of 100,000 partitions peaked at
@@ -97,7 +97,7 @@ enum Command {
         #[arg(long)]
         target: Option<String>,
         /// Kinesis records read per shard at most to measure a backlog.
-        #[arg(long, default_value_t = lakelog::ops::status::DEFAULT_SCAN_LIMIT)]
+        #[arg(long, default_value_t = lakelog::commands::status::DEFAULT_SCAN_LIMIT)]
         scan_limit: u64,
         /// Exit with 3 when a target's lag exceeds this many seconds (for scripts and probes).
         #[arg(long)]
@@ -243,7 +243,7 @@ fn load(cli: &Cli) -> anyhow::Result<PipelineConfig> {
     };
     let cfg = loaded.map_err(|e| usage(e.to_string()))?;
     // A --target that names nothing is a usage error, reported before connecting anywhere.
-    if let Some(name) = cli.command.target().filter(|n| *n != lakelog::deadletter::CAPTURE_EVENTS) {
+    if let Some(name) = cli.command.target().filter(|n| *n != lakelog::state::deadletter::CAPTURE_EVENTS) {
         if cfg.target(name).is_none() {
             let known: Vec<&str> = cfg.targets.iter().map(|t| t.name.as_str()).collect();
             return Err(usage(format!(
@@ -399,11 +399,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => cfg.metrics.address(),
             };
             let listen = listen.map_err(|e| usage(format!("--metrics-listen: {e}")))?;
-            let handle = lakelog::serve::install_recorder()?;
+            let handle = lakelog::metrics::serve::install_recorder()?;
             if let Some(addr) = listen {
-                lakelog::serve::serve(addr, handle).await?;
+                lakelog::metrics::serve::serve(addr, handle).await?;
             }
-            lakelog::serve::Health::global().not_ready("pipeline", "connecting to AWS");
+            lakelog::metrics::serve::Health::global().not_ready("pipeline", "connecting to AWS");
             let pipeline = Pipeline::connect(cfg).await?;
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
@@ -411,7 +411,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 tracing::info!("shutdown requested: finishing the batch in hand, draining, checkpointing");
                 let _ = tx.send(true);
             });
-            let report = lakelog::run::run(&pipeline, target.as_deref(), rx).await.context("run failed")?;
+            let report = lakelog::commands::run::run(&pipeline, target.as_deref(), rx).await.context("run failed")?;
             if cli.output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -440,7 +440,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load(&cli)?;
             let pipeline = Pipeline::connect(cfg).await?;
             let report =
-                lakelog::ops::status::status(&pipeline, target.as_deref(), *scan_limit).await.context("status")?;
+                lakelog::commands::status::status(&pipeline, target.as_deref(), *scan_limit).await.context("status")?;
             if cli.output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -452,7 +452,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff { target, limit } => {
             let cfg = load(&cli)?;
             let pipeline = Pipeline::connect(cfg).await?;
-            let report = lakelog::ops::diff::diff(&pipeline, target, *limit).await.context("diff")?;
+            let report = lakelog::commands::diff::diff(&pipeline, target, *limit).await.context("diff")?;
             if cli.output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -514,7 +514,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn print_status(report: &lakelog::ops::status::StatusReport) {
+fn print_status(report: &lakelog::commands::status::StatusReport) {
     let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}s"));
     if let Some(q) = &report.events {
         println!("events queue: {} waiting, {} being captured ({})", q.waiting, q.in_flight, q.queue_url);
@@ -550,7 +550,7 @@ fn print_status(report: &lakelog::ops::status::StatusReport) {
     }
 }
 
-fn print_diff(report: &lakelog::ops::diff::DiffReport) {
+fn print_diff(report: &lakelog::commands::diff::DiffReport) {
     println!("target {}: compared with the source in {:.1}s", report.target, report.seconds);
     for (kind, c) in &report.counts {
         println!(
@@ -562,7 +562,7 @@ fn print_diff(report: &lakelog::ops::diff::DiffReport) {
             c.different
         );
     }
-    let show = |title: &str, items: &[lakelog::ops::diff::Drift]| {
+    let show = |title: &str, items: &[lakelog::commands::diff::Drift]| {
         if !items.is_empty() {
             println!("{title}:");
             for d in items {
@@ -593,7 +593,7 @@ fn print_diff(report: &lakelog::ops::diff::DiffReport) {
 }
 
 async fn dlq(pipeline: &Pipeline, command: &Dlq, output: Output) -> anyhow::Result<ExitCode> {
-    use lakelog::ops::dlq;
+    use lakelog::commands::dlq;
     match command {
         Dlq::List { target } => {
             let entries = dlq::list(pipeline, target.as_deref()).await.context("dlq list")?;

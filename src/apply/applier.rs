@@ -30,12 +30,12 @@ use super::target::{GlueTarget, ItemError, PARTITION_DELETE_CHUNK, PARTITION_GET
 use super::transform::Transform;
 use super::watermark::{Verdict, Watermark};
 use super::ApplyError;
-use crate::aws::retry::{Aimd, RetryPolicy};
-use crate::aws::{AwsError, ErrorClass};
+use crate::backend::retry::{Aimd, RetryPolicy};
+use crate::backend::{AwsError, ErrorClass};
 use crate::config::ApplyConfig;
-use crate::deadletter::{DeadLetter, DeadLetterStore};
 use crate::metrics as m;
 use crate::model::{CatalogObject, ChangeRecord, Database, ObjectKey, ObjectKind, Op, Partition, Table};
+use crate::state::deadletter::{DeadLetter, DeadLetterStore};
 
 /// Applies records to one target.
 #[derive(Debug, Clone)]

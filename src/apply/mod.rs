@@ -11,7 +11,8 @@
 //! fields, or move a checkpoint past a record that is neither applied nor dead-lettered.
 
 pub mod applier;
-pub mod filter;
+pub mod group;
+pub mod lag;
 pub mod stats;
 pub mod target;
 pub mod transform;
@@ -19,8 +20,8 @@ pub mod watermark;
 
 use thiserror::Error;
 
-use crate::aws::AwsError;
-use crate::checkpoint::CheckpointError;
+use crate::backend::AwsError;
+use crate::state::checkpoint::CheckpointError;
 
 #[derive(Debug, Error)]
 pub enum ApplyError {

@@ -9,9 +9,9 @@
 use aws_sdk_glue::types::BatchUpdatePartitionRequestEntry;
 
 use crate::aws::glue_convert::{database_input, partition_input, table_input, ConvertError};
-use crate::aws::retry::RetryPolicy;
-use crate::aws::{AwsError, ErrorClass};
-use crate::capture::reader::{values_list, CatalogReader};
+use crate::backend::retry::RetryPolicy;
+use crate::backend::{AwsError, ErrorClass};
+use crate::catalog::reader::{values_list, CatalogReader};
 use crate::model::{Database, Partition, Table};
 
 /// Glue's limit for BatchCreatePartition and BatchUpdatePartition.
@@ -19,7 +19,7 @@ pub const PARTITION_WRITE_CHUNK: usize = 100;
 /// Glue's limit for BatchDeletePartition.
 pub const PARTITION_DELETE_CHUNK: usize = 25;
 /// Glue's limit for BatchGetPartition (reads live in the reader).
-pub use crate::capture::reader::PARTITION_GET_CHUNK;
+pub use crate::catalog::reader::PARTITION_GET_CHUNK;
 
 /// One failed item of a batch call.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use std::fmt;
 use crate::config::{LocationRewrite, TargetConfig};
 use crate::model::{CatalogObject, Column, Params, StorageDescriptor};
 
-use super::filter::Filter;
+use crate::model::filter::Filter;
 
 /// URI schemes that address S3: Hadoop's `s3a` and `s3n` name the same buckets as `s3`.
 const S3_SCHEMES: [&str; 3] = ["s3a", "s3n", "s3"];

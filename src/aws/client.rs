@@ -4,7 +4,7 @@
 //! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_<SERVICE>`); either way the request path is the one
 //! production uses. S3 is switched to path-style addressing whenever an endpoint is overridden.
 //!
-//! The SDK makes one attempt per call: retries are lakelog's ([`super::retry`]), so that
+//! The SDK makes one attempt per call: retries are lakelog's ([`crate::backend::retry`]), so that
 //! `apply.max_attempts` is the number of attempts a target call gets, not a multiple of the SDK's.
 
 use std::time::Duration;
@@ -14,8 +14,8 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use super::counter::ApiCounter;
-use super::error::AwsError;
-use super::retry::RetryPolicy;
+use crate::backend::retry::RetryPolicy;
+use crate::backend::AwsError;
 
 /// Where and how to reach one AWS service.
 #[derive(Debug, Clone)]
@@ -24,7 +24,7 @@ pub struct Endpoint {
     /// Explicit endpoint override from the config file.
     pub url: Option<String>,
     /// SDK-level attempts per call: 1, because every call site retries through
-    /// [`super::retry::RetryPolicy`]; more would multiply the attempts that policy allows.
+    /// [`crate::backend::retry::RetryPolicy`]; more would multiply the attempts that policy allows.
     pub max_attempts: u32,
 }
 

@@ -12,7 +12,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::aws::ErrorClass;
+use crate::backend::ErrorClass;
 use crate::metrics as m;
 
 /// The `outcome` label of one response: ok, throttled (HTTP 429 or a throttling error code, which
@@ -149,7 +149,10 @@ mod tests {
             .interceptor(c.clone())
             .retry_config(aws_smithy_types::retry::RetryConfig::disabled()));
         let err = glue.get_table().database_name("d").name("t").send().await.expect_err("throttled");
-        assert_eq!(crate::aws::AwsError::from_sdk("glue", "GetTable", err).class, crate::aws::ErrorClass::Throttled);
+        assert_eq!(
+            crate::backend::AwsError::from_sdk("glue", "GetTable", err).class,
+            crate::backend::ErrorClass::Throttled
+        );
         assert_eq!(counter.throttled(), 1);
         assert_eq!(counter.snapshot().get("GetTable"), Some(&1));
     }

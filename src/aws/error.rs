@@ -1,45 +1,34 @@
 //! The one place SDK errors are classified. Retry policies and the dead-letter decision read
 //! [`ErrorClass`]; nothing else inspects error codes or messages.
 
-use std::fmt;
-
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::http::Response;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-/// What a failed call means for the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// The service asked us to slow down: back off, lower concurrency, retry. Never drop.
-    Throttled,
-    /// Transient: 5xx, timeouts, connection failures, concurrent modification. Retry with backoff.
-    Retryable,
-    /// The object (or its parent) does not exist.
-    NotFound,
-    /// The object already exists (a create raced with another writer).
-    AlreadyExists,
-    /// A conditional write lost (S3 412): someone else wrote first.
-    Conflict,
-    /// The request itself is wrong (validation, access denied, quota): retrying cannot help.
-    Permanent,
+use std::future::Future;
+
+use crate::backend::error::{AwsError, ErrorClass};
+use crate::backend::retry::RetryPolicy;
+
+impl RetryPolicy {
+    /// Sends one SDK request under this policy (`request` clones the fluent builder, as each
+    /// attempt sends anew), its failure classified as `service operation`.
+    pub async fn send<T, E, F, Fut>(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        request: F,
+    ) -> Result<T, AwsError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SdkError<E, Response>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.run(|| async { request().await.map_err(|e| AwsError::from_sdk(service, operation, e)) }).await
+    }
 }
 
 impl ErrorClass {
-    pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorClass::Throttled | ErrorClass::Retryable)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Throttled => "throttled",
-            ErrorClass::Retryable => "retryable",
-            ErrorClass::NotFound => "not_found",
-            ErrorClass::AlreadyExists => "already_exists",
-            ErrorClass::Conflict => "conflict",
-            ErrorClass::Permanent => "permanent",
-        }
-    }
-
     /// Classifies an AWS error code (as returned in an error response or in a batch item error).
     pub fn from_code(code: &str) -> ErrorClass {
         match code {
@@ -73,29 +62,6 @@ impl ErrorClass {
         }
     }
 }
-
-/// A failed AWS call, classified, with enough context to act on.
-#[derive(Debug, Clone)]
-pub struct AwsError {
-    pub service: &'static str,
-    pub operation: &'static str,
-    pub class: ErrorClass,
-    /// The AWS error code, when the service answered with one.
-    pub code: Option<String>,
-    pub message: String,
-}
-
-impl fmt::Display for AwsError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} failed", self.service, self.operation)?;
-        if let Some(code) = &self.code {
-            write!(f, " ({code})")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for AwsError {}
 
 impl AwsError {
     /// Classifies an SDK error. The message is one short line an operator can act on: the
@@ -151,11 +117,6 @@ impl AwsError {
             _ => (ErrorClass::Permanent, None, root_cause(&err)),
         };
         AwsError { service, operation, class, code, message }
-    }
-
-    /// The service answered something lakelog cannot use.
-    pub fn invalid_response(service: &'static str, operation: &'static str, what: &str) -> AwsError {
-        AwsError { service, operation, class: ErrorClass::Permanent, code: None, message: what.to_string() }
     }
 
     /// An error reported for one item of a batch call (e.g. BatchCreatePartition's `Errors`).

@@ -6,12 +6,8 @@
 //! - [`counter`]: an interceptor that counts requests per operation, for metrics and for tests
 //!   that assert how many writes a run made.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
-//! - [`retry`]: the one retry policy (full jitter, classification-driven) and per-target AIMD concurrency.
 
 pub mod client;
 pub mod counter;
 pub mod error;
 pub mod glue_convert;
-pub mod retry;
-
-pub use error::{AwsError, ErrorClass};

@@ -4,19 +4,14 @@
 //!   to read targets for `--prune` and dry runs).
 //! - [`snapshot`]: the full scan that emits one full-state upsert per object.
 
-pub mod cloudtrail;
 pub mod events;
-pub mod hint;
-pub mod lookup;
-pub mod queue;
-pub mod reader;
-pub mod reconcile;
 pub mod resolve;
-pub mod snapshot;
+pub mod scan;
 
 use thiserror::Error;
 
-use crate::aws::AwsError;
+use crate::backend::AwsError;
+use crate::catalog::ReadError;
 
 #[derive(Debug, Error)]
 pub enum CaptureError {
@@ -24,6 +19,15 @@ pub enum CaptureError {
     Aws { what: String, source: AwsError },
     #[error("the capture pipeline stopped before the scan finished (downstream failed)")]
     Closed,
+}
+
+impl From<ReadError> for CaptureError {
+    fn from(e: ReadError) -> CaptureError {
+        match e {
+            ReadError::Aws { what, source } => CaptureError::Aws { what, source },
+            ReadError::Closed => CaptureError::Closed,
+        }
+    }
 }
 
 impl CaptureError {

@@ -12,11 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::mpsc;
 
-use super::hint::Hint;
-use super::reader::{CatalogReader, PartitionPage, PARTITION_GET_CHUNK};
+use super::events::hint::Hint;
 use super::CaptureError;
-use crate::apply::filter::Filter;
-use crate::aws::ErrorClass;
+use crate::backend::ErrorClass;
+use crate::catalog::reader::{CatalogReader, PartitionPage, PARTITION_GET_CHUNK};
+use crate::catalog::ReadError;
+use crate::model::filter::Filter;
 use crate::model::{now_millis, CatalogObject, Cause, ChangeRecord, ObjectKey, Origin};
 use crate::stream::publisher::Publisher;
 use crate::stream::StreamError;
@@ -176,11 +177,11 @@ impl Resolver {
         let (read, forwarded) = tokio::join!(read, forward);
         match read {
             Ok(_) => forwarded,
-            Err(CaptureError::Aws { source, .. }) if source.class == ErrorClass::NotFound => {
+            Err(ReadError::Aws { source, .. }) if source.class == ErrorClass::NotFound => {
                 let delete = ChangeRecord::delete(self.key(db, Some(t), None), &self.origin, cause.clone(), at);
                 out.send(vec![delete]).await.map_err(|_| CaptureError::Closed)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 

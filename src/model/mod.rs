@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod filter;
 pub mod record;
 
 pub use catalog::*;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::catalog::GeneratedCatalog;
 use crate::apply::target::{GlueTarget, PARTITION_WRITE_CHUNK};
-use crate::aws::{AwsError, ErrorClass};
+use crate::backend::{AwsError, ErrorClass};
 
 /// An EventBridge rule matching Glue's events, delivering to an SQS queue.
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::catalog::GeneratedCatalog;
 use crate::apply::target::{GlueTarget, PARTITION_WRITE_CHUNK};
-use crate::aws::{AwsError, ErrorClass};
+use crate::backend::{AwsError, ErrorClass};
 
 /// How many objects were written.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

@@ -6,8 +6,8 @@ use aws_sdk_kinesis::types::StreamStatus;
 use tracing::info;
 
 use super::StreamError;
-use crate::aws::retry::RetryPolicy;
-use crate::aws::{AwsError, ErrorClass};
+use crate::backend::retry::RetryPolicy;
+use crate::backend::{AwsError, ErrorClass};
 
 /// One shard and its lineage.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use tracing::warn;
 
 use super::seqno::SeqNo;
 use super::StreamError;
-use crate::aws::retry::RetryPolicy;
-use crate::aws::{AwsError, ErrorClass};
+use crate::backend::retry::RetryPolicy;
+use crate::backend::{AwsError, ErrorClass};
 
 /// One Kinesis record.
 #[derive(Debug, Clone)]

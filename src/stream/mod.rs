@@ -15,7 +15,7 @@ pub mod seqno;
 
 use thiserror::Error;
 
-use crate::aws::AwsError;
+use crate::backend::AwsError;
 use crate::model::codec::CodecError;
 
 #[derive(Debug, Error)]

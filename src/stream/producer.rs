@@ -21,8 +21,8 @@ use tracing::{debug, warn};
 
 use super::seqno::SeqNo;
 use super::StreamError;
-use crate::aws::retry::RetryPolicy;
-use crate::aws::AwsError;
+use crate::backend::retry::RetryPolicy;
+use crate::backend::AwsError;
 use crate::metrics as m;
 use crate::model::codec::{FrameBuilder, MAX_FRAME_OVERHEAD};
 use crate::model::{ChangeRecord, ObjectKind};

@@ -8,11 +8,11 @@
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
-use lakelog::deadletter::DeadLetterStore;
+use lakelog::commands::sync::{sync, SyncOptions, SyncReport};
+use lakelog::connect::Pipeline;
 use lakelog::model::codec::encode;
 use lakelog::model::{now_millis, CatalogObject, Cause, CauseKind, ChangeRecord, Database, ObjectKind, Origin, Table};
-use lakelog::pipeline::Pipeline;
-use lakelog::sync::{sync, SyncOptions, SyncReport};
+use lakelog::state::deadletter::DeadLetterStore;
 
 use crate::emulator::Emulator;
 use crate::{config, Names, ACCOUNT, SOURCE_REGION};

@@ -21,10 +21,10 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use lakelog::deadletter::DeadLetterStore;
+use lakelog::commands::sync::{sync, SyncOptions};
+use lakelog::connect::Pipeline;
 use lakelog::model::ObjectKind;
-use lakelog::pipeline::Pipeline;
-use lakelog::sync::{sync, SyncOptions};
+use lakelog::state::deadletter::DeadLetterStore;
 
 use crate::emulator::Emulator;
 use crate::{config_yaml, seed, CatalogDump, Names, SOURCE_REGION, TARGET_REGION};

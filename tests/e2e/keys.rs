@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use lakelog::apply::group::{ConsumerGroup, StopWhen};
+use lakelog::commands::sync::{sync, SyncOptions};
+use lakelog::connect::Pipeline;
 use lakelog::model::{codec, now_millis, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey, Partition, Table};
-use lakelog::pipeline::Pipeline;
 use lakelog::progress::Progress;
-use lakelog::replicate::{ConsumerGroup, StopWhen};
 use lakelog::simulate::catalog::GeneratedCatalog;
 use lakelog::stream::seqno::SeqNo;
-use lakelog::sync::{sync, SyncOptions};
 use serde_json::Value;
 
 use crate::emulator::Emulator;

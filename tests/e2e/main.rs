@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 use emulator::Emulator;
 use lakelog::aws::client::Endpoint;
-use lakelog::capture::reader::CatalogReader;
+use lakelog::catalog::reader::CatalogReader;
 use lakelog::config::PipelineConfig;
 use lakelog::model::{Database, Partition, Table};
 use lakelog::simulate::catalog::{generate, CatalogSpec, GeneratedCatalog};

@@ -9,11 +9,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_glue::types::{StorageDescriptor, TableInput};
-use lakelog::deadletter::{DeadLetter, CAPTURE_EVENTS};
+use lakelog::connect::Pipeline;
 use lakelog::model::{now_millis, CatalogObject, Cause, CauseKind, ChangeRecord, Origin};
-use lakelog::pipeline::Pipeline;
 use lakelog::simulate::catalog::{generate, CatalogSpec};
 use lakelog::simulate::events::crawler_burst;
+use lakelog::state::deadletter::{DeadLetter, CAPTURE_EVENTS};
 use serde_json::Value;
 
 use crate::emulator::Emulator;

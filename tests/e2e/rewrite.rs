@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use lakelog::apply::target::GlueTarget;
+use lakelog::commands::sync::{sync, SyncOptions};
+use lakelog::connect::Pipeline;
 use lakelog::model::{Column, Database, Params, Partition, SerDeInfo, StorageDescriptor, Table};
-use lakelog::pipeline::Pipeline;
 use lakelog::simulate::catalog::GeneratedCatalog;
-use lakelog::sync::{sync, SyncOptions};
 use serde_json::Value;
 
 use crate::emulator::Emulator;

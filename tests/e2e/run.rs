@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_glue::types::{DatabaseInput, PartitionInput, TableInput};
 use lakelog::aws::client::Endpoint;
+use lakelog::commands::run::{run, RunReport};
 use lakelog::config::PipelineConfig;
-use lakelog::deadletter::{DeadLetterStore, CAPTURE_EVENTS};
-use lakelog::pipeline::Pipeline;
-use lakelog::run::{run, RunReport};
+use lakelog::connect::Pipeline;
 use lakelog::simulate::catalog::{generate, CatalogSpec};
 use lakelog::simulate::events::{crawler_burst, deliver, route_glue_events, GlueEvent};
+use lakelog::state::deadletter::{DeadLetterStore, CAPTURE_EVENTS};
 use tokio::sync::watch;
 
 use crate::emulator::Emulator;

@@ -5,12 +5,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use lakelog::aws::client::Endpoint;
-use lakelog::deadletter::DeadLetterStore;
+use lakelog::commands::sync::{sync, SyncOptions, SyncReport};
+use lakelog::connect::Pipeline;
 use lakelog::model::{CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKind, Origin, Partition};
-use lakelog::pipeline::Pipeline;
+use lakelog::state::deadletter::DeadLetterStore;
 use lakelog::state::StateBucket;
 use lakelog::stream::producer::Producer;
-use lakelog::sync::{sync, SyncOptions, SyncReport};
 
 use crate::emulator::Emulator;
 use crate::{config, config_yaml, seed, CatalogDump, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
@@ -215,7 +215,7 @@ async fn sigkill_mid_apply_then_rerun_resumes_from_the_checkpoint_and_converges(
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
-    let store = lakelog::checkpoint::S3CheckpointStore::new(state.clone(), &format!("lakelog-{name}"));
+    let store = lakelog::state::checkpoint::S3CheckpointStore::new(state.clone(), &format!("lakelog-{name}"));
     let shards = lakelog::stream::admin::list_shards(
         &Endpoint::new(SOURCE_REGION, Some(&emu.kinesis_url)).kinesis().await,
         &format!("lakelog-{name}"),
@@ -224,7 +224,7 @@ async fn sigkill_mid_apply_then_rerun_resumes_from_the_checkpoint_and_converges(
     .expect("shards");
     let mut saved = Vec::new();
     for s in &shards {
-        use lakelog::checkpoint::CheckpointStore;
+        use lakelog::state::checkpoint::CheckpointStore;
         if let Some(cp) = store.load("dr", &s.shard_id).await.expect("load") {
             saved.push((s.shard_id.clone(), cp.sequence.to_string()));
         }

@@ -17,14 +17,14 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::apply::applier::Applier;
+use crate::apply::lag::{LagRecorder, LagSummary};
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
-use crate::checkpoint::{next_checkpoint, CheckpointStore};
-use crate::deadletter::{DeadLetter, DeadLetterStore};
-use crate::lag::{LagRecorder, LagSummary};
 use crate::metrics::{self as m, ShardClocks};
 use crate::model::{codec, now_millis, ChangeRecord, ObjectKind, Op};
 use crate::progress::Progress;
+use crate::state::checkpoint::{next_checkpoint, CheckpointStore};
+use crate::state::deadletter::{DeadLetter, DeadLetterStore};
 use crate::stream::admin::{list_shards, ShardInfo};
 use crate::stream::consumer::ShardReader;
 use crate::stream::seqno::SeqNo;
@@ -88,7 +88,7 @@ impl ConsumerGroup {
     pub async fn run(self: Arc<Self>, stop: StopWhen) -> Result<GroupReport, ApplyError> {
         let shards = list_shards(&self.kinesis, &self.stream).await?;
         if let Some(component) = &self.health {
-            crate::serve::Health::global().ready(component);
+            crate::metrics::serve::Health::global().ready(component);
         }
         let ids: Vec<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
         let watermark = self.applier.watermark().clone();

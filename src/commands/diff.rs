@@ -26,10 +26,10 @@ use serde::Serialize;
 use crate::apply::applier::{comparable, Applier};
 use crate::apply::target::PARTITION_GET_CHUNK;
 use crate::apply::transform::Transform;
-use crate::capture::reader::{values_hash, CatalogReader};
-use crate::capture::CaptureError;
+use crate::catalog::reader::{values_hash, CatalogReader};
+use crate::catalog::ReadError;
+use crate::connect::{Pipeline, PipelineError};
 use crate::model::{content_hash, CatalogObject, ObjectKind, Partition, Table};
-use crate::pipeline::{Pipeline, PipelineError};
 
 /// Tables compared at once.
 const TABLE_CONCURRENCY: usize = 8;
@@ -532,7 +532,7 @@ pub enum DiffError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("reading {what}: {source}")]
-    Read { what: String, source: CaptureError },
+    Read { what: String, source: ReadError },
 }
 
 #[cfg(test)]

@@ -30,15 +30,15 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::events::parse_cloudtrail_file;
 use super::hint::ParsedEvent;
+use super::parse::parse_cloudtrail_file;
 use super::queue::{resolve_and_publish, Outcome};
-use super::resolve::Resolver;
-use crate::aws::AwsError;
+use crate::backend::AwsError;
+use crate::capture::resolve::Resolver;
 use crate::config::CloudTrailConfig;
-use crate::deadletter::{DeadLetter, DeadLetterStore, CAPTURE_EVENTS};
 use crate::metrics as m;
 use crate::model::CauseKind;
+use crate::state::deadletter::{DeadLetter, DeadLetterStore, CAPTURE_EVENTS};
 use crate::state::{PutOutcome, StateBucket};
 use crate::stream::publisher::Publisher;
 
@@ -193,7 +193,7 @@ impl CloudTrailCapture {
 
     async fn read_file(&self, key: &str) -> Result<String, CloudTrailError> {
         let req = self.s3.get_object().bucket(&self.config.bucket).key(key);
-        let obj = crate::aws::retry::RetryPolicy::default()
+        let obj = crate::backend::retry::RetryPolicy::default()
             .send("s3", "GetObject", || req.clone().send())
             .await
             .map_err(|e| self.aws(e))?;

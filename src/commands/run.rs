@@ -21,19 +21,19 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use crate::apply::group::{ConsumerGroup, GroupReport, StopWhen};
 use crate::aws::client::Endpoint;
-use crate::capture::cloudtrail::{CloudTrailCapture, PollStats};
-use crate::capture::lookup::{LookupCapture, LookupReader};
-use crate::capture::queue::{QueueCapture, QueueStats};
-use crate::capture::reconcile::{PassStats, Reconciler};
+use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
+use crate::capture::events::lookup::{LookupCapture, LookupReader};
+use crate::capture::events::queue::{QueueCapture, QueueStats};
 use crate::capture::resolve::Resolver;
-use crate::deadletter::CAPTURE_EVENTS;
+use crate::capture::scan::reconcile::{PassStats, Reconciler};
+use crate::connect::{Pipeline, PipelineError};
 use crate::metrics as m;
+use crate::metrics::serve::Health;
 use crate::model::CauseKind;
-use crate::pipeline::{Pipeline, PipelineError};
 use crate::progress::Progress;
-use crate::replicate::{ConsumerGroup, GroupReport, StopWhen};
-use crate::serve::Health;
+use crate::state::deadletter::CAPTURE_EVENTS;
 use crate::stream::admin::ensure_stream;
 use crate::stream::producer::Producer;
 use crate::stream::publisher::Publisher;
@@ -46,9 +46,9 @@ pub enum RunError {
     #[error(transparent)]
     Stream(#[from] StreamError),
     #[error(transparent)]
-    Queue(#[from] crate::capture::queue::QueueError),
+    Queue(#[from] crate::capture::events::queue::QueueError),
     #[error(transparent)]
-    CloudTrail(#[from] crate::capture::cloudtrail::CloudTrailError),
+    CloudTrail(#[from] crate::capture::events::cloudtrail::CloudTrailError),
 }
 
 /// What a run did, reported at shutdown.
@@ -120,7 +120,7 @@ async fn optional_capture<T: Default, E: std::fmt::Display>(
 }
 
 /// Keeps `lakelog_dead_letter_depth` true to the store (another process may replay or add).
-async fn refresh_dead_letter_depth(store: &crate::deadletter::DeadLetterStore, names: &[String]) {
+async fn refresh_dead_letter_depth(store: &crate::state::deadletter::DeadLetterStore, names: &[String]) {
     for name in names {
         match store.keys(name).await {
             Ok(keys) => crate::metrics::dead_letter_depth(name, keys.len()),
@@ -182,7 +182,7 @@ pub async fn run(
     let queue = match &cfg.source.events {
         Some(events) => {
             let sqs = source.sqs().await;
-            let queue_url = crate::capture::queue::queue_url(&sqs, events).await?;
+            let queue_url = crate::capture::events::queue::queue_url(&sqs, events).await?;
             Some(QueueCapture {
                 sqs,
                 queue_url,

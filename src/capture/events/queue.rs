@@ -33,15 +33,15 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::events::parse_eventbridge;
 use super::hint::ParsedEvent;
-use super::resolve::{Resolution, Resolver, WholeTableError};
-use super::CaptureError;
-use crate::aws::{AwsError, ErrorClass};
+use super::parse::parse_eventbridge;
+use crate::backend::{AwsError, ErrorClass};
+use crate::capture::resolve::{Resolution, Resolver, WholeTableError};
+use crate::capture::CaptureError;
 use crate::config::EventsConfig;
-use crate::deadletter::{DeadLetter, DeadLetterStore};
 use crate::metrics as m;
 use crate::model::{Cause, CauseKind, ChangeRecord};
+use crate::state::deadletter::{DeadLetter, DeadLetterStore};
 use crate::stream::publisher::Publisher;
 use crate::stream::StreamError;
 
@@ -114,7 +114,7 @@ pub async fn queue_url(sqs: &aws_sdk_sqs::Client, config: &EventsConfig) -> Resu
     }
     let name = config.queue_name.clone().unwrap_or_default();
     let req = sqs.get_queue_url().queue_name(&name);
-    let out = crate::aws::retry::RetryPolicy::default()
+    let out = crate::backend::retry::RetryPolicy::default()
         .send("sqs", "GetQueueUrl", || req.clone().send())
         .await
         .map_err(|source| QueueError::Aws { queue: name.clone(), source })?;
@@ -358,7 +358,7 @@ impl QueueCapture {
         match self.dead_letters.park_once(dl, delivery.sent_ms, &delivery.message_id).await {
             Ok(new) => {
                 if new {
-                    m::dead_letters(crate::deadletter::CAPTURE_EVENTS, "event", 1);
+                    m::dead_letters(crate::state::deadletter::CAPTURE_EVENTS, "event", 1);
                 }
                 true
             }
@@ -409,7 +409,7 @@ impl QueueCapture {
                 })
                 .collect();
             let req = self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries));
-            crate::aws::retry::RetryPolicy::default()
+            crate::backend::retry::RetryPolicy::default()
                 .send("sqs", "DeleteMessageBatch", || req.clone().send())
                 .await
                 .map_err(|e| self.aws(e))?;

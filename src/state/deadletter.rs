@@ -9,8 +9,8 @@
 use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
-use crate::aws::retry::RetryPolicy;
-use crate::aws::AwsError;
+use crate::backend::retry::RetryPolicy;
+use crate::backend::AwsError;
 use crate::model::{now_millis, ChangeRecord};
 use crate::state::{PutOutcome, StateBucket};
 

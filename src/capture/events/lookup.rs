@@ -23,13 +23,13 @@ use tokio::time::MissedTickBehavior;
 use tracing::warn;
 
 use super::cloudtrail::{capture_events, CloudTrailError, PollStats};
-use super::events::parse_cloudtrail_record;
 use super::hint::ParsedEvent;
-use super::resolve::Resolver;
-use crate::aws::AwsError;
+use super::parse::parse_cloudtrail_record;
+use crate::backend::AwsError;
+use crate::capture::resolve::Resolver;
 use crate::config::CloudTrailLookupConfig;
-use crate::deadletter::DeadLetterStore;
 use crate::model::now_millis;
+use crate::state::deadletter::DeadLetterStore;
 use crate::state::{PutOutcome, StateBucket};
 use crate::stream::publisher::Publisher;
 
@@ -78,7 +78,7 @@ impl LookupReader {
                 .end_time(DateTime::from_millis(now_ms))
                 .max_results(MAX_RESULTS)
                 .set_next_token(token.clone());
-            let out = crate::aws::retry::RetryPolicy::default()
+            let out = crate::backend::retry::RetryPolicy::default()
                 .send("cloudtrail", "LookupEvents", || req.clone().send())
                 .await?;
             for e in out.events() {
@@ -187,7 +187,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::capture::hint::Hint;
+    use crate::capture::events::hint::Hint;
 
     fn event(id: &str, name: &str, table: &str) -> Event {
         let record = serde_json::json!({

@@ -9,6 +9,8 @@
 //! are kept as timestamps in [`ShardClocks`] and turned into seconds by [`refresh_ages`], which
 //! the metrics server calls before every scrape and on a timer.
 
+pub mod serve;
+
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -145,7 +147,7 @@ pub fn init_series(targets: &[String]) {
             counter!(DEAD_LETTERS, "target" => t.clone(), "kind" => kind).absolute(0);
         }
     }
-    counter!(DEAD_LETTERS, "target" => crate::deadletter::CAPTURE_EVENTS, "kind" => "event").absolute(0);
+    counter!(DEAD_LETTERS, "target" => crate::state::deadletter::CAPTURE_EVENTS, "kind" => "event").absolute(0);
 }
 
 pub fn records_captured(kind: &'static str, cause: &'static str, n: u64) {

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::aws::AwsError;
+use crate::backend::AwsError;
 use crate::metrics as m;
 use crate::state::{PutOutcome, StateBucket};
 use crate::stream::seqno::SeqNo;

@@ -3,4 +3,6 @@
 
 pub mod diff;
 pub mod dlq;
+pub mod run;
 pub mod status;
+pub mod sync;

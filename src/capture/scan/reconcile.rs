@@ -17,11 +17,11 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::reader::CatalogReader;
 use super::snapshot::{scan, ScanStats};
-use super::CaptureError;
-use crate::apply::filter::Filter;
+use crate::capture::CaptureError;
+use crate::catalog::reader::CatalogReader;
 use crate::metrics as m;
+use crate::model::filter::Filter;
 use crate::model::{now_millis, Cause, CauseKind, ChangeRecord, ObjectKind, Origin};
 use crate::progress::Progress;
 use crate::stream::publisher::Publisher;

@@ -20,17 +20,18 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::apply::applier::Applier;
+use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
 use crate::apply::target::PARTITION_DELETE_CHUNK;
 use crate::apply::ApplyError;
-use crate::aws::AwsError;
-use crate::capture::reader::CatalogReader;
-use crate::capture::snapshot::{snapshot, ScanStats};
+use crate::backend::AwsError;
+use crate::capture::scan::snapshot::{snapshot, ScanStats};
 use crate::capture::CaptureError;
+use crate::catalog::reader::CatalogReader;
+use crate::catalog::ReadError;
+use crate::connect::{Pipeline, PipelineError};
 use crate::model::{identity_hash, ChangeRecord, ObjectKey, ObjectKind};
-use crate::pipeline::{Pipeline, PipelineError};
 use crate::progress::Progress;
-use crate::replicate::{ConsumerGroup, ShardReport, StopWhen};
 use crate::stream::admin::ensure_stream;
 use crate::stream::producer::Producer;
 use crate::stream::StreamError;
@@ -384,7 +385,7 @@ async fn settle_drift(
     report: &mut TargetReport,
 ) -> Result<(), SyncError> {
     let name = || applier.name().to_string();
-    let compare = |source| SyncError::Compare { target: name(), source };
+    let compare = |e: ReadError| SyncError::Compare { target: name(), source: e.into() };
     let prune_err = |source| SyncError::Prune { target: name(), source };
     let target = applier.target();
     let reader = target.reader();

@@ -11,13 +11,13 @@ use serde::Serialize;
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
 use crate::aws::client::Endpoint;
-use crate::aws::AwsError;
-use crate::capture::hint::Hint;
+use crate::backend::AwsError;
+use crate::capture::events::hint::Hint;
 use crate::capture::resolve::Resolver;
 use crate::capture::CaptureError;
-use crate::deadletter::{DeadLetter, CAPTURE_EVENTS};
+use crate::connect::{Pipeline, PipelineError};
 use crate::model::{Cause, CauseKind, ObjectKey};
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::state::deadletter::{DeadLetter, CAPTURE_EVENTS};
 
 /// One parked entry, as listed.
 #[derive(Debug, Clone, Serialize)]

@@ -10,10 +10,10 @@ use std::collections::HashSet;
 use aws_sdk_glue::types::{PartitionValueList, Segment};
 use tokio::sync::mpsc;
 
-use super::CaptureError;
+use super::ReadError;
 use crate::aws::glue_convert::{database_from_sdk, partition_from_sdk, table_from_sdk};
-use crate::aws::retry::RetryPolicy;
-use crate::aws::{AwsError, ErrorClass};
+use crate::backend::retry::RetryPolicy;
+use crate::backend::{AwsError, ErrorClass};
 use crate::model::{Database, Partition, Table};
 
 /// Reads one catalog.
@@ -51,7 +51,7 @@ impl CatalogReader {
     }
 
     /// Every database in the catalog.
-    pub async fn databases(&self) -> Result<Vec<Database>, CaptureError> {
+    pub async fn databases(&self) -> Result<Vec<Database>, ReadError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -60,7 +60,7 @@ impl CatalogReader {
                 .retry
                 .send("glue", "GetDatabases", || req.clone().send())
                 .await
-                .map_err(|e| CaptureError::aws("databases", e))?;
+                .map_err(|e| ReadError::new("databases", e))?;
             out.extend(page.database_list.iter().map(database_from_sdk));
             token = next_page(token, page.next_token);
             if token.is_none() {
@@ -79,7 +79,7 @@ impl CatalogReader {
     }
 
     /// Every table of a database.
-    pub async fn tables(&self, database: &str) -> Result<Vec<Table>, CaptureError> {
+    pub async fn tables(&self, database: &str) -> Result<Vec<Table>, ReadError> {
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -93,7 +93,7 @@ impl CatalogReader {
                 .retry
                 .send("glue", "GetTables", || req.clone().send())
                 .await
-                .map_err(|e| CaptureError::aws(format!("tables of {database}"), e))?;
+                .map_err(|e| ReadError::new(format!("tables of {database}"), e))?;
             out.extend(page.table_list().iter().map(|t| table_from_sdk(t, database)));
             token = next_page(token, page.next_token);
             if token.is_none() {
@@ -118,10 +118,10 @@ impl CatalogReader {
         database: &str,
         table: &str,
         out: &mpsc::Sender<PartitionPage>,
-    ) -> Result<usize, CaptureError> {
+    ) -> Result<usize, ReadError> {
         // One page in the channel per segment reader: pages are up to 1,000 partitions each, and
         // memory must not grow with the table.
-        let (tx, mut rx) = mpsc::channel::<Result<PartitionPage, CaptureError>>(1);
+        let (tx, mut rx) = mpsc::channel::<Result<PartitionPage, ReadError>>(1);
         let mut tasks = tokio::task::JoinSet::new();
         for segment in 0..self.segments {
             let (glue, tx, retry) = (self.glue.clone(), tx.clone(), self.retry.clone());
@@ -134,7 +134,7 @@ impl CatalogReader {
                         Ok(s) => req = req.segment(s),
                         Err(e) => {
                             let err = AwsError::invalid_response("glue", "GetPartitions", &e.to_string());
-                            let _ = tx.send(Err(CaptureError::aws(format!("partitions of {db}.{tb}"), err))).await;
+                            let _ = tx.send(Err(ReadError::new(format!("partitions of {db}.{tb}"), err))).await;
                             return;
                         }
                     }
@@ -148,7 +148,7 @@ impl CatalogReader {
                             let next = next_page(token, p.next_token.clone());
                             (Ok(p.partitions().iter().map(|p| partition_from_sdk(p, &db, &tb)).collect()), next)
                         }
-                        Err(e) => (Err(CaptureError::aws(format!("partitions of {db}.{tb}"), e)), None),
+                        Err(e) => (Err(ReadError::new(format!("partitions of {db}.{tb}"), e)), None),
                     };
                     let failed = item.is_err();
                     if tx.send(item).await.is_err() || failed || next.is_none() {
@@ -173,12 +173,12 @@ impl CatalogReader {
                 continue;
             }
             sent += page.len();
-            out.send(page).await.map_err(|_| CaptureError::Closed)?;
+            out.send(page).await.map_err(|_| ReadError::Closed)?;
         }
         // A segment task that died without reporting (a panic) must not pass as a complete read.
         while let Some(joined) = tasks.join_next().await {
             if joined.is_err() {
-                return Err(CaptureError::aws(
+                return Err(ReadError::new(
                     format!("partitions of {database}.{table}"),
                     AwsError::invalid_response(
                         "glue",
@@ -198,7 +198,7 @@ impl CatalogReader {
         database: &str,
         table: &str,
         mut each: impl FnMut(PartitionPage),
-    ) -> Result<usize, CaptureError> {
+    ) -> Result<usize, ReadError> {
         let (tx, mut rx) = mpsc::channel(1);
         let read = async move {
             let read = self.partitions(database, table, &tx).await;
@@ -221,11 +221,11 @@ impl CatalogReader {
         database: &str,
         table: &str,
         values: &[Vec<String>],
-    ) -> Result<Vec<Partition>, CaptureError> {
+    ) -> Result<Vec<Partition>, ReadError> {
         let mut found = Vec::new();
         for chunk in values.chunks(PARTITION_GET_CHUNK) {
             let got = self.batch_partitions(database, table, chunk).await;
-            found.extend(got.map_err(|e| CaptureError::aws(format!("partitions of {database}.{table}"), e))?);
+            found.extend(got.map_err(|e| ReadError::new(format!("partitions of {database}.{table}"), e))?);
         }
         Ok(found)
     }
@@ -270,7 +270,7 @@ impl CatalogReader {
     }
 
     /// All partitions of a table, collected (for tests and small tables).
-    pub async fn all_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>, CaptureError> {
+    pub async fn all_partitions(&self, database: &str, table: &str) -> Result<Vec<Partition>, ReadError> {
         let mut all = Vec::new();
         self.each_partition_page(database, table, |page| all.extend(page)).await?;
         Ok(all)
@@ -519,7 +519,7 @@ mod tests {
             "{text}"
         );
         match &err {
-            CaptureError::Aws { what, source } => {
+            ReadError::Aws { what, source } => {
                 assert_eq!(what, "tables of secret_db");
                 assert_eq!(
                     (source.operation, source.class, source.code.as_deref()),
@@ -538,7 +538,7 @@ mod tests {
         let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
         let err = CatalogReader::new(glue, CATALOG, 1).tables("secret_db").await.expect_err("denied");
         match &err {
-            CaptureError::Aws { what, source } => {
+            ReadError::Aws { what, source } => {
                 assert_eq!(what, "tables of secret_db");
                 assert_eq!(
                     (source.class, source.code.as_deref()),
@@ -564,7 +564,7 @@ mod tests {
         let err =
             CatalogReader::new(glue, CATALOG, 3).all_partitions("sales", "orders").await.expect_err("segment 1 fails");
         match &err {
-            CaptureError::Aws { what, source } => {
+            ReadError::Aws { what, source } => {
                 assert_eq!(what, "partitions of sales.orders");
                 assert_eq!((source.operation, source.class), ("GetPartitions", ErrorClass::Retryable));
             }

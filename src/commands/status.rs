@@ -5,10 +5,10 @@
 
 use serde::Serialize;
 
-use crate::checkpoint::CheckpointStore;
-use crate::deadletter::CAPTURE_EVENTS;
+use crate::connect::{Pipeline, PipelineError};
 use crate::model::{codec, now_millis};
-use crate::pipeline::{Pipeline, PipelineError};
+use crate::state::checkpoint::CheckpointStore;
+use crate::state::deadletter::CAPTURE_EVENTS;
 use crate::stream::admin::list_shards;
 use crate::stream::consumer::ShardReader;
 use crate::stream::StreamError;
@@ -79,11 +79,11 @@ pub enum StatusError {
     #[error(transparent)]
     Stream(#[from] StreamError),
     #[error("reading checkpoints: {0}")]
-    Checkpoint(#[from] crate::checkpoint::CheckpointError),
+    Checkpoint(#[from] crate::state::checkpoint::CheckpointError),
     #[error("counting dead letters: {0}")]
-    DeadLetters(#[from] crate::aws::AwsError),
+    DeadLetters(#[from] crate::backend::AwsError),
     #[error("reading the events queue: {0}")]
-    Queue(#[from] crate::capture::queue::QueueError),
+    Queue(#[from] crate::capture::events::queue::QueueError),
 }
 
 /// Kinesis records read per shard at most when measuring a backlog.
@@ -131,14 +131,14 @@ async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, Status
     let cfg = &pipeline.config.source;
     let Some(events) = &cfg.events else { return Ok(None) };
     let sqs = crate::aws::client::Endpoint::new(&cfg.region, cfg.endpoint.as_deref()).sqs().await;
-    let queue_url = crate::capture::queue::queue_url(&sqs, events).await?;
+    let queue_url = crate::capture::events::queue::queue_url(&sqs, events).await?;
     let req = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)
         .attribute_names(A::ApproximateNumberOfMessages)
         .attribute_names(A::ApproximateNumberOfMessagesNotVisible);
     let out =
-        crate::aws::retry::RetryPolicy::default().send("sqs", "GetQueueAttributes", || req.clone().send()).await?;
+        crate::backend::retry::RetryPolicy::default().send("sqs", "GetQueueAttributes", || req.clone().send()).await?;
     let attrs = out.attributes.unwrap_or_default();
     let count = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
     Ok(Some(QueueStatus {
@@ -151,7 +151,7 @@ async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, Status
 async fn shard_status(
     pipeline: &Pipeline,
     shard: &str,
-    checkpoint: Option<crate::checkpoint::Checkpoint>,
+    checkpoint: Option<crate::state::checkpoint::Checkpoint>,
     scan_limit: u64,
 ) -> Result<ShardStatus, StatusError> {
     let now = now_millis();

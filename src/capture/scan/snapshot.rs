@@ -6,10 +6,10 @@
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 
-use super::reader::CatalogReader;
-use super::CaptureError;
-use crate::apply::filter::Filter;
+use crate::capture::CaptureError;
+use crate::catalog::reader::CatalogReader;
 use crate::metrics as m;
+use crate::model::filter::Filter;
 use crate::model::{now_millis, CatalogObject, Cause, CauseKind, ChangeRecord, Origin};
 use crate::progress::Progress;
 

@@ -5,17 +5,17 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::apply::applier::Applier;
-use crate::apply::filter::Filter;
 use crate::apply::target::GlueTarget;
 use crate::apply::transform::Transform;
 use crate::aws::client::Endpoint;
 use crate::aws::counter::ApiCounter;
-use crate::aws::AwsError;
-use crate::capture::reader::CatalogReader;
-use crate::checkpoint::S3CheckpointStore;
+use crate::backend::AwsError;
+use crate::catalog::reader::CatalogReader;
 use crate::config::{PipelineConfig, TargetConfig};
-use crate::deadletter::DeadLetterStore;
+use crate::model::filter::Filter;
 use crate::model::Origin;
+use crate::state::checkpoint::S3CheckpointStore;
+use crate::state::deadletter::DeadLetterStore;
 use crate::state::{ensure_bucket, StateBucket};
 use crate::stream::StreamError;
 

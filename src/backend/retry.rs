@@ -1,8 +1,8 @@
 //! The one retry policy every AWS call goes through, and the per-target concurrency limiter.
 //!
-//! The SDK's own retries are off (`max_attempts(1)` in [`super::client`]), so a call is attempted
+//! The SDK's own retries are off (`max_attempts(1)` in `crate::aws::client`), so a call is attempted
 //! exactly as often as its [`RetryPolicy`] says: `apply.max_attempts` for a target, [`DEFAULT_ATTEMPTS`]
-//! elsewhere. What is retried is decided by [`ErrorClass::is_retryable`] (`aws::error`), never by
+//! elsewhere. What is retried is decided by [`ErrorClass::is_retryable`] (classified by the backends: `crate::aws::error` for AWS), never by
 //! error text. Backoff is exponential with full jitter (a uniformly random wait in
 //! `[0, min(cap, base·2^n)]`), so many tasks throttled together do not retry together.
 //!
@@ -21,10 +21,6 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tracing::debug;
-
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_runtime_api::http::Response as HttpResponse;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::error::{AwsError, ErrorClass};
 use crate::metrics as m;
@@ -92,22 +88,6 @@ impl RetryPolicy {
     pub fn backoff(&self, retry: u32) -> Duration {
         let ceiling = self.base.saturating_mul(1u32 << retry.saturating_sub(1).min(16)).min(self.cap);
         ceiling.mul_f64(fastrand::f64())
-    }
-
-    /// Sends one SDK request under this policy (`request` clones the fluent builder, as each
-    /// attempt sends anew), its failure classified as `service operation`.
-    pub async fn send<T, E, F, Fut>(
-        &self,
-        service: &'static str,
-        operation: &'static str,
-        request: F,
-    ) -> Result<T, AwsError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        self.run(|| async { request().await.map_err(|e| AwsError::from_sdk(service, operation, e)) }).await
     }
 
     /// Runs `call` until it succeeds, fails with an error that is not retryable, or has been

@@ -1,7 +1,10 @@
 //! lakelog's own state bucket (checkpoints, dead letters): one client, one bucket, one prefix.
 
-use crate::aws::retry::RetryPolicy;
-use crate::aws::{AwsError, ErrorClass};
+pub mod checkpoint;
+pub mod deadletter;
+
+use crate::backend::retry::RetryPolicy;
+use crate::backend::{AwsError, ErrorClass};
 
 /// The S3 bucket and prefix lakelog keeps its state under.
 #[derive(Debug, Clone)]

@@ -1,0 +1,4 @@
+//! Scanning the source catalog: the initial snapshot and the reconciliation passes.
+
+pub mod reconcile;
+pub mod snapshot;
