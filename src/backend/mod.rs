@@ -3,8 +3,13 @@
 //!
 //! - [`error`]: [`AwsError`] and [`ErrorClass`].
 //! - [`retry`]: full-jitter retries driven by the class, and the AIMD concurrency limiter.
+//! - [`state`]: the state store (get, conditional put, list, delete) checkpoints, dead letters and
+//!   cursors sit on.
+//! - [`memory`]: in-memory implementations of each backend, for unit tests.
 
 pub mod error;
+pub mod memory;
 pub mod retry;
+pub mod state;
 
 pub use error::{AwsError, ErrorClass};

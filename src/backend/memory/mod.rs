@@ -1,0 +1,4 @@
+//! In-memory backends with AWS's semantics and scripted failures, for unit tests of the logic
+//! above them. Never the only proof a feature works: end-to-end tests use the emulator.
+
+pub mod state;
