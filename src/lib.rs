@@ -21,6 +21,7 @@
 //! - [`state`], [`progress`], [`resources`]: the state bucket; progress bars; peak memory for reports.
 
 pub mod apply;
+pub mod archive;
 pub mod aws;
 pub mod backend;
 pub mod capture;

@@ -1,0 +1,430 @@
+//! The archive's object format: a segment is a run of change records with their stream
+//! positions, zstd-compressed, behind a small uncompressed index. Raw segments hold one shard's
+//! records in stream order; snapshot parts hold the latest record per key in key order. Both
+//! are read by every later release: the format is a contract, pinned by golden files in
+//! `tests/fixtures/`.
+//!
+//! Layout: `LLSG` | format (u8) | index length (u32 LE) | index (MessagePack, named fields) |
+//! heads: zstd( head* ), only in snapshot parts | body: zstd( entry* ), each entry a MessagePack
+//! array `[sequence, record]` with the record in the change log's own encoding (`model::codec`).
+//! The index carries the length and XXH3-64 of each uncompressed block, checked when the block
+//! has been read to its end.
+//!
+//! Must never: decode a segment whose checksum does not match, or guess at a format it does not
+//! know (a newer one says so and names the fix).
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::model::{ChangeRecord, ObjectKey, Op};
+use crate::stream::seqno::SeqNo;
+
+pub const MAGIC: &[u8; 4] = b"LLSG";
+/// The format this release writes (and the newest it reads).
+pub const FORMAT: u8 = 1;
+/// zstd level: 1.4 KB partition records of one table differ in a few fields, and at this level
+/// zstd finds those repeats across a whole segment.
+pub const LEVEL: i32 = 9;
+const PREFIX_LEN: usize = 4 + 1 + 4;
+
+#[derive(Debug, Error)]
+pub enum SegmentError {
+    #[error("not a lakelog archive segment (starts with {found:?}, expected \"LLSG\")")]
+    BadMagic { found: Vec<u8> },
+    #[error("archive segment format {found} is newer than this lakelog reads (up to {FORMAT}); upgrade lakelog")]
+    NewerFormat { found: u8 },
+    #[error("archive segment is truncated ({what})")]
+    Truncated { what: &'static str },
+    #[error("archive segment body does not match its checksum (stored {stored:016x}, computed {computed:016x}): the object is corrupt")]
+    Checksum { stored: u64, computed: u64 },
+    #[error("archive segment has no entries")]
+    Empty,
+    #[error("archive segment: {0}")]
+    Decode(String),
+    #[error("archive segment: {0}")]
+    Encode(String),
+}
+
+/// What a segment holds, readable without decompressing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentIndex {
+    /// The shard of a raw segment; empty for a snapshot part.
+    pub shard: String,
+    pub count: u64,
+    /// Stream positions of the first and last entries (raw segments: a contiguous run).
+    pub first_sequence: SeqNo,
+    pub last_sequence: SeqNo,
+    /// Capture times (epoch ms) of the oldest and newest record.
+    pub min_captured_at: i64,
+    pub max_captured_at: i64,
+    /// The smallest and largest key, in [`sort_key`] order.
+    pub min_key: ObjectKey,
+    pub max_key: ObjectKey,
+    /// The heads block (see [`Head`]): its compressed length (0: the segment has none), its
+    /// uncompressed length and XXH3-64.
+    pub heads_compressed: u64,
+    pub heads_bytes: u64,
+    pub heads_xxh3: u64,
+    /// The body: uncompressed length and XXH3-64.
+    pub body_bytes: u64,
+    pub body_xxh3: u64,
+}
+
+/// One archived record and where it was in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub sequence: SeqNo,
+    pub record: ChangeRecord,
+}
+
+/// What rebuilding `run`'s memory needs of a record, without its state: snapshot parts carry
+/// these in a block of their own, so a rebuild reads tens of bytes per object, not the object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub sequence: SeqNo,
+    pub key: ObjectKey,
+    pub op: Op,
+    pub captured_at: i64,
+    pub content_hash: u64,
+}
+
+impl Head {
+    pub fn of(entry: &Entry) -> Head {
+        Head {
+            sequence: entry.sequence.clone(),
+            key: entry.record.key.clone(),
+            op: entry.record.op,
+            captured_at: entry.record.captured_at,
+            content_hash: entry.record.content_hash,
+        }
+    }
+}
+
+/// The order keys are merged and restored in: a database, then each of its tables, each followed
+/// by its partitions — so one database, or one table with its partitions, is one contiguous run.
+/// Each name is written with `0x00` escaped (`0x00 0xFF`) and ends with `0x00 0x01`, so the bytes
+/// sort like the tuple of names and no name can imitate a separator.
+pub fn sort_key(key: &ObjectKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let mut push = |name: &str| {
+        for b in name.bytes() {
+            out.push(b);
+            if b == 0 {
+                out.push(0xFF);
+            }
+        }
+        out.extend_from_slice(&[0, 1]);
+    };
+    push(key.catalog());
+    push(key.database());
+    if let Some(t) = key.table() {
+        push(t);
+    }
+    if let ObjectKey::Partition { values, .. } = key {
+        for v in values {
+            push(v);
+        }
+    }
+    out
+}
+
+fn compress(block: &[u8], level: i32) -> Result<Vec<u8>, SegmentError> {
+    zstd::bulk::compress(block, level).map_err(|e| SegmentError::Encode(e.to_string()))
+}
+
+/// Encodes entries (at least one) into a segment of `shard` ("" for a snapshot part), with a
+/// heads block when `heads`, compressed at `level` (`LEVEL` for what is kept; 1 for scratch).
+pub fn encode(shard: &str, entries: &[Entry], heads: bool, level: i32) -> Result<(Vec<u8>, SegmentIndex), SegmentError> {
+    let (first, last) = match (entries.first(), entries.last()) {
+        (Some(f), Some(l)) => (f, l),
+        _ => return Err(SegmentError::Empty),
+    };
+    let (mut body, mut head_block) = (Vec::new(), Vec::new());
+    let mut min_key = (sort_key(&first.record.key), &first.record.key);
+    let mut max_key = min_key.clone();
+    let (mut min_at, mut max_at) = (i64::MAX, i64::MIN);
+    for e in entries {
+        rmp_serde::encode::write_named(&mut body, &(e.sequence.as_str(), &e.record))
+            .map_err(|err| SegmentError::Encode(format!("record for {}: {err}", e.record.key)))?;
+        if heads {
+            rmp_serde::encode::write_named(&mut head_block, &Head::of(e))
+                .map_err(|err| SegmentError::Encode(format!("head of {}: {err}", e.record.key)))?;
+        }
+        min_at = min_at.min(e.record.captured_at);
+        max_at = max_at.max(e.record.captured_at);
+        let sk = sort_key(&e.record.key);
+        if sk < min_key.0 {
+            min_key = (sk, &e.record.key);
+        } else if sk > max_key.0 {
+            max_key = (sk, &e.record.key);
+        }
+    }
+    let heads_compressed = if heads { compress(&head_block, level)? } else { Vec::new() };
+    let body_compressed = compress(&body, level)?;
+    let index = SegmentIndex {
+        shard: shard.to_string(),
+        count: entries.len() as u64,
+        first_sequence: first.sequence.clone(),
+        last_sequence: last.sequence.clone(),
+        min_captured_at: min_at,
+        max_captured_at: max_at,
+        min_key: min_key.1.clone(),
+        max_key: max_key.1.clone(),
+        heads_compressed: heads_compressed.len() as u64,
+        heads_bytes: head_block.len() as u64,
+        heads_xxh3: xxhash_rust::xxh3::xxh3_64(&head_block),
+        body_bytes: body.len() as u64,
+        body_xxh3: xxhash_rust::xxh3::xxh3_64(&body),
+    };
+    let index_bytes = rmp_serde::to_vec_named(&index).map_err(|e| SegmentError::Encode(e.to_string()))?;
+    let mut out = Vec::with_capacity(PREFIX_LEN + index_bytes.len() + heads_compressed.len() + body_compressed.len());
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT);
+    out.extend_from_slice(&(index_bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&index_bytes);
+    out.extend_from_slice(&heads_compressed);
+    out.extend_from_slice(&body_compressed);
+    Ok((out, index))
+}
+
+/// The index, and where the blocks after it start.
+fn split(bytes: &[u8]) -> Result<(SegmentIndex, usize), SegmentError> {
+    if bytes.len() >= 4 && &bytes[..4] != MAGIC {
+        return Err(SegmentError::BadMagic { found: bytes[..4].to_vec() });
+    }
+    if bytes.len() < PREFIX_LEN {
+        return Err(SegmentError::Truncated { what: "header" });
+    }
+    if bytes[4] > FORMAT || bytes[4] == 0 {
+        return Err(SegmentError::NewerFormat { found: bytes[4] });
+    }
+    let len = u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]) as usize;
+    let end =
+        PREFIX_LEN.checked_add(len).filter(|e| *e <= bytes.len()).ok_or(SegmentError::Truncated { what: "index" })?;
+    let index: SegmentIndex =
+        rmp_serde::from_slice(&bytes[PREFIX_LEN..end]).map_err(|e| SegmentError::Decode(format!("index: {e}")))?;
+    if (bytes.len() - end) < index.heads_compressed as usize {
+        return Err(SegmentError::Truncated { what: "heads" });
+    }
+    Ok((index, end))
+}
+
+/// The index alone (no decompression).
+pub fn read_index(bytes: &[u8]) -> Result<SegmentIndex, SegmentError> {
+    split(bytes).map(|(index, _)| index)
+}
+
+type Decoder<'a> = zstd::stream::read::Decoder<'static, std::io::BufReader<&'a [u8]>>;
+
+/// One compressed block, read item by item; its length and checksum are checked once the
+/// last item has been read (a corrupt block fails there at the latest, never silently).
+struct Block<'a> {
+    decoder: Decoder<'a>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    read_bytes: u64,
+    expect_bytes: u64,
+    expect_xxh3: u64,
+    left: u64,
+    failed: bool,
+}
+
+impl Read for Block<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.decoder.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read_bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl<'a> Block<'a> {
+    fn new(compressed: &'a [u8], count: u64, bytes: u64, xxh3: u64) -> Result<Block<'a>, SegmentError> {
+        Ok(Block {
+            decoder: Decoder::new(compressed).map_err(|e| SegmentError::Decode(e.to_string()))?,
+            hasher: xxhash_rust::xxh3::Xxh3::new(),
+            read_bytes: 0,
+            expect_bytes: bytes,
+            expect_xxh3: xxh3,
+            left: count,
+            failed: false,
+        })
+    }
+
+    fn next_item<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, SegmentError>> {
+        if self.failed {
+            return None;
+        }
+        if self.left == 0 {
+            self.failed = true; // done either way
+            let mut rest = Vec::new();
+            if let Err(e) = self.read_to_end(&mut rest) {
+                return Some(Err(SegmentError::Decode(e.to_string())));
+            }
+            let computed = self.hasher.digest();
+            if self.read_bytes != self.expect_bytes || computed != self.expect_xxh3 {
+                return Some(Err(SegmentError::Checksum { stored: self.expect_xxh3, computed }));
+            }
+            return None;
+        }
+        match rmp_serde::from_read::<_, T>(&mut *self) {
+            Ok(item) => {
+                self.left -= 1;
+                Some(Ok(item))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(SegmentError::Decode(e.to_string())))
+            }
+        }
+    }
+}
+
+/// Streams a segment's entries in order, decompressing as it goes.
+pub struct Reader<'a> {
+    index: SegmentIndex,
+    body: Block<'a>,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Result<Reader<'a>, SegmentError> {
+        let (index, start) = split(bytes)?;
+        let body = &bytes[start + index.heads_compressed as usize..];
+        let body = Block::new(body, index.count, index.body_bytes, index.body_xxh3)?;
+        Ok(Reader { index, body })
+    }
+
+    pub fn index(&self) -> &SegmentIndex {
+        &self.index
+    }
+}
+
+impl Iterator for Reader<'_> {
+    type Item = Result<Entry, SegmentError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.body.next_item::<(String, ChangeRecord)>()?;
+        Some(item.and_then(|(seq, record)| match SeqNo::parse(&seq) {
+            Some(sequence) => Ok(Entry { sequence, record }),
+            None => Err(SegmentError::Decode(format!("bad sequence number {seq:?}"))),
+        }))
+    }
+}
+
+/// Streams a segment's heads: from its heads block when it has one, else from its entries.
+pub struct Heads<'a>(HeadSource<'a>);
+
+enum HeadSource<'a> {
+    Block(Block<'a>),
+    Entries(Reader<'a>),
+}
+
+impl<'a> Heads<'a> {
+    pub fn new(bytes: &'a [u8]) -> Result<Heads<'a>, SegmentError> {
+        let (index, start) = split(bytes)?;
+        if index.heads_compressed == 0 {
+            return Ok(Heads(HeadSource::Entries(Reader::new(bytes)?)));
+        }
+        let block = &bytes[start..start + index.heads_compressed as usize];
+        Ok(Heads(HeadSource::Block(Block::new(block, index.count, index.heads_bytes, index.heads_xxh3)?)))
+    }
+}
+
+impl Iterator for Heads<'_> {
+    type Item = Result<Head, SegmentError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match &mut self.0 {
+            HeadSource::Block(b) => b.next_item::<Head>(),
+            HeadSource::Entries(r) => r.next().map(|e| e.map(|e| Head::of(&e))),
+        }
+    }
+}
+
+/// Every entry of a segment (for segments known to be small; stream large ones with [`Reader`]).
+pub fn decode(bytes: &[u8]) -> Result<(SegmentIndex, Vec<Entry>), SegmentError> {
+    let reader = Reader::new(bytes)?;
+    let index = reader.index().clone();
+    let entries = reader.collect::<Result<Vec<_>, _>>()?;
+    Ok((index, entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Cause, CauseKind, Origin};
+
+    pub(crate) fn delete(db: &str, table: &str, at: i64) -> ChangeRecord {
+        let key = ObjectKey::Table { catalog: "1".into(), database: db.into(), table: table.into() };
+        ChangeRecord::delete(key, &Origin::default(), Cause { kind: CauseKind::Event, event_id: None }, at)
+    }
+
+    fn entries(n: u64) -> Vec<Entry> {
+        (0..n)
+            .map(|i| Entry {
+                sequence: SeqNo::parse(&format!("{}", 1000 + i)).unwrap(),
+                record: delete("db", &format!("t{i:03}"), 10 + i as i64),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_with_its_index() {
+        let (bytes, index) = encode("shardId-000000000001", &entries(50), false, LEVEL).unwrap();
+        assert_eq!(read_index(&bytes).unwrap(), index);
+        let (back_index, back) = decode(&bytes).unwrap();
+        assert_eq!((back_index, back), (index.clone(), entries(50)));
+        assert_eq!((index.count, index.min_captured_at, index.max_captured_at), (50, 10, 59));
+        assert_eq!(index.min_key.table(), Some("t000"));
+        assert_eq!(index.max_key.table(), Some("t049"));
+        let heads = Heads::new(&bytes).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        assert_eq!(heads, entries(50).iter().map(Head::of).collect::<Vec<_>>(), "derived from the entries");
+        let (with_heads, _) = encode("", &entries(50), true, LEVEL).unwrap();
+        let heads = Heads::new(&with_heads).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        assert_eq!(heads, entries(50).iter().map(Head::of).collect::<Vec<_>>(), "read from the heads block");
+        assert_eq!(decode(&with_heads).unwrap().1, entries(50));
+    }
+
+    #[test]
+    fn corruption_truncation_and_newer_formats_are_named() {
+        let (bytes, _) = encode("s", &entries(20), true, LEVEL).unwrap();
+        let mut flipped = bytes.clone();
+        let last = flipped.len() - 3;
+        flipped[last] ^= 0x40;
+        assert!(decode(&flipped).is_err(), "a flipped body byte must not decode silently");
+        assert!(matches!(decode(&bytes[..bytes.len() - 10]), Err(_)));
+        let mut newer = bytes.clone();
+        newer[4] = FORMAT + 1;
+        assert!(decode(&newer).unwrap_err().to_string().contains("upgrade lakelog"));
+        assert!(matches!(decode(b"JSON{}{}{}{}"), Err(SegmentError::BadMagic { .. })));
+        assert!(matches!(encode("s", &[], false, 1), Err(SegmentError::Empty)));
+    }
+
+    #[test]
+    fn sort_keys_group_a_database_then_each_table_with_its_partitions() {
+        let db = |d: &str| ObjectKey::Database { catalog: "1".into(), database: d.into() };
+        let t = |d: &str, t: &str| ObjectKey::Table { catalog: "1".into(), database: d.into(), table: t.into() };
+        let p = |d: &str, t: &str, v: &[&str]| ObjectKey::Partition {
+            catalog: "1".into(),
+            database: d.into(),
+            table: t.into(),
+            values: v.iter().map(|s| s.to_string()).collect(),
+        };
+        let ordered = [
+            db("a"),
+            t("a", "x"),
+            p("a", "x", &["1"]),
+            p("a", "x", &["1", "z"]),
+            p("a", "x", &["2"]),
+            t("a", "x\u{0}y"),
+            t("a", "xy"),
+            db("a\u{0}"),
+            db("ab"),
+            t("ab", ""),
+        ];
+        for w in ordered.windows(2) {
+            assert!(sort_key(&w[0]) < sort_key(&w[1]), "{} < {}", w[0], w[1]);
+        }
+    }
+}
