@@ -3,6 +3,7 @@
 //!
 //! - [`segment`]: the object format (zstd MessagePack records behind an index), raw and snapshot.
 //! - [`manifest`]: the one document listing snapshots and the raw tail; conditional updates.
+//! - [`merge`]: the latest record per key, in key order, in bounded memory (external merge).
 //!
 //! Layout under the state store's root, per stream:
 //! `archive/<stream>/manifest.json`,
@@ -11,6 +12,7 @@
 //! `.../folded.json`.
 
 pub mod manifest;
+pub mod merge;
 pub mod segment;
 
 use thiserror::Error;

@@ -13,7 +13,7 @@
 //! Must never: decode a segment whose checksum does not match, or guess at a format it does not
 //! know (a newer one says so and names the fix).
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -205,6 +205,12 @@ fn split(bytes: &[u8]) -> Result<(SegmentIndex, usize), SegmentError> {
         PREFIX_LEN.checked_add(len).filter(|e| *e <= bytes.len()).ok_or(SegmentError::Truncated { what: "index" })?;
     let index: SegmentIndex =
         rmp_serde::from_slice(&bytes[PREFIX_LEN..end]).map_err(|e| SegmentError::Decode(format!("index: {e}")))?;
+    Ok((index, end))
+}
+
+/// The index, and where the heads block starts, checking the heads block is all there.
+fn split_whole(bytes: &[u8]) -> Result<(SegmentIndex, usize), SegmentError> {
+    let (index, end) = split(bytes)?;
     if (bytes.len() - end) < index.heads_compressed as usize {
         return Err(SegmentError::Truncated { what: "heads" });
     }
@@ -216,12 +222,10 @@ pub fn read_index(bytes: &[u8]) -> Result<SegmentIndex, SegmentError> {
     split(bytes).map(|(index, _)| index)
 }
 
-type Decoder<'a> = zstd::stream::read::Decoder<'static, std::io::BufReader<&'a [u8]>>;
-
 /// One compressed block, read item by item; its length and checksum are checked once the
 /// last item has been read (a corrupt block fails there at the latest, never silently).
-struct Block<'a> {
-    decoder: Decoder<'a>,
+struct Block<R: BufRead> {
+    decoder: zstd::stream::read::Decoder<'static, R>,
     hasher: xxhash_rust::xxh3::Xxh3,
     read_bytes: u64,
     expect_bytes: u64,
@@ -230,7 +234,7 @@ struct Block<'a> {
     failed: bool,
 }
 
-impl Read for Block<'_> {
+impl<R: BufRead> Read for Block<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.decoder.read(buf)?;
         self.hasher.update(&buf[..n]);
@@ -239,10 +243,11 @@ impl Read for Block<'_> {
     }
 }
 
-impl<'a> Block<'a> {
-    fn new(compressed: &'a [u8], count: u64, bytes: u64, xxh3: u64) -> Result<Block<'a>, SegmentError> {
+impl<R: BufRead> Block<R> {
+    fn new(compressed: R, count: u64, bytes: u64, xxh3: u64) -> Result<Block<R>, SegmentError> {
         Ok(Block {
-            decoder: Decoder::new(compressed).map_err(|e| SegmentError::Decode(e.to_string()))?,
+            decoder: zstd::stream::read::Decoder::with_buffer(compressed)
+                .map_err(|e| SegmentError::Decode(e.to_string()))?,
             hasher: xxhash_rust::xxh3::Xxh3::new(),
             read_bytes: 0,
             expect_bytes: bytes,
@@ -281,26 +286,51 @@ impl<'a> Block<'a> {
     }
 }
 
-/// Streams a segment's entries in order, decompressing as it goes.
-pub struct Reader<'a> {
+/// Streams a segment's entries in order, decompressing as it goes, from memory or from a file.
+pub struct Reader<R: BufRead> {
     index: SegmentIndex,
-    body: Block<'a>,
+    body: Block<R>,
 }
 
-impl<'a> Reader<'a> {
-    pub fn new(bytes: &'a [u8]) -> Result<Reader<'a>, SegmentError> {
-        let (index, start) = split(bytes)?;
+impl<'a> Reader<&'a [u8]> {
+    pub fn new(bytes: &'a [u8]) -> Result<Reader<&'a [u8]>, SegmentError> {
+        let (index, start) = split_whole(bytes)?;
         let body = &bytes[start + index.heads_compressed as usize..];
         let body = Block::new(body, index.count, index.body_bytes, index.body_xxh3)?;
         Ok(Reader { index, body })
     }
+}
 
-    pub fn index(&self) -> &SegmentIndex {
-        &self.index
+impl Reader<std::io::BufReader<std::fs::File>> {
+    /// A segment in a local file (merge scratch, downloaded snapshot parts), read as it streams.
+    pub fn open(path: &std::path::Path) -> Result<Self, SegmentError> {
+        use std::io::{Seek, SeekFrom};
+        let io = |e: std::io::Error| SegmentError::Decode(format!("{}: {e}", path.display()));
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let mut prefix = vec![0u8; PREFIX_LEN];
+        file.read_exact(&mut prefix).map_err(|_| SegmentError::Truncated { what: "header" })?;
+        let len = u32::from_le_bytes([prefix[5], prefix[6], prefix[7], prefix[8]]) as usize;
+        prefix.resize(PREFIX_LEN + len, 0);
+        file.read_exact(&mut prefix[PREFIX_LEN..]).map_err(|_| SegmentError::Truncated { what: "index" })?;
+        let (index, start) = split(&prefix)?;
+        file.seek(SeekFrom::Start((start + index.heads_compressed as usize) as u64)).map_err(io)?;
+        let body = Block::new(std::io::BufReader::new(file), index.count, index.body_bytes, index.body_xxh3)?;
+        Ok(Reader { index, body })
     }
 }
 
-impl Iterator for Reader<'_> {
+impl<R: BufRead> Reader<R> {
+    pub fn index(&self) -> &SegmentIndex {
+        &self.index
+    }
+
+    /// Uncompressed bytes read so far (the size of the entries read, for memory budgets).
+    pub fn bytes_read(&self) -> u64 {
+        self.body.read_bytes
+    }
+}
+
+impl<R: BufRead> Iterator for Reader<R> {
     type Item = Result<Entry, SegmentError>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -316,13 +346,13 @@ impl Iterator for Reader<'_> {
 pub struct Heads<'a>(HeadSource<'a>);
 
 enum HeadSource<'a> {
-    Block(Block<'a>),
-    Entries(Reader<'a>),
+    Block(Block<&'a [u8]>),
+    Entries(Reader<&'a [u8]>),
 }
 
 impl<'a> Heads<'a> {
     pub fn new(bytes: &'a [u8]) -> Result<Heads<'a>, SegmentError> {
-        let (index, start) = split(bytes)?;
+        let (index, start) = split_whole(bytes)?;
         if index.heads_compressed == 0 {
             return Ok(Heads(HeadSource::Entries(Reader::new(bytes)?)));
         }
