@@ -12,7 +12,7 @@
 //! (`snapshots/<id>/folded.json`): the manifest stays small however long the retention, and a
 //! restore to a time before the newest snapshot finds the raw segments it needs there.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +94,10 @@ pub struct Manifest {
     /// Whether the raw segments from the very first one on are all still kept (nothing has been
     /// removed by retention), so a restore may start from an empty catalog.
     pub from_genesis: bool,
+    /// Per shard, the last sequence number folded into a snapshot: a segment ending at or before
+    /// it is already in a snapshot and is never listed again (a restarted writer may report it).
+    #[serde(default)]
+    pub folded: BTreeMap<String, SeqNo>,
     /// The capture time of the first record ever archived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_captured_at: Option<i64>,
@@ -107,6 +111,7 @@ impl Default for Manifest {
             tail: Vec::new(),
             snapshots: Vec::new(),
             from_genesis: true,
+            folded: BTreeMap::new(),
             first_captured_at: None,
             updated_at: 0,
         }
@@ -143,8 +148,9 @@ impl Manifest {
 
     /// Adds a raw segment (idempotent: a segment already listed, or already folded, is not added
     /// again — a restarted writer may report the same segment twice).
-    pub fn add_segment(&mut self, entry: SegmentEntry, already_folded: bool) {
-        if already_folded || self.tail.iter().any(|s| s.key == entry.key) {
+    pub fn add_segment(&mut self, entry: SegmentEntry) {
+        let folded = self.folded.get(&entry.shard).is_some_and(|f| entry.last_sequence <= *f);
+        if folded || self.tail.iter().any(|s| s.key == entry.key) {
             return;
         }
         self.first_captured_at = Some(self.first_captured_at.map_or(entry.min_captured_at, |f| f.min(entry.min_captured_at)));

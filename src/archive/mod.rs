@@ -11,9 +11,15 @@
 //! capture time of their first record), `archive/<stream>/snapshots/<id>/part-<n>.seg` and
 //! `.../folded.json`.
 
+pub mod compact;
 pub mod manifest;
 pub mod merge;
+pub mod replay;
 pub mod segment;
+pub mod writer;
+
+#[cfg(test)]
+mod tests;
 
 use thiserror::Error;
 
@@ -31,6 +37,18 @@ pub enum ArchiveError {
     Contended { key: String, races: u32 },
     #[error("archive segment {key}: {source}")]
     Segment { key: String, source: segment::SegmentError },
+    #[error(transparent)]
+    Merge(merge::MergeError),
+    #[error("{what}; nothing was changed, run it again")]
+    Raced { what: String },
+    #[error("the archive merge stopped: {0}")]
+    Worker(String),
+    #[error("the reader of the archive stopped before the end")]
+    Stopped,
+    #[error("the archive holds nothing yet; it fills as `lakelog run` (or `lakelog archive`) reads the stream")]
+    Empty,
+    #[error("{at} is before the earliest restorable time {earliest} (archive.retention); restore a later time")]
+    NotRestorable { at: i64, earliest: i64 },
 }
 
 impl From<AwsError> for ArchiveError {

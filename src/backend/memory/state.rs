@@ -16,8 +16,8 @@ pub const PAGE: usize = 100;
 struct Inner {
     objects: BTreeMap<String, Stored>,
     writes: u64,
-    /// Failures to return, in order, for the next calls of an operation.
-    faults: Vec<(&'static str, ErrorClass)>,
+    /// Failures to come: (operation, calls of it to let through first, class).
+    faults: Vec<(&'static str, u32, ErrorClass)>,
 }
 
 /// The fake store.
@@ -33,7 +33,12 @@ impl MemoryStore {
 
     /// The next call of `operation` (`"get"`, `"put"`, `"list"`, `"delete"`) fails with `class`.
     pub fn fail_next(&self, operation: &'static str, class: ErrorClass) {
-        self.lock().faults.push((operation, class));
+        self.fail_nth(operation, 0, class);
+    }
+
+    /// The call of `operation` after the next `n` fails with `class` (a crash `n` writes in).
+    pub fn fail_nth(&self, operation: &'static str, n: u32, class: ErrorClass) {
+        self.lock().faults.push((operation, n, class));
     }
 
     /// Every key, in order.
@@ -51,9 +56,19 @@ impl MemoryStore {
     }
 
     fn fault(inner: &mut Inner, operation: &'static str) -> Result<(), AwsError> {
-        match inner.faults.iter().position(|(op, _)| *op == operation) {
+        let mut due = None;
+        for (i, (op, skip, _)) in inner.faults.iter_mut().enumerate() {
+            if *op == operation {
+                if *skip == 0 {
+                    due = Some(i);
+                    break;
+                }
+                *skip -= 1;
+            }
+        }
+        match due {
             Some(i) => {
-                let (_, class) = inner.faults.remove(i);
+                let (_, _, class) = inner.faults.remove(i);
                 Err(AwsError {
                     service: "memory",
                     operation,

@@ -1,0 +1,213 @@
+//! Restore equals the catalog: for random sequences of creates, updates, deletes and re-creates,
+//! random segment boundaries, compactions (with tombstone expiry and retention), writers that
+//! crash before their checkpoint, and writes that fail part-way, the state rebuilt at any
+//! restorable time equals a model of the catalog at that time — and no record is archived twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use proptest::prelude::*;
+
+use super::compact::{compact, CompactOptions};
+use super::manifest::{ManifestStore, SegmentEntry};
+use super::replay::{sources, state_at};
+use super::segment::Entry;
+use super::writer::{root, SegmentWriter};
+use crate::backend::memory::state::MemoryStore;
+use crate::backend::state::SharedStore;
+use crate::backend::ErrorClass;
+use crate::model::{CatalogObject, Cause, CauseKind, ChangeRecord, Database, ObjectKey, Origin};
+use crate::stream::seqno::SeqNo;
+
+const STREAM: &str = "s";
+
+fn key(k: u8) -> ObjectKey {
+    ObjectKey::Database { catalog: "1".into(), database: format!("db{k}") }
+}
+
+fn record(k: u8, version: Option<u32>, at: i64) -> ChangeRecord {
+    let origin = Origin { catalog_id: "1".into(), ..Default::default() };
+    let cause = Cause { kind: CauseKind::Event, event_id: None };
+    match version {
+        Some(v) => {
+            let db = Database { name: format!("db{k}"), description: Some(format!("v{v}")), ..Default::default() };
+            ChangeRecord::upsert(CatalogObject::Database(db), &origin, cause, at)
+        }
+        None => ChangeRecord::delete(key(k), &origin, cause, at),
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Upsert(u8),
+    Delete(u8),
+    Flush(u8),
+    /// Writes the first half of a shard's pending records, then "crashes": no checkpoint.
+    CrashAfterHalf(u8),
+    Compact { head: i64, tombstones: i64, retention: i64 },
+    /// The next write of the store `n` writes from now fails (a crash mid-way).
+    FailPut(u32),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (0u8..6).prop_map(Step::Upsert),
+        2 => (0u8..6).prop_map(Step::Delete),
+        2 => (0u8..2).prop_map(Step::Flush),
+        1 => (0u8..2).prop_map(Step::CrashAfterHalf),
+        1 => (0i64..60, 0i64..300, prop_oneof![Just(i64::MAX / 4), 50i64..400]).prop_map(|(head, tombstones, retention)| Step::Compact { head, tombstones, retention }),
+        1 => (0u32..4).prop_map(Step::FailPut),
+    ]
+}
+
+struct Sim {
+    memory: Arc<MemoryStore>,
+    store: SharedStore,
+    writer: SegmentWriter,
+    clock: i64,
+    seq: [u64; 2],
+    pending: [Vec<Entry>; 2],
+    /// Every change: key, capture time, state (`None`: deleted).
+    history: Vec<(u8, i64, Option<u32>)>,
+    version: u32,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        let memory = Arc::new(MemoryStore::new());
+        let store: SharedStore = memory.clone();
+        Sim { writer: SegmentWriter::new(store.clone(), STREAM), memory, store, clock: 1_000, seq: [0; 2], pending: Default::default(), history: Vec::new(), version: 0 }
+    }
+
+    fn change(&mut self, k: u8, upsert: bool) {
+        self.clock += 10;
+        self.version += 1;
+        let shard = usize::from(k % 2);
+        self.seq[shard] += 1;
+        let v = upsert.then_some(self.version);
+        let sequence = SeqNo::parse(&(100 + self.seq[shard]).to_string()).unwrap();
+        self.pending[shard].push(Entry { sequence, record: record(k, v, self.clock) });
+        self.history.push((k, self.clock, v));
+    }
+
+    async fn flush(&mut self, shard: usize, upto: usize) -> bool {
+        if upto == 0 {
+            return true;
+        }
+        match self.writer.write(&format!("shard-{shard}"), &self.pending[shard][..upto], self.clock).await {
+            Ok(w) => {
+                // The group drops what is durable, including records an earlier writer archived.
+                self.pending[shard].retain(|e| e.sequence > w.through);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn model(&self, at: i64) -> BTreeMap<String, String> {
+        let mut state = BTreeMap::new();
+        for (k, t, v) in &self.history {
+            if *t <= at {
+                match v {
+                    Some(v) => state.insert(format!("db{k}"), format!("v{v}")),
+                    None => state.remove(&format!("db{k}")),
+                };
+            }
+        }
+        state
+    }
+
+    async fn restored(&self, at: i64) -> Result<BTreeMap<String, String>, super::ArchiveError> {
+        let (manifest, _) = ManifestStore::new(&root(STREAM)).load(&*self.store).await?;
+        let src = sources(&*self.store, &manifest, at).await?;
+        let (mut rx, done) = state_at(&*self.store, &src, |_| true, 4_000, None, 3).await?;
+        let mut out = BTreeMap::new();
+        while let Some(batch) = rx.recv().await {
+            for e in batch {
+                let Some(CatalogObject::Database(db)) = e.record.state else { panic!("a database") };
+                out.insert(db.name, db.description.unwrap_or_default());
+            }
+        }
+        done.await.expect("join")?;
+        Ok(out)
+    }
+}
+
+async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let mut sim = Sim::new();
+    for s in steps {
+        match s {
+            Step::Upsert(k) => sim.change(k, true),
+            Step::Delete(k) => sim.change(k, false),
+            Step::Flush(shard) => {
+                let n = sim.pending[usize::from(shard)].len();
+                sim.flush(usize::from(shard), n).await;
+            }
+            Step::CrashAfterHalf(shard) => {
+                let shard = usize::from(shard);
+                let half = sim.pending[shard].len() / 2;
+                let kept = sim.pending[shard].clone();
+                sim.flush(shard, half).await;
+                sim.pending[shard] = kept; // the checkpoint never moved: all of it is read again
+            }
+            Step::Compact { head, tombstones, retention } => {
+                let opts = CompactOptions {
+                    head_ms: head,
+                    tombstone_retention_ms: tombstones,
+                    retention_ms: retention,
+                    merge_budget: 2_000,
+                    part_records: 4,
+                    ..CompactOptions::default()
+                };
+                let _ = compact(&sim.store, STREAM, sim.clock, &opts, true).await;
+            }
+            Step::FailPut(n) => sim.memory.fail_nth("put", n, ErrorClass::Retryable),
+        }
+    }
+    // Whatever faults are left do not matter any more: finish writing, as a restarted run would.
+    for _ in 0..8 {
+        for shard in 0..2 {
+            let n = sim.pending[shard].len();
+            sim.flush(shard, n).await;
+        }
+    }
+    prop_assert!(sim.pending.iter().all(Vec::is_empty), "the writer finished");
+
+    let (manifest, _) = ManifestStore::new(&root(STREAM)).load(&*sim.store).await.expect("manifest");
+    // Nothing archived twice: the listed segments of a shard never overlap.
+    let mut listed: Vec<SegmentEntry> = manifest.tail.clone();
+    for snap in &manifest.snapshots {
+        let folded = sim.store.get(&snap.folded).await.expect("get").expect("folded list");
+        listed.extend(serde_json::from_slice::<Vec<SegmentEntry>>(&folded.bytes).expect("folded"));
+    }
+    listed.sort_by(|a, b| (&a.shard, &a.first_sequence).cmp(&(&b.shard, &b.first_sequence)));
+    for w in listed.windows(2) {
+        if w[0].shard == w[1].shard {
+            prop_assert!(w[0].last_sequence < w[1].first_sequence, "overlapping segments {:?} {:?}", w[0], w[1]);
+        }
+    }
+    let Some(earliest) = manifest.earliest_restorable() else {
+        prop_assert!(sim.history.is_empty());
+        return Ok(());
+    };
+    let mut times: Vec<i64> = sim.history.iter().flat_map(|(_, t, _)| [*t - 1, *t, *t + 1]).collect();
+    times.push(sim.clock + 1_000);
+    times.retain(|t| *t >= earliest);
+    for at in times {
+        let restored = sim.restored(at).await.map_err(|e| TestCaseError::fail(format!("restore at {at}: {e}")))?;
+        prop_assert_eq!(&restored, &sim.model(at), "at {} (earliest {})", at, earliest);
+    }
+    let too_early = sim.restored(earliest - 1).await;
+    prop_assert!(earliest == i64::MIN || too_early.is_err(), "a time before the earliest must be refused");
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_state_restored_at_any_time_equals_the_catalog_at_that_time(steps in proptest::collection::vec(step(), 1..80)) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(run(steps))?;
+    }
+}
