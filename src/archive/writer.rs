@@ -71,9 +71,16 @@ impl SegmentWriter {
         let Some(last) = entries.last() else {
             return Err(ArchiveError::Segment { key: shard.to_string(), source: segment::SegmentError::Empty });
         };
-        let mut rest = entries;
+        // What the manifest already holds of this shard (folded into a snapshot, whose raw
+        // segments retention may have removed, or listed in the tail) is not written again.
+        let (manifest, _) = self.manifest.load(&*self.store).await?;
+        let tail_end = manifest.tail.iter().filter(|s| s.shard == shard).map(|s| &s.last_sequence).max();
+        let covered = manifest.folded.get(shard).max(tail_end).cloned();
+        let start = covered.as_ref().map_or(0, |c| entries.iter().position(|e| e.sequence > *c).unwrap_or(entries.len()));
+        let mut rest = &entries[start..];
         let mut listed = Vec::new();
-        let mut done = Written { through: last.sequence.clone(), written: 0, found: 0, records: 0, bytes: 0 };
+        let through = covered.filter(|c| *c > last.sequence).unwrap_or_else(|| last.sequence.clone());
+        let mut done = Written { through, written: 0, found: 0, records: 0, bytes: 0 };
         while let Some(first) = rest.first() {
             let key = segment_key(&self.root, shard, first);
             let (bytes, index) =
@@ -111,6 +118,9 @@ impl SegmentWriter {
                     rest = &rest[after..];
                 }
             }
+        }
+        if listed.is_empty() {
+            return Ok(done);
         }
         self.manifest
             .update(&*self.store, now_ms, |m| {
