@@ -1,4 +1,6 @@
-//! The `lakelog` command line. Thin: parse arguments, load config, call the library, print.
+//! The `lakelog` command line. Thin: parse arguments, set up logging, load the config, call the
+//! command in `lakelog::commands`, print its report (its `Display`, or JSON with `--output json`)
+//! and turn the outcome into an exit code. What a report says is written next to its type.
 //!
 //! A failure is printed once, on one line of stderr (`error: ...`): each cause of the chain once,
 //! since lakelog's error messages already include their sources. With `--output json` it is also
