@@ -14,6 +14,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+mod endpoints;
+pub use endpoints::{EndpointOverrides, Service, ServiceEndpoints};
+
 /// The whole pipeline.
 #[derive(Debug, Clone, Serialize)]
 pub struct PipelineConfig {
@@ -35,10 +38,13 @@ pub struct SourceConfig {
     /// the credentials in use is looked up with STS.
     #[serde(default)]
     pub catalog_id: Option<String>,
-    /// Endpoint override (an emulator, a VPC endpoint). Default: the SDK's resolution,
-    /// which also honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_GLUE`.
+    /// One endpoint URL for every service the source section calls (Glue, STS, SQS, CloudTrail,
+    /// and S3 for the trail's bucket): an emulator. See [`EndpointOverrides`] for the order.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (VPC endpoints), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Databases and tables captured at all (globs, see [`Filter`]). Default: everything.
     #[serde(default)]
     pub include: Vec<String>,
@@ -78,6 +84,12 @@ pub struct CloudTrailConfig {
     /// Region of the bucket. Default: the source region.
     #[serde(default)]
     pub region: Option<String>,
+    /// One endpoint URL for the trail's bucket. Default: the source section's endpoints.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`s3`), before `endpoint`; unset ones come from the source section.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Seconds between listings of new log files (CloudTrail delivers about every 5 minutes).
     #[serde(default = "default_cloudtrail_poll")]
     pub poll_seconds: u64,
@@ -124,9 +136,12 @@ pub struct StreamConfig {
     /// Region of the stream. Default: the source region.
     #[serde(default)]
     pub region: Option<String>,
-    /// Endpoint override (honours `AWS_ENDPOINT_URL_KINESIS` when absent).
+    /// One endpoint URL for every service of this section (Kinesis): an emulator.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`kinesis`), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Shard count used when lakelog creates the stream.
     #[serde(default = "default_shards")]
     pub shards: i32,
@@ -151,9 +166,12 @@ pub struct StateConfig {
     /// Region of the bucket. Default: the source region.
     #[serde(default)]
     pub region: Option<String>,
-    /// Endpoint override (honours `AWS_ENDPOINT_URL_S3` when absent).
+    /// One endpoint URL for every service of this section (S3): an emulator.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`s3`), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Create the bucket when it does not exist (meant for local runs; production buckets come from `infra/`).
     #[serde(default)]
     pub create_bucket_if_missing: bool,
@@ -170,9 +188,12 @@ pub struct TargetConfig {
     /// Target catalog id. When absent, the account of the target credentials (STS).
     #[serde(default)]
     pub catalog_id: Option<String>,
-    /// Endpoint override for the target's Glue.
+    /// One endpoint URL for every service of this target (Glue, STS): an emulator.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (VPC endpoints), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Databases and tables replicated to this target (globs, see [`Filter`]). Default: all captured.
     #[serde(default)]
     pub include: Vec<String>,
@@ -415,7 +436,7 @@ impl PipelineConfig {
 
         if let Some(s) = &source {
             check_region("source.region", &s.region, &mut problems);
-            check_endpoint("source.endpoint", s.endpoint.as_deref(), &mut problems);
+            s.overrides().validate("source", &mut problems);
             check_filters("source", &s.include, &s.exclude, &mut problems);
             if !(1..=10).contains(&s.partition_segments) {
                 problems.push(Problem {
@@ -434,6 +455,8 @@ impl PipelineConfig {
             }
             if let Some(c) = &s.cloudtrail {
                 check_bucket("source.cloudtrail.bucket", &c.bucket, &mut problems);
+                EndpointOverrides::new(c.endpoint.as_deref(), &c.endpoints)
+                    .validate("source.cloudtrail", &mut problems);
                 if c.poll_seconds == 0 {
                     problems.push(Problem {
                         path: "source.cloudtrail.poll_seconds".into(),
@@ -476,7 +499,7 @@ impl PipelineConfig {
             if let Some(r) = &s.region {
                 check_region("stream.region", r, &mut problems);
             }
-            check_endpoint("stream.endpoint", s.endpoint.as_deref(), &mut problems);
+            s.overrides().validate("stream", &mut problems);
             if !(1024..=1_040_000).contains(&s.frame_bytes) {
                 problems.push(Problem {
                     path: "stream.frame_bytes".into(),
@@ -498,7 +521,7 @@ impl PipelineConfig {
             if let Some(r) = &s.region {
                 check_region("state.region", r, &mut problems);
             }
-            check_endpoint("state.endpoint", s.endpoint.as_deref(), &mut problems);
+            s.overrides().validate("state", &mut problems);
         }
         if let Some(a) = &apply {
             if a.concurrency == 0 || a.concurrency > 64 {
@@ -532,7 +555,7 @@ impl PipelineConfig {
                 });
             }
             check_region(&format!("{at}.region"), &t.region, &mut problems);
-            check_endpoint(&format!("{at}.endpoint"), t.endpoint.as_deref(), &mut problems);
+            t.overrides().validate(&at, &mut problems);
             if let Some(id) = &t.catalog_id {
                 check_catalog_id(&format!("{at}.catalog_id"), id, &mut problems);
             }
@@ -546,7 +569,7 @@ impl PipelineConfig {
                 if s.region == t.region
                     && s.catalog_id.is_some()
                     && s.catalog_id == t.catalog_id
-                    && s.endpoint == t.endpoint
+                    && s.overrides().url(Service::Glue) == t.overrides().url(Service::Glue)
                 {
                     problems.push(Problem {
                         path: at.clone(),
@@ -572,6 +595,42 @@ impl PipelineConfig {
     /// The configured target called `name`.
     pub fn target(&self, name: &str) -> Option<&TargetConfig> {
         self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+impl SourceConfig {
+    /// `endpoint` and `endpoints` of the source section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl CloudTrailConfig {
+    /// Where the trail's bucket is reached: this section's endpoints, then the source section's
+    /// (the trail belongs to the source account).
+    pub fn overrides(&self, source: &SourceConfig) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints).within(&source.overrides())
+    }
+}
+
+impl StreamConfig {
+    /// `endpoint` and `endpoints` of the stream section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl StateConfig {
+    /// `endpoint` and `endpoints` of the state section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl TargetConfig {
+    /// `endpoint` and `endpoints` of this target.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
     }
 }
 
@@ -669,17 +728,6 @@ fn check_region(path: &str, region: &str, problems: &mut Vec<Problem>) {
             path: path.into(),
             message: format!("`{region}` is not an AWS Region name (like us-east-1)"),
         });
-    }
-}
-
-fn check_endpoint(path: &str, endpoint: Option<&str>, problems: &mut Vec<Problem>) {
-    if let Some(e) = endpoint {
-        if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
-            problems.push(Problem {
-                path: path.into(),
-                message: format!("`{e}` is not an endpoint URL; write http://host:port or https://host"),
-            });
-        }
     }
 }
 

@@ -467,7 +467,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Simulate(Simulate::Route { queue }) => {
             let cfg = load(&cli)?;
-            let ep = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
+            let ep = Endpoint::with(&cfg.source.region, cfg.source.overrides());
             let route = lakelog::simulate::events::route_glue_events(&ep.eventbridge().await, &ep.sqs().await, queue)
                 .await
                 .context("creating the event route")?;
@@ -476,7 +476,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Simulate(Simulate::Burst { catalog, drop_every }) => {
             let cfg = load(&cli)?;
-            let ep = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
+            let ep = Endpoint::with(&cfg.source.region, cfg.source.overrides());
             let catalog_id =
                 ep.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
             let spec = catalog.spec();
@@ -646,7 +646,7 @@ async fn dlq(pipeline: &Pipeline, command: &Dlq, output: Output) -> anyhow::Resu
 }
 
 async fn seed(cfg: PipelineConfig, spec: CatalogSpec) -> anyhow::Result<Seeded> {
-    let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
+    let source = Endpoint::with(&cfg.source.region, cfg.source.overrides());
     let catalog_id =
         source.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
     let catalog = generate(&spec);
