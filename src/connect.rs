@@ -263,8 +263,7 @@ impl Pipeline {
 
     /// Capture from CloudTrail LookupEvents (`None`: not configured).
     pub fn lookup_capture(&self, publisher: &Arc<Publisher>) -> Option<LookupCapture> {
-        let (config, cloudtrail) =
-            (self.config.source.cloudtrail_lookup.as_ref()?, self.clients.cloudtrail.as_ref()?);
+        let (config, cloudtrail) = (self.config.source.cloudtrail_lookup.as_ref()?, self.clients.cloudtrail.as_ref()?);
         Some(LookupCapture {
             reader: LookupReader { cloudtrail: cloudtrail.clone(), config: config.clone() },
             resolver: self.resolver(),

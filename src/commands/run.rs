@@ -282,15 +282,12 @@ pub async fn run(
     // once capture has stopped.
     let (end_tx, end_rx) = watch::channel(None);
     let producing = async {
-        let (captured, reconciled) = tokio::join!(
-            Box::pin(capture.run(stop.clone())),
-            Box::pin(reconciliation.run(stop.receiver()))
-        );
+        let (captured, reconciled) =
+            tokio::join!(Box::pin(capture.run(stop.clone())), Box::pin(reconciliation.run(stop.receiver())));
         let _ = end_tx.send(Some(publisher.last_sequence().await));
         (captured, reconciled)
     };
-    let consuming =
-        futures::future::join_all(consumers.into_iter().map(|c| c.run(end_rx.clone(), stop.receiver())));
+    let consuming = futures::future::join_all(consumers.into_iter().map(|c| c.run(end_rx.clone(), stop.receiver())));
     // Boxed: the combined state machine is large, and callers may run it on a small task stack.
     let ((captured, reconciled), mut groups) = tokio::join!(Box::pin(producing), Box::pin(consuming));
     groups.extend(unbuilt);

@@ -225,7 +225,8 @@ mod tests {
 
     #[test]
     fn a_subsection_inherits_only_what_it_does_not_set() {
-        let parent = EndpointOverrides::new(Some("http://parent:1"), &services(Some("http://pglue:1"), Some("http://ps3:1")));
+        let parent =
+            EndpointOverrides::new(Some("http://parent:1"), &services(Some("http://pglue:1"), Some("http://ps3:1")));
         let own_s3 = EndpointOverrides::new(None, &services(None, Some("http://own-s3:1")));
         let merged = own_s3.within(&parent);
         assert_eq!(merged.url(Service::S3), Some("http://own-s3:1"));
@@ -245,7 +246,12 @@ mod tests {
         let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["targets[1].endpoint", "targets[1].endpoints.glue", "targets[1].endpoints.s3", "targets[1].endpoints.dynamodb"]
+            [
+                "targets[1].endpoint",
+                "targets[1].endpoints.glue",
+                "targets[1].endpoints.s3",
+                "targets[1].endpoints.dynamodb"
+            ]
         );
         let mut none = Vec::new();
         EndpointOverrides::new(Some("http://127.0.0.1:5000"), &services(Some("https://glue.vpce.amazonaws.com"), None))

@@ -405,7 +405,14 @@ impl TrailSetUp {
         self.s3.put_object().bucket(&trail).key(&key).body(body.into()).send().await.expect("put log file");
         CloudTrailCapture {
             s3: self.s3.clone(),
-            config: CloudTrailConfig { bucket: trail, prefix: String::new(), region: None, poll_seconds: 60 },
+            config: CloudTrailConfig {
+                bucket: trail,
+                prefix: String::new(),
+                region: None,
+                endpoint: None,
+                endpoints: Default::default(),
+                poll_seconds: 60,
+            },
             account: ACCOUNT.into(),
             region: SOURCE_REGION.into(),
             resolver: self.resolver(emu).await,
