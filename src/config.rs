@@ -872,4 +872,33 @@ extra: 1
         let err = PipelineConfig::from_yaml(&text, "t").unwrap_err().to_string();
         assert!(err.contains("LAKELOG_UNSET_VAR_XYZ is not set"), "{err}");
     }
+
+    #[test]
+    fn endpoints_take_a_url_per_service_and_every_bad_one_is_reported() {
+        let text = GOOD
+            .replace(
+                "stream: { name: lakelog-changes,",
+                "stream: { endpoints: { kinesis: \"kinesis.local\" }, name: lakelog-changes,",
+            )
+            .replace(
+                "region: us-west-2\n",
+                "region: us-west-2\n    endpoints: { glue: \"http://glue:1\", sts: \"ftp://x\" }\n",
+            );
+        let Err(ConfigError::Invalid { problems, .. }) = PipelineConfig::from_yaml(&text, "t.yaml") else {
+            panic!("bad endpoint URLs must be rejected")
+        };
+        let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["stream.endpoints.kinesis", "targets[0].endpoints.sts"]);
+
+        let good =
+            GOOD.replace("region: us-west-2\n", "region: us-west-2\n    endpoints: { glue: \"http://glue:1\" }\n");
+        let c = PipelineConfig::from_yaml(&good, "t.yaml").expect("valid");
+        assert_eq!(c.targets[0].overrides().url(Service::Glue), Some("http://glue:1"));
+        assert_eq!(c.targets[0].overrides().url(Service::Sts), None);
+
+        let unknown =
+            GOOD.replace("region: us-west-2\n", "region: us-west-2\n    endpoints: { gleu: \"http://glue:1\" }\n");
+        let err = PipelineConfig::from_yaml(&unknown, "t.yaml").unwrap_err().to_string();
+        assert!(err.contains("gleu") && err.contains("targets[0]"), "{err}");
+    }
 }

@@ -15,8 +15,9 @@
 //! checkpoints.
 //!
 //! Each part is a component that owns its loop (`run(.., stop)`): [`Capture`] (the event
-//! sources), [`Reconciliation`](crate::capture::scan::reconcile::Reconciliation), [`TargetConsumer`] per target, [`DeadLetterDepth`]. `connect`
-//! builds them; [`run`] only starts them in that order and joins them.
+//! sources), [`Reconciliation`](crate::capture::scan::reconcile::Reconciliation),
+//! [`TargetConsumer`] per target, [`DeadLetterDepth`]. `connect` builds them; [`run`] only starts
+//! them in that order and joins them. It never builds a client.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
