@@ -12,10 +12,8 @@ use serde::Serialize;
 
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
-use crate::aws::client::Endpoint;
 use crate::backend::AwsError;
 use crate::capture::events::hint::Hint;
-use crate::capture::resolve::Resolver;
 use crate::capture::CaptureError;
 use crate::connect::{Pipeline, PipelineError};
 use crate::model::{Cause, CauseKind, ObjectKey};
@@ -202,10 +200,7 @@ pub async fn replay(
     if replayable.is_empty() {
         return Ok(report);
     }
-    let cfg = &pipeline.config;
-    let glue = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref()).glue(None).await;
-    let resolver = Resolver::new(glue, pipeline.origin.clone(), pipeline.source_filter.clone());
-    let records = resolver.resolve(&hints, &Cause { kind: CauseKind::Replay, event_id: None }).await?;
+    let records = pipeline.resolver().resolve(&hints, &Cause { kind: CauseKind::Replay, event_id: None }).await?;
     let applier = pipeline.applier(handle, dry_run)?;
     report.stats =
         applier.apply(records).await.map_err(|source| DlqError::Apply { target: target.to_string(), source })?;

@@ -75,7 +75,7 @@ impl fmt::Display for BurstReport {
 }
 
 fn source(cfg: &PipelineConfig) -> Endpoint {
-    Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref())
+    Endpoint::with(&cfg.source.region, cfg.source.overrides())
 }
 
 /// Creates a generated catalog in the source (existing objects are left as they are).

@@ -173,13 +173,11 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
 
 async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, StatusError> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
-    let cfg = &pipeline.config.source;
-    let Some(events) = &cfg.events else { return Ok(None) };
-    let sqs = crate::aws::client::Endpoint::new(&cfg.region, cfg.endpoint.as_deref()).sqs().await;
-    let queue_url = crate::capture::events::queue::queue_url(&sqs, events).await?;
-    let req = sqs
+    let Some(queue) = pipeline.events_queue().await? else { return Ok(None) };
+    let req = queue
+        .sqs
         .get_queue_attributes()
-        .queue_url(&queue_url)
+        .queue_url(&queue.url)
         .attribute_names(A::ApproximateNumberOfMessages)
         .attribute_names(A::ApproximateNumberOfMessagesNotVisible);
     let out =
@@ -189,7 +187,7 @@ async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, Status
     Ok(Some(QueueStatus {
         waiting: count(A::ApproximateNumberOfMessages),
         in_flight: count(A::ApproximateNumberOfMessagesNotVisible),
-        queue_url,
+        queue_url: queue.url,
     }))
 }
 

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::apply::applier::Applier;
-use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
+use crate::apply::group::{ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
 use crate::apply::target::PARTITION_DELETE_CHUNK;
 use crate::apply::ApplyError;
@@ -33,8 +33,6 @@ use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError};
 use crate::model::{identity_hash, ChangeRecord, ObjectKey, ObjectKind};
 use crate::progress::Progress;
-use crate::stream::admin::ensure_stream;
-use crate::stream::producer::Producer;
 use crate::stream::StreamError;
 
 #[derive(Debug, Clone, Default)]
@@ -259,7 +257,6 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     let started = Instant::now();
     let targets = pipeline.select_targets(opts.target.as_deref())?;
     let progress = Progress::new(opts.progress);
-    let cfg = &pipeline.config;
     let (scan_tx, mut scan_rx) = mpsc::channel::<ChangeRecord>(256);
     let keys = Arc::new(std::sync::Mutex::new(SourceKeys::default()));
 
@@ -322,7 +319,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
             }
             (scanned, Default::default())
         } else {
-            ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
+            let publisher = pipeline.publisher().await?;
             let (end_tx, end_rx) = watch::channel(None);
             let (pub_tx, pub_rx) = mpsc::channel::<ChangeRecord>(256);
             let forward = async {
@@ -336,26 +333,15 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
                 }
                 drop(pub_tx);
             };
-            let producer = Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes);
             let publish = async {
-                let p = producer.publish_all(pub_rx).await;
-                if let Ok(p) = &p {
-                    let _ = end_tx.send(Some(p.last_sequence.clone()));
+                let p = publisher.publish_all(pub_rx).await;
+                if p.is_ok() {
+                    let _ = end_tx.send(Some(publisher.last_sequence().await));
                 }
                 p
             };
             let groups = futures::future::join_all(appliers.iter().map(|(t, applier)| {
-                let group = Arc::new(ConsumerGroup {
-                    kinesis: pipeline.kinesis.clone(),
-                    stream: cfg.stream.name.clone(),
-                    applier: applier.clone(),
-                    checkpoints: pipeline.checkpoints.clone(),
-                    dead_letters: pipeline.dead_letters.clone(),
-                    batch_limit: cfg.apply.batch_records,
-                    progress: progress.clone(),
-                    log_batches: false,
-                    health: None,
-                });
+                let group = Arc::new(pipeline.consumer_group(applier.clone(), progress.clone(), None, false));
                 let stop = StopWhen::Drained(end_rx.clone());
                 async move { (t.config.name.clone(), group.run(stop).await) }
             }));
@@ -379,7 +365,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
                     (scanned?, published?, results)
                 }
             };
-            info!(records = published.records, frames = published.frames, calls = published.put_calls, "published");
+            info!(records = published.published, frames = published.frames, calls = published.put_calls, "published");
             for (name, result) in results {
                 let g = result.map_err(|source| SyncError::Apply { target: name.clone(), source })?;
                 reports.insert(name, TargetReport { stats: g.stats, shards: g.shards, ..Default::default() });
@@ -410,7 +396,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     Ok(SyncReport {
         dry_run: opts.dry_run,
         source,
-        published_records: published.records,
+        published_records: published.published,
         published_frames: published.frames,
         put_calls: published.put_calls,
         targets: reports,

@@ -13,6 +13,7 @@
 //! file's shape and its rules; it never connects to AWS (whether a bucket or stream exists is
 //! found out, and reported, when a command connects).
 
+mod endpoints;
 mod load;
 mod sections;
 mod validate;
@@ -23,6 +24,7 @@ use std::path::Path;
 use serde::Serialize;
 use thiserror::Error;
 
+pub use endpoints::{EndpointOverrides, Service, ServiceEndpoints};
 pub use sections::{
     parse_listen, ApplyConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig,
     SourceConfig, StateConfig, StreamConfig, TargetConfig,
@@ -72,6 +74,11 @@ impl Problems {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The problems, in the order found.
+    pub fn list(&self) -> &[Problem] {
+        &self.0
     }
 }
 

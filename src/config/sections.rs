@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::endpoints::{EndpointOverrides, ServiceEndpoints};
+
 /// The catalog that is replicated.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,10 +18,13 @@ pub struct SourceConfig {
     /// the credentials in use is looked up with STS.
     #[serde(default)]
     pub catalog_id: Option<String>,
-    /// Endpoint override (an emulator, a VPC endpoint). Default: the SDK's resolution,
-    /// which also honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_GLUE`.
+    /// One endpoint URL for every service the source section calls (Glue, STS, SQS, CloudTrail,
+    /// and S3 for the trail's bucket): an emulator. See [`EndpointOverrides`] for the order.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (VPC endpoints), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Databases and tables captured at all (globs, see [`Filter`](crate::model::filter::Filter)). Default: everything.
     #[serde(default)]
     pub include: Vec<String>,
@@ -59,6 +64,12 @@ pub struct CloudTrailConfig {
     /// Region of the bucket. Default: the source region.
     #[serde(default)]
     pub region: Option<String>,
+    /// One endpoint URL for the trail's bucket. Default: the source section's endpoints.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`s3`), before `endpoint`; unset ones come from the source section.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Seconds between listings of new log files (CloudTrail delivers about every 5 minutes).
     #[serde(default = "default_cloudtrail_poll")]
     pub poll_seconds: u64,
@@ -105,9 +116,12 @@ pub struct StreamConfig {
     /// Region of the stream. Default: the source region.
     #[serde(default)]
     pub region: Option<String>,
-    /// Endpoint override (honours `AWS_ENDPOINT_URL_KINESIS` when absent).
+    /// One endpoint URL for every service of this section (Kinesis): an emulator.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`kinesis`), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Shard count used when lakelog creates the stream.
     #[serde(default = "default_shards")]
     pub shards: i32,
@@ -132,9 +146,12 @@ pub struct StateConfig {
     /// Region of the bucket. Default: the source region.
     #[serde(default)]
     pub region: Option<String>,
-    /// Endpoint override (honours `AWS_ENDPOINT_URL_S3` when absent).
+    /// One endpoint URL for every service of this section (S3): an emulator.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`s3`), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Create the bucket when it does not exist (meant for local runs; production buckets come from `infra/`).
     #[serde(default)]
     pub create_bucket_if_missing: bool,
@@ -151,9 +168,12 @@ pub struct TargetConfig {
     /// Target catalog id. When absent, the account of the target credentials (STS).
     #[serde(default)]
     pub catalog_id: Option<String>,
-    /// Endpoint override for the target's Glue.
+    /// One endpoint URL for every service of this target (Glue, STS): an emulator.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (VPC endpoints), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
     /// Databases and tables replicated to this target (globs, see [`Filter`](crate::model::filter::Filter)). Default: all captured.
     #[serde(default)]
     pub include: Vec<String>,
@@ -304,4 +324,40 @@ fn default_frame_bytes() -> usize {
 }
 fn default_batch_records() -> i32 {
     500
+}
+
+impl SourceConfig {
+    /// `endpoint` and `endpoints` of the source section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl CloudTrailConfig {
+    /// Where the trail's bucket is reached: this section's endpoints, then the source section's
+    /// (the trail belongs to the source account).
+    pub fn overrides(&self, source: &SourceConfig) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints).within(&source.overrides())
+    }
+}
+
+impl StreamConfig {
+    /// `endpoint` and `endpoints` of the stream section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl StateConfig {
+    /// `endpoint` and `endpoints` of the state section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl TargetConfig {
+    /// `endpoint` and `endpoints` of this target.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
 }

@@ -177,11 +177,10 @@ fn cloudtrail_lookup_is_checked() {
     problem_at(&problems, "source.cloudtrail_lookup.overlap_seconds");
     assert_eq!(problems.len(), 1, "{problems:#?}");
 
-    let problems =
-        problems_of(&with_source("cloudtrail: { bucket: trail-logs }, cloudtrail_lookup: { overlap_seconds: 600 }"));
-    let both = problem_at(&problems, "source.cloudtrail_lookup");
-    assert!(both.message.contains("give one of cloudtrail and cloudtrail_lookup"), "{both}");
-    assert_eq!(problems.len(), 1, "{problems:#?}");
+    // Both together are allowed (LookupEvents as a second path beside the trail's files): an
+    // event seen twice republishes a full state, which apply absorbs.
+    PipelineConfig::from_yaml(&with_source("cloudtrail: { bucket: trail-logs }, cloudtrail_lookup: {}"), "t")
+        .expect("both sources at once");
 }
 
 #[test]
@@ -194,12 +193,41 @@ fn the_cloudtrail_bucket_region_and_prefix_are_checked() {
     };
     let c = PipelineConfig::from_yaml(&with_trail(r#"region: eu-west-1, prefix: "org/""#), "t").expect("valid");
     assert_eq!(c.source.cloudtrail.expect("configured").region.as_deref(), Some("eu-west-1"));
+    PipelineConfig::from_yaml(&with_trail(r#"prefix: org"#), "t").expect("the prefix as CloudTrail shows it");
 
-    let problems = problems_of(&with_trail("region: Ireland, prefix: org, poll_seconds: 0"));
+    let problems = problems_of(&with_trail("region: Ireland, prefix: /org, poll_seconds: 0"));
     let region = problem_at(&problems, "source.cloudtrail.region");
     assert!(region.message.contains("`Ireland` is not an AWS Region"), "{region}");
     let prefix = problem_at(&problems, "source.cloudtrail.prefix");
-    assert!(prefix.message.contains("(`org/`)"), "{prefix}");
+    assert!(prefix.message.contains("(`org`)"), "{prefix}");
     problem_at(&problems, "source.cloudtrail.poll_seconds");
     assert_eq!(problems.len(), 3, "{problems:#?}");
+}
+
+#[test]
+fn endpoints_take_a_url_per_service_and_every_bad_one_is_reported() {
+    let text = GOOD
+        .replace(
+            "stream: { name: lakelog-changes,",
+            "stream: { endpoints: { kinesis: \"kinesis.local\" }, name: lakelog-changes,",
+        )
+        .replace(
+            "region: us-west-2\n",
+            "region: us-west-2\n    endpoints: { glue: \"http://glue:1\", sts: \"ftp://x\" }\n",
+        );
+    let Err(ConfigError::Invalid { problems, .. }) = PipelineConfig::from_yaml(&text, "t.yaml") else {
+        panic!("bad endpoint URLs must be rejected")
+    };
+    let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(paths, ["stream.endpoints.kinesis", "targets[0].endpoints.sts"]);
+
+    let good = GOOD.replace("region: us-west-2\n", "region: us-west-2\n    endpoints: { glue: \"http://glue:1\" }\n");
+    let c = PipelineConfig::from_yaml(&good, "t.yaml").expect("valid");
+    assert_eq!(c.targets[0].overrides().url(Service::Glue), Some("http://glue:1"));
+    assert_eq!(c.targets[0].overrides().url(Service::Sts), None);
+
+    let unknown =
+        GOOD.replace("region: us-west-2\n", "region: us-west-2\n    endpoints: { gleu: \"http://glue:1\" }\n");
+    let err = PipelineConfig::from_yaml(&unknown, "t.yaml").unwrap_err().to_string();
+    assert!(err.contains("gleu") && err.contains("targets[0]"), "{err}");
 }

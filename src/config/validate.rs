@@ -10,7 +10,7 @@ use super::sections::{
     ApplyConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig, SourceConfig,
     StateConfig, StreamConfig, TargetConfig,
 };
-use super::Problems;
+use super::{EndpointOverrides, Problems, Service};
 
 /// How long CloudTrail keeps the events `LookupEvents` can return: 90 days.
 const LOOKUP_HISTORY_SECONDS: u64 = 90 * 24 * 3600;
@@ -50,7 +50,7 @@ impl Sections {
                 if s.region == t.region
                     && s.catalog_id.is_some()
                     && s.catalog_id == t.catalog_id
-                    && s.endpoint == t.endpoint
+                    && s.overrides().url(Service::Glue) == t.overrides().url(Service::Glue)
                 {
                     problems.add(at, "target is the source catalog itself; use another region or catalog_id");
                 }
@@ -62,7 +62,7 @@ impl Sections {
 impl SourceConfig {
     pub fn validate(&self, path: &str, problems: &mut Problems) {
         check_region(&field(path, "region"), &self.region, problems);
-        check_endpoint(&field(path, "endpoint"), self.endpoint.as_deref(), problems);
+        self.overrides().validate(path, problems);
         check_filters(path, &self.include, &self.exclude, problems);
         if !(1..=10).contains(&self.partition_segments) {
             problems.add(
@@ -82,13 +82,6 @@ impl SourceConfig {
         }
         if let Some(l) = &self.cloudtrail_lookup {
             l.validate(&field(path, "cloudtrail_lookup"), problems);
-        }
-        if self.cloudtrail.is_some() && self.cloudtrail_lookup.is_some() {
-            problems.add(
-                field(path, "cloudtrail_lookup"),
-                "give one of cloudtrail and cloudtrail_lookup: both read the same Glue calls from the same trail \
-                 (cloudtrail_lookup is for when the trail's bucket cannot be read)",
-            );
         }
     }
 }
@@ -115,19 +108,19 @@ impl EventsConfig {
 impl CloudTrailConfig {
     pub fn validate(&self, path: &str, problems: &mut Problems) {
         check_bucket(&field(path, "bucket"), &self.bucket, problems);
-        // The prefix is written before `AWSLogs/` as it stands, the way CloudTrail names its keys
-        // (`logs/AWSLogs/...` for the prefix `logs`).
-        if !self.prefix.is_empty() && (!self.prefix.ends_with('/') || self.prefix.starts_with('/')) {
+        // The trail's S3KeyPrefix: CloudTrail writes `logs/AWSLogs/...` for `logs` (or `logs/`);
+        // S3 keys never start with `/`.
+        if self.prefix.starts_with('/') {
             problems.add(
                 field(path, "prefix"),
                 format!(
-                    "`{}` is not a key prefix as lakelog reads it: write the trail's prefix with a trailing / \
-                     and no leading one (`{}/`)",
+                    "`{}` starts with /; write the trail's S3KeyPrefix as CloudTrail shows it (`{}`)",
                     self.prefix,
                     self.prefix.trim_matches('/')
                 ),
             );
         }
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints).validate(path, problems);
         if let Some(r) = &self.region {
             check_region(&field(path, "region"), r, problems);
         }
@@ -165,7 +158,7 @@ impl StreamConfig {
         if let Some(r) = &self.region {
             check_region(&field(path, "region"), r, problems);
         }
-        check_endpoint(&field(path, "endpoint"), self.endpoint.as_deref(), problems);
+        self.overrides().validate(path, problems);
         if !(1024..=1_040_000).contains(&self.frame_bytes) {
             problems.add(
                 field(path, "frame_bytes"),
@@ -184,7 +177,7 @@ impl StateConfig {
         if let Some(r) = &self.region {
             check_region(&field(path, "region"), r, problems);
         }
-        check_endpoint(&field(path, "endpoint"), self.endpoint.as_deref(), problems);
+        self.overrides().validate(path, problems);
     }
 }
 
@@ -200,7 +193,7 @@ impl TargetConfig {
             );
         }
         check_region(&field(path, "region"), &self.region, problems);
-        check_endpoint(&field(path, "endpoint"), self.endpoint.as_deref(), problems);
+        self.overrides().validate(path, problems);
         if let Some(id) = &self.catalog_id {
             check_catalog_id(&field(path, "catalog_id"), id, problems);
         }
@@ -260,14 +253,6 @@ fn check_region(path: &str, region: &str, problems: &mut Problems) {
         && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if !ok {
         problems.add(path, format!("`{region}` is not an AWS Region name (like us-east-1)"));
-    }
-}
-
-fn check_endpoint(path: &str, endpoint: Option<&str>, problems: &mut Problems) {
-    if let Some(e) = endpoint {
-        if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
-            problems.add(path, format!("`{e}` is not an endpoint URL; write http://host:port or https://host"));
-        }
     }
 }
 

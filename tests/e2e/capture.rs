@@ -406,7 +406,14 @@ impl TrailSetUp {
         self.s3.put_object().bucket(&trail).key(&key).body(body.into()).send().await.expect("put log file");
         CloudTrailCapture {
             trail: Arc::new(S3Store::new(self.s3.clone(), &trail, "")),
-            config: CloudTrailConfig { bucket: trail, prefix: String::new(), region: None, poll_seconds: 60 },
+            config: CloudTrailConfig {
+                bucket: trail,
+                prefix: String::new(),
+                region: None,
+                endpoint: None,
+                endpoints: Default::default(),
+                poll_seconds: 60,
+            },
             account: ACCOUNT.into(),
             region: SOURCE_REGION.into(),
             resolver: self.resolver(emu).await,

@@ -5,6 +5,7 @@ mod capture;
 mod dependency;
 mod diffmem;
 mod emulator;
+mod endpoints;
 mod errors;
 mod faults;
 mod infra;
@@ -12,6 +13,7 @@ mod keys;
 mod ops;
 mod rewrite;
 mod run;
+mod shutdown;
 mod sync;
 
 use std::collections::BTreeMap;

@@ -163,9 +163,11 @@ pub(super) async fn capture_events(
 }
 
 fn day_prefix(config: &CloudTrailConfig, account: &str, region: &str, day: OffsetDateTime) -> String {
+    // The trail's S3KeyPrefix, as CloudTrail takes it: `logs` and `logs/` both mean `logs/AWSLogs/...`.
+    let prefix = config.prefix.trim_matches('/');
     format!(
-        "{}AWSLogs/{account}/CloudTrail/{region}/{:04}/{:02}/{:02}/",
-        config.prefix,
+        "{prefix}{}AWSLogs/{account}/CloudTrail/{region}/{:04}/{:02}/{:02}/",
+        if prefix.is_empty() { "" } else { "/" },
         day.year(),
         u8::from(day.month()),
         day.day()
