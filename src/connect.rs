@@ -5,10 +5,11 @@ use std::sync::Arc;
 use thiserror::Error;
 
 use crate::apply::applier::Applier;
-use crate::apply::target::GlueTarget;
 use crate::apply::transform::Transform;
 use crate::aws::client::Endpoint;
 use crate::aws::counter::ApiCounter;
+use crate::aws::glue::GlueCatalog;
+use crate::backend::catalog::Catalog;
 use crate::backend::AwsError;
 use crate::catalog::reader::CatalogReader;
 use crate::config::{PipelineConfig, TargetConfig};
@@ -36,7 +37,8 @@ pub enum PipelineError {
 pub struct TargetHandle {
     pub config: TargetConfig,
     pub catalog_id: String,
-    pub glue: aws_sdk_glue::Client,
+    /// The target's catalog, one attempt per call (its applier adds the target's retry policy).
+    pub catalog: Arc<dyn Catalog>,
     /// Counts every request sent to this target's Glue.
     pub counter: ApiCounter,
 }
@@ -64,7 +66,10 @@ impl Pipeline {
         let src = Endpoint::new(&config.source.region, config.source.endpoint.as_deref());
         let catalog_id =
             src.catalog_id(config.source.catalog_id.as_deref()).await.map_err(aws("the source account (STS)"))?;
-        let source = CatalogReader::new(src.glue(None).await, &catalog_id, config.source.partition_segments);
+        let source = CatalogReader::new(
+            GlueCatalog::retrying(src.glue(None).await, &catalog_id),
+            config.source.partition_segments,
+        );
         let origin = Origin { account: catalog_id.clone(), region: config.source.region.clone(), catalog_id };
 
         let stream_region = config.stream.region.clone().unwrap_or_else(|| config.source.region.clone());
@@ -85,7 +90,8 @@ impl Pipeline {
                 .await
                 .map_err(aws(&format!("the account of target {} (STS)", t.name)))?;
             let counter = ApiCounter::new(&t.name);
-            targets.push(TargetHandle { config: t.clone(), catalog_id, glue: ep.glue(Some(&counter)).await, counter });
+            let glue = GlueCatalog::new(ep.glue(Some(&counter)).await, &catalog_id).skip_archive(t.skip_archive);
+            targets.push(TargetHandle { config: t.clone(), catalog_id, catalog: Arc::new(glue), counter });
         }
         let source_filter =
             Filter::new(&config.source.include, &config.source.exclude).map_err(PipelineError::Filter)?;
@@ -133,7 +139,7 @@ impl Pipeline {
                 .map_err(PipelineError::Filter)?;
         Ok(Applier::new(
             &target.config.name,
-            GlueTarget::new(target.glue.clone(), &target.catalog_id, target.config.skip_archive),
+            target.catalog.clone(),
             transform,
             self.dead_letters.clone(),
             self.config.apply.clone(),

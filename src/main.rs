@@ -651,7 +651,8 @@ async fn seed(cfg: PipelineConfig, spec: CatalogSpec) -> anyhow::Result<Seeded> 
         source.catalog_id(cfg.source.catalog_id.as_deref()).await.context("looking up the source account")?;
     let catalog = generate(&spec);
     let started = std::time::Instant::now();
-    let seeded = write_catalog(&source.glue(None).await, &catalog_id, &catalog).await.context("seeding the source")?;
+    let glue = lakelog::aws::glue::GlueCatalog::retrying(source.glue(None).await, &catalog_id);
+    let seeded = write_catalog(&*glue, &catalog).await.context("seeding the source")?;
     eprintln!(
         "seeded {} databases, {} tables, {} partitions into {} ({}) in {:.1}s",
         seeded.databases,

@@ -3,8 +3,12 @@
 //!
 //! - [`error`]: [`AwsError`] and [`ErrorClass`].
 //! - [`retry`]: full-jitter retries driven by the class, and the AIMD concurrency limiter.
+//! - [`catalog`]: one Glue Data Catalog ([`catalog::Catalog`]), and retries around any of them.
+//! - [`memory`]: in-memory fakes of the backends, with scripted faults.
 
+pub mod catalog;
 pub mod error;
+pub mod memory;
 pub mod retry;
 
 pub use error::{AwsError, ErrorClass};

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
-use crate::aws::client::Endpoint;
 use crate::backend::AwsError;
 use crate::capture::events::hint::Hint;
 use crate::capture::resolve::Resolver;
@@ -141,9 +140,8 @@ pub async fn replay(
     if replayable.is_empty() {
         return Ok(report);
     }
-    let cfg = &pipeline.config;
-    let glue = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref()).glue(None).await;
-    let resolver = Resolver::new(glue, pipeline.origin.clone(), pipeline.source_filter.clone());
+    let resolver =
+        Resolver::new(pipeline.source.catalog().clone(), pipeline.origin.clone(), pipeline.source_filter.clone());
     let records = resolver.resolve(&hints, &Cause { kind: CauseKind::Replay, event_id: None }).await?;
     let applier = pipeline.applier(handle, dry_run)?;
     report.stats =

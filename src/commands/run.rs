@@ -142,7 +142,8 @@ pub async fn run(
         Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes)));
     let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
     let source_counter = crate::aws::counter::ApiCounter::source();
-    let source_glue = source.glue(Some(&source_counter)).await;
+    let source_glue =
+        crate::aws::glue::GlueCatalog::retrying(source.glue(Some(&source_counter)).await, &pipeline.origin.catalog_id);
     // Everything below stops on this: the caller's shutdown, or a fatal capture error.
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
