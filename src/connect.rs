@@ -9,15 +9,16 @@ use crate::apply::transform::Transform;
 use crate::aws::client::Endpoint;
 use crate::aws::counter::ApiCounter;
 use crate::aws::glue::GlueCatalog;
+use crate::aws::s3::S3Store;
 use crate::backend::catalog::Catalog;
+use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
 use crate::catalog::reader::CatalogReader;
 use crate::config::{PipelineConfig, TargetConfig};
 use crate::model::filter::Filter;
 use crate::model::Origin;
-use crate::state::checkpoint::S3CheckpointStore;
+use crate::state::checkpoint::StoredCheckpoints;
 use crate::state::deadletter::DeadLetterStore;
-use crate::state::{ensure_bucket, StateBucket};
 use crate::stream::StreamError;
 
 #[derive(Debug, Error)]
@@ -50,8 +51,9 @@ pub struct Pipeline {
     pub source: CatalogReader,
     pub source_filter: Filter,
     pub kinesis: aws_sdk_kinesis::Client,
-    pub state: StateBucket,
-    pub checkpoints: Arc<S3CheckpointStore>,
+    /// The state store (the state bucket and prefix).
+    pub state: SharedStore,
+    pub checkpoints: Arc<StoredCheckpoints>,
     pub dead_letters: DeadLetterStore,
     pub targets: Vec<TargetHandle>,
 }
@@ -77,10 +79,12 @@ impl Pipeline {
 
         let state_region = config.state.region.clone().unwrap_or_else(|| config.source.region.clone());
         let s3 = Endpoint::new(&state_region, config.state.endpoint.as_deref()).s3().await;
-        let state = StateBucket::new(s3, &config.state.bucket, &config.state.prefix);
-        ensure_bucket(&state, &state_region, config.state.create_bucket_if_missing)
+        let bucket = S3Store::new(s3, &config.state.bucket, &config.state.prefix);
+        bucket
+            .ensure_bucket(&state_region, config.state.create_bucket_if_missing)
             .await
             .map_err(aws(&format!("the state bucket {}", config.state.bucket)))?;
+        let state: SharedStore = Arc::new(bucket);
 
         let mut targets = Vec::new();
         for t in &config.targets {
@@ -96,7 +100,7 @@ impl Pipeline {
         let source_filter =
             Filter::new(&config.source.include, &config.source.exclude).map_err(PipelineError::Filter)?;
         Ok(Pipeline {
-            checkpoints: Arc::new(S3CheckpointStore::new(state.clone(), &config.stream.name)),
+            checkpoints: Arc::new(StoredCheckpoints::new(state.clone(), &config.stream.name)),
             dead_letters: DeadLetterStore::new(state.clone()),
             config,
             origin,

@@ -7,9 +7,11 @@
 //!   that assert how many writes a run made.
 //! - [`glue`]: [`glue::GlueCatalog`], the Glue Data Catalog behind `backend::catalog::Catalog`.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
+//! - [`s3`]: the state store (and trail-bucket reads) on S3.
 
 pub mod client;
 pub mod counter;
 pub mod error;
 pub mod glue;
 pub mod glue_convert;
+pub mod s3;

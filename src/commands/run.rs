@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::apply::group::{ConsumerGroup, GroupReport, StopWhen};
 use crate::aws::client::Endpoint;
+use crate::aws::s3::S3Store;
 use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
 use crate::capture::events::lookup::{LookupCapture, LookupReader};
 use crate::capture::events::queue::{QueueCapture, QueueStats};
@@ -209,7 +210,11 @@ pub async fn run(
         Some(ct) => {
             let region = ct.region.clone().unwrap_or_else(|| cfg.source.region.clone());
             Some(CloudTrailCapture {
-                s3: Endpoint::new(&region, cfg.source.endpoint.as_deref()).s3().await,
+                trail: Arc::new(S3Store::new(
+                    Endpoint::new(&region, cfg.source.endpoint.as_deref()).s3().await,
+                    &ct.bucket,
+                    "",
+                )),
                 config: ct.clone(),
                 account: pipeline.origin.account.clone(),
                 region: cfg.source.region.clone(),

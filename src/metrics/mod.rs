@@ -147,8 +147,12 @@ pub fn init_series(targets: &[String]) {
             counter!(DEAD_LETTERS, "target" => t.clone(), "kind" => kind).absolute(0);
         }
     }
-    counter!(DEAD_LETTERS, "target" => crate::state::deadletter::CAPTURE_EVENTS, "kind" => "event").absolute(0);
+    counter!(DEAD_LETTERS, "target" => CAPTURE_EVENTS, "kind" => "event").absolute(0);
 }
+
+/// The dead-letter store (and `target` label) of events capture could not use: not a valid
+/// target name, so it never collides with one.
+pub const CAPTURE_EVENTS: &str = "capture.events";
 
 pub fn records_captured(kind: &'static str, cause: &'static str, n: u64) {
     if n > 0 {

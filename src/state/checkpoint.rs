@@ -3,21 +3,25 @@
 //!
 //! Guarantees of [`CheckpointStore`]:
 //! - `save` is atomic and conditional: it succeeds only if nobody else wrote the checkpoint since
-//!   this store last read or wrote it (S3 `If-Match` / `If-None-Match: *`). A lost race is a
+//!   this store last read or wrote it (the state store's compare-and-set; S3 `If-Match` /
+//!   `If-None-Match: *`). A lost race is a
 //!   [`CheckpointError::Conflict`], never a silent overwrite — two workers cannot both advance
 //!   the same shard.
 //! - Callers save only after the records up to `sequence` are applied (or dead-lettered).
 
 use std::collections::HashMap;
+#[cfg(test)]
+use std::sync::Arc;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::{load_json, save_json, DocError};
+use crate::backend::state::{PutOutcome, SharedStore};
 use crate::backend::AwsError;
 use crate::metrics as m;
-use crate::state::{PutOutcome, StateBucket};
 use crate::stream::seqno::SeqNo;
 
 /// The durable position of one consumer group in one shard.
@@ -52,17 +56,17 @@ pub trait CheckpointStore: Send + Sync {
     async fn save(&self, group: &str, shard: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError>;
 }
 
-/// Checkpoints as JSON objects in S3: `<prefix>checkpoints/<stream>/<group>/<shard>.json`.
-pub struct S3CheckpointStore {
-    state: StateBucket,
+/// Checkpoints as JSON documents in the state store: `checkpoints/<stream>/<group>/<shard>.json`.
+pub struct StoredCheckpoints {
+    store: SharedStore,
     stream: String,
     /// ETag of each checkpoint as we last saw it; `None` = known not to exist.
     etags: Mutex<HashMap<(String, String), Option<String>>>,
 }
 
-impl S3CheckpointStore {
-    pub fn new(state: StateBucket, stream: &str) -> S3CheckpointStore {
-        S3CheckpointStore { state, stream: stream.to_string(), etags: Mutex::default() }
+impl StoredCheckpoints {
+    pub fn new(store: SharedStore, stream: &str) -> StoredCheckpoints {
+        StoredCheckpoints { store, stream: stream.to_string(), etags: Mutex::default() }
     }
 
     /// Relative to the state prefix.
@@ -81,29 +85,33 @@ impl S3CheckpointStore {
     }
 }
 
+impl StoredCheckpoints {
+    fn error(group: &str, shard: &str, e: DocError) -> CheckpointError {
+        let (group, shard) = (group.to_string(), shard.to_string());
+        match e {
+            DocError::Aws(source) => CheckpointError::Aws { group, shard, source },
+            DocError::Corrupt { reason, .. } => CheckpointError::Corrupt { group, shard, reason },
+        }
+    }
+}
+
 #[async_trait]
-impl CheckpointStore for S3CheckpointStore {
+impl CheckpointStore for StoredCheckpoints {
     async fn load(&self, group: &str, shard: &str) -> Result<Option<Checkpoint>, CheckpointError> {
-        let aws = |source| CheckpointError::Aws { group: group.into(), shard: shard.into(), source };
-        let Some((body, etag)) = self.state.get_bytes(&self.key(group, shard)).await.map_err(aws)? else {
-            self.remember(group, shard, None);
-            return Ok(None);
-        };
-        let cp: Checkpoint = serde_json::from_slice(&body).map_err(|e| CheckpointError::Corrupt {
-            group: group.into(),
-            shard: shard.into(),
-            reason: e.to_string(),
-        })?;
-        self.remember(group, shard, etag);
-        Ok(Some(cp))
+        match load_json::<Checkpoint>(&*self.store, &self.key(group, shard)).await {
+            Ok(Some((cp, version))) => {
+                self.remember(group, shard, Some(version));
+                Ok(Some(cp))
+            }
+            Ok(None) => {
+                self.remember(group, shard, None);
+                Ok(None)
+            }
+            Err(e) => Err(Self::error(group, shard, e)),
+        }
     }
 
     async fn save(&self, group: &str, shard: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
-        let body = serde_json::to_vec_pretty(checkpoint).map_err(|e| CheckpointError::Corrupt {
-            group: group.into(),
-            shard: shard.into(),
-            reason: e.to_string(),
-        })?;
         let known = match self.known(group, shard) {
             Some(k) => k,
             None => {
@@ -111,14 +119,14 @@ impl CheckpointStore for S3CheckpointStore {
                 self.known(group, shard).flatten()
             }
         };
-        match self.state.put_if(&self.key(group, shard), body, known.as_deref()).await {
-            Ok(PutOutcome::Written(etag)) => {
-                self.remember(group, shard, etag);
+        match save_json(&*self.store, &self.key(group, shard), checkpoint, known.as_deref()).await {
+            Ok(PutOutcome::Written(version)) => {
+                self.remember(group, shard, Some(version));
                 m::checkpoint_written(group);
                 Ok(())
             }
             Ok(PutOutcome::Conflict) => Err(CheckpointError::Conflict { group: group.into(), shard: shard.into() }),
-            Err(source) => Err(CheckpointError::Aws { group: group.into(), shard: shard.into(), source }),
+            Err(e) => Err(Self::error(group, shard, e)),
         }
     }
 }
@@ -150,5 +158,41 @@ pub fn next_checkpoint(
         updated_at: crate::model::now_millis(),
         records: previous.map_or(0, |p| p.records) + applied,
         newest_captured_at: newest_captured_at.max(before),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::state::MemoryStore;
+    use crate::backend::state::StateStore;
+    use crate::backend::ErrorClass;
+
+    fn at(seq: &str) -> Checkpoint {
+        next_checkpoint(None, SeqNo::parse(seq).expect("seq"), 1, None)
+    }
+
+    #[tokio::test]
+    async fn two_workers_cannot_both_advance_a_shard() {
+        let store: SharedStore = Arc::new(MemoryStore::new());
+        let (a, b) = (StoredCheckpoints::new(store.clone(), "s"), StoredCheckpoints::new(store.clone(), "s"));
+        assert_eq!(a.load("dr", "shard-0").await.unwrap(), None);
+        assert_eq!(b.load("dr", "shard-0").await.unwrap(), None);
+        a.save("dr", "shard-0", &at("10")).await.expect("first writer");
+        let lost = b.save("dr", "shard-0", &at("20")).await;
+        assert!(matches!(lost, Err(CheckpointError::Conflict { .. })), "{lost:?}");
+        a.save("dr", "shard-0", &at("30")).await.expect("the owner keeps saving");
+        assert_eq!(b.load("dr", "shard-0").await.unwrap().map(|c| c.sequence), SeqNo::parse("30"));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_checkpoint_names_itself_and_a_failed_read_is_not_a_missing_one() {
+        let memory = Arc::new(MemoryStore::new());
+        memory.put("checkpoints/s/dr/shard-0.json", b"{".to_vec()).await.unwrap();
+        let store = StoredCheckpoints::new(memory.clone(), "s");
+        let err = store.load("dr", "shard-0").await.unwrap_err();
+        assert!(matches!(err, CheckpointError::Corrupt { .. }) && err.to_string().contains("dr/shard-0"), "{err}");
+        memory.fail_next("get", ErrorClass::Retryable);
+        assert!(matches!(store.load("dr", "shard-1").await, Err(CheckpointError::Aws { .. })));
     }
 }

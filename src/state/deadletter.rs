@@ -1,18 +1,16 @@
 //! The dead-letter store: records a target could not apply, parked with their reason so nothing is
 //! lost and they can be inspected and replayed.
 //!
-//! Layout: `<prefix>dead-letter/<target>/<ms>-<hash>.json`, one JSON document per record: the
+//! Layout: `dead-letter/<target>/<ms>-<hash>.json` in the state store, one JSON document per record: the
 //! time it was parked and a hash of the document, or, for what must be parked once only
 //! ([`DeadLetterStore::park_once`]), a stable time and a hash of a stable id.
 //! Writing a dead letter is durable before the checkpoint moves past its record.
 
-use aws_sdk_s3::primitives::ByteStream;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::retry::RetryPolicy;
+use crate::backend::state::{each_key, PutOutcome, SharedStore};
 use crate::backend::AwsError;
 use crate::model::{now_millis, ChangeRecord};
-use crate::state::{PutOutcome, StateBucket};
 
 /// One parked record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,7 +68,7 @@ impl DeadLetter {
 }
 
 /// Where capture parks events it cannot parse (not a valid target name, so it never collides).
-pub const CAPTURE_EVENTS: &str = "capture.events";
+pub use crate::metrics::CAPTURE_EVENTS;
 
 impl DeadLetter {
     /// An event (SQS message) that could not be parsed; kept whole.
@@ -95,101 +93,65 @@ impl DeadLetter {
     }
 }
 
-/// Dead letters in S3.
+/// Dead letters in the state store.
 #[derive(Debug, Clone)]
 pub struct DeadLetterStore {
-    state: StateBucket,
+    store: SharedStore,
+}
+
+fn encode(dl: &DeadLetter) -> Result<Vec<u8>, AwsError> {
+    serde_json::to_vec_pretty(dl).map_err(|e| AwsError::invalid_response("state", "PutObject", &e.to_string()))
 }
 
 impl DeadLetterStore {
-    pub fn new(state: StateBucket) -> DeadLetterStore {
-        DeadLetterStore { state }
+    pub fn new(store: SharedStore) -> DeadLetterStore {
+        DeadLetterStore { store }
     }
 
-    fn prefix(&self, target: &str) -> String {
-        self.state.key(&format!("dead-letter/{target}/"))
+    fn prefix(target: &str) -> String {
+        format!("dead-letter/{target}/")
     }
 
-    /// Parks one dead letter durably; returns its object key.
+    /// Parks one dead letter durably; returns its key.
     pub async fn park(&self, dl: &DeadLetter) -> Result<String, AwsError> {
-        let body =
-            serde_json::to_vec_pretty(dl).map_err(|e| AwsError::invalid_response("s3", "PutObject", &e.to_string()))?;
+        let body = encode(dl)?;
         let id = xxhash_rust::xxh3::xxh3_64(&body);
-        let key = format!("{}{:013}-{id:016x}.json", self.prefix(&dl.target), dl.parked_at);
-        let put = || async {
-            self.state
-                .s3
-                .put_object()
-                .bucket(&self.state.bucket)
-                .key(&key)
-                .content_type("application/json")
-                .body(ByteStream::from(body.clone()))
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("s3", "PutObject", e))
-        };
-        RetryPolicy::default().run(put).await?;
+        let key = format!("{}{:013}-{id:016x}.json", Self::prefix(&dl.target), dl.parked_at);
+        self.store.put(&key, body).await?;
         Ok(key)
     }
 
     /// Parks a dead letter once: under a name made of `at_ms` and a hash of `id` (both stable for
     /// the thing parked, e.g. an SQS message's sent time and MessageId), written only if no
-    /// object has that name yet (S3 `If-None-Match: *`). Parking the same thing again (a
-    /// redelivered message) writes nothing. Returns whether this call wrote it.
+    /// object has that name yet (put-if-absent). Parking the same thing again (a redelivered
+    /// message) writes nothing. Returns whether this call wrote it.
     pub async fn park_once(&self, dl: &DeadLetter, at_ms: i64, id: &str) -> Result<bool, AwsError> {
-        let body =
-            serde_json::to_vec_pretty(dl).map_err(|e| AwsError::invalid_response("s3", "PutObject", &e.to_string()))?;
-        let name =
-            format!("dead-letter/{}/{at_ms:013}-{:016x}.json", dl.target, xxhash_rust::xxh3::xxh3_64(id.as_bytes()));
-        match self.state.put_if(&name, body, None).await? {
-            PutOutcome::Written(_) => Ok(true),
-            PutOutcome::Conflict => Ok(false),
-        }
+        let key =
+            format!("{}{at_ms:013}-{:016x}.json", Self::prefix(&dl.target), xxhash_rust::xxh3::xxh3_64(id.as_bytes()));
+        Ok(self.store.put_if_absent(&key, encode(dl)?).await? != PutOutcome::Conflict)
     }
 
-    /// The object keys of a target's dead letters, oldest first.
+    /// The keys of a target's dead letters, oldest first.
     pub async fn keys(&self, target: &str) -> Result<Vec<String>, AwsError> {
         let mut keys = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let req = self
-                .state
-                .s3
-                .list_objects_v2()
-                .bucket(&self.state.bucket)
-                .prefix(self.prefix(target))
-                .set_continuation_token(token.clone());
-            let page = RetryPolicy::default().send("s3", "ListObjectsV2", || req.clone().send()).await?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key.clone()));
-            token = page.next_continuation_token.filter(|t| page.is_truncated == Some(true) && !t.is_empty());
-            if token.is_none() {
-                break;
-            }
-        }
-        keys.sort();
+        each_key(&*self.store, &Self::prefix(target), |page| keys.extend(page)).await?;
         Ok(keys)
     }
 
-    /// Every dead letter of a target, oldest first, with its object key.
+    /// Every dead letter of a target, oldest first, with its key.
     pub async fn list(&self, target: &str) -> Result<Vec<(String, DeadLetter)>, AwsError> {
         use futures::{StreamExt, TryStreamExt};
         let keys = self.keys(target).await?;
         let read = |key: String| async move {
-            let req = self.state.s3.get_object().bucket(&self.state.bucket).key(&key);
-            let obj = RetryPolicy::default().send("s3", "GetObject", || req.clone().send()).await?;
-            let bytes = obj
-                .body
-                .collect()
-                .await
-                .map_err(|e| AwsError::invalid_response("s3", "GetObject", &e.to_string()))?
-                .into_bytes();
-            Ok::<_, AwsError>((key, bytes))
+            let stored = self.store.get(&key).await?;
+            Ok::<_, AwsError>((key, stored))
         };
-        let bodies: Vec<(String, bytes::Bytes)> =
-            futures::stream::iter(keys.into_iter().map(read)).buffered(16).try_collect().await?;
+        let bodies: Vec<_> = futures::stream::iter(keys.into_iter().map(read)).buffered(16).try_collect().await?;
         let mut out = Vec::with_capacity(bodies.len());
-        for (key, bytes) in bodies {
-            match serde_json::from_slice(&bytes) {
+        for (key, stored) in bodies {
+            // Removed since it was listed (a concurrent replay): nothing to show.
+            let Some(stored) = stored else { continue };
+            match serde_json::from_slice(&stored.bytes) {
                 Ok(dl) => out.push((key, dl)),
                 Err(e) => tracing::warn!(key = %key, error = %e, "skipping unreadable dead letter"),
             }
@@ -199,8 +161,29 @@ impl DeadLetterStore {
 
     /// Removes a dead letter (after a successful replay).
     pub async fn remove(&self, key: &str) -> Result<(), AwsError> {
-        let req = self.state.s3.delete_object().bucket(&self.state.bucket).key(key);
-        RetryPolicy::default().send("s3", "DeleteObject", || req.clone().send()).await?;
-        Ok(())
+        self.store.delete(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::backend::memory::state::MemoryStore;
+
+    #[tokio::test]
+    async fn parked_once_is_parked_once_and_listed_oldest_first() {
+        let store = DeadLetterStore::new(Arc::new(MemoryStore::new()));
+        let mut dl = DeadLetter::malformed_event("m-1", "{}", "not JSON".into());
+        assert!(store.park_once(&dl, 2_000, "m-1").await.unwrap());
+        assert!(!store.park_once(&dl, 2_000, "m-1").await.unwrap(), "a redelivery parks nothing");
+        dl.parked_at = 1_000;
+        dl.key = "m-0".into();
+        store.park(&dl).await.unwrap();
+        let listed = store.list(CAPTURE_EVENTS).await.unwrap();
+        assert_eq!(listed.iter().map(|(_, d)| d.key.as_str()).collect::<Vec<_>>(), ["m-0", "m-1"]);
+        store.remove(&listed[0].0).await.unwrap();
+        assert_eq!(store.keys(CAPTURE_EVENTS).await.unwrap().len(), 1);
     }
 }

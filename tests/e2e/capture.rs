@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_glue::types::{Column, StorageDescriptor, TableInput};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::s3::S3Store;
+use lakelog::backend::state::SharedStore;
 use lakelog::capture::events::cloudtrail::CloudTrailCapture;
 use lakelog::capture::events::hint::Hint;
 use lakelog::capture::events::lookup::{LookupCapture, LookupReader};
@@ -26,7 +28,6 @@ use lakelog::connect::Pipeline;
 use lakelog::model::{Cause, CauseKind, ObjectKey};
 use lakelog::simulate::events::GlueEvent;
 use lakelog::state::deadletter::{DeadLetter, DeadLetterStore, CAPTURE_EVENTS};
-use lakelog::state::StateBucket;
 use lakelog::stream::admin::ensure_stream;
 use lakelog::stream::producer::Producer;
 use lakelog::stream::publisher::Publisher;
@@ -64,8 +65,8 @@ async fn send_batch(sqs: &aws_sdk_sqs::Client, queue: &str, bodies: &[String]) {
     assert!(out.failed.is_empty(), "{:?}", out.failed);
 }
 
-fn state_bucket(s3: aws_sdk_s3::Client, name: &str) -> StateBucket {
-    StateBucket::new(s3, &format!("lakelog-{name}-state"), "lakelog/")
+fn state_bucket(s3: aws_sdk_s3::Client, name: &str) -> SharedStore {
+    Arc::new(S3Store::new(s3, &format!("lakelog-{name}-state"), "lakelog/"))
 }
 
 async fn capture_dead_letters(emu: &Emulator, name: &str) -> Vec<(String, DeadLetter)> {
@@ -411,7 +412,7 @@ impl TrailSetUp {
         let body = gz.finish().expect("gzip");
         self.s3.put_object().bucket(&trail).key(&key).body(body.into()).send().await.expect("put log file");
         CloudTrailCapture {
-            s3: self.s3.clone(),
+            trail: Arc::new(S3Store::new(self.s3.clone(), &trail, "")),
             config: CloudTrailConfig { bucket: trail, prefix: String::new(), region: None, poll_seconds: 60 },
             account: ACCOUNT.into(),
             region: SOURCE_REGION.into(),

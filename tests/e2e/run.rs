@@ -280,11 +280,11 @@ async fn malformed_events_are_dead_lettered_and_the_pipeline_keeps_running() {
     converges(&emu, name, Duration::from_secs(60)).await;
     let report = running.stop().await;
     assert_eq!(report.events.malformed, 3, "{:?}", report.events);
-    let state = lakelog::state::StateBucket::new(
+    let state = std::sync::Arc::new(lakelog::aws::s3::S3Store::new(
         Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await,
         &format!("lakelog-{name}-state"),
         "lakelog/",
-    );
+    ));
     let letters = DeadLetterStore::new(state).list(CAPTURE_EVENTS).await.expect("list");
     assert_eq!(letters.len(), 3);
     assert!(letters.iter().all(|(_, d)| d.body.is_some() && !d.reason.is_empty()));

@@ -5,11 +5,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::s3::S3Store;
+use lakelog::backend::state::SharedStore;
 use lakelog::commands::sync::{sync, SyncOptions, SyncReport};
 use lakelog::connect::Pipeline;
 use lakelog::model::{CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKind, Origin, Partition};
 use lakelog::state::deadletter::DeadLetterStore;
-use lakelog::state::StateBucket;
 use lakelog::stream::producer::Producer;
 
 use crate::emulator::Emulator;
@@ -197,15 +198,14 @@ async fn sigkill_mid_apply_then_rerun_resumes_from_the_checkpoint_and_converges(
     let path = write_config(&dir, &config_yaml(&emu, name, "  frame_bytes: 4096", "  batch_records: 2"));
 
     let mut child = lakelog().args(["sync", "--output", "json", "-c"]).arg(&path).spawn().expect("spawn");
-    let state = StateBucket::new(
+    let state: SharedStore = std::sync::Arc::new(S3Store::new(
         Endpoint::new(SOURCE_REGION, Some(&emu.moto_url)).s3().await,
         &format!("lakelog-{name}-state"),
         "lakelog/",
-    );
+    ));
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let listed = state.s3.list_objects_v2().bucket(&state.bucket).prefix("lakelog/checkpoints/").send().await;
-        if listed.map(|l| l.key_count.unwrap_or(0) > 0).unwrap_or(false) {
+        if state.list("checkpoints/", None).await.map(|l| !l.keys.is_empty()).unwrap_or(false) {
             break;
         }
         assert!(Instant::now() < deadline, "no checkpoint appeared");
@@ -215,7 +215,7 @@ async fn sigkill_mid_apply_then_rerun_resumes_from_the_checkpoint_and_converges(
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
-    let store = lakelog::state::checkpoint::S3CheckpointStore::new(state.clone(), &format!("lakelog-{name}"));
+    let store = lakelog::state::checkpoint::StoredCheckpoints::new(state.clone(), &format!("lakelog-{name}"));
     let shards = lakelog::stream::admin::list_shards(
         &Endpoint::new(SOURCE_REGION, Some(&emu.kinesis_url)).kinesis().await,
         &format!("lakelog-{name}"),

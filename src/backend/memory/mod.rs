@@ -1,4 +1,5 @@
-//! In-memory backends with the semantics of the services they stand in for, scripted faults and
-//! call logs: for unit tests, e2e tests and benches (not `cfg(test)`, so those can use them).
+//! In-memory backends with AWS's semantics and scripted failures, for unit tests of the logic
+//! above them. Never the only proof a feature works: end-to-end tests use the emulator.
 
 pub mod catalog;
+pub mod state;

@@ -33,21 +33,22 @@ use tracing::warn;
 use super::hint::ParsedEvent;
 use super::parse::parse_cloudtrail_file;
 use super::queue::{resolve_and_publish, Outcome};
+use crate::backend::state::{each_key, SharedStore};
 use crate::backend::AwsError;
 use crate::capture::resolve::Resolver;
 use crate::config::CloudTrailConfig;
 use crate::metrics as m;
 use crate::model::CauseKind;
+use crate::state::cursor::{trail_files_key, CursorError, Held};
 use crate::state::deadletter::{DeadLetter, DeadLetterStore, CAPTURE_EVENTS};
-use crate::state::{PutOutcome, StateBucket};
 use crate::stream::publisher::Publisher;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloudTrailError {
     #[error("CloudTrail bucket {bucket}: {source}")]
     Aws { bucket: String, source: AwsError },
-    #[error("CloudTrail cursor {key} was changed by another lakelog process; only one may read a trail")]
-    CursorConflict { key: String },
+    #[error(transparent)]
+    Cursor(#[from] CursorError),
     #[error(
         "{what}: {events} event(s) failed transiently and are retried at the next poll; the first, {event}: {reason}"
     )]
@@ -73,8 +74,8 @@ pub struct PollStats {
 }
 
 pub struct CloudTrailCapture {
-    /// Client for the trail's bucket.
-    pub s3: aws_sdk_s3::Client,
+    /// The trail's bucket (read only: listed and read).
+    pub trail: SharedStore,
     pub config: CloudTrailConfig,
     /// Account and region whose logs are read (the source's).
     pub account: String,
@@ -82,7 +83,7 @@ pub struct CloudTrailCapture {
     pub resolver: Resolver,
     pub publisher: Arc<Publisher>,
     /// Where the cursor lives.
-    pub state: StateBucket,
+    pub state: SharedStore,
     /// Where events that fail for good are parked.
     pub dead_letters: DeadLetterStore,
 }
@@ -172,37 +173,27 @@ fn day_prefix(config: &CloudTrailConfig, account: &str, region: &str, day: Offse
 }
 
 impl CloudTrailCapture {
-    fn cursor_key(&self) -> String {
-        format!("cursors/cloudtrail/{}.json", self.config.bucket)
-    }
-
     fn aws(&self, source: AwsError) -> CloudTrailError {
         CloudTrailError::Aws { bucket: self.config.bucket.clone(), source }
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, CloudTrailError> {
-        let mut pages = self.s3.list_objects_v2().bucket(&self.config.bucket).prefix(prefix).into_paginator().send();
         let mut keys = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.aws(AwsError::from_sdk("s3", "ListObjectsV2", e)))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key.clone()).filter(|k| k.ends_with(".json.gz")));
-        }
-        keys.sort();
+        each_key(&*self.trail, prefix, |page| keys.extend(page.into_iter().filter(|k| k.ends_with(".json.gz"))))
+            .await
+            .map_err(|e| self.aws(e))?;
         Ok(keys)
     }
 
     async fn read_file(&self, key: &str) -> Result<String, CloudTrailError> {
-        let req = self.s3.get_object().bucket(&self.config.bucket).key(key);
-        let obj = crate::backend::retry::RetryPolicy::default()
-            .send("s3", "GetObject", || req.clone().send())
-            .await
-            .map_err(|e| self.aws(e))?;
-        let bytes = obj
-            .body
-            .collect()
-            .await
-            .map_err(|e| self.aws(AwsError::invalid_response("s3", "GetObject", &e.to_string())))?
-            .into_bytes();
+        let Some(stored) = self.trail.get(key).await.map_err(|e| self.aws(e))? else {
+            return Err(self.aws(AwsError::invalid_response(
+                "s3",
+                "GetObject",
+                &format!("{key} vanished after listing"),
+            )));
+        };
+        let bytes = stored.bytes;
         let mut text = String::new();
         flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut text).map_err(|e| {
             self.aws(AwsError::invalid_response("s3", "GetObject", &format!("{key} is not gzip JSON: {e}")))
@@ -217,16 +208,13 @@ impl CloudTrailCapture {
         seen_events: &mut HashSet<String>,
     ) -> Result<PollStats, CloudTrailError> {
         let mut stats = PollStats::default();
-        let (mut cursor, mut etag) = match self.state.get_bytes(&self.cursor_key()).await.map_err(|e| self.aws(e))? {
-            Some((body, etag)) => (serde_json::from_slice::<Cursor>(&body).unwrap_or_default(), etag),
-            None => (Cursor::default(), None),
-        };
+        let mut cursor = Held::<Cursor>::load(&*self.state, &trail_files_key(&self.config.bucket)).await?;
         let days = [now - time::Duration::days(1), now];
         let prefixes: Vec<String> =
             days.iter().map(|d| day_prefix(&self.config, &self.account, &self.region, *d)).collect();
         for prefix in &prefixes {
             for key in self.list(prefix).await? {
-                if cursor.processed.contains(&key) {
+                if cursor.value.processed.contains(&key) {
                     continue;
                 }
                 let text = self.read_file(&key).await?;
@@ -256,14 +244,9 @@ impl CloudTrailCapture {
                 seen_events.extend(settled.done.iter().cloned());
                 settled.finished(|| format!("CloudTrail log file {key}"))?;
                 // Durable only now: the file's changes are in the change log.
-                cursor.processed.insert(key);
-                cursor.processed.retain(|k| prefixes.iter().any(|p| k.starts_with(p)));
-                let body = serde_json::to_vec(&cursor)
-                    .map_err(|e| self.aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;
-                match self.state.put_if(&self.cursor_key(), body, etag.as_deref()).await.map_err(|e| self.aws(e))? {
-                    PutOutcome::Written(new) => etag = new,
-                    PutOutcome::Conflict => return Err(CloudTrailError::CursorConflict { key: self.cursor_key() }),
-                }
+                cursor.value.processed.insert(key);
+                cursor.value.processed.retain(|k| prefixes.iter().any(|p| k.starts_with(p)));
+                cursor.save(&*self.state).await?;
                 stats.files += 1;
             }
         }
@@ -284,7 +267,7 @@ impl CloudTrailCapture {
                     total.failed += s.failed;
                     total.records += s.records;
                 }
-                Err(e @ CloudTrailError::CursorConflict { .. }) => return Err(e),
+                Err(e @ CloudTrailError::Cursor(CursorError::Conflict { .. })) => return Err(e),
                 Err(e) => warn!(error = %e, "CloudTrail poll failed; retrying at the next poll"),
             }
             if seen.len() > 200_000 {

@@ -25,18 +25,18 @@ use tracing::warn;
 use super::cloudtrail::{capture_events, CloudTrailError, PollStats};
 use super::hint::ParsedEvent;
 use super::parse::parse_cloudtrail_record;
+use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
 use crate::capture::resolve::Resolver;
 use crate::config::CloudTrailLookupConfig;
 use crate::model::now_millis;
+use crate::state::cursor::{CursorError, Held, LOOKUP_KEY};
 use crate::state::deadletter::DeadLetterStore;
-use crate::state::{PutOutcome, StateBucket};
 use crate::stream::publisher::Publisher;
 
 /// AWS's LookupEvents rate: 2 calls per second.
 pub const MIN_CALL_SPACING: Duration = Duration::from_millis(500);
 const MAX_RESULTS: i32 = 50;
-const CURSOR_KEY: &str = "cursors/cloudtrail-lookup.json";
 
 /// Durable position of the lookup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,7 +118,7 @@ pub struct LookupCapture {
     pub reader: LookupReader,
     pub resolver: Resolver,
     pub publisher: Arc<Publisher>,
-    pub state: StateBucket,
+    pub state: SharedStore,
     /// Where events that fail for good are parked.
     pub dead_letters: DeadLetterStore,
 }
@@ -126,14 +126,11 @@ pub struct LookupCapture {
 impl LookupCapture {
     /// One poll: fetch from the durable cursor, re-read, publish (or park), then save the cursor.
     pub async fn poll_once(&self) -> Result<PollStats, CloudTrailError> {
-        let aws = |source| CloudTrailError::Aws { bucket: self.state.bucket.clone(), source };
-        let (mut cursor, etag) = match self.state.get_bytes(CURSOR_KEY).await.map_err(aws)? {
-            Some((body, etag)) => (serde_json::from_slice::<LookupCursor>(&body).unwrap_or_default(), etag),
-            None => (LookupCursor::default(), None),
-        };
+        let aws = |source| CloudTrailError::Aws { bucket: self.state.location(), source };
+        let mut cursor = Held::<LookupCursor>::load(&*self.state, LOOKUP_KEY).await?;
         // `fetch` marks the events seen in this in-memory copy only; the copy is saved after the
         // publish below, so a failed poll leaves them unseen for the next one.
-        let (events, bad) = self.reader.fetch(now_millis(), &mut cursor).await.map_err(aws)?;
+        let (events, bad) = self.reader.fetch(now_millis(), &mut cursor.value).await.map_err(aws)?;
         let settled = capture_events(&self.resolver, &self.publisher, &self.dead_letters, &events).await;
         let stats = PollStats {
             events: events.len() as u64,
@@ -145,12 +142,8 @@ impl LookupCapture {
         // Not saved while an event is left to retry: the next poll looks over the same window
         // (re-publishing the others is harmless: records are full states).
         settled.finished(|| "CloudTrail LookupEvents poll".to_string())?;
-        let body = serde_json::to_vec(&cursor)
-            .map_err(|e| aws(AwsError::invalid_response("s3", "PutObject", &e.to_string())))?;
-        match self.state.put_if(CURSOR_KEY, body, etag.as_deref()).await.map_err(aws)? {
-            PutOutcome::Written(_) => Ok(stats),
-            PutOutcome::Conflict => Err(CloudTrailError::CursorConflict { key: CURSOR_KEY.into() }),
-        }
+        cursor.save(&*self.state).await?;
+        Ok(stats)
     }
 
     /// Polls until `stop` turns true.
@@ -164,7 +157,7 @@ impl LookupCapture {
                     total.failed += s.failed;
                     total.records += s.records;
                 }
-                Err(e @ CloudTrailError::CursorConflict { .. }) => return Err(e),
+                Err(e @ CloudTrailError::Cursor(CursorError::Conflict { .. })) => return Err(e),
                 Err(e) => warn!(error = %e, "CloudTrail LookupEvents poll failed; retrying at the next poll"),
             }
             tokio::select! {
