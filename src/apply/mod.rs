@@ -19,6 +19,9 @@ pub mod stats;
 pub mod transform;
 pub mod watermark;
 
+#[cfg(test)]
+mod tests;
+
 use thiserror::Error;
 
 use crate::backend::AwsError;
