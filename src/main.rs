@@ -332,6 +332,9 @@ fn print_sync(report: &SyncReport) {
                 c.dead_lettered
             );
         }
+        if report.dry_run {
+            println!("  {}", lakelog::apply::dry_run::describe(&t.planned_writes));
+        }
         let resumed: Vec<_> = t.shards.iter().filter(|s| s.resumed_after.is_some()).map(|s| s.shard.as_str()).collect();
         if !resumed.is_empty() {
             println!("  resumed from checkpoints on {}", resumed.join(", "));
@@ -627,6 +630,9 @@ async fn dlq(pipeline: &Pipeline, command: &Dlq, output: Output) -> anyhow::Resu
                     "{verb} {} entries into {}: {} created, {} updated, {} deleted, {} already in sync, {} failed again (parked with the new reason)",
                     report.replayed, report.target, t.created, t.updated, t.deleted, t.unchanged, failing
                 );
+                if report.dry_run {
+                    println!("  {}", lakelog::apply::dry_run::describe(&report.planned_writes));
+                }
                 for s in &report.skipped {
                     println!("  skipped {}: {}", s.id, s.reason);
                 }

@@ -31,6 +31,21 @@ pub struct Planned {
     pub objects: u64,
 }
 
+/// One line for people: `would send 1 CreateTable, 2 BatchCreatePartition (150 objects)`.
+pub fn describe(planned: &BTreeMap<String, Planned>) -> String {
+    if planned.is_empty() {
+        return "would send no writes".into();
+    }
+    let calls: Vec<String> = planned
+        .iter()
+        .map(|(op, p)| match p.objects == p.calls {
+            true => format!("{} {op}", p.calls),
+            false => format!("{} {op} ({} objects)", p.calls, p.objects),
+        })
+        .collect();
+    format!("would send {}", calls.join(", "))
+}
+
 /// The real target behind a recorder of writes.
 #[derive(Debug)]
 pub struct DryRunCatalog {
@@ -230,5 +245,19 @@ impl Catalog for DryRunCatalog {
             self.lock().plan(OP, values.len() - missing.len());
         }
         Ok(missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_reads_as_calls_and_objects() {
+        let mut planned = BTreeMap::new();
+        assert_eq!(describe(&planned), "would send no writes");
+        planned.insert("CreateTable".to_string(), Planned { calls: 2, objects: 2 });
+        planned.insert("BatchCreatePartition".to_string(), Planned { calls: 2, objects: 150 });
+        assert_eq!(describe(&planned), "would send 2 BatchCreatePartition (150 objects), 2 CreateTable");
     }
 }

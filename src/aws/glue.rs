@@ -302,3 +302,166 @@ impl Catalog for GlueCatalog {
         Ok(out.errors().iter().map(|e| item_error(OP, e.partition_values(), e.error_detail.as_ref())).collect())
     }
 }
+
+/// The requests each method sends and how answers are read, against canned responses in the API
+/// reference's shapes (the local emulator ignores NextToken, MaxResults and segments). Every rule
+/// matches only the exact request it answers: a request that should not be made matches no rule,
+/// and the mock interceptor panics.
+#[cfg(test)]
+mod tests {
+    use aws_sdk_glue::operation::batch_create_partition::BatchCreatePartitionOutput;
+    use aws_sdk_glue::operation::batch_get_partition::BatchGetPartitionOutput;
+    use aws_sdk_glue::operation::get_databases::GetDatabasesOutput;
+    use aws_sdk_glue::operation::get_partitions::GetPartitionsOutput;
+    use aws_sdk_glue::operation::get_table::GetTableError;
+    use aws_sdk_glue::operation::get_tables::{GetTablesError, GetTablesOutput};
+    use aws_sdk_glue::types::error::{EntityNotFoundException, InvalidInputException};
+    use aws_sdk_glue::types::PartitionError;
+    use aws_sdk_glue::Client;
+    use aws_smithy_mocks::{mock, mock_client, RuleMode};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    use super::*;
+
+    const CATALOG: &str = "123456789012";
+
+    fn db(name: &str) -> aws_sdk_glue::types::Database {
+        aws_sdk_glue::types::Database::builder().name(name).build().expect("db")
+    }
+
+    fn table(name: &str) -> aws_sdk_glue::types::Table {
+        aws_sdk_glue::types::Table::builder().name(name).build().expect("table")
+    }
+
+    /// A partition as Glue returns it: values, no names (filled in from the request).
+    fn partition(dt: &str) -> aws_sdk_glue::types::Partition {
+        aws_sdk_glue::types::Partition::builder().values(dt).parameters("source-dt", dt).build()
+    }
+
+    /// A modeled error as the deserializer builds it from a real error response: with its code.
+    fn meta(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).message("denied by test").build()
+    }
+
+    #[tokio::test]
+    async fn a_databases_page_names_the_catalog_and_the_token_and_returns_the_next() {
+        let page = mock!(Client::get_databases)
+            .match_requests(|r| r.catalog_id() == Some(CATALOG) && r.next_token() == Some("p2"))
+            .then_output(|| {
+                GetDatabasesOutput::builder().database_list(db("a")).next_token("p3").build().expect("out")
+            });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page]);
+        let got = GlueCatalog::new(glue, CATALOG).databases_page(Some("p2")).await.expect("page");
+        assert_eq!(got.items.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(got.next_token.as_deref(), Some("p3"));
+    }
+
+    #[tokio::test]
+    async fn a_tables_page_names_the_database_in_every_table() {
+        let page = mock!(Client::get_tables)
+            .match_requests(|r| {
+                r.catalog_id() == Some(CATALOG) && r.database_name() == Some("sales") && r.next_token().is_none()
+            })
+            .then_output(|| GetTablesOutput::builder().table_list(table("t1")).table_list(table("t2")).build());
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&page]);
+        let got = GlueCatalog::new(glue, CATALOG).tables_page("sales", None).await.expect("page");
+        assert_eq!(got.items.len(), 2);
+        assert!(got.items.iter().all(|t| t.database_name == "sales"), "{:?}", got.items);
+        assert_eq!(got.next_token, None);
+    }
+
+    #[tokio::test]
+    async fn a_segment_is_sent_when_given_and_only_then() {
+        let segmented = mock!(Client::get_partitions)
+            .match_requests(|r| {
+                r.catalog_id() == Some(CATALOG)
+                    && r.database_name() == Some("sales")
+                    && r.table_name() == Some("orders")
+                    && r.segment().is_some_and(|s| s.segment_number == 1 && s.total_segments == 3)
+                    && r.next_token() == Some("s1-p2")
+            })
+            .then_output(|| GetPartitionsOutput::builder().partitions(partition("2026-01-02")).build());
+        let whole = mock!(Client::get_partitions)
+            .match_requests(|r| r.segment().is_none() && r.next_token().is_none())
+            .then_output(|| GetPartitionsOutput::builder().partitions(partition("2026-01-01")).next_token("2").build());
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&segmented, &whole]);
+        let c = GlueCatalog::new(glue, CATALOG);
+        let seg = Some(Segment { number: 1, total: 3 });
+        let got = c.partitions_page("sales", "orders", seg, Some("s1-p2")).await.expect("segment page");
+        let p = &got.items[0];
+        assert_eq!(
+            (p.database_name.as_str(), p.table_name.as_str(), p.values.as_slice()),
+            ("sales", "orders", &["2026-01-02".to_string()][..])
+        );
+        assert_eq!(p.parameters.get("source-dt").map(String::as_str), Some("2026-01-02"));
+        let got = c.partitions_page("sales", "orders", None, None).await.expect("whole page");
+        assert_eq!(got.next_token.as_deref(), Some("2"));
+        assert_eq!((segmented.num_calls(), whole.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn batch_get_returns_unprocessed_keys_to_ask_again() {
+        let rule = mock!(Client::batch_get_partition)
+            .match_requests(|r| r.catalog_id() == Some(CATALOG) && r.partitions_to_get().len() == 2)
+            .then_output(|| {
+                BatchGetPartitionOutput::builder()
+                    .partitions(partition("a"))
+                    .unprocessed_keys(PartitionValueList::builder().values("b").build().expect("key"))
+                    .build()
+            });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
+        let keys = vec![vec!["a".to_string()], vec!["b".to_string()]];
+        let got = GlueCatalog::new(glue, CATALOG).get_partitions("sales", "orders", &keys).await.expect("get");
+        assert_eq!(got.found.len(), 1);
+        assert_eq!(got.unprocessed, vec![vec!["b".to_string()]]);
+    }
+
+    #[tokio::test]
+    async fn batch_item_errors_come_back_per_item_and_classified() {
+        let rule = mock!(Client::batch_create_partition).then_output(|| {
+            let detail = ErrorDetail::builder().error_code("AlreadyExistsException").error_message("exists").build();
+            BatchCreatePartitionOutput::builder()
+                .errors(PartitionError::builder().partition_values("a").error_detail(detail).build())
+                .build()
+        });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&rule]);
+        let parts: Vec<Partition> = ["a", "b"]
+            .iter()
+            .map(|v| Partition {
+                database_name: "s".into(),
+                table_name: "o".into(),
+                values: vec![v.to_string()],
+                ..Default::default()
+            })
+            .collect();
+        let errors = GlueCatalog::new(glue, CATALOG).create_partitions("s", "o", &parts).await.expect("call");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            (errors[0].values.as_slice(), errors[0].error.class),
+            (&["a".to_string()][..], ErrorClass::AlreadyExists)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_table_is_none_and_other_errors_keep_their_class_and_code() {
+        let missing = mock!(Client::get_table).then_error(|| {
+            GetTableError::EntityNotFoundException(
+                EntityNotFoundException::builder().message("no table").meta(meta("EntityNotFoundException")).build(),
+            )
+        });
+        let denied = mock!(Client::get_tables).then_error(|| {
+            GetTablesError::InvalidInputException(
+                InvalidInputException::builder().message("denied by test").meta(meta("InvalidInputException")).build(),
+            )
+        });
+        let glue = mock_client!(aws_sdk_glue, RuleMode::MatchAny, &[&missing, &denied]);
+        let c = GlueCatalog::new(glue, CATALOG);
+        assert_eq!(c.get_table("sales", "gone").await.expect("not found is an answer"), None);
+        let e = c.tables_page("sales", None).await.expect_err("denied");
+        assert_eq!(
+            (e.operation, e.class, e.code.as_deref()),
+            ("GetTables", ErrorClass::Permanent, Some("InvalidInputException"))
+        );
+        assert_eq!((missing.num_calls(), denied.num_calls()), (1, 1), "one attempt each: no retries inside");
+    }
+}

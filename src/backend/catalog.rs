@@ -238,3 +238,34 @@ impl Catalog for RetryingCatalog {
         self.policy.run(|| self.inner.delete_partitions(database, table, values)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::memory::catalog::MemoryCatalog;
+    use crate::backend::ErrorClass;
+
+    fn retrying(c: &Arc<MemoryCatalog>, attempts: u32) -> RetryingCatalog {
+        let policy = RetryPolicy::new(attempts).with_backoff(Duration::from_millis(1), Duration::from_millis(2));
+        RetryingCatalog::new(c.clone(), policy)
+    }
+
+    #[tokio::test]
+    async fn retryable_failures_are_attempted_again_and_permanent_ones_are_not() {
+        let c = Arc::new(MemoryCatalog::new("1"));
+        c.throttle_next("GetDatabase", 2);
+        assert_eq!(retrying(&c, 3).get_database("d").await.expect("third attempt answers"), None);
+        assert_eq!(c.calls_of("GetDatabase"), 3);
+
+        c.fail_next("CreateDatabase", 1, ErrorClass::Permanent);
+        let db = Database { name: "d".into(), ..Default::default() };
+        let e = retrying(&c, 3).create_database(&db).await.expect_err("permanent");
+        assert_eq!((e.class, c.calls_of("CreateDatabase")), (ErrorClass::Permanent, 1));
+
+        c.throttle_always("GetTables");
+        let e = retrying(&c, 4).tables_page("d", None).await.expect_err("gives up");
+        assert_eq!((e.class, c.calls_of("GetTables")), (ErrorClass::Throttled, 4));
+    }
+}

@@ -8,6 +8,7 @@
 
 use serde::Serialize;
 
+use crate::apply::dry_run::Planned;
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
 use crate::backend::AwsError;
@@ -97,6 +98,9 @@ pub struct ReplayReport {
     pub replayed: u64,
     /// What applying the objects' current source state did (dead-lettered again: still failing).
     pub stats: ApplyStats,
+    /// In a dry run: the writes the replay would send, per operation (none were sent).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub planned_writes: std::collections::BTreeMap<String, Planned>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -147,6 +151,7 @@ pub async fn replay(
     report.stats =
         applier.apply(records).await.map_err(|source| DlqError::Apply { target: target.to_string(), source })?;
     report.replayed = replayable.len() as u64;
+    report.planned_writes = applier.dry_run().map(|d| d.planned()).unwrap_or_default();
     if !dry_run {
         // The outcome is durable (applied, or parked again with its new reason): the old entries go.
         for key in &replayable {

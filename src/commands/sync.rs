@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::apply::applier::Applier;
+use crate::apply::dry_run::Planned;
 use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
 use crate::apply::ApplyError;
@@ -79,6 +80,9 @@ pub struct TargetReport {
     pub api_calls: BTreeMap<String, u64>,
     /// Write requests among them.
     pub write_calls: u64,
+    /// In a dry run: the writes a real run would send, per operation (none were sent).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub planned_writes: BTreeMap<String, Planned>,
 }
 
 #[derive(Debug, Error)]
@@ -341,6 +345,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         }
         report.api_calls = t.counter.snapshot();
         report.write_calls = t.counter.writes();
+        report.planned_writes = applier.dry_run().map(|d| d.planned()).unwrap_or_default();
     }
     Ok(SyncReport {
         dry_run: opts.dry_run,
