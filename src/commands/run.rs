@@ -14,6 +14,7 @@
 //! from those checkpoints.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +67,33 @@ pub struct RunReport {
     /// Requests sent to each target's catalog, per operation.
     pub target_api_calls: BTreeMap<String, BTreeMap<String, u64>>,
     pub targets: BTreeMap<String, GroupReport>,
+}
+
+/// The human report: one line for capture, one per target.
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "stopped: {} records published ({} stale reads dropped), {} reconciliation passes, {} events ({} duplicate, {} malformed, {} parked after failing, {} retried)",
+            self.published,
+            self.stale_dropped,
+            self.reconcile_passes,
+            self.events.messages,
+            self.events.duplicates,
+            self.events.malformed,
+            self.events.failed,
+            self.events.retried
+        )?;
+        for (name, g) in &self.targets {
+            let t = g.stats.total();
+            writeln!(
+                f,
+                "target {name}: {} created, {} updated, {} deleted, {} unchanged, {} dead-lettered",
+                t.created, t.updated, t.deleted, t.unchanged, t.dead_lettered
+            )?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]

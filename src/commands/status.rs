@@ -3,6 +3,8 @@
 //! `lakelog run` is running or stopped, from any machine with read access to the stream and the
 //! state bucket.
 
+use std::fmt;
+
 use serde::Serialize;
 
 use crate::connect::{Pipeline, PipelineError};
@@ -70,6 +72,49 @@ pub struct ShardStatus {
     pub backlog_complete: bool,
     /// The shard is closed (resharded) and read to its end.
     pub closed: bool,
+}
+
+/// The human report: the events queue, then per target its lag and one line per shard.
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}s"));
+        if let Some(q) = &self.events {
+            writeln!(f, "events queue: {} waiting, {} being captured ({})", q.waiting, q.in_flight, q.queue_url)?;
+        }
+        writeln!(f, "change log: {}", self.stream)?;
+        for t in &self.targets {
+            let more = if t.backlog_complete { "" } else { "+" };
+            writeln!(
+                f,
+                "target {}: lag {:.1}s, backlog {}{more} records, {} dead letters",
+                t.name, t.lag_seconds, t.backlog_records, t.dead_letters
+            )?;
+            writeln!(
+                f,
+                "  {:<24} {:>12} {:>10} {:>9} {:>12} {:>10}  checkpoint",
+                "shard", "applied", "backlog", "oldest", "ckpt age", "newest"
+            )?;
+            for s in &t.shards {
+                let backlog = format!("{}{}", s.backlog_records, if s.backlog_complete { "" } else { "+" });
+                writeln!(
+                    f,
+                    "  {:<24} {:>12} {:>10} {:>9} {:>12} {:>10}  {}{}",
+                    s.shard,
+                    s.applied_records,
+                    backlog,
+                    format!("{:.1}s", s.oldest_unapplied_age_seconds),
+                    secs(s.checkpoint_age_seconds),
+                    secs(s.newest_applied_age_seconds),
+                    s.checkpoint.as_deref().unwrap_or("(none: starts at the trim horizon)"),
+                    if s.closed { " (closed)" } else { "" }
+                )?;
+            }
+        }
+        if self.capture_dead_letters > 0 {
+            writeln!(f, "capture: {} unparseable events parked (lakelog dlq list)", self.capture_dead_letters)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

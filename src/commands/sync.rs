@@ -11,6 +11,7 @@
 //! the counts say what a real run would do.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -83,6 +84,73 @@ pub struct TargetReport {
     /// In a dry run: the writes a real run would send, per operation (none were sent).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub planned_writes: BTreeMap<String, Planned>,
+}
+
+/// The human report: source counts, then per target what changed, then the timings.
+impl fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.dry_run { "would be" } else { "were" };
+        writeln!(
+            f,
+            "source: {} databases, {} tables, {} partitions scanned",
+            self.source.databases, self.source.tables, self.source.partitions
+        )?;
+        if !self.dry_run {
+            writeln!(
+                f,
+                "change log: {} records in {} Kinesis records ({} PutRecords calls)",
+                self.published_records, self.published_frames, self.put_calls
+            )?;
+        }
+        for (name, t) in &self.targets {
+            writeln!(
+                f,
+                "target {name}: (objects that {verb} created / updated / deleted / unchanged / dead-lettered)"
+            )?;
+            for (kind, c) in &t.stats.0 {
+                writeln!(
+                    f,
+                    "  {:<10} {:>8} created {:>8} updated {:>8} deleted {:>8} unchanged {:>6} dead-lettered",
+                    kind.as_str(),
+                    c.created,
+                    c.updated,
+                    c.deleted,
+                    c.unchanged,
+                    c.dead_lettered
+                )?;
+            }
+            if self.dry_run {
+                writeln!(f, "  {}", crate::apply::dry_run::describe(&t.planned_writes))?;
+            }
+            let resumed: Vec<_> =
+                t.shards.iter().filter(|s| s.resumed_after.is_some()).map(|s| s.shard.as_str()).collect();
+            if !resumed.is_empty() {
+                writeln!(f, "  resumed from checkpoints on {}", resumed.join(", "))?;
+            }
+            if t.extra_total > 0 {
+                let pruned = t.pruned.total().deleted;
+                if pruned > 0 {
+                    writeln!(f, "  pruned {pruned} objects absent from the source")?;
+                } else {
+                    writeln!(f, "  {} objects exist only in the target (use --prune to delete them):", t.extra_total)?;
+                    for e in t.extra.iter().take(20) {
+                        writeln!(f, "    {e}")?;
+                    }
+                    if t.extra_total > 20 {
+                        writeln!(f, "    ... and {} more", t.extra_total - 20)?;
+                    }
+                }
+            }
+            writeln!(f, "  target API calls: {} ({} writes)", t.api_calls.values().sum::<u64>(), t.write_calls)?;
+        }
+        let memory = self.peak_rss_bytes.map(|b| format!(", peak memory {} MB", b / (1024 * 1024))).unwrap_or_default();
+        writeln!(
+            f,
+            "done in {:.1}s ({:.1}s to replicate, {:.1}s to compare targets with the source{memory})",
+            self.seconds, self.replicate_seconds, self.compare_seconds
+        )?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Error)]
