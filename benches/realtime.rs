@@ -122,7 +122,7 @@ async fn main() {
         let (db, t) = (same[0].database_name.clone(), same[0].table_name.clone());
         let (db, t) = (&db, &t);
         written += same.len();
-        let target = lakelog::apply::target::GlueTarget::new(glue.clone(), ACCOUNT, true);
+        let target = lakelog::aws::glue::GlueCatalog::retrying(glue.clone(), ACCOUNT);
         target.create_partitions(db, t, &same).await.expect("partitions");
         let values: Vec<Vec<String>> = same.iter().map(|p| p.values.clone()).collect();
         deliver(&eb, &[GlueEvent::table("BatchCreatePartition", db, t, &values)]).await.expect("event");

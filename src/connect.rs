@@ -14,11 +14,12 @@ use thiserror::Error;
 
 use crate::apply::applier::Applier;
 use crate::apply::group::ConsumerGroup;
-use crate::apply::target::GlueTarget;
 use crate::apply::transform::Transform;
 use crate::aws::client::{self, Endpoint};
 use crate::aws::counter::ApiCounter;
+use crate::aws::glue::GlueCatalog;
 use crate::aws::s3::S3Store;
+use crate::backend::catalog::Catalog;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
 use crate::capture::events::cloudtrail::CloudTrailCapture;
@@ -133,7 +134,8 @@ impl Clients {
 pub struct TargetHandle {
     pub config: TargetConfig,
     pub catalog_id: String,
-    pub glue: aws_sdk_glue::Client,
+    /// The target's catalog, one attempt per call (its applier adds the target's retry policy).
+    pub catalog: Arc<dyn Catalog>,
     /// Counts every request sent to this target's Glue.
     pub counter: ApiCounter,
 }
@@ -172,7 +174,10 @@ impl Pipeline {
         let catalog_id = client::catalog_id(config.source.catalog_id.as_deref(), &clients.source_sts)
             .await
             .map_err(aws("the source account (STS)"))?;
-        let source = CatalogReader::new(clients.source_glue.clone(), &catalog_id, config.source.partition_segments);
+        let source = CatalogReader::new(
+            GlueCatalog::retrying(clients.source_glue.clone(), &catalog_id),
+            config.source.partition_segments,
+        );
         let origin = Origin { account: catalog_id.clone(), region: config.source.region.clone(), catalog_id };
 
         let state_region = config.state.region.clone().unwrap_or_else(|| config.source.region.clone());
@@ -188,10 +193,11 @@ impl Pipeline {
             let catalog_id = client::catalog_id(t.catalog_id.as_deref(), &c.sts)
                 .await
                 .map_err(aws(&format!("the account of target {} (STS)", t.name)))?;
+            let glue = GlueCatalog::new(c.glue.clone(), &catalog_id).skip_archive(t.skip_archive);
             targets.push(TargetHandle {
                 config: t.clone(),
                 catalog_id,
-                glue: c.glue.clone(),
+                catalog: Arc::new(glue),
                 counter: c.counter.clone(),
             });
         }
@@ -218,7 +224,8 @@ impl Pipeline {
 
     /// Re-reads the source objects that events name (counted in [`Pipeline::source_api_calls`]).
     pub fn resolver(&self) -> Resolver {
-        Resolver::new(self.clients.capture_glue.clone(), self.origin.clone(), self.source_filter.clone())
+        let source = GlueCatalog::retrying(self.clients.capture_glue.clone(), &self.origin.catalog_id);
+        Resolver::new(source, self.origin.clone(), self.source_filter.clone())
     }
 
     /// The one publishing path into the change log (creating the stream if allowed): every
@@ -348,7 +355,7 @@ impl Pipeline {
                 .map_err(PipelineError::Filter)?;
         Ok(Applier::new(
             &target.config.name,
-            GlueTarget::new(target.glue.clone(), &target.catalog_id, target.config.skip_archive),
+            target.catalog.clone(),
             transform,
             self.dead_letters.clone(),
             self.config.apply.clone(),

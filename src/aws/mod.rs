@@ -5,11 +5,13 @@
 //! - [`error`]: the one place SDK errors are classified (retryable, throttled, not found, ...).
 //! - [`counter`]: an interceptor that counts requests per operation, for metrics and for tests
 //!   that assert how many writes a run made.
+//! - [`glue`]: [`glue::GlueCatalog`], the Glue Data Catalog behind `backend::catalog::Catalog`.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
 //! - [`s3`]: the state store (and trail-bucket reads) on S3.
 
 pub mod client;
 pub mod counter;
 pub mod error;
+pub mod glue;
 pub mod glue_convert;
 pub mod s3;

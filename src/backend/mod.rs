@@ -3,10 +3,12 @@
 //!
 //! - [`error`]: [`AwsError`] and [`ErrorClass`].
 //! - [`retry`]: full-jitter retries driven by the class, and the AIMD concurrency limiter.
+//! - [`catalog`]: one Glue Data Catalog ([`catalog::Catalog`]), and retries around any of them.
 //! - [`state`]: the state store (get, conditional put, list, delete) checkpoints, dead letters and
 //!   cursors sit on.
 //! - [`memory`]: in-memory implementations of each backend, for unit tests.
 
+pub mod catalog;
 pub mod error;
 pub mod memory;
 pub mod retry;

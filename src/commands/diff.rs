@@ -25,8 +25,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::apply::applier::{comparable, Applier};
-use crate::apply::target::PARTITION_GET_CHUNK;
 use crate::apply::transform::Transform;
+use crate::backend::catalog::PARTITION_GET_CHUNK;
 use crate::catalog::reader::{values_hash, CatalogReader};
 use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError};
@@ -256,7 +256,7 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
     let handle = pipeline.select_targets(Some(target))?[0];
     let applier = pipeline.applier(handle, true)?;
     let source = &pipeline.source;
-    let dest = applier.target().reader();
+    let dest = applier.reader();
     let in_scope = |db: &str, table: Option<&str>| pipeline.replicates(&applier, db, table);
     let read = |what: &str| {
         let what = what.to_string();

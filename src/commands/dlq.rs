@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::apply::dry_run::Planned;
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
 use crate::backend::AwsError;
@@ -118,6 +119,9 @@ pub struct ReplayReport {
     pub replayed: u64,
     /// What applying the objects' current source state did (dead-lettered again: still failing).
     pub stats: ApplyStats,
+    /// In a dry run: the writes the replay would send, per operation (none were sent).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub planned_writes: std::collections::BTreeMap<String, Planned>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -138,6 +142,9 @@ impl fmt::Display for ReplayReport {
             "{verb} {} entries into {}: {} created, {} updated, {} deleted, {} already in sync, {} failed again (parked with the new reason)",
             self.replayed, self.target, t.created, t.updated, t.deleted, t.unchanged, t.dead_lettered
         )?;
+        if self.dry_run {
+            writeln!(f, "  {}", crate::apply::dry_run::describe(&self.planned_writes))?;
+        }
         for s in &self.skipped {
             writeln!(f, "  skipped {}: {}", s.id, s.reason)?;
         }
@@ -205,6 +212,7 @@ pub async fn replay(
     report.stats =
         applier.apply(records).await.map_err(|source| DlqError::Apply { target: target.to_string(), source })?;
     report.replayed = replayable.len() as u64;
+    report.planned_writes = applier.dry_run().map(|d| d.planned()).unwrap_or_default();
     if !dry_run {
         // The outcome is durable (applied, or parked again with its new reason): the old entries go.
         for key in &replayable {

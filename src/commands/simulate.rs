@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::aws::client::Endpoint;
+use crate::aws::glue::GlueCatalog;
 use crate::backend::AwsError;
 use crate::config::PipelineConfig;
 use crate::simulate::catalog::{generate, CatalogSpec};
@@ -84,7 +85,8 @@ pub async fn seed(cfg: &PipelineConfig, spec: &CatalogSpec) -> Result<SeedReport
     let catalog_id = ep.catalog_id(cfg.source.catalog_id.as_deref()).await.map_err(SimulateError::Account)?;
     let catalog = generate(spec);
     let started = Instant::now();
-    let seeded = write_catalog(&ep.glue(None).await, &catalog_id, &catalog).await.map_err(SimulateError::Seed)?;
+    let source = GlueCatalog::retrying(ep.glue(None).await, &catalog_id);
+    let seeded = write_catalog(&*source, &catalog).await.map_err(SimulateError::Seed)?;
     Ok(SeedReport { seeded, region: cfg.source.region.clone(), catalog_id, seconds: started.elapsed().as_secs_f64() })
 }
 

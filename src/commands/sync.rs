@@ -21,10 +21,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::apply::applier::Applier;
+use crate::apply::dry_run::Planned;
 use crate::apply::group::{ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
-use crate::apply::target::PARTITION_DELETE_CHUNK;
 use crate::apply::ApplyError;
+use crate::backend::catalog::PARTITION_DELETE_CHUNK;
 use crate::backend::AwsError;
 use crate::capture::scan::snapshot::{snapshot, ScanStats};
 use crate::capture::CaptureError;
@@ -78,6 +79,9 @@ pub struct TargetReport {
     pub api_calls: BTreeMap<String, u64>,
     /// Write requests among them.
     pub write_calls: u64,
+    /// In a dry run: the writes a real run would send, per operation (none were sent).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub planned_writes: BTreeMap<String, Planned>,
 }
 
 /// The human report: source counts, then per target what changed, then the timings.
@@ -112,6 +116,9 @@ impl fmt::Display for SyncReport {
                     c.unchanged,
                     c.dead_lettered
                 )?;
+            }
+            if self.dry_run {
+                writeln!(f, "  {}", crate::apply::dry_run::describe(&t.planned_writes))?;
             }
             let resumed: Vec<_> =
                 t.shards.iter().filter(|s| s.resumed_after.is_some()).map(|s| s.shard.as_str()).collect();
@@ -275,7 +282,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     // to it (a cold copy lists an empty target), keeping identities only. What apply creates
     // comes from the source, so it is never drift.
     let listings = futures::future::join_all(appliers.iter().map(|(t, applier)| async move {
-        TargetKeys::list(applier.target().reader(), |db, table| pipeline.replicates(applier, db, table))
+        TargetKeys::list(applier.reader(), |db, table| pipeline.replicates(applier, db, table))
             .await
             .map_err(|source| SyncError::Compare { target: t.config.name.clone(), source })
     }));
@@ -392,6 +399,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         }
         report.api_calls = t.counter.snapshot();
         report.write_calls = t.counter.writes();
+        report.planned_writes = applier.dry_run().map(|d| d.planned()).unwrap_or_default();
     }
     Ok(SyncReport {
         dry_run: opts.dry_run,
@@ -438,9 +446,8 @@ async fn settle_drift(
     let name = || applier.name().to_string();
     let compare = |e: ReadError| SyncError::Compare { target: name(), source: e.into() };
     let prune_err = |source| SyncError::Prune { target: name(), source };
-    let target = applier.target();
-    let reader = target.reader();
-    let delete = opts.prune && !opts.dry_run;
+    // In a dry run the applier's target records the deletes instead of sending them.
+    let (target, reader) = (applier.target(), applier.reader());
     let note = |report: &mut TargetReport, e: Extra| {
         report.extra_total += 1;
         if report.extra.len() < 1000 {
@@ -453,10 +460,8 @@ async fn settle_drift(
             continue;
         }
         if drift.databases.contains(&identity(&db.name, None, None)) {
-            if delete {
-                target.delete_database(&db.name).await.map_err(prune_err)?;
-            }
             if opts.prune {
+                target.delete_database(&db.name).await.map_err(prune_err)?;
                 report.pruned.add(ObjectKind::Database, Outcome::Deleted, 1);
             }
             note(report, Extra::Database(db.name));
@@ -471,10 +476,8 @@ async fn settle_drift(
             }
             let table_id = identity(&db.name, Some(&table.name), None);
             if drift.tables.contains(&table_id) {
-                if delete {
-                    target.delete_table(&db.name, &table.name).await.map_err(prune_err)?;
-                }
                 if opts.prune {
+                    target.delete_table(&db.name, &table.name).await.map_err(prune_err)?;
                     report.pruned.add(ObjectKind::Table, Outcome::Deleted, 1);
                 }
                 note(report, Extra::Table(db.name.clone(), table.name));
@@ -489,13 +492,9 @@ async fn settle_drift(
                 })
                 .await
                 .map_err(compare)?;
-            for chunk in values.chunks(PARTITION_DELETE_CHUNK) {
-                let failed = if delete {
-                    target.delete_partitions(&db.name, &table.name, chunk).await.map_err(prune_err)?.len()
-                } else {
-                    0
-                };
-                if opts.prune {
+            if opts.prune {
+                for chunk in values.chunks(PARTITION_DELETE_CHUNK) {
+                    let failed = target.delete_partitions(&db.name, &table.name, chunk).await.map_err(prune_err)?.len();
                     report.pruned.add(ObjectKind::Partition, Outcome::Deleted, (chunk.len() - failed) as u64);
                 }
             }

@@ -10,7 +10,8 @@ use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use serde_json::json;
 
 use super::catalog::GeneratedCatalog;
-use crate::apply::target::{GlueTarget, PARTITION_WRITE_CHUNK};
+use crate::aws::glue::GlueCatalog;
+use crate::backend::catalog::PARTITION_WRITE_CHUNK;
 use crate::backend::{AwsError, ErrorClass};
 
 /// An EventBridge rule matching Glue's events, delivering to an SQS queue.
@@ -151,7 +152,7 @@ pub async fn crawler_burst(
     catalog: &GeneratedCatalog,
     drop_every: usize,
 ) -> Result<Burst, AwsError> {
-    let target = GlueTarget::new(glue.clone(), catalog_id, true);
+    let target = GlueCatalog::retrying(glue.clone(), catalog_id);
     let mut events = Vec::new();
     let mut burst = Burst::default();
     for db in &catalog.databases {

@@ -238,7 +238,6 @@ async fn a_malformed_message_delivered_three_times_is_parked_once() {
     }
     assert!(deliveries.iter().all(|m| m.message_id == deliveries[0].message_id));
 
-    let glue = crate::glue(&emu, SOURCE_REGION).await;
     let capture = QueueCapture {
         sqs: sqs.clone(),
         queue_url: queue.clone(),
@@ -248,7 +247,11 @@ async fn a_malformed_message_delivered_three_times_is_parked_once() {
             wait_seconds: 0,
             visibility_timeout_seconds: 30,
         },
-        resolver: Resolver::new(glue, pipeline.origin.clone(), pipeline.source_filter.clone()),
+        resolver: Resolver::new(
+            crate::catalog(&emu, SOURCE_REGION).await,
+            pipeline.origin.clone(),
+            pipeline.source_filter.clone(),
+        ),
         publisher: Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), "lakelog-parkonce", 100_000))),
         dead_letters: pipeline.dead_letters.clone(),
     };
@@ -296,7 +299,11 @@ async fn reconciliation_forgets_the_partitions_of_a_dropped_table() {
         glue.delete_table().database_name(&db).name(t).send().await.expect("drop");
     }
     // The DeleteTable event of one table is captured as the queue would capture it.
-    let resolver = Resolver::new(glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone());
+    let resolver = Resolver::new(
+        crate::catalog(&emu, SOURCE_REGION).await,
+        pipeline.origin.clone(),
+        pipeline.source_filter.clone(),
+    );
     let cause = Cause { kind: CauseKind::Event, event_id: Some("ev-drop".into()) };
     let records = resolver
         .resolve(&[Hint::Table { database: db.clone(), table: by_event.clone() }], &cause)
@@ -349,7 +356,7 @@ impl TrailSetUp {
 
     async fn resolver(&self, emu: &Emulator) -> Resolver {
         Resolver::new(
-            crate::glue(emu, SOURCE_REGION).await,
+            crate::catalog(emu, SOURCE_REGION).await,
             self.pipeline.origin.clone(),
             self.pipeline.source_filter.clone(),
         )

@@ -91,7 +91,7 @@ async fn names_at_glue_limits_sync_beside_ordinary_ones_and_diff_is_in_sync() {
         extra.partitions.extend(parts);
     }
     assert!(!extra.partitions.is_empty());
-    lakelog::simulate::seed::write_catalog(&crate::glue(&emu, SOURCE_REGION).await, ACCOUNT, &extra)
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &extra)
         .await
         .expect("the source accepts Glue-legal names");
 

@@ -85,6 +85,9 @@ async fn dry_run_writes_nothing_and_prune_removes_what_the_source_lacks() {
     let dr = &plan.targets["dr"];
     assert_eq!(dr.write_calls, 0);
     assert_eq!(dr.stats.kind(ObjectKind::Partition).created as usize, catalog.partitions.len());
+    // What the report lists is what was recorded instead of sent.
+    assert_eq!(dr.planned_writes["BatchCreatePartition"].objects as usize, catalog.partitions.len());
+    assert_eq!(dr.planned_writes["CreateTable"].calls as usize, catalog.tables.len());
     assert_eq!(plan.published_records, 0);
     let prefix = Names::new(name).prefix;
     assert!(CatalogDump::read(&emu, TARGET_REGION, &prefix).await.databases.is_empty());
