@@ -9,6 +9,8 @@ use crate::apply::target::GlueTarget;
 use crate::apply::transform::Transform;
 use crate::aws::client::Endpoint;
 use crate::aws::counter::ApiCounter;
+use crate::aws::kinesis::KinesisLog;
+use crate::backend::changelog::ChangeLog;
 use crate::backend::AwsError;
 use crate::catalog::reader::CatalogReader;
 use crate::config::{PipelineConfig, TargetConfig};
@@ -47,7 +49,8 @@ pub struct Pipeline {
     pub origin: Origin,
     pub source: CatalogReader,
     pub source_filter: Filter,
-    pub kinesis: aws_sdk_kinesis::Client,
+    /// The change log (`stream.name`).
+    pub log: Arc<dyn ChangeLog>,
     pub state: StateBucket,
     pub checkpoints: Arc<S3CheckpointStore>,
     pub dead_letters: DeadLetterStore,
@@ -69,6 +72,7 @@ impl Pipeline {
 
         let stream_region = config.stream.region.clone().unwrap_or_else(|| config.source.region.clone());
         let kinesis = Endpoint::new(&stream_region, config.stream.endpoint.as_deref()).kinesis().await;
+        let log: Arc<dyn ChangeLog> = Arc::new(KinesisLog::new(kinesis, &config.stream.name));
 
         let state_region = config.state.region.clone().unwrap_or_else(|| config.source.region.clone());
         let s3 = Endpoint::new(&state_region, config.state.endpoint.as_deref()).s3().await;
@@ -96,7 +100,7 @@ impl Pipeline {
             origin,
             source,
             source_filter,
-            kinesis,
+            log,
             state,
             targets,
         })

@@ -20,14 +20,15 @@ use crate::apply::applier::Applier;
 use crate::apply::lag::{LagRecorder, LagSummary};
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
+use crate::backend::changelog::{ChangeLog, ShardInfo};
 use crate::metrics::{self as m, ShardClocks};
+use crate::model::seqno::SeqNo;
 use crate::model::{codec, now_millis, ChangeRecord, ObjectKind, Op};
 use crate::progress::Progress;
 use crate::state::checkpoint::{next_checkpoint, CheckpointStore};
 use crate::state::deadletter::{DeadLetter, DeadLetterStore};
-use crate::stream::admin::{list_shards, ShardInfo};
+use crate::stream::admin::list_shards;
 use crate::stream::consumer::ShardReader;
-use crate::stream::seqno::SeqNo;
 
 /// When a consumer group stops.
 #[derive(Debug, Clone)]
@@ -65,8 +66,7 @@ pub struct GroupReport {
 
 /// Reads the stream and applies it to one target.
 pub struct ConsumerGroup {
-    pub kinesis: aws_sdk_kinesis::Client,
-    pub stream: String,
+    pub log: Arc<dyn ChangeLog>,
     pub applier: Applier,
     pub checkpoints: Arc<dyn CheckpointStore>,
     pub dead_letters: DeadLetterStore,
@@ -86,14 +86,14 @@ impl ConsumerGroup {
 
     /// Consumes every shard until `stop` says so.
     pub async fn run(self: Arc<Self>, stop: StopWhen) -> Result<GroupReport, ApplyError> {
-        let shards = list_shards(&self.kinesis, &self.stream).await?;
+        let shards = list_shards(self.log.as_ref()).await?;
         if let Some(component) = &self.health {
             crate::metrics::serve::Health::global().ready(component);
         }
         let ids: Vec<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
         let watermark = self.applier.watermark().clone();
         watermark.attach(shards.iter().map(|s| {
-            let after_parents = [&s.parent, &s.adjacent_parent].into_iter().flatten().any(|p| ids.contains(p));
+            let after_parents = s.parents().any(|p| ids.iter().any(|id| id == p));
             (s.shard_id.clone(), after_parents)
         }));
         let mut done_tx = HashMap::new();
@@ -105,11 +105,7 @@ impl ConsumerGroup {
         }
         let mut tasks = tokio::task::JoinSet::new();
         for shard in shards {
-            let parents: Vec<watch::Receiver<bool>> = [&shard.parent, &shard.adjacent_parent]
-                .into_iter()
-                .flatten()
-                .filter_map(|p| done_rx.get(p).cloned())
-                .collect();
+            let parents: Vec<watch::Receiver<bool>> = shard.parents().filter_map(|p| done_rx.get(p).cloned()).collect();
             let done = done_tx.remove(&shard.shard_id);
             let (me, stop) = (self.clone(), stop.clone());
             tasks.spawn(async move {
@@ -180,7 +176,7 @@ impl ConsumerGroup {
             info!(target = %group, shard = id, after = %s, "resuming from checkpoint");
         }
         let mut position = start.clone();
-        let mut reader = ShardReader::open(self.kinesis.clone(), &self.stream, id, start, self.batch_limit).await?;
+        let mut reader = ShardReader::open(self.log.clone(), id, start, self.batch_limit).await?;
         let watermark = self.applier.watermark().clone();
         watermark.opened(id);
         let clocks = ShardClocks::global();

@@ -6,8 +6,10 @@
 //! - [`counter`]: an interceptor that counts requests per operation, for metrics and for tests
 //!   that assert how many writes a run made.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
+//! - [`kinesis`]: the change log on Kinesis ([`crate::backend::changelog::ChangeLog`]).
 
 pub mod client;
 pub mod counter;
 pub mod error;
 pub mod glue_convert;
+pub mod kinesis;

@@ -137,9 +137,8 @@ pub async fn run(
 ) -> Result<RunReport, RunError> {
     let cfg = &pipeline.config;
     let targets = pipeline.select_targets(target)?;
-    ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
-    let publisher =
-        Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes)));
+    ensure_stream(pipeline.log.as_ref(), cfg.stream.shards, cfg.stream.create_if_missing).await?;
+    let publisher = Arc::new(Publisher::new(Producer::new(pipeline.log.clone(), cfg.stream.frame_bytes)));
     let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
     let source_counter = crate::aws::counter::ApiCounter::source();
     let source_glue = source.glue(Some(&source_counter)).await;
@@ -293,8 +292,7 @@ pub async fn run(
                 }
             };
             let group = Arc::new(ConsumerGroup {
-                kinesis: pipeline.kinesis.clone(),
-                stream: cfg.stream.name.clone(),
+                log: pipeline.log.clone(),
                 applier,
                 checkpoints: pipeline.checkpoints.clone(),
                 dead_letters: pipeline.dead_letters.clone(),

@@ -257,7 +257,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
             }
             (scanned, Default::default())
         } else {
-            ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
+            ensure_stream(pipeline.log.as_ref(), cfg.stream.shards, cfg.stream.create_if_missing).await?;
             let (end_tx, end_rx) = watch::channel(None);
             let (pub_tx, pub_rx) = mpsc::channel::<ChangeRecord>(256);
             let forward = async {
@@ -271,7 +271,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
                 }
                 drop(pub_tx);
             };
-            let producer = Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes);
+            let producer = Producer::new(pipeline.log.clone(), cfg.stream.frame_bytes);
             let publish = async {
                 let p = producer.publish_all(pub_rx).await;
                 if let Ok(p) = &p {
@@ -281,8 +281,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
             };
             let groups = futures::future::join_all(appliers.iter().map(|(t, applier)| {
                 let group = Arc::new(ConsumerGroup {
-                    kinesis: pipeline.kinesis.clone(),
-                    stream: cfg.stream.name.clone(),
+                    log: pipeline.log.clone(),
                     applier: applier.clone(),
                     checkpoints: pipeline.checkpoints.clone(),
                     dead_letters: pipeline.dead_letters.clone(),

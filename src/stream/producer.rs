@@ -1,4 +1,4 @@
-//! The ordered, batching Kinesis producer.
+//! The ordered, batching producer onto the [`ChangeLog`] (Kinesis PutRecords).
 //!
 //! Guarantees:
 //! - **Per-key order.** Records are packed into frames per stream partition key. A PutRecords
@@ -14,17 +14,18 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::seqno::SeqNo;
 use super::StreamError;
+use crate::backend::changelog::{ChangeLog, LogEntry, PutResult};
 use crate::backend::retry::RetryPolicy;
-use crate::backend::AwsError;
+use crate::backend::ErrorClass;
 use crate::metrics as m;
 use crate::model::codec::{FrameBuilder, MAX_FRAME_OVERHEAD};
+use crate::model::seqno::SeqNo;
 use crate::model::{ChangeRecord, ObjectKind};
 
 const MAX_ENTRIES_PER_CALL: usize = 500;
@@ -69,18 +70,16 @@ type Ready = (Vec<u8>, u32, [u32; 3]);
 /// Publishes change records to one stream.
 #[derive(Debug, Clone)]
 pub struct Producer {
-    kinesis: aws_sdk_kinesis::Client,
-    stream: String,
+    log: Arc<dyn ChangeLog>,
     frame_bytes: usize,
     /// How long records may wait for company before a flush.
     linger: Duration,
 }
 
 impl Producer {
-    pub fn new(kinesis: aws_sdk_kinesis::Client, stream: &str, frame_bytes: usize) -> Producer {
+    pub fn new(log: Arc<dyn ChangeLog>, frame_bytes: usize) -> Producer {
         Producer {
-            kinesis,
-            stream: stream.to_string(),
+            log,
             frame_bytes: frame_bytes.clamp(1024, MAX_RECORD_BYTES - 1024),
             linger: Duration::from_millis(200),
         }
@@ -177,24 +176,16 @@ impl Producer {
                     break;
                 }
                 bytes += size;
-                let entry = PutRecordsRequestEntry::builder()
-                    .partition_key(key)
-                    .data(Blob::new(data.clone()))
-                    .build()
-                    .map_err(|e| {
-                        StreamError::Aws(AwsError::invalid_response("kinesis", "PutRecords", &e.to_string()))
-                    })?;
-                entries.push(entry);
+                entries.push(LogEntry::new(key.clone(), data.clone()));
                 keys.push(key.clone());
             }
-            let req = self.kinesis.put_records().stream_name(&self.stream).set_records(Some(entries));
             let calls = std::sync::atomic::AtomicU64::new(0);
             let out = RetryPolicy::default()
                 .run(|| async {
                     calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let out = req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "PutRecords", e));
+                    let out = self.log.put(&entries).await;
                     if let Err(e) = &out {
-                        warn!(stream = %self.stream, error = %e, "PutRecords failed");
+                        warn!(stream = %self.log.stream(), error = %e, "PutRecords failed");
                     }
                     out
                 })
@@ -202,15 +193,18 @@ impl Producer {
             published.put_calls += calls.into_inner();
             let out = out?;
             let mut failed = 0u64;
-            for (key, entry) in keys.iter().zip(out.records.iter()) {
-                if let Some(code) = &entry.error_code {
-                    failed += 1;
-                    if code == "ProvisionedThroughputExceededException" {
-                        m::throttled("publish", "kinesis", 1);
+            for (key, result) in keys.iter().zip(out) {
+                let (shard, seq) = match result {
+                    PutResult::Stored { shard_id, seq } => (shard_id, seq),
+                    PutResult::Failed(e) => {
+                        failed += 1;
+                        if e.class == ErrorClass::Throttled {
+                            m::throttled("publish", "kinesis", 1);
+                        }
+                        debug!(key = %key, error = %e, "PutRecords entry failed; will re-send before later frames of this key");
+                        continue;
                     }
-                    debug!(key = %key, code = ?entry.error_code, "PutRecords entry failed; will re-send before later frames of this key");
-                    continue;
-                }
+                };
                 let Some(frames) = ready.get_mut(key) else { continue };
                 if let Some((_, count, kinds)) = frames.pop_front() {
                     published.records += u64::from(count);
@@ -222,13 +216,9 @@ impl Producer {
                 if frames.is_empty() {
                     ready.remove(key);
                 }
-                if let (Some(shard), Some(seq)) =
-                    (entry.shard_id.as_deref(), entry.sequence_number.as_deref().and_then(SeqNo::parse))
-                {
-                    let last = published.last_sequence.entry(shard.to_string()).or_insert_with(|| seq.clone());
-                    if seq > *last {
-                        *last = seq;
-                    }
+                let last = published.last_sequence.entry(shard).or_insert_with(|| seq.clone());
+                if seq > *last {
+                    *last = seq;
                 }
             }
             if failed > 0 {

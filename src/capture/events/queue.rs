@@ -207,7 +207,10 @@ fn stream_failure(e: &StreamError) -> StreamFailure {
         StreamError::Aws(a) if a.class.is_retryable() => StreamFailure::Transient,
         StreamError::Aws(a) if a.class == ErrorClass::NotFound => StreamFailure::Systemic,
         StreamError::Aws(_) => StreamFailure::Unclear,
-        StreamError::Missing { .. } | StreamError::NotActive { .. } => StreamFailure::Systemic,
+        // (An expired read never reaches a publish; it would be the stream's, not the event's.)
+        StreamError::Missing { .. } | StreamError::NotActive { .. } | StreamError::Expired { .. } => {
+            StreamFailure::Systemic
+        }
     }
 }
 
