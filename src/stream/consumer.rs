@@ -172,4 +172,76 @@ mod tests {
     fn an_empty_answer_keeps_the_limit() {
         assert_eq!(next_limit(&[], 500), None);
     }
+
+    use crate::backend::changelog::LogEntry;
+    use crate::backend::memory::changelog::{throttled, MemoryLog, ReadFault};
+
+    const SHARD: &str = "shardId-000000000000";
+
+    async fn log_with(n: u8) -> Arc<MemoryLog> {
+        let log = Arc::new(MemoryLog::new("s", 1));
+        let entries: Vec<LogEntry> = (0..n).map(|i| LogEntry::new("k", vec![i])).collect();
+        log.put(&entries).await.expect("put");
+        log
+    }
+
+    /// Everything the reader returns until it is caught up or the shard ends.
+    async fn drain(reader: &mut ShardReader) -> (Vec<u8>, bool) {
+        let mut data = Vec::new();
+        loop {
+            let batch = reader.next_batch().await.expect("batch");
+            data.extend(batch.records.iter().flat_map(|r| r.data.clone()));
+            if batch.end_of_shard || (batch.records.is_empty() && batch.millis_behind == Some(0)) {
+                return (data, batch.end_of_shard);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_cursor_is_renewed_after_the_last_record_read() {
+        let log = log_with(10).await;
+        let checkpoint = log.records(SHARD)[2].seq.clone();
+        let mut reader = ShardReader::open(log.clone(), SHARD, Some(checkpoint), 3).await.expect("open");
+        let first = reader.next_batch().await.expect("first");
+        assert_eq!(first.records.iter().map(|r| r.data[0]).collect::<Vec<_>>(), vec![3, 4, 5]);
+        log.push_read_fault(ReadFault::Expire);
+        log.push_read_fault(ReadFault::Expire);
+        let (rest, ended) = drain(&mut reader).await;
+        assert_eq!(rest, vec![6, 7, 8, 9], "nothing skipped, nothing read twice");
+        assert!(!ended, "an open shard does not end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cursor_that_keeps_expiring_is_an_error_naming_the_shard() {
+        let log = log_with(1).await;
+        let mut reader = ShardReader::open(log.clone(), SHARD, None, 10).await.expect("open");
+        for _ in 0..=MAX_RENEWALS {
+            log.push_read_fault(ReadFault::Expire);
+        }
+        match reader.next_batch().await {
+            Err(e @ StreamError::Expired { .. }) => assert!(e.to_string().contains(SHARD), "{e}"),
+            other => panic!("expected an expiry error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_read_is_retried() {
+        let log = log_with(2).await;
+        let mut reader = ShardReader::open(log.clone(), SHARD, None, 10).await.expect("open");
+        log.push_read_fault(ReadFault::Error(throttled("GetRecords")));
+        let batch = reader.next_batch().await.expect("retried");
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(log.read_calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_shard_ends_after_its_last_record() {
+        let log = log_with(3).await;
+        log.split(SHARD, 1 << 127).expect("split");
+        log.put(&[LogEntry::new("k", vec![9])]).await.expect("put after the split");
+        let mut reader = ShardReader::open(log.clone(), SHARD, None, 2).await.expect("open");
+        let (data, ended) = drain(&mut reader).await;
+        assert_eq!((data, ended), (vec![0, 1, 2], true), "the parent holds what came before the split");
+        assert!(reader.next_batch().await.expect("after the end").end_of_shard);
+    }
 }

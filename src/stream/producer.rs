@@ -236,3 +236,88 @@ impl Producer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::changelog::ShardInfo;
+    use crate::backend::memory::changelog::{throttled, MemoryLog, PutFault};
+    use crate::model::{codec, CatalogObject, Cause, CauseKind, Origin, Table};
+
+    /// Version `v` of table `t`: its description carries the version (and pads the record, so a
+    /// 1 KiB frame holds only a few).
+    fn version(t: usize, v: usize) -> ChangeRecord {
+        let origin = Origin { account: "1".into(), region: "us-east-1".into(), catalog_id: "1".into() };
+        let table = Table {
+            database_name: "db".into(),
+            name: format!("t{t}"),
+            description: Some(format!("{v}:{}", "x".repeat(200))),
+            ..Default::default()
+        };
+        ChangeRecord::upsert(CatalogObject::Table(table), &origin, Cause { kind: CauseKind::Event, event_id: None }, 1)
+    }
+
+    fn version_of(r: &ChangeRecord) -> (String, usize) {
+        let Some(CatalogObject::Table(t)) = &r.state else { panic!("a table") };
+        let v = t.description.as_deref().and_then(|d| d.split(':').next()).and_then(|v| v.parse().ok());
+        (t.name.clone(), v.expect("a version"))
+    }
+
+    /// Every change record of the log, shard by shard, in stored order.
+    fn stored(log: &MemoryLog, shards: &[ShardInfo]) -> Vec<ChangeRecord> {
+        shards
+            .iter()
+            .flat_map(|s| log.records(&s.shard_id))
+            .flat_map(|r| codec::decode(&r.data).expect("frame"))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_key_order_survives_partial_failures() {
+        let log = Arc::new(MemoryLog::new("s", 2));
+        let shards = log.list_shards().await.expect("shards");
+        // The first entries of calls are refused again and again, a whole call fails, and later
+        // two entries of one call: each time some frames of a call are stored and some not.
+        for fault in [
+            PutFault::Throttle(vec![0]),
+            PutFault::Throttle(vec![0]),
+            PutFault::Call(throttled("PutRecords")),
+            PutFault::Throttle(vec![1, 2]),
+            PutFault::Throttle(vec![0, 3]),
+        ] {
+            log.push_put_fault(fault);
+        }
+        let records: Vec<ChangeRecord> = (0..12).flat_map(|v| (0..4).map(move |t| version(t, v))).collect();
+        let producer = Producer::new(log.clone(), 1024);
+        let published = producer.publish_batch(&records).await.expect("publish");
+
+        assert_eq!(published.records, 48);
+        assert!(published.retried_entries >= 6, "the scripted refusals were re-sent: {published:?}");
+        assert!(log.put_calls() > 5);
+        let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for r in stored(&log, &shards) {
+            let (table, v) = version_of(&r);
+            seen.entry(table).or_default().push(v);
+        }
+        assert_eq!(seen.len(), 4);
+        for (table, versions) in seen {
+            assert_eq!(versions, (0..12).collect::<Vec<_>>(), "{table}: every version once, in capture order");
+        }
+        for s in &shards {
+            if let Some(last) = log.records(&s.shard_id).last() {
+                assert_eq!(published.last_sequence.get(&s.shard_id), Some(&last.seq));
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_call_failure_fails_the_publish() {
+        let log = Arc::new(MemoryLog::new("s", 1));
+        let mut denied = throttled("PutRecords");
+        denied.class = crate::backend::ErrorClass::Permanent;
+        log.push_put_fault(PutFault::Call(denied));
+        let err = Producer::new(log.clone(), 1024).publish_batch(&[version(0, 0)]).await;
+        assert!(matches!(err, Err(StreamError::Aws(e)) if e.class == crate::backend::ErrorClass::Permanent));
+        assert_eq!(log.put_calls(), 1, "not retried");
+    }
+}
