@@ -1,7 +1,8 @@
 //! [`MemoryLog`]: the change log in memory, sharded like Kinesis (the MD5 of the partition key
 //! into the 128-bit hash range), with resharding (split and merge leave the parents closed, with
 //! children) and scripted failures: whole-call errors and per-entry throttles on put, errors and
-//! expired cursors on read. It keeps every guarantee of [`ChangeLog`]; it never trims.
+//! expired cursors on read. It keeps every guarantee of [`ChangeLog`]; it never trims. Reads
+//! yield to other tasks once, as a network call would, and never sleep.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -337,6 +338,9 @@ impl ChangeLog for MemoryLog {
     }
 
     async fn read(&self, at: &ShardCursor, limit: i32) -> Result<ReadOutcome, AwsError> {
+        // Like a network call, a read lets other tasks run: readers of different shards
+        // interleave as they would on Kinesis.
+        tokio::task::yield_now().await;
         self.with(|i| {
             i.read_calls += 1;
             match i.read_faults.pop_front() {
