@@ -248,7 +248,7 @@ async fn a_malformed_message_delivered_three_times_is_parked_once() {
             visibility_timeout_seconds: 30,
         },
         resolver: Resolver::new(glue, pipeline.origin.clone(), pipeline.source_filter.clone()),
-        publisher: Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), "lakelog-parkonce", 100_000))),
+        publisher: Arc::new(Publisher::new(Producer::new(pipeline.log.clone(), 100_000))),
         dead_letters: pipeline.dead_letters.clone(),
     };
     let (mut seen, mut stats) = (SeenEvents::default(), QueueStats::default());
@@ -278,9 +278,8 @@ async fn reconciliation_forgets_the_partitions_of_a_dropped_table() {
     let (by_event, by_pass) = (partitioned[0].clone(), partitioned[1].clone());
     let cfg = PipelineConfig::from_yaml(&config_yaml(&emu, name, "", ""), name).expect("config");
     let pipeline = Pipeline::connect(cfg).await.expect("connect");
-    let stream = &pipeline.config.stream.name;
-    ensure_stream(&pipeline.kinesis, stream, 1, true).await.expect("stream");
-    let publisher = Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), stream, 100_000)));
+    ensure_stream(pipeline.log.as_ref(), 1, true).await.expect("stream");
+    let publisher = Arc::new(Publisher::new(Producer::new(pipeline.log.clone(), 100_000)));
     let reconciler = Reconciler {
         reader: pipeline.source.clone(),
         filter: pipeline.source_filter.clone(),
@@ -356,15 +355,11 @@ impl TrailSetUp {
 
     /// A publisher to the pipeline's stream whose records may be at most `frame_bytes` long.
     fn publisher(&self, frame_bytes: usize) -> Arc<Publisher> {
-        Arc::new(Publisher::new(Producer::new(
-            self.pipeline.kinesis.clone(),
-            &self.pipeline.config.stream.name,
-            frame_bytes,
-        )))
+        Arc::new(Publisher::new(Producer::new(self.pipeline.log.clone(), frame_bytes)))
     }
 
     async fn create_stream(&self) {
-        ensure_stream(&self.pipeline.kinesis, &self.pipeline.config.stream.name, 1, true).await.expect("stream");
+        ensure_stream(self.pipeline.log.as_ref(), 1, true).await.expect("stream");
     }
 
     /// Creates tables in the source database: `(name, bytes of table definition padding)`.

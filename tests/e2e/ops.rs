@@ -302,7 +302,7 @@ async fn status_diff_and_dlq_replay_work_against_the_emulator() {
         .iter()
         .map(|p| ChangeRecord::upsert(CatalogObject::Partition(p.clone()), &origin, cause.clone(), minute_ago))
         .collect();
-    lakelog::stream::producer::Producer::new(pipeline.kinesis.clone(), &format!("lakelog-{name}"), 1_000_000)
+    lakelog::stream::producer::Producer::new(pipeline.log.clone(), 1_000_000)
         .publish_batch(&pending)
         .await
         .expect("publish");
