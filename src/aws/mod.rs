@@ -7,9 +7,11 @@
 //!   that assert how many writes a run made.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
 //! - [`kinesis`]: the change log on Kinesis ([`crate::backend::changelog::ChangeLog`]).
+//! - [`sqs`]: the event queue on SQS ([`crate::backend::queue::EventQueue`]).
 
 pub mod client;
 pub mod counter;
 pub mod error;
 pub mod glue_convert;
 pub mod kinesis;
+pub mod sqs;

@@ -23,6 +23,8 @@ use tracing::{error, info, warn};
 
 use crate::apply::group::{ConsumerGroup, GroupReport, StopWhen};
 use crate::aws::client::Endpoint;
+use crate::aws::sqs::SqsQueue;
+use crate::backend::queue::EventQueue;
 use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
 use crate::capture::events::lookup::{LookupCapture, LookupReader};
 use crate::capture::events::queue::{QueueCapture, QueueStats};
@@ -180,10 +182,10 @@ pub async fn run(
     // 1. Event capture first (gap-free start).
     let queue = match &cfg.source.events {
         Some(events) => {
-            let sqs = source.sqs().await;
-            let queue_url = crate::capture::events::queue::queue_url(&sqs, events).await?;
+            let queue: Arc<dyn EventQueue> = Arc::new(SqsQueue::new(source.sqs().await));
+            let queue_url = crate::capture::events::queue::queue_url(queue.as_ref(), events).await?;
             Some(QueueCapture {
-                sqs,
+                queue,
                 queue_url,
                 config: events.clone(),
                 resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),

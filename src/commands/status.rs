@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use crate::backend::queue::EventQueue;
 use crate::connect::{Pipeline, PipelineError};
 use crate::model::{codec, now_millis};
 use crate::state::checkpoint::CheckpointStore;
@@ -127,25 +128,13 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
 }
 
 async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, StatusError> {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
     let cfg = &pipeline.config.source;
     let Some(events) = &cfg.events else { return Ok(None) };
     let sqs = crate::aws::client::Endpoint::new(&cfg.region, cfg.endpoint.as_deref()).sqs().await;
-    let queue_url = crate::capture::events::queue::queue_url(&sqs, events).await?;
-    let req = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible);
-    let out =
-        crate::backend::retry::RetryPolicy::default().send("sqs", "GetQueueAttributes", || req.clone().send()).await?;
-    let attrs = out.attributes.unwrap_or_default();
-    let count = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(Some(QueueStatus {
-        waiting: count(A::ApproximateNumberOfMessages),
-        in_flight: count(A::ApproximateNumberOfMessagesNotVisible),
-        queue_url,
-    }))
+    let queue = crate::aws::sqs::SqsQueue::new(sqs);
+    let queue_url = crate::capture::events::queue::queue_url(&queue, events).await?;
+    let depth = crate::backend::retry::RetryPolicy::default().run(|| queue.depth(&queue_url)).await?;
+    Ok(Some(QueueStatus { waiting: depth.waiting, in_flight: depth.in_flight, queue_url }))
 }
 
 async fn shard_status(

@@ -4,3 +4,4 @@
 //! talk to a network and never sleep.
 
 pub mod changelog;
+pub mod queue;
