@@ -6,10 +6,12 @@
 //! - [`counter`]: an interceptor that counts requests per operation, for metrics and for tests
 //!   that assert how many writes a run made.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
+//! - [`cloudtrail`]: the event history on CloudTrail LookupEvents ([`crate::backend::history::EventHistory`]).
 //! - [`kinesis`]: the change log on Kinesis ([`crate::backend::changelog::ChangeLog`]).
 //! - [`sqs`]: the event queue on SQS ([`crate::backend::queue::EventQueue`]).
 
 pub mod client;
+pub mod cloudtrail;
 pub mod counter;
 pub mod error;
 pub mod glue_convert;

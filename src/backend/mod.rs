@@ -5,10 +5,12 @@
 //! - [`retry`]: full-jitter retries driven by the class, and the AIMD concurrency limiter.
 //! - [`changelog`]: the change log (Kinesis): sharded, ordered per shard, at least once.
 //! - [`queue`]: the event queue (SQS): at least once, unordered, visibility timeouts.
+//! - [`history`]: the event history (CloudTrail LookupEvents): paged, late but not lost.
 //! - [`memory`]: in-memory fakes of every backend trait.
 
 pub mod changelog;
 pub mod error;
+pub mod history;
 pub mod memory;
 pub mod queue;
 pub mod retry;

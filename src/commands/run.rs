@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::apply::group::{ConsumerGroup, GroupReport, StopWhen};
 use crate::aws::client::Endpoint;
+use crate::aws::cloudtrail::CloudTrailHistory;
 use crate::aws::sqs::SqsQueue;
 use crate::backend::queue::EventQueue;
 use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
@@ -225,7 +226,10 @@ pub async fn run(
 
     let lookup = match &cfg.source.cloudtrail_lookup {
         Some(lc) => Some(LookupCapture {
-            reader: LookupReader { cloudtrail: source.cloudtrail().await, config: lc.clone() },
+            reader: LookupReader {
+                history: Arc::new(CloudTrailHistory::new(source.cloudtrail().await)),
+                config: lc.clone(),
+            },
             resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
             publisher: publisher.clone(),
             state: pipeline.state.clone(),

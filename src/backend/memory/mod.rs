@@ -4,4 +4,5 @@
 //! talk to a network and never sleep.
 
 pub mod changelog;
+pub mod history;
 pub mod queue;
