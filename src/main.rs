@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::eventbridge::EventBridge;
 use lakelog::backend::AwsError;
 use lakelog::commands::sync::{sync, SyncOptions, SyncReport};
 use lakelog::config::PipelineConfig;
@@ -468,7 +469,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(Simulate::Route { queue }) => {
             let cfg = load(&cli)?;
             let ep = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
-            let route = lakelog::simulate::events::route_glue_events(&ep.eventbridge().await, &ep.sqs().await, queue)
+            let route = lakelog::simulate::events::route_glue_events(&EventBridge::connect(&ep).await, queue)
                 .await
                 .context("creating the event route")?;
             println!("{}", route.queue_url);
@@ -483,7 +484,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let started = std::time::Instant::now();
             let burst = lakelog::simulate::events::crawler_burst(
                 &ep.glue(None).await,
-                &ep.eventbridge().await,
+                &EventBridge::connect(&ep).await,
                 &catalog_id,
                 &generate(&spec),
                 *drop_every,

@@ -5,6 +5,7 @@
 //! - [`error`]: the one place SDK errors are classified (retryable, throttled, not found, ...).
 //! - [`counter`]: an interceptor that counts requests per operation, for metrics and for tests
 //!   that assert how many writes a run made.
+//! - [`eventbridge`]: delivering events and routing them to a queue (the demo and tests only).
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
 //! - [`cloudtrail`]: the event history on CloudTrail LookupEvents ([`crate::backend::history::EventHistory`]).
 //! - [`kinesis`]: the change log on Kinesis ([`crate::backend::changelog::ChangeLog`]).
@@ -14,6 +15,7 @@ pub mod client;
 pub mod cloudtrail;
 pub mod counter;
 pub mod error;
+pub mod eventbridge;
 pub mod glue_convert;
 pub mod kinesis;
 pub mod sqs;

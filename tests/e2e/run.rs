@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_glue::types::{DatabaseInput, PartitionInput, TableInput};
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::eventbridge::EventBridge;
 use lakelog::commands::run::{run, RunReport};
 use lakelog::config::PipelineConfig;
 use lakelog::connect::Pipeline;
@@ -17,11 +18,11 @@ use tokio::sync::watch;
 use crate::emulator::Emulator;
 use crate::{config_yaml, seed, CatalogDump, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
 
-pub(crate) async fn route(emu: &Emulator, name: &str) -> (aws_sdk_eventbridge::Client, aws_sdk_sqs::Client, String) {
+pub(crate) async fn route(emu: &Emulator, name: &str) -> (EventBridge, aws_sdk_sqs::Client, String) {
     let ep = Endpoint::new(SOURCE_REGION, Some(&emu.moto_url));
-    let (eb, sqs) = (ep.eventbridge().await, ep.sqs().await);
-    let r = route_glue_events(&eb, &sqs, &format!("lakelog-{name}")).await.expect("route");
-    (eb, sqs, r.queue_url)
+    let eb = EventBridge::connect(&ep).await;
+    let r = route_glue_events(&eb, &format!("lakelog-{name}")).await.expect("route");
+    (eb, ep.sqs().await, r.queue_url)
 }
 
 pub(crate) fn run_config(emu: &Emulator, name: &str, queue_url: &str, reconcile_seconds: u64) -> String {
