@@ -5,8 +5,8 @@
 //! LookupEvents alike); reconciliation forgets a dropped table's partitions.
 //!
 //! Everything runs on the emulator, except CloudTrail LookupEvents, which no emulator implements:
-//! the `..._mocked_lookup_events` tests answer LookupEvents from `aws-smithy-mocks` and use the
-//! emulator for the rest.
+//! the `..._in_memory_lookup_events` tests answer LookupEvents from an in-memory history
+//! (`MemoryHistory`) and use the emulator for the rest.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -506,11 +506,11 @@ async fn a_cloudtrail_file_event_that_fails_for_good_is_parked_and_the_rest_of_i
     assert_eq!(set_up.dead_letters().await.len(), 1, "parked once");
 }
 
-/// The same rule for LookupEvents (answered by `aws-smithy-mocks`: no emulator implements it;
+/// The same rule for LookupEvents (answered by an in-memory history: no emulator implements it;
 /// Glue, S3 and Kinesis are the emulator's): an event whose publish failed is published by the
 /// next poll, and not again by the one after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lookup_event_whose_publish_failed_is_published_at_the_next_poll_mocked_lookup_events() {
+async fn a_lookup_event_whose_publish_failed_is_published_at_the_next_poll_in_memory_lookup_events() {
     let emu = Emulator::start();
     let name = "lookupretry";
     let set_up = TrailSetUp::new(&emu, name).await;
@@ -526,11 +526,11 @@ async fn a_lookup_event_whose_publish_failed_is_published_at_the_next_poll_mocke
     assert!(set_up.dead_letters().await.is_empty(), "a transient failure parks nothing");
 }
 
-/// The poison rule for LookupEvents (answered by `aws-smithy-mocks`; Glue, S3 and Kinesis are the
+/// The poison rule for LookupEvents (answered by an in-memory history; Glue, S3 and Kinesis are the
 /// emulator's): one poll publishes the valid table, parks the poison event once and saves the
 /// cursor; the next poll finds both events seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lookup_event_that_fails_for_good_is_parked_and_the_rest_of_its_poll_published_mocked_lookup_events() {
+async fn a_lookup_event_that_fails_for_good_is_parked_and_the_rest_of_its_poll_published_in_memory_lookup_events() {
     let emu = Emulator::start();
     let name = "lookuppoison";
     let set_up = TrailSetUp::new(&emu, name).await;
