@@ -28,11 +28,6 @@ impl KinesisLog {
     pub fn new(client: aws_sdk_kinesis::Client, stream: &str) -> KinesisLog {
         KinesisLog { client, stream: stream.to_string() }
     }
-
-    /// The same client on another stream.
-    pub fn on_stream(&self, stream: &str) -> KinesisLog {
-        KinesisLog::new(self.client.clone(), stream)
-    }
 }
 
 fn status(s: &SdkStatus) -> StreamStatus {
