@@ -1,7 +1,7 @@
 //! The composition root: from `pipeline.yaml` to connected parts.
 //!
-//! [`Clients::build`] is the one place the program's SDK clients are made, each from its
-//! section's endpoints (see `config::endpoints` for the order). [`Pipeline::connect`] resolves
+//! [`Clients::build`] (in `crate::aws::clients`) is the one place the program's SDK clients are
+//! made, each from its section's endpoints (see `config::endpoints` for the order). [`Pipeline::connect`] resolves
 //! account ids, checks the state bucket and holds the clients; its builder methods hand commands
 //! ready components (capture sources, the reconciliation loop, consumer groups, the publisher), so
 //! a command composes parts and never builds a client or reads an endpoint itself.
@@ -15,11 +15,11 @@ use thiserror::Error;
 use crate::apply::applier::Applier;
 use crate::apply::group::ConsumerGroup;
 use crate::apply::transform::Transform;
-use crate::aws::client::{self, Endpoint};
+use crate::aws::clients::Clients;
 use crate::aws::counter::ApiCounter;
-use crate::aws::glue::GlueCatalog;
-use crate::aws::s3::S3Store;
 use crate::backend::catalog::Catalog;
+use crate::backend::changelog::ChangeLog;
+use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
 use crate::capture::events::cloudtrail::CloudTrailCapture;
@@ -51,84 +51,6 @@ pub enum PipelineError {
     Filter(String),
 }
 
-/// One target's clients.
-#[derive(Debug, Clone)]
-pub struct TargetClients {
-    /// Counted by `counter`.
-    pub glue: aws_sdk_glue::Client,
-    pub sts: aws_sdk_sts::Client,
-    pub counter: ApiCounter,
-}
-
-/// Every SDK client `pipeline.yaml` describes, each built with its own section's endpoint for
-/// its service. Building sends no request.
-#[derive(Debug, Clone)]
-pub struct Clients {
-    /// The source catalog as scans read it (not counted: `RunReport::source_api_calls` excludes
-    /// reconciliation scans).
-    pub source_glue: aws_sdk_glue::Client,
-    /// The source catalog as capture's re-reads and replays read it, counted by `source_counter`.
-    pub capture_glue: aws_sdk_glue::Client,
-    pub source_counter: ApiCounter,
-    pub source_sts: aws_sdk_sts::Client,
-    /// The events queue (`source.events`).
-    pub sqs: Option<aws_sdk_sqs::Client>,
-    /// The trail's bucket (`source.cloudtrail`).
-    pub trail_s3: Option<aws_sdk_s3::Client>,
-    /// LookupEvents (`source.cloudtrail_lookup`).
-    pub cloudtrail: Option<aws_sdk_cloudtrail::Client>,
-    pub kinesis: aws_sdk_kinesis::Client,
-    /// The state bucket.
-    pub state_s3: aws_sdk_s3::Client,
-    /// In `config.targets` order.
-    pub targets: Vec<TargetClients>,
-}
-
-impl Clients {
-    pub async fn build(config: &PipelineConfig) -> Clients {
-        let source = &config.source;
-        let src = Endpoint::with(&source.region, source.overrides());
-        let source_counter = ApiCounter::source();
-        let (sqs, trail_s3, cloudtrail) = (
-            match &source.events {
-                Some(_) => Some(src.sqs().await),
-                None => None,
-            },
-            match &source.cloudtrail {
-                Some(ct) => {
-                    let region = ct.region.as_deref().unwrap_or(&source.region);
-                    Some(Endpoint::with(region, ct.overrides(source)).s3().await)
-                }
-                None => None,
-            },
-            match &source.cloudtrail_lookup {
-                Some(_) => Some(src.cloudtrail().await),
-                None => None,
-            },
-        );
-        let stream_region = config.stream.region.as_deref().unwrap_or(&source.region);
-        let state_region = config.state.region.as_deref().unwrap_or(&source.region);
-        let mut targets = Vec::new();
-        for t in &config.targets {
-            let ep = Endpoint::with(&t.region, t.overrides());
-            let counter = ApiCounter::new(&t.name);
-            targets.push(TargetClients { glue: ep.glue(Some(&counter)).await, sts: ep.sts().await, counter });
-        }
-        Clients {
-            source_glue: src.glue(None).await,
-            capture_glue: src.glue(Some(&source_counter)).await,
-            source_counter,
-            source_sts: src.sts().await,
-            sqs,
-            trail_s3,
-            cloudtrail,
-            kinesis: Endpoint::with(stream_region, config.stream.overrides()).kinesis().await,
-            state_s3: Endpoint::with(state_region, config.state.overrides()).s3().await,
-            targets,
-        }
-    }
-}
-
 /// One configured target, connected.
 #[derive(Debug, Clone)]
 pub struct TargetHandle {
@@ -140,10 +62,10 @@ pub struct TargetHandle {
     pub counter: ApiCounter,
 }
 
-/// The events queue, connected: its client and resolved URL.
-#[derive(Debug, Clone)]
+/// The events queue, connected: the queue and its resolved URL.
+#[derive(Clone)]
 pub struct EventsQueue {
-    pub sqs: aws_sdk_sqs::Client,
+    pub queue: Arc<dyn EventQueue>,
     pub url: String,
 }
 
@@ -153,7 +75,8 @@ pub struct Pipeline {
     pub origin: Origin,
     pub source: CatalogReader,
     pub source_filter: Filter,
-    pub kinesis: aws_sdk_kinesis::Client,
+    /// The change log (`stream.name`).
+    pub log: Arc<dyn ChangeLog>,
     /// The state store (the state bucket and prefix).
     pub state: SharedStore,
     pub checkpoints: Arc<StoredCheckpoints>,
@@ -171,46 +94,39 @@ impl Pipeline {
             move |source| PipelineError::Aws { what, source }
         };
         let clients = Clients::build(&config).await;
-        let catalog_id = client::catalog_id(config.source.catalog_id.as_deref(), &clients.source_sts)
+        let catalog_id = clients
+            .source_catalog_id(config.source.catalog_id.as_deref())
             .await
             .map_err(aws("the source account (STS)"))?;
-        let source = CatalogReader::new(
-            GlueCatalog::retrying(clients.source_glue.clone(), &catalog_id),
-            config.source.partition_segments,
-        );
+        let source = CatalogReader::new(clients.source_catalog(&catalog_id), config.source.partition_segments);
         let origin = Origin { account: catalog_id.clone(), region: config.source.region.clone(), catalog_id };
 
-        let state_region = config.state.region.clone().unwrap_or_else(|| config.source.region.clone());
-        let bucket = S3Store::new(clients.state_s3.clone(), &config.state.bucket, &config.state.prefix);
-        bucket
-            .ensure_bucket(&state_region, config.state.create_bucket_if_missing)
+        let log = clients.log(&config.stream.name);
+        let state_region = config.state.region.as_deref().unwrap_or(&config.source.region);
+        let state = clients
+            .state(&config.state.bucket, &config.state.prefix, state_region, config.state.create_bucket_if_missing)
             .await
             .map_err(aws(&format!("the state bucket {}", config.state.bucket)))?;
-        let state: SharedStore = Arc::new(bucket);
 
         let mut targets = Vec::new();
         for (t, c) in config.targets.iter().zip(&clients.targets) {
-            let catalog_id = client::catalog_id(t.catalog_id.as_deref(), &c.sts)
+            let catalog_id = c
+                .catalog_id(t.catalog_id.as_deref())
                 .await
                 .map_err(aws(&format!("the account of target {} (STS)", t.name)))?;
-            let glue = GlueCatalog::new(c.glue.clone(), &catalog_id).skip_archive(t.skip_archive);
-            targets.push(TargetHandle {
-                config: t.clone(),
-                catalog_id,
-                catalog: Arc::new(glue),
-                counter: c.counter.clone(),
-            });
+            let catalog = c.catalog(&catalog_id, t.skip_archive);
+            targets.push(TargetHandle { config: t.clone(), catalog_id, catalog, counter: c.counter.clone() });
         }
         let source_filter =
             Filter::new(&config.source.include, &config.source.exclude).map_err(PipelineError::Filter)?;
         Ok(Pipeline {
             checkpoints: Arc::new(StoredCheckpoints::new(state.clone(), &config.stream.name)),
             dead_letters: DeadLetterStore::new(state.clone()),
-            kinesis: clients.kinesis.clone(),
             config,
             origin,
             source,
             source_filter,
+            log,
             state,
             targets,
             clients,
@@ -224,7 +140,7 @@ impl Pipeline {
 
     /// Re-reads the source objects that events name (counted in [`Pipeline::source_api_calls`]).
     pub fn resolver(&self) -> Resolver {
-        let source = GlueCatalog::retrying(self.clients.capture_glue.clone(), &self.origin.catalog_id);
+        let source = self.clients.capture_catalog(&self.origin.catalog_id);
         Resolver::new(source, self.origin.clone(), self.source_filter.clone())
     }
 
@@ -232,14 +148,14 @@ impl Pipeline {
     /// record of `run` and `sync` goes through it, so all get its ordering rule and memory.
     pub async fn publisher(&self) -> Result<Arc<Publisher>, PipelineError> {
         let s = &self.config.stream;
-        ensure_stream(&self.kinesis, &s.name, s.shards, s.create_if_missing).await?;
-        Ok(Arc::new(Publisher::new(Producer::new(self.kinesis.clone(), &s.name, s.frame_bytes))))
+        ensure_stream(self.log.as_ref(), s.shards, s.create_if_missing).await?;
+        Ok(Arc::new(Publisher::new(Producer::new(self.log.clone(), s.frame_bytes))))
     }
 
     /// The events queue, its URL resolved (`None`: `source.events` is not configured).
     pub async fn events_queue(&self) -> Result<Option<EventsQueue>, QueueError> {
-        let (Some(events), Some(sqs)) = (&self.config.source.events, &self.clients.sqs) else { return Ok(None) };
-        Ok(Some(EventsQueue { url: queue_url(sqs, events).await?, sqs: sqs.clone() }))
+        let (Some(events), Some(queue)) = (&self.config.source.events, self.clients.queue()) else { return Ok(None) };
+        Ok(Some(EventsQueue { url: queue_url(queue.as_ref(), events).await?, queue }))
     }
 
     /// Event capture from the queue (`None`: not configured).
@@ -248,7 +164,7 @@ impl Pipeline {
             return Ok(None);
         };
         Ok(Some(QueueCapture {
-            sqs: queue.sqs,
+            queue: queue.queue,
             queue_url: queue.url,
             config: config.clone(),
             resolver: self.resolver(),
@@ -259,9 +175,9 @@ impl Pipeline {
 
     /// Capture from the CloudTrail trail's log files (`None`: not configured).
     pub fn trail_capture(&self, publisher: &Arc<Publisher>) -> Option<CloudTrailCapture> {
-        let (config, s3) = (self.config.source.cloudtrail.as_ref()?, self.clients.trail_s3.as_ref()?);
+        let config = self.config.source.cloudtrail.as_ref()?;
         Some(CloudTrailCapture {
-            trail: Arc::new(S3Store::new(s3.clone(), &config.bucket, "")),
+            trail: self.clients.trail(&config.bucket)?,
             config: config.clone(),
             account: self.origin.account.clone(),
             region: self.config.source.region.clone(),
@@ -274,9 +190,9 @@ impl Pipeline {
 
     /// Capture from CloudTrail LookupEvents (`None`: not configured).
     pub fn lookup_capture(&self, publisher: &Arc<Publisher>) -> Option<LookupCapture> {
-        let (config, cloudtrail) = (self.config.source.cloudtrail_lookup.as_ref()?, self.clients.cloudtrail.as_ref()?);
+        let (config, history) = (self.config.source.cloudtrail_lookup.as_ref()?, self.clients.history()?);
         Some(LookupCapture {
-            reader: LookupReader { cloudtrail: cloudtrail.clone(), config: config.clone() },
+            reader: LookupReader { history, config: config.clone() },
             resolver: self.resolver(),
             publisher: publisher.clone(),
             state: self.state.clone(),
@@ -312,8 +228,7 @@ impl Pipeline {
         log_batches: bool,
     ) -> ConsumerGroup {
         ConsumerGroup {
-            kinesis: self.kinesis.clone(),
-            stream: self.config.stream.name.clone(),
+            log: self.log.clone(),
             applier,
             checkpoints: self.checkpoints.clone(),
             dead_letters: self.dead_letters.clone(),

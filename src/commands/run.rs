@@ -33,6 +33,7 @@ use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
 use crate::capture::events::lookup::LookupCapture;
 use crate::capture::events::queue::{QueueCapture, QueueStats};
 use crate::capture::scan::reconcile::{PassStats, ReconcileReport};
+use crate::capture::Source;
 use crate::connect::{Pipeline, PipelineError};
 use crate::metrics as m;
 use crate::metrics::serve::Health;
@@ -156,11 +157,15 @@ impl Stop {
     }
 }
 
-/// Runs an optional capture source (`None`: not configured, a default report).
-async fn optional<T: Default, E>(task: Option<impl std::future::Future<Output = Result<T, E>>>) -> Result<T, E> {
-    match task {
-        Some(t) => t.await,
-        None => Ok(T::default()),
+/// Runs an optional capture source (`None`: not configured, a default report); its fatal error
+/// stops the run.
+async fn run_source<S: Source>(source: Option<&S>, stop: &Stop) -> Result<S::Report, S::Error>
+where
+    S::Report: Default,
+{
+    match source {
+        Some(s) => stop.on_error(s.run(stop.receiver()).await, s.name()),
+        None => Ok(S::Report::default()),
     }
 }
 
@@ -180,13 +185,12 @@ struct CaptureReport {
 
 impl Capture {
     async fn run(self, stop: Stop) -> CaptureReport {
-        let queue = optional(self.queue.as_ref().map(|q| q.run(stop.receiver())));
-        let trail = optional(self.trail.as_ref().map(|t| t.run(stop.receiver())));
-        let lookup = optional(self.lookup.as_ref().map(|l| l.run(stop.receiver())));
-        let (queue, trail, lookup) = tokio::join!(Box::pin(queue), Box::pin(trail), Box::pin(lookup));
-        let events = stop.on_error(queue, "event capture").map(EventCounts::from);
-        let trail = stop.on_error(trail, "CloudTrail capture");
-        let lookup = stop.on_error(lookup, "CloudTrail LookupEvents capture");
+        let (queue, trail, lookup) = tokio::join!(
+            Box::pin(run_source(self.queue.as_ref(), &stop)),
+            Box::pin(run_source(self.trail.as_ref(), &stop)),
+            Box::pin(run_source(self.lookup.as_ref(), &stop))
+        );
+        let events = queue.map(EventCounts::from);
         let cloudtrail = match (trail, lookup) {
             (Ok(a), Ok(b)) => Ok(PollStats {
                 files: a.files,
@@ -313,6 +317,7 @@ pub async fn run(
     let producing = async {
         let (captured, reconciled) =
             tokio::join!(Box::pin(capture.run(stop.clone())), Box::pin(reconciliation.run(stop.receiver())));
+        let Ok(reconciled) = reconciled;
         let _ = end_tx.send(Some(publisher.last_sequence().await));
         (captured, reconciled)
     };

@@ -8,6 +8,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::aws::client::Endpoint;
+use crate::aws::eventbridge::EventBridge;
 use crate::aws::glue::GlueCatalog;
 use crate::backend::AwsError;
 use crate::config::PipelineConfig;
@@ -93,7 +94,7 @@ pub async fn seed(cfg: &PipelineConfig, spec: &CatalogSpec) -> Result<SeedReport
 /// Creates (or reuses) queue `queue` and an EventBridge rule sending every Glue event to it.
 pub async fn route(cfg: &PipelineConfig, queue: &str) -> Result<EventRoute, SimulateError> {
     let ep = source(cfg);
-    route_glue_events(&ep.eventbridge().await, &ep.sqs().await, queue).await.map_err(SimulateError::Route)
+    route_glue_events(&EventBridge::connect(&ep).await, queue).await.map_err(SimulateError::Route)
 }
 
 /// Writes a generated catalog the way a crawler would, delivering the events its writes cause.
@@ -101,7 +102,8 @@ pub async fn burst(cfg: &PipelineConfig, spec: &CatalogSpec, drop_every: usize) 
     let ep = source(cfg);
     let catalog_id = ep.catalog_id(cfg.source.catalog_id.as_deref()).await.map_err(SimulateError::Account)?;
     let started = Instant::now();
-    let burst = crawler_burst(&ep.glue(None).await, &ep.eventbridge().await, &catalog_id, &generate(spec), drop_every)
+    let source = GlueCatalog::retrying(ep.glue(None).await, &catalog_id);
+    let burst = crawler_burst(&*source, &EventBridge::connect(&ep).await, &generate(spec), drop_every)
         .await
         .map_err(SimulateError::Burst)?;
     Ok(BurstReport { burst, seconds: started.elapsed().as_secs_f64() })

@@ -143,7 +143,7 @@ fn age(now: i64, at: i64) -> f64 {
 /// The status of every selected target.
 pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) -> Result<StatusReport, StatusError> {
     let stream = &pipeline.config.stream.name;
-    let shards = list_shards(&pipeline.kinesis, stream).await?;
+    let shards = list_shards(pipeline.log.as_ref()).await?;
     let mut targets = Vec::new();
     for t in pipeline.select_targets(target)? {
         let name = t.config.name.as_str();
@@ -172,23 +172,9 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
 }
 
 async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, StatusError> {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
     let Some(queue) = pipeline.events_queue().await? else { return Ok(None) };
-    let req = queue
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&queue.url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible);
-    let out =
-        crate::backend::retry::RetryPolicy::default().send("sqs", "GetQueueAttributes", || req.clone().send()).await?;
-    let attrs = out.attributes.unwrap_or_default();
-    let count = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(Some(QueueStatus {
-        waiting: count(A::ApproximateNumberOfMessages),
-        in_flight: count(A::ApproximateNumberOfMessagesNotVisible),
-        queue_url: queue.url,
-    }))
+    let depth = crate::backend::retry::RetryPolicy::default().run(|| queue.queue.depth(&queue.url)).await?;
+    Ok(Some(QueueStatus { waiting: depth.waiting, in_flight: depth.in_flight, queue_url: queue.url }))
 }
 
 async fn shard_status(
@@ -199,14 +185,7 @@ async fn shard_status(
 ) -> Result<ShardStatus, StatusError> {
     let now = now_millis();
     let after = checkpoint.as_ref().map(|c| c.sequence.clone());
-    let mut reader = ShardReader::open(
-        pipeline.kinesis.clone(),
-        &pipeline.config.stream.name,
-        shard,
-        after,
-        scan_limit.clamp(1, 10_000) as i32,
-    )
-    .await?;
+    let mut reader = ShardReader::open(pipeline.log.clone(), shard, after, scan_limit.clamp(1, 10_000) as i32).await?;
     let (mut frames, mut records, mut oldest, mut complete, mut closed) = (0u64, 0u64, None::<i64>, false, false);
     // Real Kinesis can return empty batches before the tip of a sparse shard; bound the calls.
     for _ in 0..MAX_CALLS {

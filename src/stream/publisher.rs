@@ -33,8 +33,8 @@ use tokio::sync::{mpsc, Mutex};
 
 use super::producer::{Producer, Published};
 pub use super::recorded::{Recorded, RecordedMemory};
-use super::seqno::SeqNo;
 use super::StreamError;
+use crate::model::seqno::SeqNo;
 use crate::model::{ChangeRecord, ObjectKey, ObjectKind, Op};
 
 #[derive(Debug, Default)]

@@ -9,8 +9,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use lakelog::aws::clients::Clients;
 use lakelog::config::PipelineConfig;
-use lakelog::connect::Clients;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -47,6 +47,10 @@ struct State {
     partitions: BTreeMap<TableKey, BTreeMap<Vec<String>, Partition>>,
     call_faults: Vec<CallFault>,
     item_faults: Vec<(Vec<String>, ErrorClass)>,
+    /// Databases whose create fails with the class, every time.
+    database_faults: Vec<(String, ErrorClass)>,
+    /// Databases created, in order.
+    created_databases: Vec<String>,
     races: Vec<(&'static str, CatalogObject)>,
     calls: Vec<&'static str>,
     writes: u64,
@@ -163,6 +167,16 @@ impl MemoryCatalog {
         self.lock().item_faults.push((values.iter().map(|v| v.to_string()).collect(), class));
     }
 
+    /// Every CreateDatabase of `name` fails with `class` (the rest are created).
+    pub fn fail_database(&self, name: &str, class: ErrorClass) {
+        self.lock().database_faults.push((name.to_string(), class));
+    }
+
+    /// The databases created through the trait, in order.
+    pub fn created_databases(&self) -> Vec<String> {
+        self.lock().created_databases.clone()
+    }
+
     /// Just before the next call of `operation` runs, another writer writes `object` (the race a
     /// read-then-create loses).
     pub fn write_before_next(&self, operation: &'static str, object: CatalogObject) {
@@ -267,7 +281,11 @@ impl Catalog for MemoryCatalog {
         if s.databases.contains_key(&db.name) {
             return Err(error(OP, ErrorClass::AlreadyExists, format!("Database {} already exists.", db.name)));
         }
+        if let Some((_, class)) = s.database_faults.iter().find(|(n, _)| *n == db.name) {
+            return Err(error(OP, *class, format!("scripted failure for database {}", db.name)));
+        }
         s.put(&self.catalog_id, CatalogObject::Database(db.writable()));
+        s.created_databases.push(db.name.clone());
         Ok(())
     }
 

@@ -256,7 +256,7 @@ impl CloudTrailCapture {
     }
 
     /// Polls every `poll_seconds` until `stop` turns true.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
+    async fn run_loop(&self, mut stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
         let mut total = PollStats::default();
         let mut seen = HashSet::new();
         while !*stop.borrow() {
@@ -281,5 +281,19 @@ impl CloudTrailCapture {
             }
         }
         Ok(total)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::capture::Source for CloudTrailCapture {
+    type Report = PollStats;
+    type Error = CloudTrailError;
+
+    fn name(&self) -> &'static str {
+        "CloudTrail capture"
+    }
+
+    async fn run(&self, stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
+        self.run_loop(stop).await
     }
 }

@@ -184,8 +184,17 @@ pub struct Reconciliation {
     pub interval: Duration,
 }
 
-impl Reconciliation {
-    pub async fn run(self, mut stop: watch::Receiver<bool>) -> ReconcileReport {
+#[async_trait::async_trait]
+impl crate::capture::Source for Reconciliation {
+    type Report = ReconcileReport;
+    type Error = std::convert::Infallible;
+
+    fn name(&self) -> &'static str {
+        "reconcile"
+    }
+
+    /// Never fails: a failed pass is logged, reported on `/readyz` and retried at the interval.
+    async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<ReconcileReport, Self::Error> {
         let health = Health::global();
         let (mut report, mut kind) = (ReconcileReport::default(), CauseKind::Snapshot);
         while !*stop.borrow() {
@@ -219,6 +228,6 @@ impl Reconciliation {
                 _ = stop.changed() => {}
             }
         }
-        report
+        Ok(report)
     }
 }
