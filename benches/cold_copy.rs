@@ -10,6 +10,7 @@ use std::time::Instant;
 use futures::StreamExt;
 
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::glue::GlueCatalog;
 use lakelog::aws::glue_convert::{partition_from_sdk, partition_input, table_from_sdk, table_input};
 use lakelog::commands::sync::{sync, SyncOptions};
 use lakelog::config::PipelineConfig;
@@ -108,13 +109,13 @@ async fn main() {
     let catalog = one_table(partitions, &run);
     let table = &catalog.tables[0];
     let source = Endpoint::new("us-east-1", None);
-    write_catalog(&source.glue(None).await, ACCOUNT, &catalog).await.expect("seed source");
+    write_catalog(&*GlueCatalog::retrying(source.glue(None).await, ACCOUNT), &catalog).await.expect("seed source");
     // The target database exists already (as in the source): what is measured is the table and its partitions.
     let target_db: Database = catalog.databases[0].clone();
     for region in ["us-west-2", "eu-west-1"] {
-        let target_glue = Endpoint::new(region, None).glue(None).await;
+        let target = GlueCatalog::retrying(Endpoint::new(region, None).glue(None).await, ACCOUNT);
         let only_db = GeneratedCatalog { databases: vec![target_db.clone()], ..Default::default() };
-        write_catalog(&target_glue, ACCOUNT, &only_db).await.expect("target db");
+        write_catalog(&*target, &only_db).await.expect("target db");
     }
     let floor_seconds = floor(&source.glue(None).await, "eu-west-1", &table.database_name, &table.name).await;
 

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::eventbridge::EventBridge;
+use lakelog::aws::glue::GlueCatalog;
 use lakelog::commands::run::{run, RunReport};
 use lakelog::config::PipelineConfig;
 use lakelog::connect::Pipeline;
@@ -81,13 +83,13 @@ async fn main() {
         return;
     }
     let ep = Endpoint::new("us-east-1", None);
-    let (glue, eb, sqs) = (ep.glue(None).await, ep.eventbridge().await, ep.sqs().await);
+    let (glue, eb, sqs) = (ep.glue(None).await, EventBridge::connect(&ep).await, ep.sqs().await);
 
     // 1. Sustained rate.
     let rate = env_or("LAKELOG_BENCH_RATE", 200);
     let seconds = env_or("LAKELOG_BENCH_SECONDS", 30);
     let name = format!("rt{}", std::process::id());
-    route_glue_events(&eb, &sqs, &format!("{name}-events")).await.expect("route");
+    route_glue_events(&eb, &format!("{name}-events")).await.expect("route");
     let spec = CatalogSpec {
         prefix: name.clone(),
         databases: 1,
@@ -101,7 +103,7 @@ async fn main() {
         tables: catalog.tables.clone(),
         partitions: Vec::new(),
     };
-    crawler_burst(&glue, &eb, ACCOUNT, &skeleton, 0).await.expect("tables");
+    crawler_burst(&*GlueCatalog::retrying(glue.clone(), ACCOUNT), &eb, &skeleton, 0).await.expect("tables");
     let (stop, task) = start(&name).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let per_tick = 20usize;
@@ -122,7 +124,7 @@ async fn main() {
         let (db, t) = (same[0].database_name.clone(), same[0].table_name.clone());
         let (db, t) = (&db, &t);
         written += same.len();
-        let target = lakelog::apply::target::GlueTarget::new(glue.clone(), ACCOUNT, true);
+        let target = lakelog::aws::glue::GlueCatalog::retrying(glue.clone(), ACCOUNT);
         target.create_partitions(db, t, &same).await.expect("partitions");
         let values: Vec<Vec<String>> = same.iter().map(|p| p.values.clone()).collect();
         deliver(&eb, &[GlueEvent::table("BatchCreatePartition", db, t, &values)]).await.expect("event");
@@ -139,7 +141,7 @@ async fn main() {
     let tables = env_or("LAKELOG_BENCH_BURST_TABLES", 66);
     let parts = env_or("LAKELOG_BENCH_BURST_PARTITIONS", 2_000);
     let name = format!("burst{}", std::process::id());
-    route_glue_events(&eb, &sqs, &format!("{name}-events")).await.expect("route");
+    route_glue_events(&eb, &format!("{name}-events")).await.expect("route");
     let (stop, task) = start(&name).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let catalog = generate(&CatalogSpec {
@@ -150,7 +152,7 @@ async fn main() {
         bucket: "bench-data".into(),
     });
     let started = Instant::now();
-    let burst = crawler_burst(&glue, &eb, ACCOUNT, &catalog, 0).await.expect("burst");
+    let burst = crawler_burst(&*GlueCatalog::retrying(glue.clone(), ACCOUNT), &eb, &catalog, 0).await.expect("burst");
     let elapsed = started.elapsed().as_secs_f64();
     // Let capture catch up with the queue, then drain.
     let deadline = Instant::now() + Duration::from_secs(600);

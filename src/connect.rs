@@ -1,23 +1,42 @@
-//! A connected pipeline: the clients, accounts and stores that `pipeline.yaml` describes.
+//! The composition root: from `pipeline.yaml` to connected parts.
+//!
+//! [`Clients::build`] (in `crate::aws::clients`) is the one place the program's SDK clients are
+//! made, each from its section's endpoints (see `config::endpoints` for the order). [`Pipeline::connect`] resolves
+//! account ids, checks the state bucket and holds the clients; its builder methods hand commands
+//! ready components (capture sources, the reconciliation loop, consumer groups, the publisher), so
+//! a command composes parts and never builds a client or reads an endpoint itself.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::apply::applier::Applier;
-use crate::apply::target::GlueTarget;
+use crate::apply::group::ConsumerGroup;
 use crate::apply::transform::Transform;
-use crate::aws::client::Endpoint;
+use crate::aws::clients::Clients;
 use crate::aws::counter::ApiCounter;
-use crate::aws::s3::S3Store;
+use crate::backend::catalog::Catalog;
+use crate::backend::changelog::ChangeLog;
+use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
+use crate::capture::events::cloudtrail::CloudTrailCapture;
+use crate::capture::events::lookup::{LookupCapture, LookupReader};
+use crate::capture::events::queue::{queue_url, QueueCapture, QueueError};
+use crate::capture::resolve::Resolver;
+use crate::capture::scan::reconcile::{Reconciler, Reconciliation};
 use crate::catalog::reader::CatalogReader;
 use crate::config::{PipelineConfig, TargetConfig};
 use crate::model::filter::Filter;
 use crate::model::Origin;
+use crate::progress::Progress;
 use crate::state::checkpoint::StoredCheckpoints;
 use crate::state::deadletter::DeadLetterStore;
+use crate::stream::admin::ensure_stream;
+use crate::stream::producer::Producer;
+use crate::stream::publisher::Publisher;
 use crate::stream::StreamError;
 
 #[derive(Debug, Error)]
@@ -37,9 +56,17 @@ pub enum PipelineError {
 pub struct TargetHandle {
     pub config: TargetConfig,
     pub catalog_id: String,
-    pub glue: aws_sdk_glue::Client,
+    /// The target's catalog, one attempt per call (its applier adds the target's retry policy).
+    pub catalog: Arc<dyn Catalog>,
     /// Counts every request sent to this target's Glue.
     pub counter: ApiCounter,
+}
+
+/// The events queue, connected: the queue and its resolved URL.
+#[derive(Clone)]
+pub struct EventsQueue {
+    pub queue: Arc<dyn EventQueue>,
+    pub url: String,
 }
 
 /// Everything a job needs, connected.
@@ -48,12 +75,15 @@ pub struct Pipeline {
     pub origin: Origin,
     pub source: CatalogReader,
     pub source_filter: Filter,
-    pub kinesis: aws_sdk_kinesis::Client,
+    /// The change log (`stream.name`).
+    pub log: Arc<dyn ChangeLog>,
     /// The state store (the state bucket and prefix).
     pub state: SharedStore,
     pub checkpoints: Arc<StoredCheckpoints>,
     pub dead_letters: DeadLetterStore,
     pub targets: Vec<TargetHandle>,
+    /// The clients capture reads the source's changes with.
+    clients: Clients,
 }
 
 impl Pipeline {
@@ -63,33 +93,29 @@ impl Pipeline {
             let what = what.to_string();
             move |source| PipelineError::Aws { what, source }
         };
-        let src = Endpoint::new(&config.source.region, config.source.endpoint.as_deref());
-        let catalog_id =
-            src.catalog_id(config.source.catalog_id.as_deref()).await.map_err(aws("the source account (STS)"))?;
-        let source = CatalogReader::new(src.glue(None).await, &catalog_id, config.source.partition_segments);
+        let clients = Clients::build(&config).await;
+        let catalog_id = clients
+            .source_catalog_id(config.source.catalog_id.as_deref())
+            .await
+            .map_err(aws("the source account (STS)"))?;
+        let source = CatalogReader::new(clients.source_catalog(&catalog_id), config.source.partition_segments);
         let origin = Origin { account: catalog_id.clone(), region: config.source.region.clone(), catalog_id };
 
-        let stream_region = config.stream.region.clone().unwrap_or_else(|| config.source.region.clone());
-        let kinesis = Endpoint::new(&stream_region, config.stream.endpoint.as_deref()).kinesis().await;
-
-        let state_region = config.state.region.clone().unwrap_or_else(|| config.source.region.clone());
-        let s3 = Endpoint::new(&state_region, config.state.endpoint.as_deref()).s3().await;
-        let bucket = S3Store::new(s3, &config.state.bucket, &config.state.prefix);
-        bucket
-            .ensure_bucket(&state_region, config.state.create_bucket_if_missing)
+        let log = clients.log(&config.stream.name);
+        let state_region = config.state.region.as_deref().unwrap_or(&config.source.region);
+        let state = clients
+            .state(&config.state.bucket, &config.state.prefix, state_region, config.state.create_bucket_if_missing)
             .await
             .map_err(aws(&format!("the state bucket {}", config.state.bucket)))?;
-        let state: SharedStore = Arc::new(bucket);
 
         let mut targets = Vec::new();
-        for t in &config.targets {
-            let ep = Endpoint::new(&t.region, t.endpoint.as_deref());
-            let catalog_id = ep
+        for (t, c) in config.targets.iter().zip(&clients.targets) {
+            let catalog_id = c
                 .catalog_id(t.catalog_id.as_deref())
                 .await
                 .map_err(aws(&format!("the account of target {} (STS)", t.name)))?;
-            let counter = ApiCounter::new(&t.name);
-            targets.push(TargetHandle { config: t.clone(), catalog_id, glue: ep.glue(Some(&counter)).await, counter });
+            let catalog = c.catalog(&catalog_id, t.skip_archive);
+            targets.push(TargetHandle { config: t.clone(), catalog_id, catalog, counter: c.counter.clone() });
         }
         let source_filter =
             Filter::new(&config.source.include, &config.source.exclude).map_err(PipelineError::Filter)?;
@@ -100,10 +126,117 @@ impl Pipeline {
             origin,
             source,
             source_filter,
-            kinesis,
+            log,
             state,
             targets,
+            clients,
         })
+    }
+
+    /// Requests capture's re-reads sent to the source catalog, per operation, since connecting.
+    pub fn source_api_calls(&self) -> BTreeMap<String, u64> {
+        self.clients.source_counter.snapshot()
+    }
+
+    /// Re-reads the source objects that events name (counted in [`Pipeline::source_api_calls`]).
+    pub fn resolver(&self) -> Resolver {
+        let source = self.clients.capture_catalog(&self.origin.catalog_id);
+        Resolver::new(source, self.origin.clone(), self.source_filter.clone())
+    }
+
+    /// The one publishing path into the change log (creating the stream if allowed): every
+    /// record of `run` and `sync` goes through it, so all get its ordering rule and memory.
+    pub async fn publisher(&self) -> Result<Arc<Publisher>, PipelineError> {
+        let s = &self.config.stream;
+        ensure_stream(self.log.as_ref(), s.shards, s.create_if_missing).await?;
+        Ok(Arc::new(Publisher::new(Producer::new(self.log.clone(), s.frame_bytes))))
+    }
+
+    /// The events queue, its URL resolved (`None`: `source.events` is not configured).
+    pub async fn events_queue(&self) -> Result<Option<EventsQueue>, QueueError> {
+        let (Some(events), Some(queue)) = (&self.config.source.events, self.clients.queue()) else { return Ok(None) };
+        Ok(Some(EventsQueue { url: queue_url(queue.as_ref(), events).await?, queue }))
+    }
+
+    /// Event capture from the queue (`None`: not configured).
+    pub async fn queue_capture(&self, publisher: &Arc<Publisher>) -> Result<Option<QueueCapture>, QueueError> {
+        let (Some(config), Some(queue)) = (&self.config.source.events, self.events_queue().await?) else {
+            return Ok(None);
+        };
+        Ok(Some(QueueCapture {
+            queue: queue.queue,
+            queue_url: queue.url,
+            config: config.clone(),
+            resolver: self.resolver(),
+            publisher: publisher.clone(),
+            dead_letters: self.dead_letters.clone(),
+        }))
+    }
+
+    /// Capture from the CloudTrail trail's log files (`None`: not configured).
+    pub fn trail_capture(&self, publisher: &Arc<Publisher>) -> Option<CloudTrailCapture> {
+        let config = self.config.source.cloudtrail.as_ref()?;
+        Some(CloudTrailCapture {
+            trail: self.clients.trail(&config.bucket)?,
+            config: config.clone(),
+            account: self.origin.account.clone(),
+            region: self.config.source.region.clone(),
+            resolver: self.resolver(),
+            publisher: publisher.clone(),
+            state: self.state.clone(),
+            dead_letters: self.dead_letters.clone(),
+        })
+    }
+
+    /// Capture from CloudTrail LookupEvents (`None`: not configured).
+    pub fn lookup_capture(&self, publisher: &Arc<Publisher>) -> Option<LookupCapture> {
+        let (config, history) = (self.config.source.cloudtrail_lookup.as_ref()?, self.clients.history()?);
+        Some(LookupCapture {
+            reader: LookupReader { history, config: config.clone() },
+            resolver: self.resolver(),
+            publisher: publisher.clone(),
+            state: self.state.clone(),
+            dead_letters: self.dead_letters.clone(),
+        })
+    }
+
+    /// One full comparison of the source with what `publisher` recorded.
+    pub fn reconciler(&self, publisher: &Arc<Publisher>) -> Reconciler {
+        Reconciler {
+            reader: self.source.clone(),
+            filter: self.source_filter.clone(),
+            origin: self.origin.clone(),
+            publisher: publisher.clone(),
+        }
+    }
+
+    /// The initial snapshot, then a reconciliation pass every `source.reconcile_interval_seconds`.
+    pub fn reconciliation(&self, publisher: &Arc<Publisher>) -> Reconciliation {
+        Reconciliation {
+            reconciler: self.reconciler(publisher),
+            interval: Duration::from_secs(self.config.source.reconcile_interval_seconds),
+        }
+    }
+
+    /// The consumer group that applies the stream with `applier`; `health` names its `/readyz`
+    /// component and `log_batches` logs every batch that changed the target (both for `run`).
+    pub fn consumer_group(
+        &self,
+        applier: Applier,
+        progress: Progress,
+        health: Option<String>,
+        log_batches: bool,
+    ) -> ConsumerGroup {
+        ConsumerGroup {
+            log: self.log.clone(),
+            applier,
+            checkpoints: self.checkpoints.clone(),
+            dead_letters: self.dead_letters.clone(),
+            batch_limit: self.config.apply.batch_records,
+            progress,
+            log_batches,
+            health,
+        }
     }
 
     /// The targets a command applies to: one by name, or all.
@@ -137,7 +270,7 @@ impl Pipeline {
                 .map_err(PipelineError::Filter)?;
         Ok(Applier::new(
             &target.config.name,
-            GlueTarget::new(target.glue.clone(), &target.catalog_id, target.config.skip_archive),
+            target.catalog.clone(),
             transform,
             self.dead_letters.clone(),
             self.config.apply.clone(),

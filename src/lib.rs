@@ -2,23 +2,33 @@
 //! more targets through a Kinesis change log, and keeps that log's history.
 //!
 //! # Layout
-//! - [`model`]: lakelog's own catalog objects, change records and their versioned wire format.
-//! - [`config`]: `pipeline.yaml`: parsing, `${ENV}` interpolation, validation of every problem at once.
-//! - [`aws`]: the edge to AWS: client construction (endpoint overrides), SDK ↔ model conversions,
-//!   error classification (retryable or permanent), request counting.
-//! - [`capture`]: reading a catalog into change records (paginated, segmented scans).
-//! - [`stream`]: the Kinesis change log: ordered, batched producer and per-shard reader.
-//! - [`checkpoint`]: durable per-shard, per-consumer-group checkpoints (S3 conditional writes).
-//! - [`apply`]: per-target filters and transforms, and the Glue applier (compare, create or update, batch).
-//! - [`lag`]: replication-lag percentiles per applied record.
-//! - [`deadletter`]: where records that cannot be applied are parked, with their reason.
-//! - [`replicate`]: consumer groups: a task per shard, parents before children, checkpoint after apply.
-//! - [`pipeline`]: the connected clients and stores a job needs.
-//! - [`run`]: the long-running `lakelog run`: events, snapshot, reconciliation, apply, graceful drain.
-//! - [`sync`]: the on-demand `lakelog sync` job that ties capture, stream and apply together.
-//! - [`simulate`]: realistic, crawler-like catalogs for the demo, the tests and the benchmarks.
-//! - [`metrics`]: every metric name and label, in one place.
-//! - [`state`], [`progress`], [`resources`]: the state bucket; progress bars; peak memory for reports.
+//! Layers, lowest first; a module imports only from lower layers (checked by a test,
+//! `layering.rs`), and modules of one layer never import each other.
+//!
+//! 0. [`model`]: lakelog's own catalog objects, change records, sequence numbers, include/exclude
+//!    filters, and the versioned wire format (`model::codec`).
+//! 1. [`metrics`]: every metric name and label, and the `/metrics` + `/readyz` endpoint;
+//!    [`progress`]: progress bars; [`resources`]: peak memory for reports.
+//! 2. [`config`]: `pipeline.yaml`: sections, `${ENV}` interpolation, per-service endpoints,
+//!    validation with full paths, every problem at once.
+//! 3. [`backend`]: one narrow trait per backend, each stating its guarantees — the Glue catalog
+//!    (`Catalog`), the change log (`ChangeLog`), the state store (`StateStore`), the event queue
+//!    (`EventQueue`) and history (`EventHistory`) — with in-memory fakes (`backend::memory`), the
+//!    classified error every call returns, and the one retry policy with per-target AIMD.
+//! 4. [`aws`]: the only module that knows the AWS SDK: clients per service endpoint, the adapters
+//!    implementing the backend traits, SDK ↔ model conversions, the error classifier.
+//! 5. [`catalog`]: paged, segmented reads of any catalog; [`stream`]: the ordered, batched
+//!    producer, the publisher with its compact per-object memory, the per-shard reader.
+//! 6. [`state`]: checkpoints, dead letters and CloudTrail cursors, typed views over the state store.
+//! 7. [`capture`]: the source's changes into records (`capture::scan`: snapshot and reconciliation;
+//!    `capture::events`: SQS, trail files, LookupEvents; one resolve-and-publish step);
+//!    [`apply`]: per-target transform, the applier, dry runs, consumer groups, lag;
+//!    [`archive`]: the change log kept in the state store: segments, the manifest, compaction,
+//!    the state at a time;
+//!    [`simulate`]: realistic, crawler-like catalogs for the demo, tests and benchmarks.
+//! 8. [`connect`]: the composition root: from `pipeline.yaml` to connected components.
+//! 9. [`commands`]: what each CLI command does (`run`, `sync`, `status`, `diff`, `dlq`, `simulate`),
+//!    with reports that print themselves; `main.rs` only parses, dispatches and renders errors.
 
 pub mod apply;
 pub mod archive;
@@ -36,3 +46,6 @@ pub mod resources;
 pub mod simulate;
 pub mod state;
 pub mod stream;
+
+#[cfg(test)]
+mod layering;

@@ -25,13 +25,17 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
+use super::dry_run::DryRunCatalog;
 use super::stats::{ApplyStats, Outcome};
-use super::target::{GlueTarget, ItemError, PARTITION_DELETE_CHUNK, PARTITION_GET_CHUNK, PARTITION_WRITE_CHUNK};
 use super::transform::Transform;
 use super::watermark::{Verdict, Watermark};
 use super::ApplyError;
+use crate::backend::catalog::{
+    Catalog, ItemError, RetryingCatalog, PARTITION_DELETE_CHUNK, PARTITION_GET_CHUNK, PARTITION_WRITE_CHUNK,
+};
 use crate::backend::retry::{Aimd, RetryPolicy};
 use crate::backend::{AwsError, ErrorClass};
+use crate::catalog::reader::CatalogReader;
 use crate::config::ApplyConfig;
 use crate::metrics as m;
 use crate::model::{CatalogObject, ChangeRecord, Database, ObjectKey, ObjectKind, Op, Partition, Table};
@@ -41,11 +45,16 @@ use crate::state::deadletter::{DeadLetter, DeadLetterStore};
 #[derive(Debug, Clone)]
 pub struct Applier {
     name: String,
-    target: GlueTarget,
+    /// The target behind its retry policy (and, in a dry run, behind the recorder).
+    target: Arc<dyn Catalog>,
+    /// Reads of the same catalog, through the same retries.
+    reader: CatalogReader,
+    retry: RetryPolicy,
     transform: Transform,
     dead_letters: DeadLetterStore,
     cfg: ApplyConfig,
-    dry_run: bool,
+    /// Set in a dry run: where the writes went instead of the target.
+    dry_run: Option<Arc<DryRunCatalog>>,
     /// Read progress of the consumer group feeding this applier.
     watermark: Arc<Watermark>,
     /// Target databases seen to exist, so a table's parent is read once, not before every create.
@@ -60,18 +69,29 @@ enum PartitionWrite {
 }
 
 impl Applier {
+    /// The applier of target `name`: every call to `target` goes through the target's retry
+    /// policy (`apply.max_attempts`, within an adaptive concurrency of `apply.concurrency`); in a
+    /// dry run, writes are recorded instead of sent.
     pub fn new(
         name: &str,
-        target: GlueTarget,
+        target: Arc<dyn Catalog>,
         transform: Transform,
         dead_letters: DeadLetterStore,
         cfg: ApplyConfig,
         dry_run: bool,
     ) -> Applier {
         let retry = RetryPolicy::for_target(cfg.max_attempts, Aimd::new(name, cfg.concurrency));
+        let live: Arc<dyn Catalog> = Arc::new(RetryingCatalog::new(target, retry.clone()));
+        let dry_run = dry_run.then(|| Arc::new(DryRunCatalog::new(live.clone())));
+        let target = match &dry_run {
+            Some(recorder) => recorder.clone() as Arc<dyn Catalog>,
+            None => live,
+        };
         Applier {
             name: name.to_string(),
-            target: target.with_retry(retry),
+            reader: CatalogReader::new(target.clone(), 1),
+            target,
+            retry,
             transform,
             dead_letters,
             cfg,
@@ -90,8 +110,23 @@ impl Applier {
         &self.name
     }
 
-    pub fn target(&self) -> &GlueTarget {
+    /// The target as this applier writes it: through its retries (and in a dry run, recorded).
+    pub fn target(&self) -> &Arc<dyn Catalog> {
         &self.target
+    }
+
+    /// Reads of the target, through the same retries.
+    pub fn reader(&self) -> &CatalogReader {
+        &self.reader
+    }
+
+    pub fn retry(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// In a dry run, the writes it would have sent so far.
+    pub fn dry_run(&self) -> Option<&DryRunCatalog> {
+        self.dry_run.as_deref()
     }
 
     pub fn transform(&self) -> &Transform {
@@ -213,7 +248,8 @@ impl Applier {
 
     async fn park(&self, rec: &ChangeRecord, reason: String, err: Option<&AwsError>) -> Result<(), ApplyError> {
         warn!(target = %self.name, key = %rec.key, reason = %reason, "dead-lettering record");
-        if self.dry_run {
+        // A dry run changes nothing, the dead-letter store included; the count says what would be parked.
+        if self.dry_run.is_some() {
             return Ok(());
         }
         let dl = DeadLetter::for_record(&self.name, rec, reason, err);
@@ -286,8 +322,8 @@ impl Applier {
     /// reads only: the parent is checked after each change of the group's progress, at most a few
     /// times a second.
     async fn await_parent(&self, rec: &ChangeRecord, parent: &Parent<'_>) -> Result<bool, AwsError> {
-        // A dry run creates no parents, so there is nothing to wait for.
-        let detached_wait = if self.dry_run { Duration::ZERO } else { self.grace() };
+        // Nothing writes during a dry run: a parent neither in the target nor planned cannot come.
+        let detached_wait = if self.dry_run.is_some() { Duration::ZERO } else { self.grace() };
         let started = Instant::now();
         let mut waiting = None;
         loop {
@@ -377,8 +413,6 @@ impl Applier {
         };
         match current {
             Some(cur) if in_sync(&cur) => Ok(Outcome::Unchanged),
-            Some(_) if self.dry_run => Ok(Outcome::Updated),
-            None if self.dry_run => Ok(Outcome::Created),
             Some(_) => match update().await {
                 Ok(()) => Ok(Outcome::Updated),
                 Err(e) => self.settle(&rec, e).await,
@@ -408,7 +442,7 @@ impl Applier {
                 || t.update_database(&desired),
             )
             .await?;
-        if outcome != Outcome::DeadLettered && !self.dry_run {
+        if outcome != Outcome::DeadLettered {
             self.note_database(&desired.name, true);
         }
         Ok(outcome)
@@ -469,7 +503,7 @@ impl Applier {
             _ => PARTITION_WRITE_CHUNK,
         };
         let mut final_errors = Vec::new();
-        let policy = self.target.retry();
+        let policy = &self.retry;
         let mut pending: std::borrow::Cow<'_, [Partition]> = std::borrow::Cow::Borrowed(parts);
         for attempt in 1..=policy.max_attempts() {
             let mut retry = Vec::new();
@@ -510,7 +544,7 @@ impl Applier {
     ) -> Result<Option<HashMap<Vec<String>, Partition>>, AwsError> {
         let mut out = HashMap::new();
         for chunk in values.chunks(PARTITION_GET_CHUNK) {
-            match self.target.get_partitions(db, table, chunk).await {
+            match self.reader.batch_partitions(db, table, chunk).await {
                 Ok(found) => out.extend(found.into_iter().map(|p| (p.values.clone(), p))),
                 Err(e) if e.class == ErrorClass::NotFound => return Ok(None),
                 Err(e) => return Err(e),
@@ -544,9 +578,8 @@ impl Applier {
                 Ok(read) => read,
                 Err(e) => return self.settle_all(stats, items.iter().map(|(r, _)| r), e).await,
             };
-            if read.is_some() || self.dry_run {
-                // A dry run creates no parents, so a missing table means every partition is new.
-                current = Some(read.unwrap_or_default());
+            if read.is_some() {
+                current = read;
                 break;
             }
             match self.await_parent(&newest, &parent).await {
@@ -571,11 +604,6 @@ impl Applier {
                 Some(_) => update.push(want),
                 None => create.push(want),
             }
-        }
-        if self.dry_run {
-            stats.add(k, Outcome::Created, create.len() as u64);
-            stats.add(k, Outcome::Updated, update.len() as u64);
-            return Ok(stats);
         }
         let by_values: HashMap<&[String], usize> =
             create.iter().enumerate().map(|(i, p)| (p.values.as_slice(), i)).collect();
@@ -658,13 +686,6 @@ impl Applier {
                 records.insert(values.clone(), r);
             }
         }
-        if self.dry_run {
-            let values: Vec<Vec<String>> = parts.iter().map(|p| p.values.clone()).collect();
-            let existing = self.existing_partitions(&db, &table, &values).await.ok().flatten().unwrap_or_default();
-            stats.add(k, Outcome::Deleted, existing.len() as u64);
-            stats.add(k, Outcome::Unchanged, (values.len() - existing.len()) as u64);
-            return Ok(stats);
-        }
         let attempted = parts.len() as u64;
         let errors = self.partition_writes(PartitionWrite::Delete, &db, &table, &parts).await?;
         let mut not_deleted = 0;
@@ -681,21 +702,12 @@ impl Applier {
         Ok(stats)
     }
 
-    async fn delete_one<G, GF, D, DF>(&self, rec: ChangeRecord, exists: G, delete: D) -> Result<Outcome, ApplyError>
-    where
-        G: Fn() -> GF,
-        GF: Future<Output = Result<bool, AwsError>>,
-        D: Fn() -> DF,
-        DF: Future<Output = Result<(), AwsError>>,
-    {
-        if self.dry_run {
-            return match exists().await {
-                Ok(true) => Ok(Outcome::Deleted),
-                Ok(false) => Ok(Outcome::Unchanged),
-                Err(e) => self.settle(&rec, e).await,
-            };
-        }
-        match delete().await {
+    async fn delete_one(
+        &self,
+        rec: ChangeRecord,
+        delete: impl Future<Output = Result<(), AwsError>>,
+    ) -> Result<Outcome, ApplyError> {
+        match delete.await {
             Ok(()) => Ok(Outcome::Deleted),
             Err(e) if e.class == ErrorClass::NotFound => Ok(Outcome::Unchanged),
             Err(e) => self.settle(&rec, e).await,
@@ -704,20 +716,13 @@ impl Applier {
 
     async fn delete_table(&self, rec: ChangeRecord) -> Result<Outcome, ApplyError> {
         let (db, name) = (rec.key.database().to_string(), rec.key.table().unwrap_or_default().to_string());
-        let t = &self.target;
-        self.delete_one(rec, || async { Ok(t.get_table(&db, &name).await?.is_some()) }, || t.delete_table(&db, &name))
-            .await
+        self.delete_one(rec, self.target.delete_table(&db, &name)).await
     }
 
     async fn delete_database(&self, rec: ChangeRecord) -> Result<Outcome, ApplyError> {
         let db = rec.key.database().to_string();
-        let t = &self.target;
-        let outcome = self
-            .delete_one(rec, || async { Ok(t.get_database(&db).await?.is_some()) }, || t.delete_database(&db))
-            .await?;
-        if !self.dry_run {
-            self.note_database(&db, false);
-        }
+        let outcome = self.delete_one(rec, self.target.delete_database(&db)).await?;
+        self.note_database(&db, false);
         Ok(outcome)
     }
 

@@ -20,14 +20,15 @@ use crate::apply::applier::Applier;
 use crate::apply::lag::{LagRecorder, LagSummary};
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
+use crate::backend::changelog::{ChangeLog, ShardInfo};
 use crate::metrics::{self as m, ShardClocks};
+use crate::model::seqno::SeqNo;
 use crate::model::{codec, now_millis, ChangeRecord, ObjectKind, Op};
 use crate::progress::Progress;
 use crate::state::checkpoint::{next_checkpoint, CheckpointStore};
 use crate::state::deadletter::{DeadLetter, DeadLetterStore};
-use crate::stream::admin::{list_shards, ShardInfo};
+use crate::stream::admin::list_shards;
 use crate::stream::consumer::ShardReader;
-use crate::stream::seqno::SeqNo;
 
 /// When a consumer group stops.
 #[derive(Debug, Clone)]
@@ -65,8 +66,7 @@ pub struct GroupReport {
 
 /// Reads the stream and applies it to one target.
 pub struct ConsumerGroup {
-    pub kinesis: aws_sdk_kinesis::Client,
-    pub stream: String,
+    pub log: Arc<dyn ChangeLog>,
     pub applier: Applier,
     pub checkpoints: Arc<dyn CheckpointStore>,
     pub dead_letters: DeadLetterStore,
@@ -86,14 +86,14 @@ impl ConsumerGroup {
 
     /// Consumes every shard until `stop` says so.
     pub async fn run(self: Arc<Self>, stop: StopWhen) -> Result<GroupReport, ApplyError> {
-        let shards = list_shards(&self.kinesis, &self.stream).await?;
+        let shards = list_shards(self.log.as_ref()).await?;
         if let Some(component) = &self.health {
             crate::metrics::serve::Health::global().ready(component);
         }
         let ids: Vec<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
         let watermark = self.applier.watermark().clone();
         watermark.attach(shards.iter().map(|s| {
-            let after_parents = [&s.parent, &s.adjacent_parent].into_iter().flatten().any(|p| ids.contains(p));
+            let after_parents = s.parents().any(|p| ids.iter().any(|id| id == p));
             (s.shard_id.clone(), after_parents)
         }));
         let mut done_tx = HashMap::new();
@@ -105,11 +105,7 @@ impl ConsumerGroup {
         }
         let mut tasks = tokio::task::JoinSet::new();
         for shard in shards {
-            let parents: Vec<watch::Receiver<bool>> = [&shard.parent, &shard.adjacent_parent]
-                .into_iter()
-                .flatten()
-                .filter_map(|p| done_rx.get(p).cloned())
-                .collect();
+            let parents: Vec<watch::Receiver<bool>> = shard.parents().filter_map(|p| done_rx.get(p).cloned()).collect();
             let done = done_tx.remove(&shard.shard_id);
             let (me, stop) = (self.clone(), stop.clone());
             tasks.spawn(async move {
@@ -180,7 +176,7 @@ impl ConsumerGroup {
             info!(target = %group, shard = id, after = %s, "resuming from checkpoint");
         }
         let mut position = start.clone();
-        let mut reader = ShardReader::open(self.kinesis.clone(), &self.stream, id, start, self.batch_limit).await?;
+        let mut reader = ShardReader::open(self.log.clone(), id, start, self.batch_limit).await?;
         let watermark = self.applier.watermark().clone();
         watermark.opened(id);
         let clocks = ShardClocks::global();
@@ -296,4 +292,151 @@ fn parents_in(records: &[ChangeRecord]) -> HashSet<crate::model::ObjectKey> {
         .filter(|r| r.op == Op::Upsert && r.key.kind() != ObjectKind::Partition)
         .map(|r| r.key.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::apply::transform::Transform;
+    use crate::backend::changelog::LogEntry;
+    use crate::backend::memory::catalog::MemoryCatalog;
+    use crate::backend::memory::changelog::MemoryLog;
+    use crate::backend::memory::state::MemoryStore;
+    use crate::backend::ErrorClass;
+    use crate::config::{ApplyConfig, TargetConfig};
+    use crate::model::{CatalogObject, Cause, CauseKind, Database, Origin};
+    use crate::state::checkpoint::{Checkpoint, CheckpointError};
+
+    /// Checkpoints in memory, with every save in order.
+    #[derive(Default)]
+    struct Checkpoints {
+        saved: Mutex<Vec<(String, SeqNo)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl CheckpointStore for Checkpoints {
+        async fn load(&self, _group: &str, shard: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+            let saved = self.saved.lock().expect("lock");
+            let last = saved.iter().rev().find(|(s, _)| s == shard);
+            Ok(last.map(|(_, seq)| Checkpoint {
+                sequence: seq.clone(),
+                updated_at: 0,
+                records: 0,
+                newest_captured_at: None,
+            }))
+        }
+
+        async fn save(&self, _group: &str, shard: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+            self.saved.lock().expect("lock").push((shard.to_string(), checkpoint.sequence.clone()));
+            Ok(())
+        }
+    }
+
+    /// An applier whose target has no databases, creates each one it is asked to, and is
+    /// unavailable for the database `unavailable`.
+    fn applier(target: &Arc<MemoryCatalog>, unavailable: &str) -> Applier {
+        if !unavailable.is_empty() {
+            target.fail_database(unavailable, ErrorClass::Retryable);
+        }
+        let config: TargetConfig = serde_yaml_ng::from_str("{name: dr, region: us-east-1}").expect("target");
+        let transform = Transform::new(&config, "1", "us-east-1", "2").expect("transform");
+        let cfg = ApplyConfig { max_attempts: 1, ..Default::default() };
+        Applier::new("dr", target.clone(), transform, unused_dead_letters(), cfg, false)
+    }
+
+    /// A store no record of these tests is dead-lettered to.
+    fn unused_dead_letters() -> DeadLetterStore {
+        DeadLetterStore::new(Arc::new(MemoryStore::new()))
+    }
+
+    fn database(name: &str) -> LogEntry {
+        let origin = Origin { account: "1".into(), region: "us-east-1".into(), catalog_id: "1".into() };
+        let db = Database { name: name.into(), ..Default::default() };
+        let rec = ChangeRecord::upsert(
+            CatalogObject::Database(db),
+            &origin,
+            Cause { kind: CauseKind::Event, event_id: None },
+            1,
+        );
+        LogEntry::new(rec.key.stream_partition_key(), codec::encode(&[rec]).expect("encode"))
+    }
+
+    async fn put(log: &MemoryLog, names: &[String]) {
+        let entries: Vec<LogEntry> = names.iter().map(|n| database(n)).collect();
+        log.put(&entries).await.expect("put");
+    }
+
+    async fn group(log: Arc<MemoryLog>, applier: Applier, checkpoints: Arc<Checkpoints>) -> Arc<ConsumerGroup> {
+        let dead_letters = unused_dead_letters();
+        Arc::new(ConsumerGroup {
+            log,
+            applier,
+            checkpoints,
+            dead_letters,
+            batch_limit: 1,
+            progress: Progress::hidden(),
+            log_batches: false,
+            health: None,
+        })
+    }
+
+    /// Runs until every open shard is read to its newest record.
+    async fn drain(group: Arc<ConsumerGroup>, log: &MemoryLog) -> Result<GroupReport, ApplyError> {
+        let mut ends = BTreeMap::new();
+        for s in log.list_shards().await.expect("shards") {
+            if let Some(last) = log.records(&s.shard_id).last() {
+                ends.insert(s.shard_id.clone(), last.seq.clone());
+            }
+        }
+        let (_tx, rx) = watch::channel(Some(ends));
+        group.run(StopWhen::Drained(rx)).await
+    }
+
+    fn names(prefix: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn parents_are_read_to_their_end_before_children_after_a_split_and_a_merge() {
+        let log = Arc::new(MemoryLog::new("s", 1));
+        put(&log, &names("p", 5)).await;
+        let (low, high) = log.split("shardId-000000000000", 1 << 127).expect("split");
+        put(&log, &names("q", 12)).await;
+        assert!(!log.records(&low).is_empty() && !log.records(&high).is_empty(), "both children take records");
+        log.merge(&low, &high).expect("merge");
+        put(&log, &names("r", 5)).await;
+
+        let target = Arc::new(MemoryCatalog::new("2"));
+        let report = drain(group(log.clone(), applier(&target, ""), Arc::default()).await, &log).await.expect("group");
+        assert_eq!(report.shards.len(), 4);
+        let created = target.created_databases();
+        assert_eq!(created.len(), 22, "{created:?}");
+        let first = |p: &str| created.iter().position(|n| n.starts_with(p)).expect("some created");
+        let last = |p: &str| created.iter().rposition(|n| n.starts_with(p)).expect("some created");
+        assert!(last("p") < first("q"), "the split parent is read to its end first: {created:?}");
+        assert!(last("q") < first("r"), "both merged parents are read to their end first: {created:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_checkpoint_never_passes_an_unapplied_record() {
+        let log = Arc::new(MemoryLog::new("s", 1));
+        put(&log, &["a".into(), "b".into(), "down".into(), "c".into()]).await;
+        let seqs: Vec<SeqNo> = log.records("shardId-000000000000").into_iter().map(|r| r.seq).collect();
+        let checkpoints = Arc::new(Checkpoints::default());
+
+        let target = Arc::new(MemoryCatalog::new("2"));
+        let failed = drain(group(log.clone(), applier(&target, "down"), checkpoints.clone()).await, &log).await;
+        assert!(failed.is_err(), "the unavailable target stops the group");
+        assert_eq!(target.created_databases(), ["a", "b"]);
+        let saved: Vec<SeqNo> = checkpoints.saved.lock().expect("lock").iter().map(|(_, s)| s.clone()).collect();
+        assert_eq!(saved, seqs[..2].to_vec(), "checkpointed after a and b only, never past the failed record");
+
+        // The next run resumes after b: the failed record and the rest are applied.
+        let target = Arc::new(MemoryCatalog::new("2"));
+        drain(group(log.clone(), applier(&target, ""), checkpoints.clone()).await, &log).await.expect("resumed");
+        assert_eq!(target.created_databases(), ["down", "c"]);
+        assert_eq!(checkpoints.saved.lock().expect("lock").last().map(|(_, s)| s.clone()), seqs.last().cloned());
+    }
 }

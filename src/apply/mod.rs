@@ -2,8 +2,9 @@
 //!
 //! - [`filter`]: include/exclude globs.
 //! - [`transform`]: per-target location rewrite and catalog mapping.
-//! - [`target`]: the target catalog's write operations (Glue), with batch-item errors surfaced.
-//! - [`applier`]: compare-then-write of a batch of records, retries, dependency waits, dead letters.
+//! - [`applier`]: compare-then-write of a batch of records on a target `backend::catalog::Catalog`,
+//!   retries, dependency waits, dead letters.
+//! - [`dry_run`]: the catalog a dry run writes to: reads pass to the target, writes are recorded.
 //! - [`stats`]: created / updated / deleted / unchanged counts per object kind.
 //! - [`watermark`]: how far the consumer group has read each shard (may a missing parent still come?).
 //!
@@ -11,12 +12,15 @@
 //! fields, or move a checkpoint past a record that is neither applied nor dead-lettered.
 
 pub mod applier;
+pub mod dry_run;
 pub mod group;
 pub mod lag;
 pub mod stats;
-pub mod target;
 pub mod transform;
 pub mod watermark;
+
+#[cfg(test)]
+mod tests;
 
 use thiserror::Error;
 

@@ -114,7 +114,9 @@ fn choose(tail: &[SegmentEntry], cut: i64) -> Vec<SegmentEntry> {
 async fn fetch(store: &dyn StateStore, key: &str) -> Result<Vec<u8>, ArchiveError> {
     match store.get(key).await? {
         Some(s) => Ok(s.bytes),
-        None => Err(ArchiveError::Corrupt { what: key.to_string(), reason: "listed in the manifest but missing".into() }),
+        None => {
+            Err(ArchiveError::Corrupt { what: key.to_string(), reason: "listed in the manifest but missing".into() })
+        }
     }
 }
 
@@ -128,7 +130,8 @@ pub async fn download_parts(
     for (i, part) in snapshot.parts.iter().enumerate() {
         let bytes = fetch(store, &part.key).await?;
         let path = dir.join(format!("base-{i:06}.seg"));
-        std::fs::write(&path, bytes).map_err(|source| MergeError::Scratch { dir: dir.display().to_string(), source })?;
+        std::fs::write(&path, bytes)
+            .map_err(|source| MergeError::Scratch { dir: dir.display().to_string(), source })?;
         paths.push(path);
     }
     Ok(paths)
@@ -221,7 +224,10 @@ pub async fn compact(
     }
     push_segments(&**store, &chosen, &mut merger, |_| true).await?;
     let expire_before = now_ms - opts.tombstone_retention_ms;
-    let (tombstones, expired) = (std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)), std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)));
+    let (tombstones, expired) = (
+        std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+    );
     let (t, x) = (tombstones.clone(), expired.clone());
     let keep = move |e: &Entry| {
         if e.record.op != Op::Delete {
@@ -240,7 +246,8 @@ pub async fn compact(
     let mut as_of = base.as_ref().map_or(i64::MIN, |b| b.as_of);
     while let Some(batch) = rx.recv().await {
         let key = format!("{prefix}part-{:05}.seg", parts.len());
-        let (bytes, index) = segment::encode("", &batch, true, LEVEL).map_err(|source| ArchiveError::Segment { key: key.clone(), source })?;
+        let (bytes, index) = segment::encode("", &batch, true, LEVEL)
+            .map_err(|source| ArchiveError::Segment { key: key.clone(), source })?;
         as_of = as_of.max(index.max_captured_at);
         let len = bytes.len() as u64;
         store.put(&key, bytes).await?;
@@ -249,7 +256,8 @@ pub async fn compact(
     let stats = merging.await.map_err(|e| ArchiveError::Worker(e.to_string()))??;
     as_of = as_of.max(chosen.iter().map(|s| s.max_captured_at).max().unwrap_or(i64::MIN));
     let folded_key = format!("{prefix}folded.json");
-    let folded_body = serde_json::to_vec(&chosen).map_err(|e| ArchiveError::Corrupt { what: folded_key.clone(), reason: e.to_string() })?;
+    let folded_body = serde_json::to_vec(&chosen)
+        .map_err(|e| ArchiveError::Corrupt { what: folded_key.clone(), reason: e.to_string() })?;
     store.put(&folded_key, folded_body).await?;
     let keys = parts.iter().map(|p| p.count).sum::<u64>();
     let tombstones = tombstones.load(std::sync::atomic::Ordering::Relaxed);

@@ -153,7 +153,8 @@ impl Manifest {
         if folded || self.tail.iter().any(|s| s.key == entry.key) {
             return;
         }
-        self.first_captured_at = Some(self.first_captured_at.map_or(entry.min_captured_at, |f| f.min(entry.min_captured_at)));
+        self.first_captured_at =
+            Some(self.first_captured_at.map_or(entry.min_captured_at, |f| f.min(entry.min_captured_at)));
         self.tail.push(entry);
     }
 }
@@ -210,6 +211,8 @@ impl ManifestStore {
 pub(crate) fn doc_error(e: DocError) -> ArchiveError {
     match e {
         DocError::Aws(source) => ArchiveError::Store { source },
-        DocError::Corrupt { location, key, reason } => ArchiveError::Corrupt { what: format!("{location}{key}"), reason },
+        DocError::Corrupt { location, key, reason } => {
+            ArchiveError::Corrupt { what: format!("{location}{key}"), reason }
+        }
     }
 }

@@ -77,7 +77,14 @@ impl Merger {
             dir: dir.map_or_else(|| std::env::temp_dir().display().to_string(), |d| d.display().to_string()),
             source,
         })?;
-        Ok(Merger { dir, budget: budget.max(1), buffer: Vec::new(), buffered: 0, inputs: Vec::new(), stats: MergeStats::default() })
+        Ok(Merger {
+            dir,
+            budget: budget.max(1),
+            buffer: Vec::new(),
+            buffered: 0,
+            inputs: Vec::new(),
+            stats: MergeStats::default(),
+        })
     }
 
     /// The scratch directory (for sorted inputs downloaded by the caller).
@@ -128,7 +135,8 @@ impl Merger {
         Self::reduce(&mut self.buffer);
         let entries: Vec<Entry> = self.buffer.drain(..).map(|(_, e)| e).collect();
         self.buffered = 0;
-        let (bytes, _) = segment::encode("", &entries, false, 1).map_err(|e| self.scratch_error(std::io::Error::other(e.to_string())))?;
+        let (bytes, _) = segment::encode("", &entries, false, 1)
+            .map_err(|e| self.scratch_error(std::io::Error::other(e.to_string())))?;
         let path = self.dir.path().join(format!("run-{:06}.seg", self.stats.runs));
         std::fs::write(&path, bytes).map_err(|e| self.scratch_error(e))?;
         self.stats.runs += 1;
@@ -262,10 +270,13 @@ mod tests {
 
     fn m_finish(m: &mut Merger, out: &mut Vec<Entry>) -> MergeStats {
         let m = std::mem::replace(m, Merger::new(1, None).unwrap());
-        m.finish::<MergeError>(|_| true, |e| {
-            out.push(e);
-            Ok(())
-        })
+        m.finish::<MergeError>(
+            |_| true,
+            |e| {
+                out.push(e);
+                Ok(())
+            },
+        )
         .unwrap()
     }
 
@@ -314,12 +325,16 @@ mod tests {
         m.push(entry(20, 9, 502), 100).unwrap();
         let mut out = Vec::new();
         let stats = m
-            .finish::<MergeError>(|e| e.record.key.table() != Some("t00007"), |e| {
-                out.push(e);
-                Ok(())
-            })
+            .finish::<MergeError>(
+                |e| e.record.key.table() != Some("t00007"),
+                |e| {
+                    out.push(e);
+                    Ok(())
+                },
+            )
             .unwrap();
-        let got: Vec<(String, i64)> = out.iter().map(|e| (e.record.key.table().unwrap().to_string(), e.record.captured_at)).collect();
+        let got: Vec<(String, i64)> =
+            out.iter().map(|e| (e.record.key.table().unwrap().to_string(), e.record.captured_at)).collect();
         assert_eq!(got.len(), 10);
         assert!(got.contains(&("t00003".into(), 9)) && got.contains(&("t00004".into(), 5)));
         assert!(got.contains(&("t00020".into(), 9)) && !got.iter().any(|(t, _)| t == "t00007"));

@@ -33,7 +33,9 @@ pub enum ArchiveError {
     Corrupt { what: String, reason: String },
     #[error("the archive manifest has format {found}, newer than this lakelog reads; upgrade lakelog")]
     NewerManifest { found: u32 },
-    #[error("{key} was changed by other writers {races} times in a row; is a second lakelog archiving the same stream?")]
+    #[error(
+        "{key} was changed by other writers {races} times in a row; is a second lakelog archiving the same stream?"
+    )]
     Contended { key: String, races: u32 },
     #[error("archive segment {key}: {source}")]
     Segment { key: String, source: segment::SegmentError },

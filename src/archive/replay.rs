@@ -52,7 +52,12 @@ pub async fn sources(store: &dyn StateStore, manifest: &Manifest, at: i64) -> Re
     }
     segments.extend(manifest.tail.iter().cloned());
     segments.retain(|s| s.min_captured_at <= at);
-    Ok(Sources { at, base: base_index.map(|i| manifest.snapshots[i].clone()), segments, latest: manifest.latest_captured_at() })
+    Ok(Sources {
+        at,
+        base: base_index.map(|i| manifest.snapshots[i].clone()),
+        segments,
+        latest: manifest.latest_captured_at(),
+    })
 }
 
 /// Loads the manifest of `stream` and finds the sources for `at`.

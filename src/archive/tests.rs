@@ -44,7 +44,11 @@ enum Step {
     Flush(u8),
     /// Writes the first half of a shard's pending records, then "crashes": no checkpoint.
     CrashAfterHalf(u8),
-    Compact { head: i64, tombstones: i64, retention: i64 },
+    Compact {
+        head: i64,
+        tombstones: i64,
+        retention: i64,
+    },
     /// The next write of the store `n` writes from now fails (a crash mid-way).
     FailPut(u32),
 }
@@ -76,7 +80,16 @@ impl Sim {
     fn new() -> Sim {
         let memory = Arc::new(MemoryStore::new());
         let store: SharedStore = memory.clone();
-        Sim { writer: SegmentWriter::new(store.clone(), STREAM), memory, store, clock: 1_000, seq: [0; 2], pending: Default::default(), history: Vec::new(), version: 0 }
+        Sim {
+            writer: SegmentWriter::new(store.clone(), STREAM),
+            memory,
+            store,
+            clock: 1_000,
+            seq: [0; 2],
+            pending: Default::default(),
+            history: Vec::new(),
+            version: 0,
+        }
     }
 
     fn change(&mut self, k: u8, upsert: bool) {

@@ -76,15 +76,16 @@ impl SegmentWriter {
         let (manifest, _) = self.manifest.load(&*self.store).await?;
         let tail_end = manifest.tail.iter().filter(|s| s.shard == shard).map(|s| &s.last_sequence).max();
         let covered = manifest.folded.get(shard).max(tail_end).cloned();
-        let start = covered.as_ref().map_or(0, |c| entries.iter().position(|e| e.sequence > *c).unwrap_or(entries.len()));
+        let start =
+            covered.as_ref().map_or(0, |c| entries.iter().position(|e| e.sequence > *c).unwrap_or(entries.len()));
         let mut rest = &entries[start..];
         let mut listed = Vec::new();
         let through = covered.filter(|c| *c > last.sequence).unwrap_or_else(|| last.sequence.clone());
         let mut done = Written { through, written: 0, found: 0, records: 0, bytes: 0 };
         while let Some(first) = rest.first() {
             let key = segment_key(&self.root, shard, first);
-            let (bytes, index) =
-                segment::encode(shard, rest, false, LEVEL).map_err(|source| ArchiveError::Segment { key: key.clone(), source })?;
+            let (bytes, index) = segment::encode(shard, rest, false, LEVEL)
+                .map_err(|source| ArchiveError::Segment { key: key.clone(), source })?;
             let len = bytes.len() as u64;
             match self.store.put_if_absent(&key, bytes).await? {
                 PutOutcome::Written(_) => {

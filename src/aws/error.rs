@@ -64,6 +64,15 @@ impl ErrorClass {
 }
 
 impl AwsError {
+    /// Kinesis: the shard iterator is too old (five minutes) or points at trimmed records; the
+    /// reader must open a new one. An outcome of a read, not a failure
+    /// ([`ReadOutcome::Expired`](crate::backend::changelog::ReadOutcome::Expired)).
+    pub(crate) fn is_expired_iterator(&self) -> bool {
+        self.code.as_deref() == Some("ExpiredIteratorException")
+    }
+}
+
+impl AwsError {
     /// Classifies an SDK error. The message is one short line an operator can act on: the
     /// service's own message, or the HTTP status with the start of the body, or the root cause of
     /// a failed connection and what to check. Never the SDK's Debug dump, each cause once.

@@ -51,13 +51,15 @@ impl S3Store {
         };
         match (err.class, create) {
             (ErrorClass::NotFound, true) => {}
-            (ErrorClass::NotFound, false) => return Err(AwsError {
-                message: format!(
+            (ErrorClass::NotFound, false) => {
+                return Err(AwsError {
+                    message: format!(
                     "state bucket {} does not exist; create it (infra/) or set state.create_bucket_if_missing: true",
                     self.bucket
                 ),
-                ..err
-            }),
+                    ..err
+                })
+            }
             _ => return Err(err),
         }
         let mut req = self.s3.create_bucket().bucket(&self.bucket);

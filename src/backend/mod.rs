@@ -3,12 +3,20 @@
 //!
 //! - [`error`]: [`AwsError`] and [`ErrorClass`].
 //! - [`retry`]: full-jitter retries driven by the class, and the AIMD concurrency limiter.
+//! - [`catalog`]: one Glue Data Catalog ([`catalog::Catalog`]), and retries around any of them.
+//! - [`changelog`]: the change log (Kinesis): sharded, ordered per shard, at least once.
 //! - [`state`]: the state store (get, conditional put, list, delete) checkpoints, dead letters and
 //!   cursors sit on.
-//! - [`memory`]: in-memory implementations of each backend, for unit tests.
+//! - [`queue`]: the event queue (SQS): at least once, unordered, visibility timeouts.
+//! - [`history`]: the event history (CloudTrail LookupEvents): paged, late but not lost.
+//! - [`memory`]: in-memory fakes of every backend trait.
 
+pub mod catalog;
+pub mod changelog;
 pub mod error;
+pub mod history;
 pub mod memory;
+pub mod queue;
 pub mod retry;
 pub mod state;
 

@@ -8,7 +8,9 @@ pub mod events;
 pub mod resolve;
 pub mod scan;
 
+use async_trait::async_trait;
 use thiserror::Error;
+use tokio::sync::watch;
 
 use crate::backend::AwsError;
 use crate::catalog::ReadError;
@@ -34,4 +36,16 @@ impl CaptureError {
     pub fn aws(what: impl Into<String>, source: AwsError) -> CaptureError {
         CaptureError::Aws { what: what.into(), source }
     }
+}
+
+/// The one shape of every capture source — the SQS queue, the trail's files, LookupEvents and
+/// the reconciliation scan: a loop that captures and publishes until `stop` turns true, finishing
+/// what it has in hand, then reports what it did. A source never applies anything itself.
+#[async_trait]
+pub trait Source: Send + Sync {
+    type Report: Send;
+    type Error: std::error::Error + Send;
+    /// What it is, for logs and `/readyz`.
+    fn name(&self) -> &'static str;
+    async fn run(&self, stop: watch::Receiver<bool>) -> Result<Self::Report, Self::Error>;
 }

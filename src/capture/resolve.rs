@@ -9,13 +9,15 @@
 //! hints (the table's own record first), so memory does not grow with the table.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
 use super::events::hint::Hint;
 use super::CaptureError;
+use crate::backend::catalog::{Catalog, PARTITION_GET_CHUNK};
 use crate::backend::ErrorClass;
-use crate::catalog::reader::{CatalogReader, PartitionPage, PARTITION_GET_CHUNK};
+use crate::catalog::reader::{CatalogReader, PartitionPage};
 use crate::catalog::ReadError;
 use crate::model::filter::Filter;
 use crate::model::{now_millis, CatalogObject, Cause, ChangeRecord, ObjectKey, Origin};
@@ -49,8 +51,9 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(glue: aws_sdk_glue::Client, origin: Origin, filter: Filter) -> Resolver {
-        Resolver { reader: CatalogReader::new(glue, &origin.catalog_id, 1), filter, origin }
+    /// Re-reads `source` (the catalog of `origin`), through its retries.
+    pub fn new(source: Arc<dyn Catalog>, origin: Origin, filter: Filter) -> Resolver {
+        Resolver { reader: CatalogReader::new(source, 1), filter, origin }
     }
 
     fn key(&self, database: &str, table: Option<&str>, values: Option<&[String]>) -> ObjectKey {

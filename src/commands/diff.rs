@@ -18,14 +18,15 @@
 //! source says, because its copy would read the source Region's data.
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::fmt;
 use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::apply::applier::{comparable, Applier};
-use crate::apply::target::PARTITION_GET_CHUNK;
 use crate::apply::transform::Transform;
+use crate::backend::catalog::PARTITION_GET_CHUNK;
 use crate::catalog::reader::{values_hash, CatalogReader};
 use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError};
@@ -75,6 +76,59 @@ pub struct DiffReport {
     pub extra: Vec<Drift>,
     pub different: Vec<Drift>,
     pub seconds: f64,
+}
+
+/// The human report: counts per kind, the drifted objects, and what repairs them.
+impl fmt::Display for DiffReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "target {}: compared with the source in {:.1}s", self.target, self.seconds)?;
+        for (kind, c) in &self.counts {
+            writeln!(
+                f,
+                "  {:<10} {:>9} in sync {:>7} missing {:>7} extra {:>7} different",
+                kind.as_str(),
+                c.in_sync,
+                c.missing,
+                c.extra,
+                c.different
+            )?;
+        }
+        write_drifts(f, "missing in the target", &self.missing)?;
+        write_drifts(f, "only in the target", &self.extra)?;
+        write_drifts(f, "different", &self.different)?;
+        if self.drifted() == 0 {
+            writeln!(f, "in sync")?;
+        } else {
+            writeln!(
+                f,
+                "{} objects drifted; `lakelog sync --target {}` repairs (add --prune to delete objects only in the target)",
+                self.drifted(),
+                self.target
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// One sort of drifted objects under its title (nothing when there are none).
+fn write_drifts(f: &mut fmt::Formatter<'_>, title: &str, items: &[Drift]) -> fmt::Result {
+    if items.is_empty() {
+        return Ok(());
+    }
+    writeln!(f, "{title}:")?;
+    for d in items {
+        let fields = if d.fields.is_empty() { String::new() } else { format!("  ({})", d.fields.join(", ")) };
+        writeln!(f, "  {:<10} {}{fields}", d.kind.as_str(), d.object)?;
+        if !d.source_locations.is_empty() {
+            writeln!(
+                f,
+                "  {:<10}   still names a source location, so it reads the source Region: {}",
+                "",
+                d.source_locations.join(", ")
+            )?;
+        }
+    }
+    Ok(())
 }
 
 impl DiffReport {
@@ -202,7 +256,7 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
     let handle = pipeline.select_targets(Some(target))?[0];
     let applier = pipeline.applier(handle, true)?;
     let source = &pipeline.source;
-    let dest = applier.target().reader();
+    let dest = applier.reader();
     let in_scope = |db: &str, table: Option<&str>| pipeline.replicates(&applier, db, table);
     let read = |what: &str| {
         let what = what.to_string();
@@ -538,6 +592,32 @@ pub enum DiffError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_text_report_lists_counts_drifts_and_the_repair() {
+        let missing = Drift {
+            kind: ObjectKind::Table,
+            object: "db.t".into(),
+            fields: vec![],
+            source_locations: vec!["s3://src/t".into()],
+        };
+        let mut report =
+            DiffReport { target: "dr".into(), missing: vec![missing], seconds: 1.25, ..Default::default() };
+        report.count(ObjectKind::Table, |c| {
+            c.in_sync = 3;
+            c.missing = 1;
+        });
+        assert_eq!(
+            report.to_string(),
+            "target dr: compared with the source in 1.2s\n\
+             \x20 table              3 in sync       1 missing       0 extra       0 different\n\
+             missing in the target:\n\
+             \x20 table      db.t\n\
+             \x20              still names a source location, so it reads the source Region: s3://src/t\n\
+             1 objects drifted; `lakelog sync --target dr` repairs (add --prune to delete objects only in the target)\n"
+        );
+        assert!(DiffReport { target: "dr".into(), ..Default::default() }.to_string().ends_with("\nin sync\n"));
+    }
 
     #[test]
     fn differing_fields_name_the_nested_paths() {

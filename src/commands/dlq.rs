@@ -6,14 +6,15 @@
 //! same way capture turns an event into a record. A record that fails again is parked again with
 //! its new reason; the old entry is removed only once the replay's outcome is durable.
 
+use std::fmt;
+
 use serde::Serialize;
 
+use crate::apply::dry_run::Planned;
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
-use crate::aws::client::Endpoint;
 use crate::backend::AwsError;
 use crate::capture::events::hint::Hint;
-use crate::capture::resolve::Resolver;
 use crate::capture::CaptureError;
 use crate::connect::{Pipeline, PipelineError};
 use crate::model::{Cause, CauseKind, ObjectKey};
@@ -28,6 +29,26 @@ pub struct Entry {
     pub store: String,
     #[serde(flatten)]
     pub letter: DeadLetter,
+}
+
+/// What `dlq list` found: its entries, as a JSON array.
+#[derive(Debug, Clone, Serialize)]
+#[serde(transparent)]
+pub struct Listing(pub Vec<Entry>);
+
+/// The human listing: one line per entry (id, store, when parked, object, class and reason),
+/// then the count.
+impl fmt::Display for Listing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.0 {
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.letter.parked_at) * 1_000_000)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default();
+            writeln!(f, "{}  {}  {}  {}  [{}] {}", e.id, e.store, at, e.letter.key, e.letter.class, e.letter.reason)?;
+        }
+        writeln!(f, "{} dead letters", self.0.len())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -59,14 +80,14 @@ fn stores(pipeline: &Pipeline, target: Option<&str>) -> Result<Vec<String>, Pipe
 }
 
 /// Every parked entry of the selected stores, oldest first per store.
-pub async fn list(pipeline: &Pipeline, target: Option<&str>) -> Result<Vec<Entry>, DlqError> {
+pub async fn list(pipeline: &Pipeline, target: Option<&str>) -> Result<Listing, DlqError> {
     let mut out = Vec::new();
     for store in stores(pipeline, target)? {
         for (key, letter) in pipeline.dead_letters.list(&store).await? {
             out.push(Entry { id: id_of(&key), store: store.clone(), letter });
         }
     }
-    Ok(out)
+    Ok(Listing(out))
 }
 
 /// Entries of one store with their object keys, restricted to `ids` when given (all must exist).
@@ -98,7 +119,52 @@ pub struct ReplayReport {
     pub replayed: u64,
     /// What applying the objects' current source state did (dead-lettered again: still failing).
     pub stats: ApplyStats,
+    /// In a dry run: the writes the replay would send, per operation (none were sent).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub planned_writes: std::collections::BTreeMap<String, Planned>,
     pub skipped: Vec<Skipped>,
+}
+
+impl ReplayReport {
+    /// Entries that failed again (parked again with their new reason).
+    pub fn failing(&self) -> u64 {
+        self.stats.total().dead_lettered
+    }
+}
+
+/// The human report: the outcome in one line, then the entries skipped and why.
+impl fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.stats.total();
+        let verb = if self.dry_run { "would replay" } else { "replayed" };
+        writeln!(
+            f,
+            "{verb} {} entries into {}: {} created, {} updated, {} deleted, {} already in sync, {} failed again (parked with the new reason)",
+            self.replayed, self.target, t.created, t.updated, t.deleted, t.unchanged, t.dead_lettered
+        )?;
+        if self.dry_run {
+            writeln!(f, "  {}", crate::apply::dry_run::describe(&self.planned_writes))?;
+        }
+        for s in &self.skipped {
+            writeln!(f, "  skipped {}: {}", s.id, s.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// What `dlq drop` removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Dropped {
+    /// The store the entries were removed from (said in the text; the JSON is `{"dropped": n}`).
+    #[serde(skip)]
+    pub store: String,
+    pub dropped: usize,
+}
+
+impl fmt::Display for Dropped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "dropped {} dead letters from {}", self.dropped, self.store)
+    }
 }
 
 fn hint_for(key: &ObjectKey) -> Hint {
@@ -141,14 +207,12 @@ pub async fn replay(
     if replayable.is_empty() {
         return Ok(report);
     }
-    let cfg = &pipeline.config;
-    let glue = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref()).glue(None).await;
-    let resolver = Resolver::new(glue, pipeline.origin.clone(), pipeline.source_filter.clone());
-    let records = resolver.resolve(&hints, &Cause { kind: CauseKind::Replay, event_id: None }).await?;
+    let records = pipeline.resolver().resolve(&hints, &Cause { kind: CauseKind::Replay, event_id: None }).await?;
     let applier = pipeline.applier(handle, dry_run)?;
     report.stats =
         applier.apply(records).await.map_err(|source| DlqError::Apply { target: target.to_string(), source })?;
     report.replayed = replayable.len() as u64;
+    report.planned_writes = applier.dry_run().map(|d| d.planned()).unwrap_or_default();
     if !dry_run {
         // The outcome is durable (applied, or parked again with its new reason): the old entries go.
         for key in &replayable {
@@ -158,8 +222,8 @@ pub async fn replay(
     Ok(report)
 }
 
-/// Removes entries for good (after inspecting them); returns how many.
-pub async fn drop(pipeline: &Pipeline, store: &str, ids: &[String]) -> Result<usize, DlqError> {
+/// Removes entries for good (after inspecting them).
+pub async fn drop(pipeline: &Pipeline, store: &str, ids: &[String]) -> Result<Dropped, DlqError> {
     if store != CAPTURE_EVENTS {
         pipeline.select_targets(Some(store))?;
     }
@@ -167,5 +231,40 @@ pub async fn drop(pipeline: &Pipeline, store: &str, ids: &[String]) -> Result<us
     for (key, _) in &entries {
         pipeline.dead_letters.remove(key).await?;
     }
-    Ok(entries.len())
+    Ok(Dropped { store: store.to_string(), dropped: entries.len() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_is_a_line_per_entry_then_the_count_and_a_json_array() {
+        let letter = DeadLetter {
+            target: "dr".into(),
+            key: "catalog/db/t".into(),
+            reason: "the parent does not exist".into(),
+            class: "not_found".into(),
+            code: None,
+            record: None,
+            raw_hex: None,
+            body: None,
+            parked_at: 1_700_000_000_000,
+        };
+        let listing = Listing(vec![Entry { id: "e1".into(), store: "dr".into(), letter }]);
+        assert_eq!(
+            listing.to_string(),
+            "e1  dr  2023-11-14T22:13:20Z  catalog/db/t  [not_found] the parent does not exist\n1 dead letters\n"
+        );
+        let json = serde_json::to_value(&listing).expect("json");
+        assert_eq!(json[0]["id"], "e1", "{json}");
+        assert_eq!(json[0]["reason"], "the parent does not exist", "the letter is flattened: {json}");
+    }
+
+    #[test]
+    fn dropped_names_the_store_in_text_and_only_the_count_in_json() {
+        let dropped = Dropped { store: "capture.events".into(), dropped: 2 };
+        assert_eq!(dropped.to_string(), "dropped 2 dead letters from capture.events\n");
+        assert_eq!(serde_json::to_string(&dropped).expect("json"), r#"{"dropped":2}"#);
+    }
 }

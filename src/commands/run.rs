@@ -9,35 +9,38 @@
 //! grows.
 //!
 //! Shutdown (SIGTERM/SIGINT): capture stops taking work and finishes the batch in hand (its SQS
-//! messages are deleted only once published), then the consumers drain the stream up to the last
-//! published record and write their final checkpoints, then the process exits. A restart resumes
-//! from those checkpoints.
+//! messages are deleted only once published; a reconciliation pass in progress stops publishing
+//! and publishes no deletes), then the consumers drain the stream up to the last published record
+//! and write their final checkpoints, then the process exits. A restart resumes from those
+//! checkpoints.
+//!
+//! Each part is a component that owns its loop (`run(.., stop)`): [`Capture`] (the event
+//! sources), [`Reconciliation`](crate::capture::scan::reconcile::Reconciliation),
+//! [`TargetConsumer`] per target, [`DeadLetterDepth`]. `connect` builds them; [`run`] only starts
+//! them in that order and joins them. It never builds a client.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{error, warn};
 
 use crate::apply::group::{ConsumerGroup, GroupReport, StopWhen};
-use crate::aws::client::Endpoint;
-use crate::aws::s3::S3Store;
 use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
-use crate::capture::events::lookup::{LookupCapture, LookupReader};
+use crate::capture::events::lookup::LookupCapture;
 use crate::capture::events::queue::{QueueCapture, QueueStats};
-use crate::capture::resolve::Resolver;
-use crate::capture::scan::reconcile::{PassStats, Reconciler};
+use crate::capture::scan::reconcile::{PassStats, ReconcileReport};
+use crate::capture::Source;
 use crate::connect::{Pipeline, PipelineError};
 use crate::metrics as m;
 use crate::metrics::serve::Health;
-use crate::model::CauseKind;
 use crate::progress::Progress;
-use crate::state::deadletter::CAPTURE_EVENTS;
-use crate::stream::admin::ensure_stream;
-use crate::stream::producer::Producer;
+use crate::state::deadletter::{DeadLetterStore, CAPTURE_EVENTS};
 use crate::stream::publisher::Publisher;
+use crate::stream::seqno::SeqNo;
 use crate::stream::StreamError;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +71,33 @@ pub struct RunReport {
     pub targets: BTreeMap<String, GroupReport>,
 }
 
+/// The human report: one line for capture, one per target.
+impl fmt::Display for RunReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "stopped: {} records published ({} stale reads dropped), {} reconciliation passes, {} events ({} duplicate, {} malformed, {} parked after failing, {} retried)",
+            self.published,
+            self.stale_dropped,
+            self.reconcile_passes,
+            self.events.messages,
+            self.events.duplicates,
+            self.events.malformed,
+            self.events.failed,
+            self.events.retried
+        )?;
+        for (name, g) in &self.targets {
+            let t = g.stats.total();
+            writeln!(
+                f,
+                "target {name}: {} created, {} updated, {} deleted, {} unchanged, {} dead-lettered",
+                t.created, t.updated, t.deleted, t.unchanged, t.dead_lettered
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct EventCounts {
     pub messages: u64,
@@ -93,244 +123,75 @@ impl From<QueueStats> for EventCounts {
     }
 }
 
-/// A capture task's fatal error stops the whole run (after logging it).
-fn stop_on_error<T, E: std::fmt::Display>(
-    result: Result<T, E>,
-    stop: &watch::Sender<bool>,
-    what: &str,
-) -> Result<T, E> {
-    if let Err(e) = &result {
-        error!(error = %e, "{what} failed; shutting down");
-        let _ = stop.send(true);
-    }
-    result
+/// The run's stop signal: the caller's shutdown, or a fatal error of a capture source.
+#[derive(Clone)]
+struct Stop {
+    tx: Arc<watch::Sender<bool>>,
+    rx: watch::Receiver<bool>,
 }
 
-/// Runs an optional capture task (`None`: not configured, a default report); a fatal error stops
-/// the whole run.
-async fn optional_capture<T: Default, E: std::fmt::Display>(
-    task: Option<impl std::future::Future<Output = Result<T, E>>>,
-    stop: &watch::Sender<bool>,
-    what: &str,
-) -> Result<T, E> {
-    let result = match task {
-        Some(t) => t.await,
-        None => Ok(T::default()),
-    };
-    stop_on_error(result, stop, what)
-}
-
-/// Keeps `lakelog_dead_letter_depth` true to the store (another process may replay or add).
-async fn refresh_dead_letter_depth(store: &crate::state::deadletter::DeadLetterStore, names: &[String]) {
-    for name in names {
-        match store.keys(name).await {
-            Ok(keys) => crate::metrics::dead_letter_depth(name, keys.len()),
-            Err(e) => warn!(target = %name, error = %e, "cannot count dead letters"),
-        }
-    }
-}
-
-/// Runs until `shutdown` turns true, then drains and returns.
-pub async fn run(
-    pipeline: &Pipeline,
-    target: Option<&str>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<RunReport, RunError> {
-    let cfg = &pipeline.config;
-    let targets = pipeline.select_targets(target)?;
-    ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
-    let publisher =
-        Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes)));
-    let source = Endpoint::new(&cfg.source.region, cfg.source.endpoint.as_deref());
-    let source_counter = crate::aws::counter::ApiCounter::source();
-    let source_glue = source.glue(Some(&source_counter)).await;
-    // Everything below stops on this: the caller's shutdown, or a fatal capture error.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    let forward = {
-        let (mut shutdown, stop_tx) = (shutdown, stop_tx.clone());
-        tokio::spawn(async move {
+impl Stop {
+    /// Follows `shutdown` until the returned task is aborted.
+    fn following(mut shutdown: watch::Receiver<bool>) -> (Stop, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = watch::channel(false);
+        let stop = Stop { tx: Arc::new(tx), rx };
+        let tx = stop.tx.clone();
+        let forward = tokio::spawn(async move {
             let _ = shutdown.wait_for(|s| *s).await;
-            let _ = stop_tx.send(true);
-        })
-    };
-    let shutdown = stop_rx;
-    // Not ready until each part has started (and the initial snapshot is done): a copy that is
-    // still being made is not current.
-    let health = Health::global();
-    for t in &targets {
-        health.not_ready(&format!("target {}", t.config.name), "starting");
+            let _ = tx.send(true);
+        });
+        (stop, forward)
     }
-    health.not_ready("reconcile", "the initial snapshot is running");
-    health.ready("pipeline");
-    let mut dead_letter_stores: Vec<String> = targets.iter().map(|t| t.config.name.clone()).collect();
-    m::init_series(&dead_letter_stores);
-    dead_letter_stores.push(CAPTURE_EVENTS.to_string());
-    let depth = {
-        let (store, mut stop) = (pipeline.dead_letters.clone(), shutdown.clone());
-        tokio::spawn(async move {
-            while !*stop.borrow() {
-                refresh_dead_letter_depth(&store, &dead_letter_stores).await;
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-        })
-    };
 
-    // 1. Event capture first (gap-free start).
-    let queue = match &cfg.source.events {
-        Some(events) => {
-            let sqs = source.sqs().await;
-            let queue_url = crate::capture::events::queue::queue_url(&sqs, events).await?;
-            Some(QueueCapture {
-                sqs,
-                queue_url,
-                config: events.clone(),
-                resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
-                publisher: publisher.clone(),
-                dead_letters: pipeline.dead_letters.clone(),
-            })
+    fn receiver(&self) -> watch::Receiver<bool> {
+        self.rx.clone()
+    }
+
+    /// A capture source's fatal error stops the whole run (after logging it).
+    fn on_error<T, E: std::fmt::Display>(&self, result: Result<T, E>, what: &str) -> Result<T, E> {
+        if let Err(e) = &result {
+            error!(error = %e, "{what} failed; shutting down");
+            let _ = self.tx.send(true);
         }
-        None => None,
-    };
-    let events = optional_capture(
-        queue.as_ref().map(|q| {
-            let stop = shutdown.clone();
-            async move { q.run(stop).await.map(EventCounts::from) }
-        }),
-        &stop_tx,
-        "event capture",
-    );
-    health.ready("capture");
+        result
+    }
+}
 
-    let trail = match &cfg.source.cloudtrail {
-        Some(ct) => {
-            let region = ct.region.clone().unwrap_or_else(|| cfg.source.region.clone());
-            Some(CloudTrailCapture {
-                trail: Arc::new(S3Store::new(
-                    Endpoint::new(&region, cfg.source.endpoint.as_deref()).s3().await,
-                    &ct.bucket,
-                    "",
-                )),
-                config: ct.clone(),
-                account: pipeline.origin.account.clone(),
-                region: cfg.source.region.clone(),
-                resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
-                publisher: publisher.clone(),
-                state: pipeline.state.clone(),
-                dead_letters: pipeline.dead_letters.clone(),
-            })
-        }
-        None => None,
-    };
-    let cloudtrail = optional_capture(trail.as_ref().map(|t| t.run(shutdown.clone())), &stop_tx, "CloudTrail capture");
+/// Runs an optional capture source (`None`: not configured, a default report); its fatal error
+/// stops the run.
+async fn run_source<S: Source>(source: Option<&S>, stop: &Stop) -> Result<S::Report, S::Error>
+where
+    S::Report: Default,
+{
+    match source {
+        Some(s) => stop.on_error(s.run(stop.receiver()).await, s.name()),
+        None => Ok(S::Report::default()),
+    }
+}
 
-    let lookup = match &cfg.source.cloudtrail_lookup {
-        Some(lc) => Some(LookupCapture {
-            reader: LookupReader { cloudtrail: source.cloudtrail().await, config: lc.clone() },
-            resolver: Resolver::new(source_glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone()),
-            publisher: publisher.clone(),
-            state: pipeline.state.clone(),
-            dead_letters: pipeline.dead_letters.clone(),
-        }),
-        None => None,
-    };
-    let lookup_events =
-        optional_capture(lookup.as_ref().map(|l| l.run(shutdown.clone())), &stop_tx, "CloudTrail LookupEvents capture");
+/// Event capture: the SQS queue, the CloudTrail trail's files and LookupEvents, each optional and
+/// each its own loop; a fatal error of one stops the run.
+struct Capture {
+    queue: Option<QueueCapture>,
+    trail: Option<CloudTrailCapture>,
+    lookup: Option<LookupCapture>,
+}
 
-    // 2. The initial snapshot, then reconciliation every interval.
-    let reconciler = Reconciler {
-        reader: pipeline.source.clone(),
-        filter: pipeline.source_filter.clone(),
-        origin: pipeline.origin.clone(),
-        publisher: publisher.clone(),
-    };
-    let interval = Duration::from_secs(cfg.source.reconcile_interval_seconds);
-    let reconciling = {
-        let mut stop = shutdown.clone();
-        let reconciler = &reconciler;
-        async move {
-            let (mut passes, mut last, mut kind) = (0u64, PassStats::default(), CauseKind::Snapshot);
-            while !*stop.borrow() {
-                match reconciler.pass(kind).await {
-                    Ok(stats) => {
-                        passes += 1;
-                        m::reconcile_run(true);
-                        health.ready("reconcile");
-                        info!(
-                            pass = passes,
-                            changed = stats.changed,
-                            deleted = stats.deleted,
-                            stale = stats.stale,
-                            "reconciliation pass done"
-                        );
-                        last = stats;
-                        kind = CauseKind::Reconcile;
-                    }
-                    Err(e) => {
-                        m::reconcile_run(false);
-                        health.not_ready("reconcile", format!("the last pass failed: {e}"));
-                        warn!(error = %e, "reconciliation pass failed; retrying at the next interval")
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-            (passes, last)
-        }
-    };
+/// What capture did: the queue's counts, and the trail's and LookupEvents' together.
+struct CaptureReport {
+    events: Result<EventCounts, RunError>,
+    cloudtrail: Result<PollStats, RunError>,
+}
 
-    // 3. One consumer group per target, drained to the last published record at shutdown.
-    let (end_tx, end_rx) = watch::channel(None);
-    let groups = futures::future::join_all(targets.iter().map(|t| {
-        let end_rx = end_rx.clone();
-        let shutdown = shutdown.clone();
-        async move {
-            let applier = match pipeline.applier(t, false) {
-                Ok(a) => a,
-                Err(e) => {
-                    error!(target = %t.config.name, error = %e, "cannot build the applier");
-                    return (t.config.name.clone(), GroupReport::default());
-                }
-            };
-            let group = Arc::new(ConsumerGroup {
-                kinesis: pipeline.kinesis.clone(),
-                stream: cfg.stream.name.clone(),
-                applier,
-                checkpoints: pipeline.checkpoints.clone(),
-                dead_letters: pipeline.dead_letters.clone(),
-                batch_limit: cfg.apply.batch_records,
-                progress: Progress::hidden(),
-                log_batches: true,
-                health: Some(format!("target {}", t.config.name)),
-            });
-            // A failing target (unavailable, throttled beyond retries) restarts from its
-            // checkpoint after a pause; it never stops the other targets or capture.
-            let component = format!("target {}", t.config.name);
-            loop {
-                match group.clone().run(StopWhen::Drained(end_rx.clone())).await {
-                    Ok(report) => return (t.config.name.clone(), report),
-                    Err(e) => {
-                        health.not_ready(&component, format!("consumer failed, restarting from its checkpoint: {e}"));
-                        warn!(target = %t.config.name, error = %e, "consumer group failed; restarting from its checkpoint");
-                        if *shutdown.borrow() && end_rx.borrow().is_some() {
-                            return (t.config.name.clone(), GroupReport::default());
-                        }
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                    }
-                }
-            }
-        }
-    }));
-
-    let capture = async {
-        let (events, trail, looked_up, (passes, last)) =
-            tokio::join!(Box::pin(events), Box::pin(cloudtrail), Box::pin(lookup_events), Box::pin(reconciling));
-        let trail = match (trail, looked_up) {
+impl Capture {
+    async fn run(self, stop: Stop) -> CaptureReport {
+        let (queue, trail, lookup) = tokio::join!(
+            Box::pin(run_source(self.queue.as_ref(), &stop)),
+            Box::pin(run_source(self.trail.as_ref(), &stop)),
+            Box::pin(run_source(self.lookup.as_ref(), &stop))
+        );
+        let events = queue.map(EventCounts::from);
+        let cloudtrail = match (trail, lookup) {
             (Ok(a), Ok(b)) => Ok(PollStats {
                 files: a.files,
                 events: a.events + b.events,
@@ -341,23 +202,151 @@ pub async fn run(
             }),
             (Err(e), _) | (_, Err(e)) => Err(e),
         };
-        // Capture has stopped: the consumers drain to what was published, then stop.
-        let _ = end_tx.send(Some(publisher.last_sequence().await));
-        (events, trail, passes, last)
+        CaptureReport { events: events.map_err(RunError::from), cloudtrail: cloudtrail.map_err(RunError::from) }
+    }
+}
+
+/// One target's consumer group, applying the stream until it is drained to `end` (sent once
+/// capture has stopped). A failing group (target unavailable, throttled beyond retries) restarts
+/// from its checkpoint after a pause; it never stops the other targets or capture.
+struct TargetConsumer {
+    name: String,
+    group: Arc<ConsumerGroup>,
+}
+
+impl TargetConsumer {
+    async fn run(
+        self,
+        end: watch::Receiver<Option<BTreeMap<String, SeqNo>>>,
+        stop: watch::Receiver<bool>,
+    ) -> (String, GroupReport) {
+        let component = format!("target {}", self.name);
+        loop {
+            match self.group.clone().run(StopWhen::Drained(end.clone())).await {
+                Ok(report) => return (self.name, report),
+                Err(e) => {
+                    Health::global()
+                        .not_ready(&component, format!("consumer failed, restarting from its checkpoint: {e}"));
+                    warn!(target = %self.name, error = %e, "consumer group failed; restarting from its checkpoint");
+                    if *stop.borrow() && end.borrow().is_some() {
+                        return (self.name, GroupReport::default());
+                    }
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Keeps `lakelog_dead_letter_depth` true to the store (another process may replay or add),
+/// once a minute until stopped.
+struct DeadLetterDepth {
+    store: DeadLetterStore,
+    names: Vec<String>,
+}
+
+impl DeadLetterDepth {
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            for name in &self.names {
+                match self.store.keys(name).await {
+                    Ok(keys) => m::dead_letter_depth(name, keys.len()),
+                    Err(e) => warn!(target = %name, error = %e, "cannot count dead letters"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// Runs until `shutdown` turns true, then drains and returns.
+pub async fn run(
+    pipeline: &Pipeline,
+    target: Option<&str>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<RunReport, RunError> {
+    let targets = pipeline.select_targets(target)?;
+    let publisher = pipeline.publisher().await?;
+    let (stop, forward) = Stop::following(shutdown);
+    // Not ready until each part has started (and the initial snapshot is done): a copy that is
+    // still being made is not current.
+    let health = Health::global();
+    for t in &targets {
+        health.not_ready(&format!("target {}", t.config.name), "starting");
+    }
+    health.not_ready("reconcile", "the initial snapshot is running");
+    health.ready("pipeline");
+    let mut names: Vec<String> = targets.iter().map(|t| t.config.name.clone()).collect();
+    m::init_series(&names);
+    names.push(CAPTURE_EVENTS.to_string());
+    let depth = tokio::spawn(DeadLetterDepth { store: pipeline.dead_letters.clone(), names }.run(stop.receiver()));
+
+    // Built before anything starts, so a part that cannot be built stops nothing half-started.
+    let capture = Capture {
+        queue: pipeline.queue_capture(&publisher).await?,
+        trail: pipeline.trail_capture(&publisher),
+        lookup: pipeline.lookup_capture(&publisher),
     };
+    let reconciliation = pipeline.reconciliation(&publisher);
+    let (mut consumers, mut unbuilt) = (Vec::new(), Vec::new());
+    for t in &targets {
+        match pipeline.applier(t, false) {
+            Ok(applier) => consumers.push(TargetConsumer {
+                name: t.config.name.clone(),
+                group: Arc::new(pipeline.consumer_group(
+                    applier,
+                    Progress::hidden(),
+                    Some(format!("target {}", t.config.name)),
+                    true,
+                )),
+            }),
+            Err(e) => {
+                error!(target = %t.config.name, error = %e, "cannot build the applier");
+                unbuilt.push((t.config.name.clone(), GroupReport::default()));
+            }
+        }
+    }
+
+    // 1. Event capture first, then 2. the initial snapshot and reconciliation (gap-free start:
+    // join polls them in this order); 3. the consumers, drained to the last published record
+    // once capture has stopped.
+    let (end_tx, end_rx) = watch::channel(None);
+    let producing = async {
+        let (captured, reconciled) =
+            tokio::join!(Box::pin(capture.run(stop.clone())), Box::pin(reconciliation.run(stop.receiver())));
+        let Ok(reconciled) = reconciled;
+        let _ = end_tx.send(Some(publisher.last_sequence().await));
+        (captured, reconciled)
+    };
+    let consuming = futures::future::join_all(consumers.into_iter().map(|c| c.run(end_rx.clone(), stop.receiver())));
     // Boxed: the combined state machine is large, and callers may run it on a small task stack.
-    let ((events, trail, passes, last), groups) = tokio::join!(Box::pin(capture), Box::pin(groups));
+    let ((captured, reconciled), mut groups) = tokio::join!(Box::pin(producing), Box::pin(consuming));
+    groups.extend(unbuilt);
     forward.abort();
     depth.abort();
+    report(pipeline, &targets, &publisher, captured, reconciled, groups).await
+}
+
+async fn report(
+    pipeline: &Pipeline,
+    targets: &[&crate::connect::TargetHandle],
+    publisher: &Publisher,
+    captured: CaptureReport,
+    reconciled: ReconcileReport,
+    groups: Vec<(String, GroupReport)>,
+) -> Result<RunReport, RunError> {
     let (published, stale) = publisher.totals().await;
     Ok(RunReport {
         published,
         stale_dropped: stale,
-        reconcile_passes: passes,
-        last_pass: last,
-        events: events?,
-        cloudtrail: trail?,
-        source_api_calls: source_counter.snapshot(),
+        reconcile_passes: reconciled.passes,
+        last_pass: reconciled.last,
+        events: captured.events?,
+        cloudtrail: captured.cloudtrail?,
+        source_api_calls: pipeline.source_api_calls(),
         target_api_calls: targets.iter().map(|t| (t.config.name.clone(), t.counter.snapshot())).collect(),
         targets: groups.into_iter().collect(),
     })

@@ -3,6 +3,8 @@
 //! `lakelog run` is running or stopped, from any machine with read access to the stream and the
 //! state bucket.
 
+use std::fmt;
+
 use serde::Serialize;
 
 use crate::connect::{Pipeline, PipelineError};
@@ -72,6 +74,49 @@ pub struct ShardStatus {
     pub closed: bool,
 }
 
+/// The human report: the events queue, then per target its lag and one line per shard.
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}s"));
+        if let Some(q) = &self.events {
+            writeln!(f, "events queue: {} waiting, {} being captured ({})", q.waiting, q.in_flight, q.queue_url)?;
+        }
+        writeln!(f, "change log: {}", self.stream)?;
+        for t in &self.targets {
+            let more = if t.backlog_complete { "" } else { "+" };
+            writeln!(
+                f,
+                "target {}: lag {:.1}s, backlog {}{more} records, {} dead letters",
+                t.name, t.lag_seconds, t.backlog_records, t.dead_letters
+            )?;
+            writeln!(
+                f,
+                "  {:<24} {:>12} {:>10} {:>9} {:>12} {:>10}  checkpoint",
+                "shard", "applied", "backlog", "oldest", "ckpt age", "newest"
+            )?;
+            for s in &t.shards {
+                let backlog = format!("{}{}", s.backlog_records, if s.backlog_complete { "" } else { "+" });
+                writeln!(
+                    f,
+                    "  {:<24} {:>12} {:>10} {:>9} {:>12} {:>10}  {}{}",
+                    s.shard,
+                    s.applied_records,
+                    backlog,
+                    format!("{:.1}s", s.oldest_unapplied_age_seconds),
+                    secs(s.checkpoint_age_seconds),
+                    secs(s.newest_applied_age_seconds),
+                    s.checkpoint.as_deref().unwrap_or("(none: starts at the trim horizon)"),
+                    if s.closed { " (closed)" } else { "" }
+                )?;
+            }
+        }
+        if self.capture_dead_letters > 0 {
+            writeln!(f, "capture: {} unparseable events parked (lakelog dlq list)", self.capture_dead_letters)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
     #[error(transparent)]
@@ -98,7 +143,7 @@ fn age(now: i64, at: i64) -> f64 {
 /// The status of every selected target.
 pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) -> Result<StatusReport, StatusError> {
     let stream = &pipeline.config.stream.name;
-    let shards = list_shards(&pipeline.kinesis, stream).await?;
+    let shards = list_shards(pipeline.log.as_ref()).await?;
     let mut targets = Vec::new();
     for t in pipeline.select_targets(target)? {
         let name = t.config.name.as_str();
@@ -127,25 +172,9 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
 }
 
 async fn queue_status(pipeline: &Pipeline) -> Result<Option<QueueStatus>, StatusError> {
-    use aws_sdk_sqs::types::QueueAttributeName as A;
-    let cfg = &pipeline.config.source;
-    let Some(events) = &cfg.events else { return Ok(None) };
-    let sqs = crate::aws::client::Endpoint::new(&cfg.region, cfg.endpoint.as_deref()).sqs().await;
-    let queue_url = crate::capture::events::queue::queue_url(&sqs, events).await?;
-    let req = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(A::ApproximateNumberOfMessages)
-        .attribute_names(A::ApproximateNumberOfMessagesNotVisible);
-    let out =
-        crate::backend::retry::RetryPolicy::default().send("sqs", "GetQueueAttributes", || req.clone().send()).await?;
-    let attrs = out.attributes.unwrap_or_default();
-    let count = |a: A| attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Ok(Some(QueueStatus {
-        waiting: count(A::ApproximateNumberOfMessages),
-        in_flight: count(A::ApproximateNumberOfMessagesNotVisible),
-        queue_url,
-    }))
+    let Some(queue) = pipeline.events_queue().await? else { return Ok(None) };
+    let depth = crate::backend::retry::RetryPolicy::default().run(|| queue.queue.depth(&queue.url)).await?;
+    Ok(Some(QueueStatus { waiting: depth.waiting, in_flight: depth.in_flight, queue_url: queue.url }))
 }
 
 async fn shard_status(
@@ -156,14 +185,7 @@ async fn shard_status(
 ) -> Result<ShardStatus, StatusError> {
     let now = now_millis();
     let after = checkpoint.as_ref().map(|c| c.sequence.clone());
-    let mut reader = ShardReader::open(
-        pipeline.kinesis.clone(),
-        &pipeline.config.stream.name,
-        shard,
-        after,
-        scan_limit.clamp(1, 10_000) as i32,
-    )
-    .await?;
+    let mut reader = ShardReader::open(pipeline.log.clone(), shard, after, scan_limit.clamp(1, 10_000) as i32).await?;
     let (mut frames, mut records, mut oldest, mut complete, mut closed) = (0u64, 0u64, None::<i64>, false, false);
     // Real Kinesis can return empty batches before the tip of a sparse shard; bound the calls.
     for _ in 0..MAX_CALLS {

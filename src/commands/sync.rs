@@ -11,6 +11,7 @@
 //! the counts say what a real run would do.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,10 +21,11 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::apply::applier::Applier;
-use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
+use crate::apply::dry_run::Planned;
+use crate::apply::group::{ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
-use crate::apply::target::PARTITION_DELETE_CHUNK;
 use crate::apply::ApplyError;
+use crate::backend::catalog::PARTITION_DELETE_CHUNK;
 use crate::backend::AwsError;
 use crate::capture::scan::snapshot::{snapshot, ScanStats};
 use crate::capture::CaptureError;
@@ -32,8 +34,6 @@ use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError};
 use crate::model::{identity_hash, ChangeRecord, ObjectKey, ObjectKind};
 use crate::progress::Progress;
-use crate::stream::admin::ensure_stream;
-use crate::stream::producer::Producer;
 use crate::stream::StreamError;
 
 #[derive(Debug, Clone, Default)]
@@ -79,6 +79,76 @@ pub struct TargetReport {
     pub api_calls: BTreeMap<String, u64>,
     /// Write requests among them.
     pub write_calls: u64,
+    /// In a dry run: the writes a real run would send, per operation (none were sent).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub planned_writes: BTreeMap<String, Planned>,
+}
+
+/// The human report: source counts, then per target what changed, then the timings.
+impl fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.dry_run { "would be" } else { "were" };
+        writeln!(
+            f,
+            "source: {} databases, {} tables, {} partitions scanned",
+            self.source.databases, self.source.tables, self.source.partitions
+        )?;
+        if !self.dry_run {
+            writeln!(
+                f,
+                "change log: {} records in {} Kinesis records ({} PutRecords calls)",
+                self.published_records, self.published_frames, self.put_calls
+            )?;
+        }
+        for (name, t) in &self.targets {
+            writeln!(
+                f,
+                "target {name}: (objects that {verb} created / updated / deleted / unchanged / dead-lettered)"
+            )?;
+            for (kind, c) in &t.stats.0 {
+                writeln!(
+                    f,
+                    "  {:<10} {:>8} created {:>8} updated {:>8} deleted {:>8} unchanged {:>6} dead-lettered",
+                    kind.as_str(),
+                    c.created,
+                    c.updated,
+                    c.deleted,
+                    c.unchanged,
+                    c.dead_lettered
+                )?;
+            }
+            if self.dry_run {
+                writeln!(f, "  {}", crate::apply::dry_run::describe(&t.planned_writes))?;
+            }
+            let resumed: Vec<_> =
+                t.shards.iter().filter(|s| s.resumed_after.is_some()).map(|s| s.shard.as_str()).collect();
+            if !resumed.is_empty() {
+                writeln!(f, "  resumed from checkpoints on {}", resumed.join(", "))?;
+            }
+            if t.extra_total > 0 {
+                let pruned = t.pruned.total().deleted;
+                if pruned > 0 {
+                    writeln!(f, "  pruned {pruned} objects absent from the source")?;
+                } else {
+                    writeln!(f, "  {} objects exist only in the target (use --prune to delete them):", t.extra_total)?;
+                    for e in t.extra.iter().take(20) {
+                        writeln!(f, "    {e}")?;
+                    }
+                    if t.extra_total > 20 {
+                        writeln!(f, "    ... and {} more", t.extra_total - 20)?;
+                    }
+                }
+            }
+            writeln!(f, "  target API calls: {} ({} writes)", t.api_calls.values().sum::<u64>(), t.write_calls)?;
+        }
+        let memory = self.peak_rss_bytes.map(|b| format!(", peak memory {} MB", b / (1024 * 1024))).unwrap_or_default();
+        writeln!(
+            f,
+            "done in {:.1}s ({:.1}s to replicate, {:.1}s to compare targets with the source{memory})",
+            self.seconds, self.replicate_seconds, self.compare_seconds
+        )?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Error)]
@@ -194,7 +264,6 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     let started = Instant::now();
     let targets = pipeline.select_targets(opts.target.as_deref())?;
     let progress = Progress::new(opts.progress);
-    let cfg = &pipeline.config;
     let (scan_tx, mut scan_rx) = mpsc::channel::<ChangeRecord>(256);
     let keys = Arc::new(std::sync::Mutex::new(SourceKeys::default()));
 
@@ -213,7 +282,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     // to it (a cold copy lists an empty target), keeping identities only. What apply creates
     // comes from the source, so it is never drift.
     let listings = futures::future::join_all(appliers.iter().map(|(t, applier)| async move {
-        TargetKeys::list(applier.target().reader(), |db, table| pipeline.replicates(applier, db, table))
+        TargetKeys::list(applier.reader(), |db, table| pipeline.replicates(applier, db, table))
             .await
             .map_err(|source| SyncError::Compare { target: t.config.name.clone(), source })
     }));
@@ -257,7 +326,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
             }
             (scanned, Default::default())
         } else {
-            ensure_stream(&pipeline.kinesis, &cfg.stream.name, cfg.stream.shards, cfg.stream.create_if_missing).await?;
+            let publisher = pipeline.publisher().await?;
             let (end_tx, end_rx) = watch::channel(None);
             let (pub_tx, pub_rx) = mpsc::channel::<ChangeRecord>(256);
             let forward = async {
@@ -271,26 +340,15 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
                 }
                 drop(pub_tx);
             };
-            let producer = Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, cfg.stream.frame_bytes);
             let publish = async {
-                let p = producer.publish_all(pub_rx).await;
-                if let Ok(p) = &p {
-                    let _ = end_tx.send(Some(p.last_sequence.clone()));
+                let p = publisher.publish_all(pub_rx).await;
+                if p.is_ok() {
+                    let _ = end_tx.send(Some(publisher.last_sequence().await));
                 }
                 p
             };
             let groups = futures::future::join_all(appliers.iter().map(|(t, applier)| {
-                let group = Arc::new(ConsumerGroup {
-                    kinesis: pipeline.kinesis.clone(),
-                    stream: cfg.stream.name.clone(),
-                    applier: applier.clone(),
-                    checkpoints: pipeline.checkpoints.clone(),
-                    dead_letters: pipeline.dead_letters.clone(),
-                    batch_limit: cfg.apply.batch_records,
-                    progress: progress.clone(),
-                    log_batches: false,
-                    health: None,
-                });
+                let group = Arc::new(pipeline.consumer_group(applier.clone(), progress.clone(), None, false));
                 let stop = StopWhen::Drained(end_rx.clone());
                 async move { (t.config.name.clone(), group.run(stop).await) }
             }));
@@ -314,7 +372,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
                     (scanned?, published?, results)
                 }
             };
-            info!(records = published.records, frames = published.frames, calls = published.put_calls, "published");
+            info!(records = published.published, frames = published.frames, calls = published.put_calls, "published");
             for (name, result) in results {
                 let g = result.map_err(|source| SyncError::Apply { target: name.clone(), source })?;
                 reports.insert(name, TargetReport { stats: g.stats, shards: g.shards, ..Default::default() });
@@ -341,11 +399,12 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         }
         report.api_calls = t.counter.snapshot();
         report.write_calls = t.counter.writes();
+        report.planned_writes = applier.dry_run().map(|d| d.planned()).unwrap_or_default();
     }
     Ok(SyncReport {
         dry_run: opts.dry_run,
         source,
-        published_records: published.records,
+        published_records: published.published,
         published_frames: published.frames,
         put_calls: published.put_calls,
         targets: reports,
@@ -387,9 +446,8 @@ async fn settle_drift(
     let name = || applier.name().to_string();
     let compare = |e: ReadError| SyncError::Compare { target: name(), source: e.into() };
     let prune_err = |source| SyncError::Prune { target: name(), source };
-    let target = applier.target();
-    let reader = target.reader();
-    let delete = opts.prune && !opts.dry_run;
+    // In a dry run the applier's target records the deletes instead of sending them.
+    let (target, reader) = (applier.target(), applier.reader());
     let note = |report: &mut TargetReport, e: Extra| {
         report.extra_total += 1;
         if report.extra.len() < 1000 {
@@ -402,10 +460,8 @@ async fn settle_drift(
             continue;
         }
         if drift.databases.contains(&identity(&db.name, None, None)) {
-            if delete {
-                target.delete_database(&db.name).await.map_err(prune_err)?;
-            }
             if opts.prune {
+                target.delete_database(&db.name).await.map_err(prune_err)?;
                 report.pruned.add(ObjectKind::Database, Outcome::Deleted, 1);
             }
             note(report, Extra::Database(db.name));
@@ -420,10 +476,8 @@ async fn settle_drift(
             }
             let table_id = identity(&db.name, Some(&table.name), None);
             if drift.tables.contains(&table_id) {
-                if delete {
-                    target.delete_table(&db.name, &table.name).await.map_err(prune_err)?;
-                }
                 if opts.prune {
+                    target.delete_table(&db.name, &table.name).await.map_err(prune_err)?;
                     report.pruned.add(ObjectKind::Table, Outcome::Deleted, 1);
                 }
                 note(report, Extra::Table(db.name.clone(), table.name));
@@ -438,13 +492,9 @@ async fn settle_drift(
                 })
                 .await
                 .map_err(compare)?;
-            for chunk in values.chunks(PARTITION_DELETE_CHUNK) {
-                let failed = if delete {
-                    target.delete_partitions(&db.name, &table.name, chunk).await.map_err(prune_err)?.len()
-                } else {
-                    0
-                };
-                if opts.prune {
+            if opts.prune {
+                for chunk in values.chunks(PARTITION_DELETE_CHUNK) {
+                    let failed = target.delete_partitions(&db.name, &table.name, chunk).await.map_err(prune_err)?.len();
                     report.pruned.add(ObjectKind::Partition, Outcome::Deleted, (chunk.len() - failed) as u64);
                 }
             }

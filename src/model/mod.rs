@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod codec;
 pub mod filter;
 pub mod record;
+pub mod seqno;
 
 pub use catalog::*;
 pub use record::*;

@@ -6,65 +6,19 @@
 //! Note: AWS itself refuses `PutEvents` with an `aws.*` source from customers; this is a tool for
 //! the emulator, the tests and the benchmarks.
 
-use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
 use serde_json::json;
 
 use super::catalog::GeneratedCatalog;
-use crate::apply::target::{GlueTarget, PARTITION_WRITE_CHUNK};
+use crate::aws::eventbridge::{BusEvent, EventBridge};
+use crate::backend::catalog::{Catalog, PARTITION_WRITE_CHUNK};
 use crate::backend::{AwsError, ErrorClass};
 
 /// An EventBridge rule matching Glue's events, delivering to an SQS queue.
-#[derive(Debug, Clone)]
-pub struct EventRoute {
-    pub queue_url: String,
-    pub queue_arn: String,
-}
+pub type EventRoute = crate::aws::eventbridge::QueueRoute;
 
 /// Creates (or reuses) queue `name` and a rule `name` sending every `aws.glue` event to it.
-pub async fn route_glue_events(
-    eventbridge: &aws_sdk_eventbridge::Client,
-    sqs: &aws_sdk_sqs::Client,
-    name: &str,
-) -> Result<EventRoute, AwsError> {
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(name)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("sqs", "CreateQueue", e))?
-        .queue_url
-        .ok_or_else(|| AwsError::invalid_response("sqs", "CreateQueue", "no queue URL"))?;
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("sqs", "GetQueueAttributes", e))?;
-    let queue_arn = attrs
-        .attributes
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-        .ok_or_else(|| AwsError::invalid_response("sqs", "GetQueueAttributes", "no QueueArn"))?;
-    eventbridge
-        .put_rule()
-        .name(name)
-        .event_pattern(json!({ "source": ["aws.glue"] }).to_string())
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("eventbridge", "PutRule", e))?;
-    let target = Target::builder()
-        .id("lakelog")
-        .arn(&queue_arn)
-        .build()
-        .map_err(|e| AwsError::invalid_response("eventbridge", "PutTargets", &e.to_string()))?;
-    eventbridge
-        .put_targets()
-        .rule(name)
-        .targets(target)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("eventbridge", "PutTargets", e))?;
-    Ok(EventRoute { queue_url, queue_arn })
+pub async fn route_glue_events(eventbridge: &EventBridge, name: &str) -> Result<EventRoute, AwsError> {
+    eventbridge.route_to_queue(name, &json!({ "source": ["aws.glue"] })).await
 }
 
 /// One Glue event: its detail-type and detail, as Glue documents them.
@@ -101,31 +55,24 @@ impl GlueEvent {
 }
 
 /// Sends events through EventBridge (PutEvents, 10 entries a call).
-pub async fn deliver(eventbridge: &aws_sdk_eventbridge::Client, events: &[GlueEvent]) -> Result<(), AwsError> {
+pub async fn deliver(eventbridge: &EventBridge, events: &[GlueEvent]) -> Result<(), AwsError> {
     for chunk in events.chunks(10) {
-        let entries: Vec<PutEventsRequestEntry> = chunk
+        let entries: Vec<BusEvent> = chunk
             .iter()
-            .map(|e| {
-                PutEventsRequestEntry::builder()
-                    .source("aws.glue")
-                    .detail_type(e.detail_type)
-                    .detail(e.detail.to_string())
-                    .build()
+            .map(|e| BusEvent {
+                source: "aws.glue".into(),
+                detail_type: e.detail_type.into(),
+                detail: e.detail.to_string(),
             })
             .collect();
-        let out = eventbridge
-            .put_events()
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("eventbridge", "PutEvents", e))?;
-        if out.failed_entry_count > 0 {
+        let failed = eventbridge.put_events(&entries).await?;
+        if failed > 0 {
             return Err(AwsError {
                 service: "eventbridge",
                 operation: "PutEvents",
                 class: ErrorClass::Retryable,
                 code: None,
-                message: format!("{} of {} entries failed", out.failed_entry_count, chunk.len()),
+                message: format!("{failed} of {} entries failed", chunk.len()),
             });
         }
     }
@@ -145,13 +92,11 @@ pub struct Burst {
 /// 100) and delivers the event Glue would send for each write. Every `drop_every`-th event
 /// (0 = none) is deliberately not delivered.
 pub async fn crawler_burst(
-    glue: &aws_sdk_glue::Client,
-    eventbridge: &aws_sdk_eventbridge::Client,
-    catalog_id: &str,
+    target: &dyn Catalog,
+    eventbridge: &EventBridge,
     catalog: &GeneratedCatalog,
     drop_every: usize,
 ) -> Result<Burst, AwsError> {
-    let target = GlueTarget::new(glue.clone(), catalog_id, true);
     let mut events = Vec::new();
     let mut burst = Burst::default();
     for db in &catalog.databases {

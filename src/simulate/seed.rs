@@ -4,7 +4,7 @@
 use futures::{StreamExt, TryStreamExt};
 
 use super::catalog::GeneratedCatalog;
-use crate::apply::target::{GlueTarget, PARTITION_WRITE_CHUNK};
+use crate::backend::catalog::{Catalog, PARTITION_WRITE_CHUNK};
 use crate::backend::{AwsError, ErrorClass};
 
 /// How many objects were written.
@@ -15,13 +15,9 @@ pub struct Seeded {
     pub partitions: u64,
 }
 
-/// Creates every database, table and partition of `catalog` (existing ones are left as they are).
-pub async fn write_catalog(
-    glue: &aws_sdk_glue::Client,
-    catalog_id: &str,
-    catalog: &GeneratedCatalog,
-) -> Result<Seeded, AwsError> {
-    let target = GlueTarget::new(glue.clone(), catalog_id, true);
+/// Creates every database, table and partition of `catalog` in `target` (existing ones are left
+/// as they are). Retries are `target`'s (e.g. `GlueCatalog::retrying`).
+pub async fn write_catalog(target: &dyn Catalog, catalog: &GeneratedCatalog) -> Result<Seeded, AwsError> {
     let ignore_exists = |r: Result<(), AwsError>| match r {
         Err(e) if e.class == ErrorClass::AlreadyExists => Ok(()),
         other => other,
@@ -29,13 +25,10 @@ pub async fn write_catalog(
     for db in &catalog.databases {
         ignore_exists(target.create_database(db).await)?;
     }
-    futures::stream::iter(catalog.tables.iter().map(|t| {
-        let target = &target;
-        async move { ignore_exists(target.create_table(t).await) }
-    }))
-    .buffer_unordered(8)
-    .try_collect::<Vec<_>>()
-    .await?;
+    futures::stream::iter(catalog.tables.iter().map(|t| async move { ignore_exists(target.create_table(t).await) }))
+        .buffer_unordered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
     let mut by_table: std::collections::BTreeMap<(&str, &str), Vec<_>> = Default::default();
     for p in &catalog.partitions {
         by_table.entry((p.database_name.as_str(), p.table_name.as_str())).or_default().push(p.clone());
@@ -44,14 +37,11 @@ pub async fn write_catalog(
         .iter()
         .flat_map(|((db, t), parts)| parts.chunks(PARTITION_WRITE_CHUNK).map(move |c| (*db, *t, c)))
         .collect();
-    futures::stream::iter(chunks.into_iter().map(|(db, t, c)| {
-        let target = &target;
-        async move {
-            let errors = target.create_partitions(db, t, c).await?;
-            match errors.into_iter().find(|e| e.error.class != ErrorClass::AlreadyExists) {
-                Some(e) => Err(e.error),
-                None => Ok(()),
-            }
+    futures::stream::iter(chunks.into_iter().map(|(db, t, c)| async move {
+        let errors = target.create_partitions(db, t, c).await?;
+        match errors.into_iter().find(|e| e.error.class != ErrorClass::AlreadyExists) {
+            Some(e) => Err(e.error),
+            None => Ok(()),
         }
     }))
     .buffer_unordered(4)

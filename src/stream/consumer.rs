@@ -1,9 +1,9 @@
-//! Reading one shard from a checkpoint.
+//! Reading one shard of the [`ChangeLog`] from a checkpoint.
 //!
 //! The reader starts after the checkpointed sequence number (or at the trim horizon), follows
-//! `NextShardIterator`, re-opens an expired iterator after the last record it returned, and backs
-//! off when throttled (the shared [`RetryPolicy`]). A closed shard ends (`end_of_shard`) once read
-//! to its last record.
+//! each page's next cursor, re-opens an expired cursor after the last record it returned, and
+//! backs off when throttled (the shared [`RetryPolicy`]). A closed shard ends (`end_of_shard`)
+//! once read to its last record.
 //!
 //! Memory: a batch holds at most about [`BATCH_BYTES`] of frames. GetRecords limits a call by
 //! record count only (AWS stops at 10 MB, the emulator not at all), and one frame may be up to
@@ -11,27 +11,18 @@
 //! seen: few records while frames are large (a crawler burst), up to the configured limit while
 //! they are small (real time).
 
-use aws_sdk_kinesis::types::ShardIteratorType;
-use tracing::warn;
+use std::sync::Arc;
 
-use super::seqno::SeqNo;
 use super::StreamError;
+use crate::backend::changelog::{ChangeLog, LogRecord, ReadOutcome, ShardCursor, StartAt};
 use crate::backend::retry::RetryPolicy;
-use crate::backend::{AwsError, ErrorClass};
-
-/// One Kinesis record.
-#[derive(Debug, Clone)]
-pub struct StreamRecord {
-    pub seq: SeqNo,
-    pub data: Vec<u8>,
-    /// When Kinesis received it (epoch ms).
-    pub arrival_ms: Option<i64>,
-}
+use crate::backend::ErrorClass;
+use crate::model::seqno::SeqNo;
 
 /// What one GetRecords returned.
 #[derive(Debug, Default)]
 pub struct ReadBatch {
-    pub records: Vec<StreamRecord>,
+    pub records: Vec<LogRecord>,
     pub millis_behind: Option<i64>,
     /// The shard is closed and has no more records.
     pub end_of_shard: bool,
@@ -47,7 +38,7 @@ const FIRST_LIMIT: i32 = 4;
 
 /// The GetRecords limit after a call returned `records`: as many frames of their mean size as fit
 /// in [`BATCH_BYTES`], within `1..=max`. `None` when nothing was returned (keep the last limit).
-fn next_limit(records: &[StreamRecord], max: i32) -> Option<i32> {
+fn next_limit(records: &[LogRecord], max: i32) -> Option<i32> {
     if records.is_empty() {
         return None;
     }
@@ -59,10 +50,9 @@ fn next_limit(records: &[StreamRecord], max: i32) -> Option<i32> {
 /// Sequential reader of one shard.
 #[derive(Debug)]
 pub struct ShardReader {
-    kinesis: aws_sdk_kinesis::Client,
-    stream: String,
+    log: Arc<dyn ChangeLog>,
     shard_id: String,
-    iterator: Option<String>,
+    cursor: Option<ShardCursor>,
     /// The checkpoint we started after, then the last record returned.
     position: Option<SeqNo>,
     /// The configured most records per call.
@@ -75,23 +65,21 @@ pub struct ShardReader {
 impl ShardReader {
     /// Opens the shard after `after` (exclusive), or at its oldest record.
     pub async fn open(
-        kinesis: aws_sdk_kinesis::Client,
-        stream: &str,
+        log: Arc<dyn ChangeLog>,
         shard_id: &str,
         after: Option<SeqNo>,
         limit: i32,
     ) -> Result<ShardReader, StreamError> {
         let mut reader = ShardReader {
-            kinesis,
-            stream: stream.to_string(),
+            log,
             shard_id: shard_id.to_string(),
-            iterator: None,
+            cursor: None,
             position: after,
             max_limit: limit.clamp(1, 10_000),
             limit: FIRST_LIMIT.min(limit.clamp(1, 10_000)),
             retry: RetryPolicy::default(),
         };
-        reader.iterator = reader.new_iterator().await?;
+        reader.cursor = reader.new_cursor().await?;
         Ok(reader)
     }
 
@@ -99,66 +87,51 @@ impl ShardReader {
         &self.shard_id
     }
 
-    async fn new_iterator(&self) -> Result<Option<String>, StreamError> {
-        let mut req = self.kinesis.get_shard_iterator().stream_name(&self.stream).shard_id(&self.shard_id);
-        req = match &self.position {
-            Some(seq) => {
-                req.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).starting_sequence_number(seq.as_str())
-            }
-            None => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+    async fn new_cursor(&self) -> Result<Option<ShardCursor>, StreamError> {
+        let at = match &self.position {
+            Some(seq) => StartAt::After(seq.clone()),
+            None => StartAt::TrimHorizon,
         };
-        let out = self.retry.send("kinesis", "GetShardIterator", || req.clone().send()).await?;
-        Ok(out.shard_iterator)
+        Ok(self.retry.run(|| self.log.open(&self.shard_id, &at)).await?)
     }
 
     /// The next batch (possibly empty). After `end_of_shard`, every call returns an empty end batch.
     pub async fn next_batch(&mut self) -> Result<ReadBatch, StreamError> {
         let mut renewals = 0u32;
         loop {
-            let Some(iterator) = self.iterator.clone() else {
+            let Some(cursor) = self.cursor.clone() else {
                 return Ok(ReadBatch { end_of_shard: true, ..Default::default() });
             };
-            let req = self.kinesis.get_records().shard_iterator(iterator).limit(self.limit);
-            let result = self
+            let outcome = self
                 .retry
                 .run(|| async {
-                    let out = req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "GetRecords", e));
+                    let out = self.log.read(&cursor, self.limit).await;
                     if out.as_ref().is_err_and(|e| e.class == ErrorClass::Throttled) {
                         crate::metrics::throttled("consume", "kinesis", 1);
                     }
                     out
                 })
-                .await;
-            match result {
-                Ok(out) => {
-                    self.iterator = out.next_shard_iterator.clone();
-                    let mut records = Vec::with_capacity(out.records.len());
-                    for r in out.records {
-                        let Some(seq) = SeqNo::parse(&r.sequence_number) else {
-                            warn!(shard = %self.shard_id, seq = %r.sequence_number, "skipping record with a malformed sequence number");
-                            continue;
-                        };
-                        records.push(StreamRecord {
-                            seq,
-                            arrival_ms: r.approximate_arrival_timestamp.and_then(|t| t.to_millis().ok()),
-                            data: r.data.into_inner(),
-                        });
-                    }
-                    if let Some(last) = records.last() {
+                .await?;
+            match outcome {
+                ReadOutcome::Page(page) => {
+                    self.cursor = page.next;
+                    if let Some(last) = page.records.last() {
                         self.position = Some(last.seq.clone());
                     }
-                    self.limit = next_limit(&records, self.max_limit).unwrap_or(self.limit);
+                    self.limit = next_limit(&page.records, self.max_limit).unwrap_or(self.limit);
                     return Ok(ReadBatch {
-                        end_of_shard: self.iterator.is_none() && records.is_empty(),
-                        records,
-                        millis_behind: out.millis_behind_latest,
+                        end_of_shard: self.cursor.is_none() && page.records.is_empty(),
+                        records: page.records,
+                        millis_behind: page.millis_behind,
                     });
                 }
-                Err(err) if err.code.as_deref() == Some("ExpiredIteratorException") && renewals < MAX_RENEWALS => {
+                ReadOutcome::Expired if renewals < MAX_RENEWALS => {
                     renewals += 1;
-                    self.iterator = self.new_iterator().await?;
+                    self.cursor = self.new_cursor().await?;
                 }
-                Err(err) => return Err(err.into()),
+                ReadOutcome::Expired => {
+                    return Err(StreamError::Expired { shard: self.shard_id.clone(), renewals });
+                }
             }
         }
     }
@@ -168,11 +141,11 @@ impl ShardReader {
 mod tests {
     use super::*;
 
-    fn frames(sizes: &[usize]) -> Vec<StreamRecord> {
+    fn frames(sizes: &[usize]) -> Vec<LogRecord> {
         sizes
             .iter()
             .enumerate()
-            .map(|(i, n)| StreamRecord {
+            .map(|(i, n)| LogRecord {
                 seq: SeqNo::parse(&(i + 1).to_string()).expect("seq"),
                 data: vec![0; *n],
                 arrival_ms: None,
@@ -198,5 +171,77 @@ mod tests {
     #[test]
     fn an_empty_answer_keeps_the_limit() {
         assert_eq!(next_limit(&[], 500), None);
+    }
+
+    use crate::backend::changelog::LogEntry;
+    use crate::backend::memory::changelog::{throttled, MemoryLog, ReadFault};
+
+    const SHARD: &str = "shardId-000000000000";
+
+    async fn log_with(n: u8) -> Arc<MemoryLog> {
+        let log = Arc::new(MemoryLog::new("s", 1));
+        let entries: Vec<LogEntry> = (0..n).map(|i| LogEntry::new("k", vec![i])).collect();
+        log.put(&entries).await.expect("put");
+        log
+    }
+
+    /// Everything the reader returns until it is caught up or the shard ends.
+    async fn drain(reader: &mut ShardReader) -> (Vec<u8>, bool) {
+        let mut data = Vec::new();
+        loop {
+            let batch = reader.next_batch().await.expect("batch");
+            data.extend(batch.records.iter().flat_map(|r| r.data.clone()));
+            if batch.end_of_shard || (batch.records.is_empty() && batch.millis_behind == Some(0)) {
+                return (data, batch.end_of_shard);
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expired_cursor_is_renewed_after_the_last_record_read() {
+        let log = log_with(10).await;
+        let checkpoint = log.records(SHARD)[2].seq.clone();
+        let mut reader = ShardReader::open(log.clone(), SHARD, Some(checkpoint), 3).await.expect("open");
+        let first = reader.next_batch().await.expect("first");
+        assert_eq!(first.records.iter().map(|r| r.data[0]).collect::<Vec<_>>(), vec![3, 4, 5]);
+        log.push_read_fault(ReadFault::Expire);
+        log.push_read_fault(ReadFault::Expire);
+        let (rest, ended) = drain(&mut reader).await;
+        assert_eq!(rest, vec![6, 7, 8, 9], "nothing skipped, nothing read twice");
+        assert!(!ended, "an open shard does not end");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cursor_that_keeps_expiring_is_an_error_naming_the_shard() {
+        let log = log_with(1).await;
+        let mut reader = ShardReader::open(log.clone(), SHARD, None, 10).await.expect("open");
+        for _ in 0..=MAX_RENEWALS {
+            log.push_read_fault(ReadFault::Expire);
+        }
+        match reader.next_batch().await {
+            Err(e @ StreamError::Expired { .. }) => assert!(e.to_string().contains(SHARD), "{e}"),
+            other => panic!("expected an expiry error, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_read_is_retried() {
+        let log = log_with(2).await;
+        let mut reader = ShardReader::open(log.clone(), SHARD, None, 10).await.expect("open");
+        log.push_read_fault(ReadFault::Error(throttled("GetRecords")));
+        let batch = reader.next_batch().await.expect("retried");
+        assert_eq!(batch.records.len(), 2);
+        assert_eq!(log.read_calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_shard_ends_after_its_last_record() {
+        let log = log_with(3).await;
+        log.split(SHARD, 1 << 127).expect("split");
+        log.put(&[LogEntry::new("k", vec![9])]).await.expect("put after the split");
+        let mut reader = ShardReader::open(log.clone(), SHARD, None, 2).await.expect("open");
+        let (data, ended) = drain(&mut reader).await;
+        assert_eq!((data, ended), (vec![0, 1, 2], true), "the parent holds what came before the split");
+        assert!(reader.next_batch().await.expect("after the end").end_of_shard);
     }
 }

@@ -3,7 +3,8 @@
 //! - [`producer`]: ordered, batched, frame-packing PutRecords.
 //! - [`consumer`]: per-shard reading from a checkpoint, parents before children.
 //! - [`publisher`]: serialised, ordered publishing; [`recorded`]: its compact memory per object.
-//! - [`seqno`]: sequence numbers compared numerically.
+//! - [`seqno`]: sequence numbers compared numerically (they live in the model: checkpoints and
+//!   the change-log backend speak them too).
 //! - [`admin`]: creating/describing the stream and listing its shards.
 
 pub mod admin;
@@ -11,7 +12,7 @@ pub mod consumer;
 pub mod producer;
 pub mod publisher;
 pub mod recorded;
-pub mod seqno;
+pub use crate::model::seqno;
 
 use thiserror::Error;
 
@@ -28,6 +29,8 @@ pub enum StreamError {
     RecordTooLarge { key: String, bytes: usize, limit: usize },
     #[error("stream {stream} does not exist; create it (infra/) or set stream.create_if_missing: true")]
     Missing { stream: String },
+    #[error("shard {shard}: its iterator expired {renewals} times in a row right after being opened; is the stream's clock or retention misconfigured?")]
+    Expired { shard: String, renewals: u32 },
     #[error("stream {stream} did not become ACTIVE within {seconds}s (status {status})")]
     NotActive { stream: String, seconds: u64, status: String },
 }

@@ -1,4 +1,4 @@
-//! The ordered, batching Kinesis producer.
+//! The ordered, batching producer onto the [`ChangeLog`] (Kinesis PutRecords).
 //!
 //! Guarantees:
 //! - **Per-key order.** Records are packed into frames per stream partition key. A PutRecords
@@ -14,17 +14,18 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use super::seqno::SeqNo;
 use super::StreamError;
+use crate::backend::changelog::{ChangeLog, LogEntry, PutResult};
 use crate::backend::retry::RetryPolicy;
-use crate::backend::AwsError;
+use crate::backend::ErrorClass;
 use crate::metrics as m;
 use crate::model::codec::{FrameBuilder, MAX_FRAME_OVERHEAD};
+use crate::model::seqno::SeqNo;
 use crate::model::{ChangeRecord, ObjectKind};
 
 const MAX_ENTRIES_PER_CALL: usize = 500;
@@ -69,18 +70,16 @@ type Ready = (Vec<u8>, u32, [u32; 3]);
 /// Publishes change records to one stream.
 #[derive(Debug, Clone)]
 pub struct Producer {
-    kinesis: aws_sdk_kinesis::Client,
-    stream: String,
+    log: Arc<dyn ChangeLog>,
     frame_bytes: usize,
     /// How long records may wait for company before a flush.
     linger: Duration,
 }
 
 impl Producer {
-    pub fn new(kinesis: aws_sdk_kinesis::Client, stream: &str, frame_bytes: usize) -> Producer {
+    pub fn new(log: Arc<dyn ChangeLog>, frame_bytes: usize) -> Producer {
         Producer {
-            kinesis,
-            stream: stream.to_string(),
+            log,
             frame_bytes: frame_bytes.clamp(1024, MAX_RECORD_BYTES - 1024),
             linger: Duration::from_millis(200),
         }
@@ -177,24 +176,16 @@ impl Producer {
                     break;
                 }
                 bytes += size;
-                let entry = PutRecordsRequestEntry::builder()
-                    .partition_key(key)
-                    .data(Blob::new(data.clone()))
-                    .build()
-                    .map_err(|e| {
-                        StreamError::Aws(AwsError::invalid_response("kinesis", "PutRecords", &e.to_string()))
-                    })?;
-                entries.push(entry);
+                entries.push(LogEntry::new(key.clone(), data.clone()));
                 keys.push(key.clone());
             }
-            let req = self.kinesis.put_records().stream_name(&self.stream).set_records(Some(entries));
             let calls = std::sync::atomic::AtomicU64::new(0);
             let out = RetryPolicy::default()
                 .run(|| async {
                     calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let out = req.clone().send().await.map_err(|e| AwsError::from_sdk("kinesis", "PutRecords", e));
+                    let out = self.log.put(&entries).await;
                     if let Err(e) = &out {
-                        warn!(stream = %self.stream, error = %e, "PutRecords failed");
+                        warn!(stream = %self.log.stream(), error = %e, "PutRecords failed");
                     }
                     out
                 })
@@ -202,15 +193,18 @@ impl Producer {
             published.put_calls += calls.into_inner();
             let out = out?;
             let mut failed = 0u64;
-            for (key, entry) in keys.iter().zip(out.records.iter()) {
-                if let Some(code) = &entry.error_code {
-                    failed += 1;
-                    if code == "ProvisionedThroughputExceededException" {
-                        m::throttled("publish", "kinesis", 1);
+            for (key, result) in keys.iter().zip(out) {
+                let (shard, seq) = match result {
+                    PutResult::Stored { shard_id, seq } => (shard_id, seq),
+                    PutResult::Failed(e) => {
+                        failed += 1;
+                        if e.class == ErrorClass::Throttled {
+                            m::throttled("publish", "kinesis", 1);
+                        }
+                        debug!(key = %key, error = %e, "PutRecords entry failed; will re-send before later frames of this key");
+                        continue;
                     }
-                    debug!(key = %key, code = ?entry.error_code, "PutRecords entry failed; will re-send before later frames of this key");
-                    continue;
-                }
+                };
                 let Some(frames) = ready.get_mut(key) else { continue };
                 if let Some((_, count, kinds)) = frames.pop_front() {
                     published.records += u64::from(count);
@@ -222,13 +216,9 @@ impl Producer {
                 if frames.is_empty() {
                     ready.remove(key);
                 }
-                if let (Some(shard), Some(seq)) =
-                    (entry.shard_id.as_deref(), entry.sequence_number.as_deref().and_then(SeqNo::parse))
-                {
-                    let last = published.last_sequence.entry(shard.to_string()).or_insert_with(|| seq.clone());
-                    if seq > *last {
-                        *last = seq;
-                    }
+                let last = published.last_sequence.entry(shard).or_insert_with(|| seq.clone());
+                if seq > *last {
+                    *last = seq;
                 }
             }
             if failed > 0 {
@@ -244,5 +234,90 @@ impl Producer {
             m::records_published(kind.as_str(), by_kind[kind_index(kind)]);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::changelog::ShardInfo;
+    use crate::backend::memory::changelog::{throttled, MemoryLog, PutFault};
+    use crate::model::{codec, CatalogObject, Cause, CauseKind, Origin, Table};
+
+    /// Version `v` of table `t`: its description carries the version (and pads the record, so a
+    /// 1 KiB frame holds only a few).
+    fn version(t: usize, v: usize) -> ChangeRecord {
+        let origin = Origin { account: "1".into(), region: "us-east-1".into(), catalog_id: "1".into() };
+        let table = Table {
+            database_name: "db".into(),
+            name: format!("t{t}"),
+            description: Some(format!("{v}:{}", "x".repeat(200))),
+            ..Default::default()
+        };
+        ChangeRecord::upsert(CatalogObject::Table(table), &origin, Cause { kind: CauseKind::Event, event_id: None }, 1)
+    }
+
+    fn version_of(r: &ChangeRecord) -> (String, usize) {
+        let Some(CatalogObject::Table(t)) = &r.state else { panic!("a table") };
+        let v = t.description.as_deref().and_then(|d| d.split(':').next()).and_then(|v| v.parse().ok());
+        (t.name.clone(), v.expect("a version"))
+    }
+
+    /// Every change record of the log, shard by shard, in stored order.
+    fn stored(log: &MemoryLog, shards: &[ShardInfo]) -> Vec<ChangeRecord> {
+        shards
+            .iter()
+            .flat_map(|s| log.records(&s.shard_id))
+            .flat_map(|r| codec::decode(&r.data).expect("frame"))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_key_order_survives_partial_failures() {
+        let log = Arc::new(MemoryLog::new("s", 2));
+        let shards = log.list_shards().await.expect("shards");
+        // The first entries of calls are refused again and again, a whole call fails, and later
+        // two entries of one call: each time some frames of a call are stored and some not.
+        for fault in [
+            PutFault::Throttle(vec![0]),
+            PutFault::Throttle(vec![0]),
+            PutFault::Call(throttled("PutRecords")),
+            PutFault::Throttle(vec![1, 2]),
+            PutFault::Throttle(vec![0, 3]),
+        ] {
+            log.push_put_fault(fault);
+        }
+        let records: Vec<ChangeRecord> = (0..12).flat_map(|v| (0..4).map(move |t| version(t, v))).collect();
+        let producer = Producer::new(log.clone(), 1024);
+        let published = producer.publish_batch(&records).await.expect("publish");
+
+        assert_eq!(published.records, 48);
+        assert!(published.retried_entries >= 6, "the scripted refusals were re-sent: {published:?}");
+        assert!(log.put_calls() > 5);
+        let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for r in stored(&log, &shards) {
+            let (table, v) = version_of(&r);
+            seen.entry(table).or_default().push(v);
+        }
+        assert_eq!(seen.len(), 4);
+        for (table, versions) in seen {
+            assert_eq!(versions, (0..12).collect::<Vec<_>>(), "{table}: every version once, in capture order");
+        }
+        for s in &shards {
+            if let Some(last) = log.records(&s.shard_id).last() {
+                assert_eq!(published.last_sequence.get(&s.shard_id), Some(&last.seq));
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_call_failure_fails_the_publish() {
+        let log = Arc::new(MemoryLog::new("s", 1));
+        let mut denied = throttled("PutRecords");
+        denied.class = crate::backend::ErrorClass::Permanent;
+        log.push_put_fault(PutFault::Call(denied));
+        let err = Producer::new(log.clone(), 1024).publish_batch(&[version(0, 0)]).await;
+        assert!(matches!(err, Err(StreamError::Aws(e)) if e.class == crate::backend::ErrorClass::Permanent));
+        assert_eq!(log.put_calls(), 1, "not retried");
     }
 }

@@ -13,6 +13,9 @@
 //!   VersionId/UpdateTime are not used: partitions and databases have no version, and
 //!   UpdateTime has one-second resolution.
 //!
+//! `lakelog sync` publishes through it too ([`Publisher::publish_all`]), so there is one path
+//! into the change log and both commands' records obey the same rule and leave the same memory.
+//!
 //! It also remembers, per key, the content hash last published, which is "the last state lakelog
 //! recorded" that reconciliation compares the source with ([`RecordedMemory`], compact).
 //!
@@ -24,13 +27,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex as StateLock, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{mpsc, Mutex};
 
 use super::producer::{Producer, Published};
 pub use super::recorded::{Recorded, RecordedMemory};
-use super::seqno::SeqNo;
 use super::StreamError;
+use crate::model::seqno::SeqNo;
 use crate::model::{ChangeRecord, ObjectKey, ObjectKind, Op};
 
 #[derive(Debug, Default)]
@@ -101,13 +105,32 @@ impl Pass<'_> {
     }
 }
 
-/// What one `publish` call did.
+/// What one `publish` call (or a whole `publish_all`) did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PublishOutcome {
     pub published: u64,
     /// Records dropped because a newer read of the same object was already published.
     pub stale: u64,
+    /// Kinesis records (frames) the published records were packed into.
+    pub frames: u64,
+    /// PutRecords calls made.
+    pub put_calls: u64,
 }
+
+impl PublishOutcome {
+    fn add(&mut self, other: PublishOutcome) {
+        self.published += other.published;
+        self.stale += other.stale;
+        self.frames += other.frames;
+        self.put_calls += other.put_calls;
+    }
+}
+
+/// Records [`Publisher::publish_all`] gathers into one `publish` call at most: big enough that a
+/// table's partitions pack into full frames (about the producer's flush size at ~1 KB a record).
+const STREAM_BATCH_RECORDS: usize = 4096;
+/// How long `publish_all` waits for a batch to fill once its first record arrived.
+const STREAM_LINGER: Duration = Duration::from_millis(200);
 
 impl Publisher {
     pub fn new(producer: Producer) -> Publisher {
@@ -133,7 +156,7 @@ impl Publisher {
         let (fresh, stale) = select_fresh(&self.state().recorded, records);
         if fresh.is_empty() {
             self.state().dropped_stale += stale;
-            return Ok(PublishOutcome { published: 0, stale });
+            return Ok(PublishOutcome { stale, ..PublishOutcome::default() });
         }
         let out: Published = self.producer.publish_batch(&fresh).await?;
         let mut state = self.state();
@@ -157,7 +180,34 @@ impl Publisher {
         }
         state.published += fresh.len() as u64;
         state.dropped_stale += stale;
-        Ok(PublishOutcome { published: fresh.len() as u64, stale })
+        Ok(PublishOutcome { published: fresh.len() as u64, stale, frames: out.frames, put_calls: out.put_calls })
+    }
+
+    /// Publishes everything received on `rx` until it closes, batch by batch through
+    /// [`Publisher::publish`]; returns once Kinesis acknowledged the last one.
+    pub async fn publish_all(&self, mut rx: mpsc::Receiver<ChangeRecord>) -> Result<PublishOutcome, StreamError> {
+        let mut total = PublishOutcome::default();
+        let mut batch = Vec::with_capacity(STREAM_BATCH_RECORDS);
+        while rx.recv_many(&mut batch, STREAM_BATCH_RECORDS).await > 0 {
+            let linger = tokio::time::sleep(STREAM_LINGER);
+            tokio::pin!(linger);
+            let mut closed = false;
+            while batch.len() < STREAM_BATCH_RECORDS {
+                let room = STREAM_BATCH_RECORDS - batch.len();
+                tokio::select! {
+                    n = rx.recv_many(&mut batch, room) => if n == 0 {
+                        closed = true;
+                        break;
+                    },
+                    () = &mut linger => break,
+                }
+            }
+            total.add(self.publish(std::mem::take(&mut batch)).await?);
+            if closed {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     /// The highest acknowledged sequence number per shard (where consumers must drain to).

@@ -5,8 +5,8 @@
 //! LookupEvents alike); reconciliation forgets a dropped table's partitions.
 //!
 //! Everything runs on the emulator, except CloudTrail LookupEvents, which no emulator implements:
-//! the `..._mocked_lookup_events` tests answer LookupEvents from `aws-smithy-mocks` and use the
-//! emulator for the rest.
+//! the `..._in_memory_lookup_events` tests answer LookupEvents from an in-memory history
+//! (`MemoryHistory`) and use the emulator for the rest.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -16,6 +16,10 @@ use aws_sdk_glue::types::{Column, StorageDescriptor, TableInput};
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 use lakelog::aws::client::Endpoint;
 use lakelog::aws::s3::S3Store;
+use lakelog::aws::sqs::SqsQueue;
+use lakelog::backend::history::HistoryEvent;
+use lakelog::backend::memory::history::MemoryHistory;
+use lakelog::backend::queue::{EventQueue, Receive};
 use lakelog::backend::state::SharedStore;
 use lakelog::capture::events::cloudtrail::CloudTrailCapture;
 use lakelog::capture::events::hint::Hint;
@@ -224,23 +228,17 @@ async fn a_malformed_message_delivered_three_times_is_parked_once() {
         sqs.create_queue().queue_name("lakelog-parkonce").send().await.expect("queue").queue_url.expect("queue url");
     sqs.send_message().queue_url(&queue).message_body("{not json").send().await.expect("send");
     // Three deliveries of one message: each receive makes it visible again at once.
+    let events_queue = Arc::new(SqsQueue::new(sqs.clone()));
+    let receive = Receive { max_messages: 10, wait_seconds: 0, visibility_timeout_seconds: 0 };
     let mut deliveries = Vec::new();
     while deliveries.len() < 3 {
-        let out = sqs
-            .receive_message()
-            .queue_url(&queue)
-            .visibility_timeout(0)
-            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp)
-            .send()
-            .await
-            .expect("receive");
-        deliveries.extend(out.messages.unwrap_or_default());
+        deliveries.extend(events_queue.receive(&queue, receive).await.expect("receive"));
     }
     assert!(deliveries.iter().all(|m| m.message_id == deliveries[0].message_id));
+    assert!(deliveries.iter().all(|m| m.sent_ms > 0 && m.sent_ms == deliveries[0].sent_ms), "{deliveries:?}");
 
-    let glue = crate::glue(&emu, SOURCE_REGION).await;
     let capture = QueueCapture {
-        sqs: sqs.clone(),
+        queue: events_queue,
         queue_url: queue.clone(),
         config: EventsConfig {
             queue_url: Some(queue.clone()),
@@ -248,8 +246,12 @@ async fn a_malformed_message_delivered_three_times_is_parked_once() {
             wait_seconds: 0,
             visibility_timeout_seconds: 30,
         },
-        resolver: Resolver::new(glue, pipeline.origin.clone(), pipeline.source_filter.clone()),
-        publisher: Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), "lakelog-parkonce", 100_000))),
+        resolver: Resolver::new(
+            crate::catalog(&emu, SOURCE_REGION).await,
+            pipeline.origin.clone(),
+            pipeline.source_filter.clone(),
+        ),
+        publisher: Arc::new(Publisher::new(Producer::new(pipeline.log.clone(), 100_000))),
         dead_letters: pipeline.dead_letters.clone(),
     };
     let (mut seen, mut stats) = (SeenEvents::default(), QueueStats::default());
@@ -258,7 +260,7 @@ async fn a_malformed_message_delivered_three_times_is_parked_once() {
     }
     let letters = pipeline.dead_letters.list(CAPTURE_EVENTS).await.expect("list");
     assert_eq!(letters.len(), 1, "{letters:#?}");
-    assert_eq!(letters[0].1.key, deliveries[0].message_id.clone().unwrap_or_default());
+    assert_eq!(letters[0].1.key, deliveries[0].message_id);
     assert_eq!(queue_depth(&sqs, &queue).await, 0, "the message is deleted");
 }
 
@@ -279,9 +281,8 @@ async fn reconciliation_forgets_the_partitions_of_a_dropped_table() {
     let (by_event, by_pass) = (partitioned[0].clone(), partitioned[1].clone());
     let cfg = PipelineConfig::from_yaml(&config_yaml(&emu, name, "", ""), name).expect("config");
     let pipeline = Pipeline::connect(cfg).await.expect("connect");
-    let stream = &pipeline.config.stream.name;
-    ensure_stream(&pipeline.kinesis, stream, 1, true).await.expect("stream");
-    let publisher = Arc::new(Publisher::new(Producer::new(pipeline.kinesis.clone(), stream, 100_000)));
+    ensure_stream(pipeline.log.as_ref(), 1, true).await.expect("stream");
+    let publisher = Arc::new(Publisher::new(Producer::new(pipeline.log.clone(), 100_000)));
     let reconciler = Reconciler {
         reader: pipeline.source.clone(),
         filter: pipeline.source_filter.clone(),
@@ -296,7 +297,11 @@ async fn reconciliation_forgets_the_partitions_of_a_dropped_table() {
         glue.delete_table().database_name(&db).name(t).send().await.expect("drop");
     }
     // The DeleteTable event of one table is captured as the queue would capture it.
-    let resolver = Resolver::new(glue.clone(), pipeline.origin.clone(), pipeline.source_filter.clone());
+    let resolver = Resolver::new(
+        crate::catalog(&emu, SOURCE_REGION).await,
+        pipeline.origin.clone(),
+        pipeline.source_filter.clone(),
+    );
     let cause = Cause { kind: CauseKind::Event, event_id: Some("ev-drop".into()) };
     let records = resolver
         .resolve(&[Hint::Table { database: db.clone(), table: by_event.clone() }], &cause)
@@ -349,7 +354,7 @@ impl TrailSetUp {
 
     async fn resolver(&self, emu: &Emulator) -> Resolver {
         Resolver::new(
-            crate::glue(emu, SOURCE_REGION).await,
+            crate::catalog(emu, SOURCE_REGION).await,
             self.pipeline.origin.clone(),
             self.pipeline.source_filter.clone(),
         )
@@ -357,15 +362,11 @@ impl TrailSetUp {
 
     /// A publisher to the pipeline's stream whose records may be at most `frame_bytes` long.
     fn publisher(&self, frame_bytes: usize) -> Arc<Publisher> {
-        Arc::new(Publisher::new(Producer::new(
-            self.pipeline.kinesis.clone(),
-            &self.pipeline.config.stream.name,
-            frame_bytes,
-        )))
+        Arc::new(Publisher::new(Producer::new(self.pipeline.log.clone(), frame_bytes)))
     }
 
     async fn create_stream(&self) {
-        ensure_stream(&self.pipeline.kinesis, &self.pipeline.config.stream.name, 1, true).await.expect("stream");
+        ensure_stream(self.pipeline.log.as_ref(), 1, true).await.expect("stream");
     }
 
     /// Creates tables in the source database: `(name, bytes of table definition padding)`.
@@ -406,7 +407,14 @@ impl TrailSetUp {
         self.s3.put_object().bucket(&trail).key(&key).body(body.into()).send().await.expect("put log file");
         CloudTrailCapture {
             trail: Arc::new(S3Store::new(self.s3.clone(), &trail, "")),
-            config: CloudTrailConfig { bucket: trail, prefix: String::new(), region: None, poll_seconds: 60 },
+            config: CloudTrailConfig {
+                bucket: trail,
+                prefix: String::new(),
+                region: None,
+                endpoint: None,
+                endpoints: Default::default(),
+                poll_seconds: 60,
+            },
             account: ACCOUNT.into(),
             region: SOURCE_REGION.into(),
             resolver: self.resolver(emu).await,
@@ -416,42 +424,28 @@ impl TrailSetUp {
         }
     }
 
-    /// A LookupEvents capture whose LookupEvents calls `aws-smithy-mocks` answers with `events`
-    /// (id, record), every one of them a minute old.
+    /// A LookupEvents capture whose history (in memory: no emulator implements LookupEvents)
+    /// holds `events` (id, record), every one of them a minute old.
     async fn lookup(
         &self,
         emu: &Emulator,
         events: Vec<(String, serde_json::Value)>,
         frame_bytes: usize,
-    ) -> (LookupCapture, aws_smithy_mocks::Rule) {
-        use aws_sdk_cloudtrail::operation::lookup_events::LookupEventsOutput;
-        use aws_sdk_cloudtrail::types::Event;
-        use aws_smithy_mocks::{mock, mock_client, RuleMode};
-
+    ) -> LookupCapture {
         let event_ms = lakelog::model::now_millis() - 60_000;
-        let rule = mock!(aws_sdk_cloudtrail::Client::lookup_events).then_compute_output(move |_| {
-            let events = events.iter().map(|(id, record)| {
-                Event::builder()
-                    .event_id(id)
-                    .event_name("CreateTable")
-                    .event_source("glue.amazonaws.com")
-                    .event_time(aws_smithy_types::DateTime::from_millis(event_ms))
-                    .cloud_trail_event(record.to_string())
-                    .build()
-            });
-            LookupEventsOutput::builder().set_events(Some(events.collect())).build()
-        });
-        let capture = LookupCapture {
-            reader: LookupReader {
-                cloudtrail: mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, &[&rule]),
-                config: CloudTrailLookupConfig { poll_seconds: 60, overlap_seconds: 900 },
-            },
+        let history = Arc::new(MemoryHistory::new(50));
+        for (id, record) in events {
+            let event =
+                HistoryEvent { event_id: id, event_time_ms: Some(event_ms), cloudtrail_event: record.to_string() };
+            history.record("glue.amazonaws.com", event);
+        }
+        LookupCapture {
+            reader: LookupReader { history, config: CloudTrailLookupConfig { poll_seconds: 60, overlap_seconds: 900 } },
             resolver: self.resolver(emu).await,
             publisher: self.publisher(frame_bytes),
             state: self.pipeline.state.clone(),
             dead_letters: self.pipeline.dead_letters.clone(),
-        };
-        (capture, rule)
+        }
     }
 
     async fn dead_letters(&self) -> Vec<(String, DeadLetter)> {
@@ -527,16 +521,16 @@ async fn a_cloudtrail_file_event_that_fails_for_good_is_parked_and_the_rest_of_i
     assert_eq!(set_up.dead_letters().await.len(), 1, "parked once");
 }
 
-/// The same rule for LookupEvents (answered by `aws-smithy-mocks`: no emulator implements it;
+/// The same rule for LookupEvents (answered by an in-memory history: no emulator implements it;
 /// Glue, S3 and Kinesis are the emulator's): an event whose publish failed is published by the
 /// next poll, and not again by the one after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lookup_event_whose_publish_failed_is_published_at_the_next_poll_mocked_lookup_events() {
+async fn a_lookup_event_whose_publish_failed_is_published_at_the_next_poll_in_memory_lookup_events() {
     let emu = Emulator::start();
     let name = "lookupretry";
     let set_up = TrailSetUp::new(&emu, name).await;
     let record = create_table_record("lookup-ev-1", &set_up.db, &set_up.table);
-    let (capture, _rule) = set_up.lookup(&emu, vec![("lookup-ev-1".into(), record)], 100_000).await;
+    let capture = set_up.lookup(&emu, vec![("lookup-ev-1".into(), record)], 100_000).await;
     capture.poll_once().await.expect_err("the stream does not exist yet");
     set_up.create_stream().await;
     let stats = capture.poll_once().await.expect("second poll");
@@ -547,11 +541,11 @@ async fn a_lookup_event_whose_publish_failed_is_published_at_the_next_poll_mocke
     assert!(set_up.dead_letters().await.is_empty(), "a transient failure parks nothing");
 }
 
-/// The poison rule for LookupEvents (answered by `aws-smithy-mocks`; Glue, S3 and Kinesis are the
+/// The poison rule for LookupEvents (answered by an in-memory history; Glue, S3 and Kinesis are the
 /// emulator's): one poll publishes the valid table, parks the poison event once and saves the
 /// cursor; the next poll finds both events seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lookup_event_that_fails_for_good_is_parked_and_the_rest_of_its_poll_published_mocked_lookup_events() {
+async fn a_lookup_event_that_fails_for_good_is_parked_and_the_rest_of_its_poll_published_in_memory_lookup_events() {
     let emu = Emulator::start();
     let name = "lookuppoison";
     let set_up = TrailSetUp::new(&emu, name).await;
@@ -561,7 +555,7 @@ async fn a_lookup_event_that_fails_for_good_is_parked_and_the_rest_of_its_poll_p
         ("lookup-huge".to_string(), create_table_record("lookup-huge", &set_up.db, "huge")),
         ("lookup-fresh".to_string(), create_table_record("lookup-fresh", &set_up.db, "fresh")),
     ];
-    let (capture, _rule) = set_up.lookup(&emu, events, 16_384).await;
+    let capture = set_up.lookup(&emu, events, 16_384).await;
     let stats = capture.poll_once().await.expect("one event's failure does not fail the poll");
     assert_eq!((stats.events, stats.failed), (2, 1), "{stats:?}");
     assert!(published_table(&capture.publisher, &set_up.db, "fresh").await, "the valid table is on the stream");

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_kinesis::primitives::Blob;
+use lakelog::backend::changelog::{LogEntry, PutResult};
 use lakelog::commands::sync::{sync, SyncOptions, SyncReport};
 use lakelog::connect::Pipeline;
 use lakelog::model::codec::encode;
@@ -38,18 +38,15 @@ fn table(db: &str, name: &str) -> CatalogObject {
 }
 
 /// Puts each record as its own frame on the shard owning `hash_key`, in order.
-async fn put(pipeline: &Pipeline, stream: &str, hash_key: &str, records: &[ChangeRecord]) {
+async fn put(pipeline: &Pipeline, hash_key: &str, records: &[ChangeRecord]) {
     for r in records {
-        pipeline
-            .kinesis
-            .put_record()
-            .stream_name(stream)
-            .partition_key(r.key.stream_partition_key())
-            .explicit_hash_key(hash_key)
-            .data(Blob::new(encode(std::slice::from_ref(r)).expect("encode")))
-            .send()
-            .await
-            .expect("put record");
+        let entry = LogEntry {
+            partition_key: r.key.stream_partition_key(),
+            explicit_hash_key: Some(hash_key.to_string()),
+            data: encode(std::slice::from_ref(r)).expect("encode"),
+        };
+        let put = pipeline.log.put(&[entry]).await.expect("put record");
+        assert!(matches!(put[..], [PutResult::Stored { .. }]), "{put:?}");
     }
 }
 
@@ -57,8 +54,8 @@ async fn put(pipeline: &Pipeline, stream: &str, hash_key: &str, records: &[Chang
 async fn pipeline(emu: &Emulator, name: &str, apply_extra: &str) -> Pipeline {
     let cfg = config(emu, name, "", apply_extra);
     let pipeline = Pipeline::connect(cfg.clone()).await.expect("connect");
-    lakelog::stream::admin::ensure_stream(&pipeline.kinesis, &cfg.stream.name, 2, true).await.expect("stream");
-    let shards = lakelog::stream::admin::list_shards(&pipeline.kinesis, &cfg.stream.name).await.expect("shards");
+    lakelog::stream::admin::ensure_stream(pipeline.log.as_ref(), 2, true).await.expect("stream");
+    let shards = lakelog::stream::admin::list_shards(pipeline.log.as_ref()).await.expect("shards");
     assert_eq!(shards.len(), 2);
     pipeline
 }
@@ -80,16 +77,15 @@ async fn tables_wait_for_their_database_behind_on_the_other_shard_and_are_create
     // A fixed wait of 2 s is far shorter than the backlog takes to read: under that rule the
     // tables would be dead-lettered, and their creates re-sent while they wait.
     let pipeline = pipeline(&emu, name, "  dependency_wait_seconds: 2\n  batch_records: 5").await;
-    let stream = &pipeline.config.stream.name;
     let db = format!("{prefix}_sales");
     let t0 = now_millis();
     // Captured in catalog order (the database first) but the database reaches the target last.
     let tables: Vec<ChangeRecord> = (0..8).map(|i| record(table(&db, &format!("t{i}")), t0 + 10 + i)).collect();
-    put(&pipeline, stream, SHARD_A, &tables).await;
+    put(&pipeline, SHARD_A, &tables).await;
     let mut backlog: Vec<ChangeRecord> =
         (0..150).map(|i| record(database(&format!("{prefix}_filler_{i:03}")), t0 - 1_000 + i)).collect();
     backlog.push(record(database(&db), t0));
-    put(&pipeline, stream, SHARD_B, &backlog).await;
+    put(&pipeline, SHARD_B, &backlog).await;
 
     let report = sync_bounded(&pipeline).await;
     let dr = &report.targets["dr"];
@@ -107,13 +103,12 @@ async fn a_table_whose_database_never_comes_is_dead_lettered_once_every_shard_is
     let prefix = Names::new(name).prefix;
     // The wait bound is long: the dead letter can only come from the shards' progress.
     let pipeline = pipeline(&emu, name, "  dependency_wait_seconds: 600\n  batch_records: 5").await;
-    let stream = &pipeline.config.stream.name;
     let t0 = now_millis();
-    put(&pipeline, stream, SHARD_A, &[record(table(&format!("{prefix}_gone"), "orphan"), t0)]).await;
+    put(&pipeline, SHARD_A, &[record(table(&format!("{prefix}_gone"), "orphan"), t0)]).await;
     // Later captures on the other shard: it has been read past the orphan once they are read.
     let later: Vec<ChangeRecord> =
         (0..3).map(|i| record(database(&format!("{prefix}_later_{i}")), t0 + 1 + i)).collect();
-    put(&pipeline, stream, SHARD_B, &later).await;
+    put(&pipeline, SHARD_B, &later).await;
 
     let report = sync_bounded(&pipeline).await;
     let dr = &report.targets["dr"];
@@ -137,8 +132,7 @@ async fn a_child_does_not_wait_for_a_shard_that_has_drained_for_good() {
     // The other shard stays empty: it is never read past the orphan's capture time, but once the
     // sync has drained it, nothing more can arrive there in this run.
     let pipeline = pipeline(&emu, name, "  dependency_wait_seconds: 600").await;
-    let stream = &pipeline.config.stream.name;
-    put(&pipeline, stream, SHARD_A, &[record(table(&format!("{prefix}_gone"), "orphan"), now_millis())]).await;
+    put(&pipeline, SHARD_A, &[record(table(&format!("{prefix}_gone"), "orphan"), now_millis())]).await;
 
     let report = sync_bounded(&pipeline).await;
     assert_eq!(report.targets["dr"].stats.kind(ObjectKind::Table).dead_lettered, 1);

@@ -66,7 +66,9 @@ async fn a_diff_of_several_pages_of_partitions_counts_and_names_the_drift() {
     let (db, t) = (table.database_name.clone(), table.name.clone());
     let target = crate::glue(&emu, TARGET_REGION).await;
     let copy = as_copied(&catalog, &n.data_bucket);
-    lakelog::simulate::seed::write_catalog(&target, ACCOUNT, &copy).await.expect("writing the copy");
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, TARGET_REGION).await, &copy)
+        .await
+        .expect("writing the copy");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("pipeline.yaml");
     std::fs::write(&path, config_yaml(&emu, name, "", "")).expect("write config");

@@ -5,9 +5,8 @@ use std::collections::BTreeMap;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use lakelog::apply::group::{ConsumerGroup, StopWhen};
+use lakelog::backend::changelog::{LogEntry, PutResult};
 use lakelog::commands::sync::{sync, SyncOptions};
 use lakelog::connect::Pipeline;
 use lakelog::model::{codec, now_millis, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey, Partition, Table};
@@ -91,7 +90,7 @@ async fn names_at_glue_limits_sync_beside_ordinary_ones_and_diff_is_in_sync() {
         extra.partitions.extend(parts);
     }
     assert!(!extra.partitions.is_empty());
-    lakelog::simulate::seed::write_catalog(&crate::glue(&emu, SOURCE_REGION).await, ACCOUNT, &extra)
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &extra)
         .await
         .expect("the source accepts Glue-legal names");
 
@@ -129,12 +128,8 @@ fn upsert(pipeline: &Pipeline, state: CatalogObject) -> ChangeRecord {
     ChangeRecord::upsert(state, &pipeline.origin, Cause { kind: CauseKind::Event, event_id: None }, now_millis())
 }
 
-fn entry(record: &ChangeRecord, frame: Vec<u8>) -> PutRecordsRequestEntry {
-    PutRecordsRequestEntry::builder()
-        .partition_key(record.key.stream_partition_key())
-        .data(Blob::new(frame))
-        .build()
-        .expect("entry")
+fn entry(record: &ChangeRecord, frame: Vec<u8>) -> LogEntry {
+    LogEntry::new(record.key.stream_partition_key(), frame)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,21 +178,11 @@ async fn a_frame_with_one_flipped_bit_is_dead_lettered_and_the_frames_beside_it_
     for r in &good[1..] {
         entries.push(entry(r, codec::encode(std::slice::from_ref(r)).expect("encode")));
     }
-    let put = pipeline
-        .kinesis
-        .put_records()
-        .stream_name(&pipeline.config.stream.name)
-        .set_records(Some(entries))
-        .send()
-        .await
-        .expect("put records");
-    assert_eq!(put.failed_record_count, Some(0));
+    let put = pipeline.log.put(&entries).await.expect("put records");
     let mut ends: BTreeMap<String, SeqNo> = BTreeMap::new();
-    for r in put.records() {
-        let (Some(shard), Some(seq)) = (r.shard_id(), r.sequence_number().and_then(SeqNo::parse)) else {
-            panic!("unacknowledged entry {r:?}")
-        };
-        let end = ends.entry(shard.to_string()).or_insert_with(|| seq.clone());
+    for r in put {
+        let PutResult::Stored { shard_id, seq } = r else { panic!("unacknowledged entry {r:?}") };
+        let end = ends.entry(shard_id).or_insert_with(|| seq.clone());
         if seq > *end {
             *end = seq;
         }
@@ -206,8 +191,7 @@ async fn a_frame_with_one_flipped_bit_is_dead_lettered_and_the_frames_beside_it_
     // The target's consumer reads on from the initial sync's checkpoints.
     let handle = pipeline.select_targets(Some("dr")).expect("target")[0];
     let group = Arc::new(ConsumerGroup {
-        kinesis: pipeline.kinesis.clone(),
-        stream: pipeline.config.stream.name.clone(),
+        log: pipeline.log.clone(),
         applier: pipeline.applier(handle, false).expect("applier"),
         checkpoints: pipeline.checkpoints.clone(),
         dead_letters: pipeline.dead_letters.clone(),

@@ -5,6 +5,7 @@ mod capture;
 mod dependency;
 mod diffmem;
 mod emulator;
+mod endpoints;
 mod errors;
 mod faults;
 mod infra;
@@ -12,12 +13,16 @@ mod keys;
 mod ops;
 mod rewrite;
 mod run;
+mod shutdown;
 mod sync;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use emulator::Emulator;
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::glue::GlueCatalog;
+use lakelog::backend::catalog::Catalog;
 use lakelog::catalog::reader::CatalogReader;
 use lakelog::config::PipelineConfig;
 use lakelog::model::{Database, Partition, Table};
@@ -96,6 +101,11 @@ pub async fn glue(emu: &Emulator, region: &str) -> aws_sdk_glue::Client {
     ep.glue(None).await
 }
 
+/// The catalog of `region` (account [`ACCOUNT`]) behind the default retry policy.
+pub async fn catalog(emu: &Emulator, region: &str) -> Arc<dyn Catalog> {
+    GlueCatalog::retrying(glue(emu, region).await, ACCOUNT)
+}
+
 /// Generates and writes a source catalog.
 pub async fn seed(emu: &Emulator, name: &str, databases: usize, tables: usize, partitions: usize) -> GeneratedCatalog {
     let n = Names::new(name);
@@ -107,7 +117,7 @@ pub async fn seed(emu: &Emulator, name: &str, databases: usize, tables: usize, p
         bucket: n.data_bucket,
     };
     let catalog = generate(&spec);
-    lakelog::simulate::seed::write_catalog(&glue(emu, SOURCE_REGION).await, ACCOUNT, &catalog)
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(emu, SOURCE_REGION).await, &catalog)
         .await
         .expect("seeding the source catalog");
     catalog
@@ -134,7 +144,7 @@ impl CatalogDump {
         region: &str,
         prefix: &str,
     ) -> Result<CatalogDump, lakelog::capture::CaptureError> {
-        let reader = CatalogReader::new(glue(emu, region).await, ACCOUNT, 1);
+        let reader = CatalogReader::new(crate::catalog(emu, region).await, 1);
         let mut dump = CatalogDump::default();
         for db in reader.databases().await? {
             if !db.name.starts_with(prefix) {

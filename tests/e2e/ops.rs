@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_glue::types::{StorageDescriptor, TableInput};
+use lakelog::aws::glue::GlueCatalog;
 use lakelog::connect::Pipeline;
 use lakelog::model::{now_millis, CatalogObject, Cause, CauseKind, ChangeRecord, Origin};
 use lakelog::simulate::catalog::{generate, CatalogSpec};
@@ -182,7 +183,7 @@ async fn metrics_show_lag_returning_to_zero_and_render_every_name_grafana_querie
         bucket: n.data_bucket.clone(),
     });
     let glue = crate::glue(&emu, SOURCE_REGION).await;
-    crawler_burst(&glue, &eb, ACCOUNT, &burst, 0).await.expect("burst");
+    crawler_burst(&*GlueCatalog::retrying(glue.clone(), ACCOUNT), &eb, &burst, 0).await.expect("burst");
     let expected = (burst.databases.len() + burst.tables.len() + burst.partitions.len()) as f64;
 
     // Wait until the burst is applied and every shard is caught up: lag back to zero.
@@ -302,7 +303,7 @@ async fn status_diff_and_dlq_replay_work_against_the_emulator() {
         .iter()
         .map(|p| ChangeRecord::upsert(CatalogObject::Partition(p.clone()), &origin, cause.clone(), minute_ago))
         .collect();
-    lakelog::stream::producer::Producer::new(pipeline.kinesis.clone(), &format!("lakelog-{name}"), 1_000_000)
+    lakelog::stream::producer::Producer::new(pipeline.log.clone(), 1_000_000)
         .publish_batch(&pending)
         .await
         .expect("publish");

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use lakelog::apply::target::GlueTarget;
 use lakelog::commands::sync::{sync, SyncOptions};
 use lakelog::connect::Pipeline;
 use lakelog::model::{Column, Database, Params, Partition, SerDeInfo, StorageDescriptor, Table};
@@ -13,7 +12,7 @@ use serde_json::Value;
 
 use crate::emulator::Emulator;
 use crate::errors::lakelog_json;
-use crate::{config, config_yaml, CatalogDump, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
+use crate::{config, config_yaml, CatalogDump, Names, SOURCE_REGION, TARGET_REGION};
 
 /// Where a JSON value's strings name `bucket` as an S3 bucket (`scheme://bucket` followed by the
 /// end, `/` or a character that cannot continue a bucket name), as `path: string`. Written
@@ -143,7 +142,7 @@ async fn no_target_string_names_the_source_bucket_and_diff_flags_one_put_back() 
     let name = "rewrite";
     let n = Names::new(name);
     let source = catalog(&n.prefix, &n.data_bucket);
-    lakelog::simulate::seed::write_catalog(&crate::glue(&emu, SOURCE_REGION).await, ACCOUNT, &source)
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &source)
         .await
         .expect("seeding the source");
     let pipeline = Pipeline::connect(config(&emu, name, "", "  dependency_wait_seconds: 1\n")).await.expect("connect");
@@ -180,7 +179,7 @@ async fn no_target_string_names_the_source_bucket_and_diff_flags_one_put_back() 
 
     let mut changed = table.clone();
     changed.parameters.insert("custom.checkpoint".into(), format!("s3a://{}/_checkpoints/events", n.data_bucket));
-    let target = GlueTarget::new(crate::glue(&emu, TARGET_REGION).await, ACCOUNT, true);
+    let target = crate::catalog(&emu, TARGET_REGION).await;
     target.update_table(&changed).await.expect("update the target table");
     let (code, diff) = lakelog_json(&path, &["diff", "--target", "dr"]);
     assert_eq!(code, 3, "a target naming the source bucket is drift: {diff}");

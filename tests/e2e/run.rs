@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_glue::types::{DatabaseInput, PartitionInput, TableInput};
 use lakelog::aws::client::Endpoint;
+use lakelog::aws::eventbridge::EventBridge;
+use lakelog::aws::glue::GlueCatalog;
 use lakelog::commands::run::{run, RunReport};
 use lakelog::config::PipelineConfig;
 use lakelog::connect::Pipeline;
@@ -17,11 +19,11 @@ use tokio::sync::watch;
 use crate::emulator::Emulator;
 use crate::{config_yaml, seed, CatalogDump, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
 
-pub(crate) async fn route(emu: &Emulator, name: &str) -> (aws_sdk_eventbridge::Client, aws_sdk_sqs::Client, String) {
+pub(crate) async fn route(emu: &Emulator, name: &str) -> (EventBridge, aws_sdk_sqs::Client, String) {
     let ep = Endpoint::new(SOURCE_REGION, Some(&emu.moto_url));
-    let (eb, sqs) = (ep.eventbridge().await, ep.sqs().await);
-    let r = route_glue_events(&eb, &sqs, &format!("lakelog-{name}")).await.expect("route");
-    (eb, sqs, r.queue_url)
+    let eb = EventBridge::connect(&ep).await;
+    let r = route_glue_events(&eb, &format!("lakelog-{name}")).await.expect("route");
+    (eb, ep.sqs().await, r.queue_url)
 }
 
 pub(crate) fn run_config(emu: &Emulator, name: &str, queue_url: &str, reconcile_seconds: u64) -> String {
@@ -244,7 +246,7 @@ async fn with_a_fifth_of_the_events_lost_reconciliation_still_converges() {
         bucket: n.data_bucket.clone(),
     });
     let glue = crate::glue(&emu, SOURCE_REGION).await;
-    let burst = crawler_burst(&glue, &eb, ACCOUNT, &catalog, 5).await.expect("burst");
+    let burst = crawler_burst(&*GlueCatalog::retrying(glue.clone(), ACCOUNT), &eb, &catalog, 5).await.expect("burst");
     assert!(burst.events_dropped > 0 && burst.events_dropped * 5 >= burst.events_sent);
     converges(&emu, name, Duration::from_secs(90)).await;
     let report = running.stop().await;
@@ -323,10 +325,10 @@ async fn sigkill_during_a_burst_loses_nothing() {
         tables: catalog.tables.clone(),
         partitions: catalog.partitions[..catalog.partitions.len() / 2].to_vec(),
     };
-    crawler_burst(&glue, &eb, ACCOUNT, &half, 0).await.expect("first half");
+    crawler_burst(&*GlueCatalog::retrying(glue.clone(), ACCOUNT), &eb, &half, 0).await.expect("first half");
     first.kill().expect("SIGKILL");
     first.wait().expect("reap");
-    crawler_burst(&glue, &eb, ACCOUNT, &catalog, 0).await.expect("second half");
+    crawler_burst(&*GlueCatalog::retrying(glue.clone(), ACCOUNT), &eb, &catalog, 0).await.expect("second half");
     let mut second = spawn();
     converges(&emu, name, Duration::from_secs(90)).await;
     // SIGTERM: graceful.

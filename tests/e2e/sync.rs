@@ -3,9 +3,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use aws_sdk_kinesis::primitives::Blob;
 use lakelog::aws::client::Endpoint;
 use lakelog::aws::s3::S3Store;
+use lakelog::backend::changelog::{LogEntry, PutResult};
 use lakelog::backend::state::SharedStore;
 use lakelog::commands::sync::{sync, SyncOptions, SyncReport};
 use lakelog::connect::Pipeline;
@@ -85,6 +85,9 @@ async fn dry_run_writes_nothing_and_prune_removes_what_the_source_lacks() {
     let dr = &plan.targets["dr"];
     assert_eq!(dr.write_calls, 0);
     assert_eq!(dr.stats.kind(ObjectKind::Partition).created as usize, catalog.partitions.len());
+    // What the report lists is what was recorded instead of sent.
+    assert_eq!(dr.planned_writes["BatchCreatePartition"].objects as usize, catalog.partitions.len());
+    assert_eq!(dr.planned_writes["CreateTable"].calls as usize, catalog.tables.len());
     assert_eq!(plan.published_records, 0);
     let prefix = Names::new(name).prefix;
     assert!(CatalogDump::read(&emu, TARGET_REGION, &prefix).await.databases.is_empty());
@@ -126,7 +129,7 @@ async fn records_the_target_rejects_are_dead_lettered_and_the_rest_complete() {
     // The orphan's parent never comes: wait briefly before dead-lettering it.
     let cfg = config(&emu, name, "", "  dependency_wait_seconds: 2");
     let pipeline = Pipeline::connect(cfg.clone()).await.expect("connect");
-    lakelog::stream::admin::ensure_stream(&pipeline.kinesis, &cfg.stream.name, 2, true).await.expect("stream");
+    lakelog::stream::admin::ensure_stream(pipeline.log.as_ref(), 2, true).await.expect("stream");
 
     // A partition of a table that exists nowhere (e.g. captured just before its table was dropped).
     let origin = Origin { account: ACCOUNT.into(), region: SOURCE_REGION.into(), catalog_id: ACCOUNT.into() };
@@ -145,17 +148,11 @@ async fn records_the_target_rejects_are_dead_lettered_and_the_rest_complete() {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tx.send(rec).await.expect("send");
     drop(tx);
-    Producer::new(pipeline.kinesis.clone(), &cfg.stream.name, 1_000_000).publish_all(rx).await.expect("publish");
+    Producer::new(pipeline.log.clone(), 1_000_000).publish_all(rx).await.expect("publish");
     // And a frame that is not lakelog's at all.
-    pipeline
-        .kinesis
-        .put_record()
-        .stream_name(&cfg.stream.name)
-        .partition_key("garbage")
-        .data(Blob::new(b"{\"not\": \"a change record\"}".to_vec()))
-        .send()
-        .await
-        .expect("put garbage");
+    let garbage = LogEntry::new("garbage", b"{\"not\": \"a change record\"}".to_vec());
+    let put = pipeline.log.put(&[garbage]).await.expect("put garbage");
+    assert!(matches!(put[..], [PutResult::Stored { .. }]), "{put:?}");
 
     let report = sync(&pipeline, &SyncOptions::default()).await.expect("sync completes despite bad records");
     let dr = &report.targets["dr"];
@@ -216,12 +213,9 @@ async fn sigkill_mid_apply_then_rerun_resumes_from_the_checkpoint_and_converges(
     child.wait().expect("reap");
 
     let store = lakelog::state::checkpoint::StoredCheckpoints::new(state.clone(), &format!("lakelog-{name}"));
-    let shards = lakelog::stream::admin::list_shards(
-        &Endpoint::new(SOURCE_REGION, Some(&emu.kinesis_url)).kinesis().await,
-        &format!("lakelog-{name}"),
-    )
-    .await
-    .expect("shards");
+    let kinesis = Endpoint::new(SOURCE_REGION, Some(&emu.kinesis_url)).kinesis().await;
+    let log = lakelog::aws::kinesis::KinesisLog::new(kinesis, &format!("lakelog-{name}"));
+    let shards = lakelog::stream::admin::list_shards(&log).await.expect("shards");
     let mut saved = Vec::new();
     for s in &shards {
         use lakelog::state::checkpoint::CheckpointStore;

@@ -163,9 +163,11 @@ pub(super) async fn capture_events(
 }
 
 fn day_prefix(config: &CloudTrailConfig, account: &str, region: &str, day: OffsetDateTime) -> String {
+    // The trail's S3KeyPrefix, as CloudTrail takes it: `logs` and `logs/` both mean `logs/AWSLogs/...`.
+    let prefix = config.prefix.trim_matches('/');
     format!(
-        "{}AWSLogs/{account}/CloudTrail/{region}/{:04}/{:02}/{:02}/",
-        config.prefix,
+        "{prefix}{}AWSLogs/{account}/CloudTrail/{region}/{:04}/{:02}/{:02}/",
+        if prefix.is_empty() { "" } else { "/" },
         day.year(),
         u8::from(day.month()),
         day.day()
@@ -254,7 +256,7 @@ impl CloudTrailCapture {
     }
 
     /// Polls every `poll_seconds` until `stop` turns true.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
+    async fn run_loop(&self, mut stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
         let mut total = PollStats::default();
         let mut seen = HashSet::new();
         while !*stop.borrow() {
@@ -279,5 +281,19 @@ impl CloudTrailCapture {
             }
         }
         Ok(total)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::capture::Source for CloudTrailCapture {
+    type Report = PollStats;
+    type Error = CloudTrailError;
+
+    fn name(&self) -> &'static str {
+        "CloudTrail capture"
+    }
+
+    async fn run(&self, stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
+        self.run_loop(stop).await
     }
 }

@@ -15,8 +15,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_cloudtrail::types::{LookupAttribute, LookupAttributeKey};
-use aws_smithy_types::DateTime;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
@@ -25,6 +23,8 @@ use tracing::warn;
 use super::cloudtrail::{capture_events, CloudTrailError, PollStats};
 use super::hint::ParsedEvent;
 use super::parse::parse_cloudtrail_record;
+use crate::backend::history::{EventHistory, Lookup};
+use crate::backend::retry::RetryPolicy;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
 use crate::capture::resolve::Resolver;
@@ -37,6 +37,8 @@ use crate::stream::publisher::Publisher;
 /// AWS's LookupEvents rate: 2 calls per second.
 pub const MIN_CALL_SPACING: Duration = Duration::from_millis(500);
 const MAX_RESULTS: i32 = 50;
+/// Only Glue's events.
+const EVENT_SOURCE: &str = "glue.amazonaws.com";
 
 /// Durable position of the lookup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,7 +51,7 @@ pub struct LookupCursor {
 
 /// Reads Glue events with LookupEvents.
 pub struct LookupReader {
-    pub cloudtrail: aws_sdk_cloudtrail::Client,
+    pub history: Arc<dyn EventHistory>,
     pub config: CloudTrailLookupConfig,
 }
 
@@ -59,31 +61,23 @@ impl LookupReader {
     pub async fn fetch(&self, now_ms: i64, cursor: &mut LookupCursor) -> Result<(Vec<ParsedEvent>, u64), AwsError> {
         let overlap = i64::try_from(self.config.overlap_seconds).unwrap_or(i64::MAX / 2).saturating_mul(1000);
         let start = if cursor.newest_ms == 0 { now_ms - overlap } else { cursor.newest_ms - overlap };
-        let attribute = LookupAttribute::builder()
-            .attribute_key(LookupAttributeKey::EventSource)
-            .attribute_value("glue.amazonaws.com")
-            .build()
-            .map_err(|e| AwsError::invalid_response("cloudtrail", "LookupEvents", &e.to_string()))?;
         let mut limiter = tokio::time::interval(MIN_CALL_SPACING);
         limiter.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut token: Option<String> = None;
         let (mut events, mut bad) = (Vec::new(), 0u64);
         loop {
             limiter.tick().await;
-            let req = self
-                .cloudtrail
-                .lookup_events()
-                .lookup_attributes(attribute.clone())
-                .start_time(DateTime::from_millis(start))
-                .end_time(DateTime::from_millis(now_ms))
-                .max_results(MAX_RESULTS)
-                .set_next_token(token.clone());
-            let out = crate::backend::retry::RetryPolicy::default()
-                .send("cloudtrail", "LookupEvents", || req.clone().send())
-                .await?;
-            for e in out.events() {
-                let (Some(id), Some(json)) = (e.event_id.as_deref(), e.cloud_trail_event.as_deref()) else { continue };
-                let time = e.event_time.and_then(|t| t.to_millis().ok()).unwrap_or(now_ms);
+            let lookup = Lookup {
+                event_source: EVENT_SOURCE.to_string(),
+                start_ms: start,
+                end_ms: now_ms,
+                max_results: MAX_RESULTS,
+                next_token: token.clone(),
+            };
+            let out = RetryPolicy::default().run(|| self.history.lookup(&lookup)).await?;
+            for e in &out.events {
+                let (id, json) = (e.event_id.as_str(), e.cloudtrail_event.as_str());
+                let time = e.event_time_ms.unwrap_or(now_ms);
                 if cursor.seen.contains_key(id) {
                     continue;
                 }
@@ -147,7 +141,7 @@ impl LookupCapture {
     }
 
     /// Polls until `stop` turns true.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
+    async fn run_loop(&self, mut stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
         let mut total = PollStats::default();
         while !*stop.borrow() {
             match self.poll_once().await {
@@ -169,90 +163,82 @@ impl LookupCapture {
     }
 }
 
-/// LookupEvents is not implemented by any local emulator: these tests use canned responses in
-/// the API reference's shapes.
+#[async_trait::async_trait]
+impl crate::capture::Source for LookupCapture {
+    type Report = PollStats;
+    type Error = CloudTrailError;
+
+    fn name(&self) -> &'static str {
+        "CloudTrail LookupEvents capture"
+    }
+
+    async fn run(&self, stop: watch::Receiver<bool>) -> Result<PollStats, CloudTrailError> {
+        self.run_loop(stop).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use aws_sdk_cloudtrail::operation::lookup_events::LookupEventsOutput;
-    use aws_sdk_cloudtrail::types::Event;
-    use aws_sdk_cloudtrail::Client;
-    use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use tokio::time::Instant;
 
     use super::*;
+    use crate::backend::history::HistoryEvent;
+    use crate::backend::memory::history::MemoryHistory;
     use crate::capture::events::hint::Hint;
 
-    fn event(id: &str, name: &str, table: &str) -> Event {
+    const EVENT_MS: i64 = 1_763_805_600_000;
+
+    fn event(id: &str, name: &str, table: &str) -> HistoryEvent {
         let record = serde_json::json!({
             "eventVersion": "1.08", "eventSource": "glue.amazonaws.com", "eventName": name, "eventID": id,
             "eventTime": "2026-11-22T10:00:00Z", "awsRegion": "us-east-1",
             "requestParameters": {"databaseName": "db", "name": table, "tableInput": {"name": table}}
         });
-        Event::builder()
-            .event_id(id)
-            .event_name(name)
-            .event_source("glue.amazonaws.com")
-            .event_time(DateTime::from_millis(1_763_805_600_000))
-            .cloud_trail_event(record.to_string())
-            .build()
+        HistoryEvent { event_id: id.into(), event_time_ms: Some(EVENT_MS), cloudtrail_event: record.to_string() }
     }
 
-    fn reader(rule: &aws_smithy_mocks::Rule) -> LookupReader {
+    fn reader(history: &Arc<MemoryHistory>) -> LookupReader {
         LookupReader {
-            cloudtrail: mock_client!(aws_sdk_cloudtrail, RuleMode::MatchAny, &[rule]),
+            history: history.clone(),
             config: CloudTrailLookupConfig { poll_seconds: 60, overlap_seconds: 900 },
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn pages_are_followed_at_most_two_calls_per_second() {
-        let rule = mock!(Client::lookup_events)
-            .match_requests(|r| {
-                r.max_results() == Some(50)
-                    && r.lookup_attributes().first().is_some_and(|a| {
-                        a.attribute_key == LookupAttributeKey::EventSource && a.attribute_value == "glue.amazonaws.com"
-                    })
-            })
-            .then_compute_output(|r| {
-                let page: usize = r.next_token().and_then(|t| t.parse().ok()).unwrap_or(0);
-                let out = LookupEventsOutput::builder().events(event(
-                    &format!("id-{page}"),
-                    "CreateTable",
-                    &format!("t{page}"),
-                ));
-                if page < 4 {
-                    out.next_token((page + 1).to_string()).build()
-                } else {
-                    out.build()
-                }
-            });
-        let reader = reader(&rule);
+        let history = Arc::new(MemoryHistory::new(1));
+        for page in 0..5 {
+            history.record("glue.amazonaws.com", event(&format!("id-{page}"), "CreateTable", &format!("t{page}")));
+        }
+        history.record("s3.amazonaws.com", event("other", "CreateTable", "t"));
         let mut cursor = LookupCursor::default();
         let started = Instant::now();
-        let (events, bad) = reader.fetch(1_763_805_700_000, &mut cursor).await.expect("fetch");
-        assert_eq!(rule.num_calls(), 5);
-        assert_eq!(events.len(), 5);
+        let (events, bad) = reader(&history).fetch(EVENT_MS + 100_000, &mut cursor).await.expect("fetch");
+        let lookups = history.lookups();
+        assert_eq!(lookups.len(), 5);
+        assert!(lookups.iter().all(|l| l.event_source == "glue.amazonaws.com" && l.max_results == 50));
+        assert_eq!(lookups[1].next_token.as_deref(), Some("1"), "the next page follows the token");
+        assert_eq!(events.len(), 5, "only Glue's events");
         assert_eq!(bad, 0);
         assert_eq!(events[0].hints, vec![Hint::Table { database: "db".into(), table: "t0".into() }]);
         // Virtual time (the runtime's clock is paused): 5 calls need at least 4 spacings.
         assert!(started.elapsed() >= MIN_CALL_SPACING * 4, "{:?}", started.elapsed());
-        assert_eq!(cursor.newest_ms, 1_763_805_600_000);
+        assert_eq!(cursor.newest_ms, EVENT_MS);
     }
 
     #[tokio::test(start_paused = true)]
     async fn events_seen_in_an_earlier_poll_are_skipped_and_reads_ignored() {
-        let rule = mock!(Client::lookup_events).then_compute_output(|_| {
-            LookupEventsOutput::builder()
-                .events(event("same", "DeleteTable", "t"))
-                .events(event("read", "GetTable", "t"))
-                .build()
-        });
-        let reader = reader(&rule);
+        let history = Arc::new(MemoryHistory::new(50));
+        history.record("glue.amazonaws.com", event("same", "DeleteTable", "t"));
+        history.record("glue.amazonaws.com", event("read", "GetTable", "t"));
+        let reader = reader(&history);
         let mut cursor = LookupCursor::default();
-        let (first, _) = reader.fetch(1_763_805_700_000, &mut cursor).await.expect("first");
+        let (first, _) = reader.fetch(EVENT_MS + 100_000, &mut cursor).await.expect("first");
         assert_eq!(first.len(), 1, "GetTable is not a change");
-        let (second, _) = reader.fetch(1_763_805_760_000, &mut cursor).await.expect("second");
+        let (second, _) = reader.fetch(EVENT_MS + 160_000, &mut cursor).await.expect("second");
         assert!(second.is_empty(), "the overlap re-reads the same event; it is not published twice");
         assert!(cursor.seen.contains_key("same"));
+        let lookups = history.lookups();
+        assert_eq!(lookups[1].start_ms, EVENT_MS - 900_000, "the second poll looks back over the overlap");
     }
 }

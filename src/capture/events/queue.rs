@@ -26,15 +26,14 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageSystemAttributeName,
-};
 use futures::StreamExt;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::hint::ParsedEvent;
 use super::parse::parse_eventbridge;
+use crate::backend::queue::{EventQueue, QueueMessage, Receive};
+use crate::backend::retry::RetryPolicy;
 use crate::backend::{AwsError, ErrorClass};
 use crate::capture::resolve::{Resolution, Resolver, WholeTableError};
 use crate::capture::CaptureError;
@@ -71,7 +70,7 @@ pub struct QueueStats {
 }
 
 pub struct QueueCapture {
-    pub sqs: aws_sdk_sqs::Client,
+    pub queue: Arc<dyn EventQueue>,
     /// Resolved with [`queue_url`].
     pub queue_url: String,
     pub config: EventsConfig,
@@ -108,52 +107,21 @@ impl SeenEvents {
 }
 
 /// The queue URL the config names (directly, or by name through GetQueueUrl).
-pub async fn queue_url(sqs: &aws_sdk_sqs::Client, config: &EventsConfig) -> Result<String, QueueError> {
+pub async fn queue_url(queue: &dyn EventQueue, config: &EventsConfig) -> Result<String, QueueError> {
     if let Some(url) = &config.queue_url {
         return Ok(url.clone());
     }
     let name = config.queue_name.clone().unwrap_or_default();
-    let req = sqs.get_queue_url().queue_name(&name);
-    let out = crate::backend::retry::RetryPolicy::default()
-        .send("sqs", "GetQueueUrl", || req.clone().send())
+    RetryPolicy::default()
+        .run(|| queue.queue_url(&name))
         .await
-        .map_err(|source| QueueError::Aws { queue: name.clone(), source })?;
-    out.queue_url.ok_or_else(|| QueueError::Aws {
-        queue: name,
-        source: AwsError::invalid_response("sqs", "GetQueueUrl", "no URL"),
-    })
-}
-
-/// One received copy of a message.
-struct Delivery {
-    handle: String,
-    message_id: String,
-    body: String,
-    /// When SQS first received the message (stable across redeliveries); 0 when not given.
-    sent_ms: i64,
-}
-
-impl Delivery {
-    fn of(msg: &aws_sdk_sqs::types::Message) -> Option<Delivery> {
-        let sent_ms = msg
-            .attributes
-            .as_ref()
-            .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
-        Some(Delivery {
-            handle: msg.receipt_handle.clone()?,
-            message_id: msg.message_id.clone().unwrap_or_default(),
-            body: msg.body.clone().unwrap_or_default(),
-            sent_ms,
-        })
-    }
+        .map_err(|source| QueueError::Aws { queue: name, source })
 }
 
 /// One event of a batch, with every delivery of it in the batch.
 struct Work {
     event: ParsedEvent,
-    deliveries: Vec<Delivery>,
+    deliveries: Vec<QueueMessage>,
 }
 
 /// What became of one event.
@@ -207,7 +175,10 @@ fn stream_failure(e: &StreamError) -> StreamFailure {
         StreamError::Aws(a) if a.class.is_retryable() => StreamFailure::Transient,
         StreamError::Aws(a) if a.class == ErrorClass::NotFound => StreamFailure::Systemic,
         StreamError::Aws(_) => StreamFailure::Unclear,
-        StreamError::Missing { .. } | StreamError::NotActive { .. } => StreamFailure::Systemic,
+        // (An expired read never reaches a publish; it would be the stream's, not the event's.)
+        StreamError::Missing { .. } | StreamError::NotActive { .. } | StreamError::Expired { .. } => {
+            StreamFailure::Systemic
+        }
     }
 }
 
@@ -217,29 +188,23 @@ impl QueueCapture {
     }
 
     /// Runs until `stop` turns true; the batch in hand is finished first.
-    pub async fn run(&self, mut stop: watch::Receiver<bool>) -> Result<QueueStats, QueueError> {
+    async fn run_loop(&self, mut stop: watch::Receiver<bool>) -> Result<QueueStats, QueueError> {
         let mut stats = QueueStats::default();
         let mut seen = SeenEvents::default();
         let mut backoff = Duration::from_millis(500);
+        let receive = Receive {
+            max_messages: 10,
+            wait_seconds: self.config.wait_seconds,
+            visibility_timeout_seconds: self.config.visibility_timeout_seconds,
+        };
         while !*stop.borrow() {
-            let receive = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(self.config.wait_seconds)
-                .visibility_timeout(self.config.visibility_timeout_seconds)
-                // Stable across redeliveries: names a parked message's dead letter.
-                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
-                .send();
             let out = tokio::select! {
-                r = receive => r,
+                r = self.queue.receive(&self.queue_url, receive) => r,
                 _ = stop.changed() => break,
             };
             let messages = match out {
-                Ok(o) => o.messages.unwrap_or_default(),
-                Err(e) => {
-                    let err = AwsError::from_sdk("sqs", "ReceiveMessage", e);
+                Ok(messages) => messages,
+                Err(err) => {
                     if !err.class.is_retryable() {
                         return Err(self.aws(err));
                     }
@@ -268,20 +233,20 @@ impl QueueCapture {
     /// duplicates, or parked again as no-ops).
     pub async fn handle_batch(
         &self,
-        messages: &[aws_sdk_sqs::types::Message],
+        messages: &[QueueMessage],
         seen: &mut SeenEvents,
         stats: &mut QueueStats,
     ) -> Result<(), QueueError> {
         let mut finished: Vec<String> = Vec::new();
         let mut work: Vec<Work> = Vec::new();
         let (mut duplicates, mut malformed) = (0u64, 0u64);
-        for msg in messages {
+        for delivery in messages {
             stats.messages += 1;
-            let Some(delivery) = Delivery::of(msg) else { continue };
+            let delivery = delivery.clone();
             match parse_eventbridge(&delivery.body) {
                 Ok(ev) if seen.contains(&ev.id) => {
                     duplicates += 1;
-                    finished.push(delivery.handle);
+                    finished.push(delivery.receipt_handle);
                 }
                 Ok(ev) => match work.iter_mut().find(|w| w.event.id == ev.id) {
                     // EventBridge delivered the same event twice: one piece of work, both deleted.
@@ -293,7 +258,7 @@ impl QueueCapture {
                     let dl = DeadLetter::malformed_event(&delivery.message_id, &delivery.body, e.to_string());
                     if self.park(&delivery, &dl).await {
                         malformed += 1;
-                        finished.push(delivery.handle);
+                        finished.push(delivery.receipt_handle);
                     }
                 }
             }
@@ -306,7 +271,7 @@ impl QueueCapture {
         let handles: Vec<String> = finished
             .iter()
             .cloned()
-            .chain(work.iter().flat_map(|w| w.deliveries.iter().map(|d| d.handle.clone())))
+            .chain(work.iter().flat_map(|w| w.deliveries.iter().map(|d| d.receipt_handle.clone())))
             .collect();
         let events: Vec<&ParsedEvent> = work.iter().map(|w| &w.event).collect();
         let outcomes = tokio::select! {
@@ -321,7 +286,7 @@ impl QueueCapture {
                     seen.insert(&w.event.id);
                     stats.records += n;
                     ok += 1;
-                    finished.extend(w.deliveries.into_iter().map(|d| d.handle));
+                    finished.extend(w.deliveries.into_iter().map(|d| d.receipt_handle));
                 }
                 Outcome::Retry(reason) => {
                     warn!(event = %w.event.id, error = %reason, "event failed, SQS will redeliver it");
@@ -333,7 +298,7 @@ impl QueueCapture {
                     for d in w.deliveries {
                         let dl = DeadLetter::failed_event(&d.message_id, &d.body, reason.clone(), class, code.clone());
                         if self.park(&d, &dl).await {
-                            finished.push(d.handle);
+                            finished.push(d.receipt_handle);
                         } else {
                             parked = false;
                         }
@@ -354,7 +319,7 @@ impl QueueCapture {
 
     /// Parks a message's dead letter once (a redelivered message is not parked again); whether
     /// it is parked (and so may be deleted). A failure to park keeps the message in the queue.
-    async fn park(&self, delivery: &Delivery, dl: &DeadLetter) -> bool {
+    async fn park(&self, delivery: &QueueMessage, dl: &DeadLetter) -> bool {
         match self.dead_letters.park_once(dl, delivery.sent_ms, &delivery.message_id).await {
             Ok(new) => {
                 if new {
@@ -374,45 +339,31 @@ impl QueueCapture {
         let period = Duration::from_secs((self.config.visibility_timeout_seconds / 3).max(1) as u64);
         loop {
             tokio::time::sleep(period).await;
-            let entries: Vec<_> = handles
-                .iter()
-                .enumerate()
-                .filter_map(|(i, h)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(h)
-                        .visibility_timeout(self.config.visibility_timeout_seconds)
-                        .build()
-                        .ok()
-                })
-                .collect();
-            let r = self
-                .sqs
-                .change_message_visibility_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
-                .send()
-                .await;
-            if let Err(e) = r {
-                debug!(error = %AwsError::from_sdk("sqs", "ChangeMessageVisibilityBatch", e), "could not extend visibility");
+            for chunk in handles.chunks(10) {
+                let timeout = self.config.visibility_timeout_seconds;
+                match self.queue.extend(&self.queue_url, chunk, timeout).await {
+                    Ok(results) => {
+                        for e in results.into_iter().filter_map(Result::err) {
+                            debug!(error = %e, "could not extend the visibility of a message");
+                        }
+                    }
+                    Err(e) => debug!(error = %e, "could not extend visibility"),
+                }
             }
         }
     }
 
     async fn delete(&self, handles: &[String]) -> Result<(), QueueError> {
         for chunk in handles.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .filter_map(|(i, h)| {
-                    DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().ok()
-                })
-                .collect();
-            let req = self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries));
-            crate::backend::retry::RetryPolicy::default()
-                .send("sqs", "DeleteMessageBatch", || req.clone().send())
+            let results = RetryPolicy::default()
+                .run(|| self.queue.delete(&self.queue_url, chunk))
                 .await
                 .map_err(|e| self.aws(e))?;
+            // A message not deleted comes back after its timeout and is dropped as a duplicate
+            // (or parked again as a no-op).
+            for e in results.into_iter().filter_map(Result::err) {
+                warn!(error = %e, "could not delete a finished message; it will be redelivered and skipped");
+            }
         }
         Ok(())
     }
@@ -538,6 +489,20 @@ async fn publish(publisher: &Publisher, records: Vec<ChangeRecord>) -> Result<()
     publisher.publish(records).await.map(|_| ())
 }
 
+#[async_trait::async_trait]
+impl crate::capture::Source for QueueCapture {
+    type Report = QueueStats;
+    type Error = QueueError;
+
+    fn name(&self) -> &'static str {
+        "event capture"
+    }
+
+    async fn run(&self, stop: watch::Receiver<bool>) -> Result<QueueStats, QueueError> {
+        self.run_loop(stop).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +539,65 @@ mod tests {
         // A validation error may be one event's (its key) or everyone's (access, KMS): decided by
         // whether the stream takes the batch's other events.
         assert!(matches!(stream_failure(&StreamError::Aws(aws("ValidationException"))), StreamFailure::Unclear));
+    }
+
+    use crate::backend::memory::catalog::MemoryCatalog;
+    use crate::backend::memory::changelog::MemoryLog;
+    use crate::backend::memory::queue::MemoryQueue;
+    use crate::backend::memory::state::MemoryStore;
+    use crate::capture::Source;
+    use crate::model::filter::Filter;
+    use crate::model::Origin;
+    use crate::stream::producer::Producer;
+
+    const UPDATE_TABLE: &str = include_str!("../../../tests/fixtures/events/table-update-table.json");
+
+    /// A capture on `queue` whose source, stream and dead letters are never reached by these tests.
+    async fn capture(queue: Arc<MemoryQueue>, queue_url: &str) -> QueueCapture {
+        let origin = Origin { account: "1".into(), region: "us-east-1".into(), catalog_id: "1".into() };
+        let filter = Filter::new(&[], &[]).expect("filter");
+        QueueCapture {
+            queue,
+            queue_url: queue_url.to_string(),
+            config: EventsConfig {
+                queue_url: Some(queue_url.to_string()),
+                queue_name: None,
+                wait_seconds: 0,
+                visibility_timeout_seconds: 30,
+            },
+            resolver: Resolver::new(Arc::new(MemoryCatalog::new("1")), origin, filter),
+            publisher: Arc::new(Publisher::new(Producer::new(Arc::new(MemoryLog::new("s", 1)), 100_000))),
+            dead_letters: DeadLetterStore::new(Arc::new(MemoryStore::new())),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_redelivered_event_already_published_is_deleted_unread() {
+        let queue = Arc::new(MemoryQueue::default());
+        let url = queue.create("events");
+        queue.send(&url, UPDATE_TABLE).expect("send");
+        let capture = capture(queue.clone(), &url).await;
+        let receive = Receive { max_messages: 10, wait_seconds: 0, visibility_timeout_seconds: 30 };
+        let messages = queue.receive(&url, receive).await.expect("receive");
+        let mut seen = SeenEvents::default();
+        seen.insert(&parse_eventbridge(UPDATE_TABLE).expect("fixture").id);
+        let mut stats = QueueStats::default();
+        capture.handle_batch(&messages, &mut seen, &mut stats).await.expect("handled");
+        assert_eq!((stats.messages, stats.duplicates, stats.records), (1, 1, 0));
+        assert_eq!(queue.depth(&url).await.expect("depth"), Default::default(), "deleted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transient_receive_failure_is_retried_and_a_permanent_one_stops_capture_naming_the_queue() {
+        let queue = Arc::new(MemoryQueue::default());
+        let url = queue.create("events");
+        let mut denied = aws("AccessDeniedException");
+        denied.service = "sqs";
+        queue.fail_next_receive(aws("ThrottlingException"));
+        queue.fail_next_receive(denied);
+        let (_stop_tx, stop) = watch::channel(false);
+        let err = capture(queue.clone(), &url).await.run(stop).await.expect_err("stops");
+        assert!(err.to_string().contains(&url) && err.to_string().contains("AccessDenied"), "{err}");
     }
 
     #[test]

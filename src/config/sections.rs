@@ -1,0 +1,363 @@
+//! The sections of `pipeline.yaml` as serde types: what each field means and its default.
+//!
+//! Every struct rejects unknown fields, so a typo is a reported problem rather than a silently
+//! ignored setting. Defaults are named functions (one per field), shared by serde and the
+//! `Default` impls of the optional sections. Nothing here checks values: see `validate`.
+
+use serde::{Deserialize, Serialize};
+
+use super::endpoints::{EndpointOverrides, ServiceEndpoints};
+
+/// The catalog that is replicated.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// AWS Region of the source catalog, e.g. `us-east-1`.
+    pub region: String,
+    /// Source catalog id (the account id for the default catalog). When absent, the account of
+    /// the credentials in use is looked up with STS.
+    #[serde(default)]
+    pub catalog_id: Option<String>,
+    /// One endpoint URL for every service the source section calls (Glue, STS, SQS, CloudTrail,
+    /// and S3 for the trail's bucket): an emulator. See [`EndpointOverrides`] for the order.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (VPC endpoints), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
+    /// Databases and tables captured at all (globs, see [`Filter`](crate::model::filter::Filter)). Default: everything.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Databases and tables never captured.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Parallel segments for reading the partitions of one table (Glue allows 1-10).
+    #[serde(default = "default_partition_segments")]
+    pub partition_segments: i32,
+    /// Glue events delivered by EventBridge rules to an SQS queue (`lakelog run`). Without it,
+    /// `run` relies on reconciliation alone.
+    #[serde(default)]
+    pub events: Option<EventsConfig>,
+    /// CloudTrail log files of the source account, read from the trail's S3 bucket (`lakelog run`):
+    /// catches Glue API calls whose events EventBridge did not deliver.
+    #[serde(default)]
+    pub cloudtrail: Option<CloudTrailConfig>,
+    /// CloudTrail `LookupEvents` polling (`lakelog run`): an alternative to reading log files
+    /// when the trail's bucket is not reachable. Limited by AWS to 2 calls/s of 50 events.
+    #[serde(default)]
+    pub cloudtrail_lookup: Option<CloudTrailLookupConfig>,
+    /// Seconds between reconciliation passes of `lakelog run` (full scans compared with what was
+    /// recorded; they make lost events harmless).
+    #[serde(default = "default_reconcile_interval")]
+    pub reconcile_interval_seconds: u64,
+}
+
+/// A CloudTrail trail's log files in S3.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudTrailConfig {
+    /// The trail's bucket.
+    pub bucket: String,
+    /// Key prefix of the trail (before `AWSLogs/`), if any.
+    #[serde(default)]
+    pub prefix: String,
+    /// Region of the bucket. Default: the source region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// One endpoint URL for the trail's bucket. Default: the source section's endpoints.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`s3`), before `endpoint`; unset ones come from the source section.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
+    /// Seconds between listings of new log files (CloudTrail delivers about every 5 minutes).
+    #[serde(default = "default_cloudtrail_poll")]
+    pub poll_seconds: u64,
+}
+
+/// CloudTrail LookupEvents polling.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudTrailLookupConfig {
+    /// Seconds between polls.
+    #[serde(default = "default_cloudtrail_poll")]
+    pub poll_seconds: u64,
+    /// How far before the cursor each poll looks again, because CloudTrail makes events visible
+    /// late (about 5 minutes on average, sometimes more). Re-seen events are de-duplicated.
+    #[serde(default = "default_lookup_overlap")]
+    pub overlap_seconds: u64,
+}
+
+/// The SQS queue that EventBridge rules feed with Glue events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Queue URL (or give `queue_name`).
+    #[serde(default)]
+    pub queue_url: Option<String>,
+    /// Queue name in the source account and Region, resolved with GetQueueUrl.
+    #[serde(default)]
+    pub queue_name: Option<String>,
+    /// Long-poll wait per ReceiveMessage (0-20).
+    #[serde(default = "default_wait_seconds")]
+    pub wait_seconds: i32,
+    /// How long a received message stays invisible while lakelog works on it (extended while
+    /// work continues); it reappears if lakelog dies before deleting it.
+    #[serde(default = "default_visibility_timeout")]
+    pub visibility_timeout_seconds: i32,
+}
+
+/// The Kinesis stream that carries the change log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamConfig {
+    /// Stream name.
+    pub name: String,
+    /// Region of the stream. Default: the source region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// One endpoint URL for every service of this section (Kinesis): an emulator.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`kinesis`), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
+    /// Shard count used when lakelog creates the stream.
+    #[serde(default = "default_shards")]
+    pub shards: i32,
+    /// Create the stream when it does not exist (else: a clear error).
+    #[serde(default)]
+    pub create_if_missing: bool,
+    /// Largest Kinesis record the producer builds, packing change records that share a key
+    /// (a table and its partitions). Kinesis allows 1 MiB including the partition key.
+    #[serde(default = "default_frame_bytes")]
+    pub frame_bytes: usize,
+}
+
+/// Where lakelog keeps its own durable state: checkpoints and dead letters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// S3 bucket for checkpoints and dead letters.
+    pub bucket: String,
+    /// Key prefix inside the bucket.
+    #[serde(default = "default_state_prefix")]
+    pub prefix: String,
+    /// Region of the bucket. Default: the source region.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// One endpoint URL for every service of this section (S3): an emulator.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (`s3`), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
+    /// Create the bucket when it does not exist (meant for local runs; production buckets come from `infra/`).
+    #[serde(default)]
+    pub create_bucket_if_missing: bool,
+}
+
+/// One replica catalog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    /// Unique name; used in checkpoints, dead letters, metrics and `--target`.
+    pub name: String,
+    /// AWS Region of the target catalog.
+    pub region: String,
+    /// Target catalog id. When absent, the account of the target credentials (STS).
+    #[serde(default)]
+    pub catalog_id: Option<String>,
+    /// One endpoint URL for every service of this target (Glue, STS): an emulator.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Per-service endpoint URLs (VPC endpoints), before `endpoint`.
+    #[serde(default)]
+    pub endpoints: ServiceEndpoints,
+    /// Databases and tables replicated to this target (globs, see [`Filter`](crate::model::filter::Filter)). Default: all captured.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Databases and tables never replicated to this target.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// S3 location rewrites, first match wins: `s3://src-bucket` → `s3://dr-bucket`, keeping the rest.
+    /// Every S3 URI in every string that can hold one is rewritten (locations, any table,
+    /// partition, storage or SerDe parameter, templates such as `s3://src-bucket/logs/${dt}/`),
+    /// in the `s3://`, `s3a://` and `s3n://` schemes; view SQL is not (see `apply::transform`).
+    #[serde(default)]
+    pub location_rewrite: Vec<LocationRewrite>,
+    /// Ask Glue not to archive the previous table version on update, so a busy table does not
+    /// exhaust Glue's table-version quota in the replica.
+    #[serde(default = "default_true")]
+    pub skip_archive: bool,
+}
+
+/// Rewrites S3 URIs whose bucket (and optional key prefix) matches `from`, at a name boundary
+/// (`s3://data` never matches `s3://data-raw/x`); `s3a://` and `s3n://` URIs match too and keep
+/// their scheme.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LocationRewrite {
+    /// `s3://bucket` or `s3://bucket/prefix` (whole key segments: `s3://b/logs` is not `s3://b/logs2`).
+    pub from: String,
+    /// What replaces `from`, e.g. `s3://dr-bucket`.
+    pub to: String,
+}
+
+/// How records are applied to targets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyConfig {
+    /// Tables applied at once within one shard's batch, and the most calls in flight to the
+    /// target at once. Throttling halves the latter; it grows back by one after a run of successes.
+    #[serde(default = "default_apply_concurrency")]
+    pub concurrency: usize,
+    /// Attempts every target call (reads, writes, the listing after a sync) gets for a retryable
+    /// failure (throttling, 5xx, timeouts, resets), with jittered backoff, before the run stops
+    /// with an error (without checkpointing past it, so nothing is lost). The SDK makes one
+    /// attempt per try, so this is the whole count.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// How late a record may reach the stream after its capture (queues, publish retries).
+    ///
+    /// A record whose parent is missing in the target (a table's database, a partition's table)
+    /// waits, spending reads and no writes, until every shard of its consumer group has been read
+    /// past the record's capture time: a shard counts as read past time T once it has read a
+    /// record captured at or after T, or once it is idle (caught up) at T plus this many seconds.
+    /// Only then, with the parent still missing, is the record dead-lettered. Without a consumer
+    /// group to watch (`lakelog dlq replay`), this is how long a record waits.
+    #[serde(default = "default_dependency_wait_seconds")]
+    pub dependency_wait_seconds: u64,
+    /// Kinesis records read per GetRecords (one batch, then one checkpoint).
+    #[serde(default = "default_batch_records")]
+    pub batch_records: i32,
+}
+
+impl Default for ApplyConfig {
+    fn default() -> Self {
+        ApplyConfig {
+            concurrency: default_apply_concurrency(),
+            max_attempts: default_max_attempts(),
+            dependency_wait_seconds: default_dependency_wait_seconds(),
+            batch_records: default_batch_records(),
+        }
+    }
+}
+
+/// The Prometheus listener of `lakelog run` (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to listen on; loopback by default so nothing is exposed unless asked. `off`
+    /// disables the listener.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { listen: default_metrics_listen() }
+    }
+}
+
+impl MetricsConfig {
+    /// The socket address to bind, or `None` when the listener is off.
+    pub fn address(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        parse_listen(&self.listen)
+    }
+}
+
+/// Parses a listen address (`127.0.0.1:9464`, `[::1]:9464`, `0.0.0.0:9464`) or `off`.
+pub fn parse_listen(text: &str) -> Result<Option<std::net::SocketAddr>, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        format!(
+            "`{text}` is not a listen address; use IP:PORT such as 127.0.0.1:9464 (0.0.0.0:9464 to expose it), or off"
+        )
+    })
+}
+
+fn default_metrics_listen() -> String {
+    "127.0.0.1:9464".to_string()
+}
+
+fn default_partition_segments() -> i32 {
+    4
+}
+fn default_reconcile_interval() -> u64 {
+    300
+}
+fn default_cloudtrail_poll() -> u64 {
+    60
+}
+fn default_lookup_overlap() -> u64 {
+    900
+}
+fn default_wait_seconds() -> i32 {
+    20
+}
+fn default_visibility_timeout() -> i32 {
+    120
+}
+fn default_shards() -> i32 {
+    2
+}
+fn default_state_prefix() -> String {
+    "lakelog/".to_string()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_apply_concurrency() -> usize {
+    8
+}
+fn default_max_attempts() -> u32 {
+    6
+}
+fn default_dependency_wait_seconds() -> u64 {
+    30
+}
+fn default_frame_bytes() -> usize {
+    1_000_000
+}
+fn default_batch_records() -> i32 {
+    500
+}
+
+impl SourceConfig {
+    /// `endpoint` and `endpoints` of the source section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl CloudTrailConfig {
+    /// Where the trail's bucket is reached: this section's endpoints, then the source section's
+    /// (the trail belongs to the source account).
+    pub fn overrides(&self, source: &SourceConfig) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints).within(&source.overrides())
+    }
+}
+
+impl StreamConfig {
+    /// `endpoint` and `endpoints` of the stream section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl StateConfig {
+    /// `endpoint` and `endpoints` of the state section.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+impl TargetConfig {
+    /// `endpoint` and `endpoints` of this target.
+    pub fn overrides(&self) -> EndpointOverrides {
+        EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
