@@ -224,3 +224,131 @@ proptest! {
         rt.block_on(run(steps))?;
     }
 }
+
+/// Golden archive files: a raw segment, a snapshot part and a manifest as this release writes
+/// them. Every later release must read them (the archive outlives releases). Written once, with
+/// `LAKELOG_BLESS=1`, never rewritten.
+mod golden {
+    use super::*;
+    use crate::archive::manifest::Manifest;
+    use crate::archive::merge::{MergeError, Merger};
+    use crate::archive::segment::{self, Heads, LEVEL};
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/archive");
+    const RECORDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v1.json");
+
+    /// The change log's golden records, at sequence numbers 1001.. of one shard.
+    fn entries() -> Vec<Entry> {
+        let records: Vec<ChangeRecord> =
+            serde_json::from_str(&std::fs::read_to_string(RECORDS).expect("golden records")).expect("json");
+        records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| Entry { sequence: SeqNo::parse(&(1001 + i).to_string()).unwrap(), record })
+            .collect()
+    }
+
+    /// The snapshot of those records: the latest per key, in key order.
+    fn snapshot_entries() -> Vec<Entry> {
+        let mut m = Merger::new(usize::MAX, None).unwrap();
+        for e in entries() {
+            m.push(e, 100).unwrap();
+        }
+        let mut out = Vec::new();
+        m.finish::<MergeError>(|_| true, |e| {
+            out.push(e);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn manifest() -> Manifest {
+        let json = r#"{
+  "format": 1,
+  "tail": [
+    {
+      "key": "archive/lakelog-changes/segments/dt=2026-12-01/hh=09/shardId-000000000000-1001.seg",
+      "shard": "shardId-000000000000",
+      "first_sequence": "1001",
+      "last_sequence": "1004",
+      "count": 4,
+      "min_captured_at": 1764581460000,
+      "max_captured_at": 1764581520000,
+      "bytes": 2048
+    }
+  ],
+  "snapshots": [
+    {
+      "id": "00000001",
+      "as_of": 1764577860000,
+      "parts": [{ "key": "archive/lakelog-changes/snapshots/00000001/part-00000.seg", "count": 3, "bytes": 1900 }],
+      "folded": "archive/lakelog-changes/snapshots/00000001/folded.json",
+      "keys": 2,
+      "tombstones": 1,
+      "created_at": 1764581400000
+    }
+  ],
+  "from_genesis": false,
+  "folded": { "shardId-000000000000": "1000" },
+  "first_captured_at": 1764570000000,
+  "updated_at": 1764581530000
+}
+"#;
+        serde_json::from_str(json).expect("the manifest format")
+    }
+
+    #[test]
+    fn bless_golden_archive_files() {
+        if std::env::var("LAKELOG_BLESS").as_deref() != Ok("1") {
+            return;
+        }
+        std::fs::create_dir_all(DIR).expect("dir");
+        let (raw, _) = segment::encode("shardId-000000000000", &entries(), false, LEVEL).unwrap();
+        let (part, _) = segment::encode("", &snapshot_entries(), true, LEVEL).unwrap();
+        let files = [
+            ("segment-v1.seg", raw),
+            ("snapshot-part-v1.seg", part),
+            ("manifest-v1.json", serde_json::to_vec_pretty(&manifest()).unwrap()),
+        ];
+        for (name, bytes) in files {
+            let path = format!("{DIR}/{name}");
+            if !std::path::Path::new(&path).exists() {
+                std::fs::write(path, bytes).expect("write golden file");
+            }
+        }
+    }
+
+    fn read(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{DIR}/{name}")).expect("golden archive file (bless once with LAKELOG_BLESS=1)")
+    }
+
+    #[test]
+    fn the_golden_raw_segment_still_reads() {
+        let bytes = read("segment-v1.seg");
+        assert_eq!(&bytes[..5], b"LLSG\x01");
+        let (index, got) = segment::decode(&bytes).expect("decodes");
+        assert_eq!(got, entries());
+        assert_eq!((index.shard.as_str(), index.count, index.heads_compressed), ("shardId-000000000000", 4, 0));
+        assert_eq!((index.first_sequence.as_str(), index.last_sequence.as_str()), ("1001", "1004"));
+    }
+
+    #[test]
+    fn the_golden_snapshot_part_still_reads_with_its_heads() {
+        let bytes = read("snapshot-part-v1.seg");
+        let (index, got) = segment::decode(&bytes).expect("decodes");
+        assert_eq!(got, snapshot_entries());
+        assert!(index.heads_compressed > 0);
+        let heads = Heads::new(&bytes).unwrap().collect::<Result<Vec<_>, _>>().expect("heads");
+        assert_eq!(heads, snapshot_entries().iter().map(segment::Head::of).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_golden_manifest_still_reads() {
+        let text = String::from_utf8(read("manifest-v1.json")).unwrap();
+        let m: Manifest = serde_json::from_str(&text).expect("decodes");
+        assert_eq!(m, manifest());
+        assert_eq!(m.earliest_restorable(), Some(1_764_577_860_000));
+        assert_eq!(m.tail_bytes(), 2048);
+    }
+}
