@@ -111,7 +111,7 @@ fn choose(tail: &[SegmentEntry], cut: i64) -> Vec<SegmentEntry> {
     out
 }
 
-async fn fetch(store: &dyn StateStore, key: &str) -> Result<Vec<u8>, ArchiveError> {
+pub(crate) async fn fetch(store: &dyn StateStore, key: &str) -> Result<Vec<u8>, ArchiveError> {
     match store.get(key).await? {
         Some(s) => Ok(s.bytes),
         None => {
@@ -251,7 +251,7 @@ pub async fn compact(
         as_of = as_of.max(index.max_captured_at);
         let len = bytes.len() as u64;
         store.put(&key, bytes).await?;
-        parts.push(PartEntry { key, count: index.count, bytes: len });
+        parts.push(PartEntry { key, count: index.count, bytes: len, min_key: index.min_key, max_key: index.max_key });
     }
     let stats = merging.await.map_err(|e| ArchiveError::Worker(e.to_string()))??;
     as_of = as_of.max(chosen.iter().map(|s| s.max_captured_at).max().unwrap_or(i64::MIN));

@@ -20,6 +20,7 @@ use super::segment::SegmentIndex;
 use super::ArchiveError;
 use crate::backend::state::{PutOutcome, StateStore};
 use crate::state::{load_json, save_json, DocError};
+use crate::model::ObjectKey;
 use crate::stream::seqno::SeqNo;
 
 /// The manifest format this release writes; older ones keep reading.
@@ -63,6 +64,9 @@ pub struct PartEntry {
     pub key: String,
     pub count: u64,
     pub bytes: u64,
+    /// Its first and last keys, so one object's record is found by reading one part.
+    pub min_key: ObjectKey,
+    pub max_key: ObjectKey,
 }
 
 /// A snapshot: the latest record per key of every segment folded into it and into the

@@ -282,7 +282,15 @@ mod golden {
     {
       "id": "00000001",
       "as_of": 1764577860000,
-      "parts": [{ "key": "archive/lakelog-changes/snapshots/00000001/part-00000.seg", "count": 3, "bytes": 1900 }],
+      "parts": [
+        {
+          "key": "archive/lakelog-changes/snapshots/00000001/part-00000.seg",
+          "count": 3,
+          "bytes": 1900,
+          "min_key": { "kind": "database", "catalog": "123456789012", "database": "sales" },
+          "max_key": { "kind": "partition", "catalog": "123456789012", "database": "sales", "table": "orders", "values": ["2024-01-01", "eu"] }
+        }
+      ],
       "folded": "archive/lakelog-changes/snapshots/00000001/folded.json",
       "keys": 2,
       "tombstones": 1,

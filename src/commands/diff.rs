@@ -30,6 +30,7 @@ use crate::backend::catalog::PARTITION_GET_CHUNK;
 use crate::catalog::reader::{values_hash, CatalogReader};
 use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError};
+use crate::model::fields;
 use crate::model::{content_hash, CatalogObject, ObjectKind, Partition, Table};
 
 /// Tables compared at once.
@@ -212,41 +213,8 @@ impl Drift {
         if have == *want && source_locations.is_empty() {
             return None;
         }
-        let mut fields = Vec::new();
-        differing_fields(&to_json(&have), &to_json(want), "", &mut fields);
+        let fields = fields::paths(&fields::json(&have), &fields::json(want));
         Some(Drift { kind, object, fields, source_locations })
-    }
-}
-
-fn to_json(object: &CatalogObject) -> serde_json::Value {
-    let value = match object {
-        CatalogObject::Database(d) => serde_json::to_value(d),
-        CatalogObject::Table(t) => serde_json::to_value(t),
-        CatalogObject::Partition(p) => serde_json::to_value(p),
-    };
-    value.unwrap_or(serde_json::Value::Null)
-}
-
-/// The paths (`a.b[2].c`) where two JSON values differ, down to the first differing level.
-fn differing_fields(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let null = Value::Null;
-                let (va, vb) = (x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null));
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-                differing_fields(va, vb, &p, out);
-            }
-        }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (va, vb)) in x.iter().zip(y).enumerate() {
-                differing_fields(va, vb, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ if a != b => out.push(if path.is_empty() { "(whole object)".into() } else { path.to_string() }),
-        _ => {}
     }
 }
 
@@ -617,19 +585,6 @@ mod tests {
              1 objects drifted; `lakelog sync --target dr` repairs (add --prune to delete objects only in the target)\n"
         );
         assert!(DiffReport { target: "dr".into(), ..Default::default() }.to_string().ends_with("\nin sync\n"));
-    }
-
-    #[test]
-    fn differing_fields_name_the_nested_paths() {
-        let a = serde_json::json!({"name": "t", "sd": {"location": "s3://a", "cols": [{"n": "x"}, {"n": "y"}]}, "p": {"k": "1"}});
-        let b =
-            serde_json::json!({"name": "t", "sd": {"location": "s3://b", "cols": [{"n": "x"}, {"n": "z"}]}, "p": {}});
-        let mut out = Vec::new();
-        differing_fields(&a, &b, "", &mut out);
-        assert_eq!(out, vec!["p.k", "sd.cols[1].n", "sd.location"]);
-        let mut out = Vec::new();
-        differing_fields(&serde_json::json!({"c": [1]}), &serde_json::json!({"c": [1, 2]}), "", &mut out);
-        assert_eq!(out, vec!["c"]);
     }
 
     /// A location the transform left in place (here: a transform that rewrites nothing, the way

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod codec;
+pub mod fields;
 pub mod filter;
 pub mod record;
 pub mod seqno;
