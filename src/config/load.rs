@@ -6,11 +6,11 @@
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
-use super::sections::{ApplyConfig, MetricsConfig, SourceConfig, StateConfig, StreamConfig, TargetConfig};
+use super::sections::{ApplyConfig, ArchiveConfig, MetricsConfig, SourceConfig, StateConfig, StreamConfig, TargetConfig};
 use super::{PipelineConfig, Problems};
 
 /// The top-level keys of a pipeline file.
-const SECTIONS: [&str; 6] = ["source", "stream", "state", "targets", "apply", "metrics"];
+const SECTIONS: [&str; 7] = ["source", "stream", "state", "targets", "apply", "metrics", "archive"];
 
 /// Whatever parsed; a section that did not is `None` (its problems are already recorded).
 pub(super) struct Sections {
@@ -23,6 +23,7 @@ pub(super) struct Sections {
     pub targets_complete: bool,
     pub apply: Option<ApplyConfig>,
     pub metrics: Option<MetricsConfig>,
+    pub archive: Option<ArchiveConfig>,
 }
 
 impl Sections {
@@ -35,6 +36,7 @@ impl Sections {
             targets_complete: false,
             apply: None,
             metrics: None,
+            archive: None,
         }
     }
 
@@ -65,7 +67,8 @@ impl Sections {
         let (targets, targets_complete) = parse_targets(map.get("targets"), problems);
         let apply = optional(map, "apply", problems);
         let metrics = optional(map, "metrics", problems);
-        Sections { source, stream, state, targets, targets_complete, apply, metrics }
+        let archive = optional(map, "archive", problems);
+        Sections { source, stream, state, targets, targets_complete, apply, metrics, archive }
     }
 
     /// The pipeline, when every required section and every target parsed.
@@ -80,6 +83,7 @@ impl Sections {
             targets: self.targets.into_iter().map(|(_, t)| t).collect(),
             apply: self.apply?,
             metrics: self.metrics?,
+            archive: self.archive?,
         })
     }
 }

@@ -26,7 +26,7 @@ use thiserror::Error;
 
 pub use endpoints::{EndpointOverrides, Service, ServiceEndpoints};
 pub use sections::{
-    parse_listen, ApplyConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig,
+    duration, parse_listen, ApplyConfig, ArchiveConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig,
     SourceConfig, StateConfig, StreamConfig, TargetConfig,
 };
 
@@ -45,6 +45,8 @@ pub struct PipelineConfig {
     pub apply: ApplyConfig,
     /// The Prometheus listener of `lakelog run` (optional section).
     pub metrics: MetricsConfig,
+    /// The change log's archive: segments, compaction, restore (optional section).
+    pub archive: ArchiveConfig,
 }
 
 /// One problem in a configuration file.

@@ -244,6 +244,123 @@ impl Default for ApplyConfig {
     }
 }
 
+/// The change log's archive in the state store (`archive/<stream>/`): raw segments, snapshots,
+/// point-in-time restore. Durations are written like `30d`, `12h`, `90s`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Whether `lakelog run` archives the stream (its own consumer group, beside the targets').
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// How far back a restore must stay possible; older raw segments and snapshots are removed
+    /// once a newer snapshot covers them.
+    #[serde(default = "default_archive_retention")]
+    pub retention: String,
+    /// How long a delete is kept in snapshots (so a late, older record cannot bring the object back).
+    #[serde(default = "default_tombstone_retention")]
+    pub tombstone_retention: String,
+    /// The newest changes stay raw this long (a restore to a recent time is exact; `history` is complete).
+    #[serde(default = "default_archive_head")]
+    pub head: String,
+    /// Compact when the raw tail holds at least this many MiB ...
+    #[serde(default = "default_compact_tail_mib")]
+    pub compact_tail_mib: u64,
+    /// ... or this share of the newest snapshot's size, whichever is larger.
+    #[serde(default = "default_compact_tail_ratio")]
+    pub compact_tail_ratio: f64,
+    /// How often `lakelog run` checks whether compaction is due.
+    #[serde(default = "default_compact_check")]
+    pub compact_check: String,
+    /// A segment is written when it holds this many MiB of records ...
+    #[serde(default = "default_segment_mib")]
+    pub segment_mib: u64,
+    /// ... or this many records ...
+    #[serde(default = "default_segment_records")]
+    pub segment_records: usize,
+    /// ... or its oldest record has waited this long.
+    #[serde(default = "default_segment_age")]
+    pub segment_age: String,
+    /// Memory for compaction's and restore's merge (they spill sorted runs to `work_dir` beyond it).
+    #[serde(default = "default_merge_memory_mib")]
+    pub merge_memory_mib: u64,
+    /// Scratch space for merges. Default: the system's temporary directory.
+    #[serde(default)]
+    pub work_dir: Option<String>,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            enabled: true,
+            retention: default_archive_retention(),
+            tombstone_retention: default_tombstone_retention(),
+            head: default_archive_head(),
+            compact_tail_mib: default_compact_tail_mib(),
+            compact_tail_ratio: default_compact_tail_ratio(),
+            compact_check: default_compact_check(),
+            segment_mib: default_segment_mib(),
+            segment_records: default_segment_records(),
+            segment_age: default_segment_age(),
+            merge_memory_mib: default_merge_memory_mib(),
+            work_dir: None,
+        }
+    }
+}
+
+/// A duration field (`30d`, `90s`); validation has already checked it parses.
+pub fn duration(text: &str) -> std::time::Duration {
+    humantime::parse_duration(text).unwrap_or_default()
+}
+
+impl ArchiveConfig {
+    pub fn retention(&self) -> std::time::Duration {
+        duration(&self.retention)
+    }
+    pub fn tombstone_retention(&self) -> std::time::Duration {
+        duration(&self.tombstone_retention)
+    }
+    pub fn head(&self) -> std::time::Duration {
+        duration(&self.head)
+    }
+    pub fn compact_check(&self) -> std::time::Duration {
+        duration(&self.compact_check)
+    }
+    pub fn segment_age(&self) -> std::time::Duration {
+        duration(&self.segment_age)
+    }
+}
+
+fn default_archive_retention() -> String {
+    "30d".into()
+}
+fn default_tombstone_retention() -> String {
+    "7d".into()
+}
+fn default_archive_head() -> String {
+    "1h".into()
+}
+fn default_compact_tail_mib() -> u64 {
+    64
+}
+fn default_compact_tail_ratio() -> f64 {
+    0.1
+}
+fn default_compact_check() -> String {
+    "10m".into()
+}
+fn default_segment_mib() -> u64 {
+    8
+}
+fn default_segment_records() -> usize {
+    100_000
+}
+fn default_segment_age() -> String {
+    "60s".into()
+}
+fn default_merge_memory_mib() -> u64 {
+    64
+}
+
 /// The Prometheus listener of `lakelog run` (`/metrics`, `/healthz`, `/readyz`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -231,3 +231,17 @@ fn endpoints_take_a_url_per_service_and_every_bad_one_is_reported() {
     let err = PipelineConfig::from_yaml(&unknown, "t.yaml").unwrap_err().to_string();
     assert!(err.contains("gleu") && err.contains("targets[0]"), "{err}");
 }
+
+#[test]
+fn the_archive_section_has_defaults_and_every_bad_value_is_named() {
+    let c = PipelineConfig::from_yaml(GOOD, "t").expect("valid");
+    assert!(c.archive.enabled);
+    assert_eq!(c.archive.retention(), std::time::Duration::from_secs(30 * 86_400));
+    let text = format!("{GOOD}archive: {{ retention: 2d, head: 3d, tombstone_retention: forever, segment_records: 0 }}\n");
+    let problems = problems_of(&text);
+    assert!(problem_at(&problems, "archive.head").message.contains("longer than the retention"));
+    assert!(problem_at(&problems, "archive.tombstone_retention").message.contains("not a duration"));
+    problem_at(&problems, "archive.segment_records");
+    let typed = problems_of(&format!("{GOOD}archive: {{ segment_mib: lots }}\n"));
+    assert!(problem_at(&typed, "archive.segment_mib").message.contains("invalid type"), "{typed:?}");
+}

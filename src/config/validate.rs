@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::load::Sections;
 use super::sections::{
-    ApplyConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig, SourceConfig,
+    ApplyConfig, ArchiveConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig, SourceConfig,
     StateConfig, StreamConfig, TargetConfig,
 };
 use super::{EndpointOverrides, Problems, Service};
@@ -32,6 +32,9 @@ impl Sections {
         }
         if let Some(a) = &self.apply {
             a.validate("apply", problems);
+        }
+        if let Some(a) = &self.archive {
+            a.validate("archive", problems);
         }
         if let Some(m) = &self.metrics {
             m.validate("metrics", problems);
@@ -286,6 +289,46 @@ fn check_filters(path: &str, include: &[String], exclude: &[String], problems: &
             if let Err(e) = crate::model::filter::Filter::check_pattern(p) {
                 problems.add(format!("{path}.{name}[{i}]"), e);
             }
+        }
+    }
+}
+
+impl ArchiveConfig {
+    pub fn validate(&self, path: &str, problems: &mut Problems) {
+        let durations = [
+            ("retention", &self.retention),
+            ("tombstone_retention", &self.tombstone_retention),
+            ("head", &self.head),
+            ("compact_check", &self.compact_check),
+            ("segment_age", &self.segment_age),
+        ];
+        for (name, text) in durations {
+            match humantime::parse_duration(text) {
+                Ok(d) if d.is_zero() => problems.add(field(path, name), "must be longer than 0"),
+                Ok(_) => {}
+                Err(e) => problems.add(field(path, name), format!("`{text}` is not a duration ({e}); write e.g. 30d, 12h, 90s")),
+            }
+        }
+        if self.head() > self.retention() {
+            problems.add(field(path, "head"), format!("{} is longer than the retention {}", self.head, self.retention));
+        }
+        if self.tombstone_retention() > self.retention() {
+            problems.add(
+                field(path, "tombstone_retention"),
+                format!("{} is longer than the retention {}", self.tombstone_retention, self.retention),
+            );
+        }
+        if !(1..=4096).contains(&self.segment_mib) {
+            problems.add(field(path, "segment_mib"), format!("{} is out of range; use 1 to 4096", self.segment_mib));
+        }
+        if self.segment_records == 0 {
+            problems.add(field(path, "segment_records"), "must be at least 1");
+        }
+        if !(self.compact_tail_ratio >= 0.0 && self.compact_tail_ratio.is_finite()) {
+            problems.add(field(path, "compact_tail_ratio"), "must be a number of 0 or more (0.1 = 10% of the snapshot)");
+        }
+        if self.merge_memory_mib < 8 {
+            problems.add(field(path, "merge_memory_mib"), format!("{} is too small; use 8 or more", self.merge_memory_mib));
         }
     }
 }
