@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod merge;
 pub mod replay;
 pub mod segment;
+pub mod sink;
 pub mod writer;
 
 #[cfg(test)]
