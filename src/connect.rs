@@ -239,6 +239,14 @@ impl Pipeline {
         }
     }
 
+    /// Whether the S3 object at `location` (`s3://bucket/key`, also `s3a://`, `s3n://`) exists;
+    /// `None` when it cannot be told (not an S3 URI, no access, another Region's bucket).
+    pub async fn object_exists(&self, location: &str) -> Option<bool> {
+        let rest = ["s3://", "s3a://", "s3n://"].iter().find_map(|p| location.strip_prefix(p))?;
+        let (bucket, key) = rest.split_once('/')?;
+        self.clients.bucket(bucket).exists(key).await.ok()
+    }
+
     /// The targets a command applies to: one by name, or all.
     pub fn select_targets(&self, name: Option<&str>) -> Result<Vec<&TargetHandle>, PipelineError> {
         match name {

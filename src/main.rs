@@ -117,6 +117,47 @@ enum Command {
     /// The dead-letter store: records a target could not apply, events capture could not parse.
     #[command(subcommand)]
     Dlq(Dlq),
+    /// Restore the catalog as it was at a time, from the archive alone: into a target (plan with
+    /// --dry-run) or into a file.
+    Restore {
+        /// An RFC 3339 time (2026-12-01T09:41:00Z) or a stream position (shardId-...:sequence).
+        #[arg(long)]
+        at: String,
+        /// Make this target equal to the state at --at (for the selected databases).
+        #[arg(long, conflicts_with = "to_file", required_unless_present = "to_file")]
+        target: Option<String>,
+        /// Write the state at --at as JSON lines instead.
+        #[arg(long)]
+        to_file: Option<std::path::PathBuf>,
+        /// Only these databases (globs); default all, or the renamed one.
+        #[arg(long, num_args = 1..)]
+        databases: Vec<String>,
+        /// Restore database FROM under the name TO (beside the live one).
+        #[arg(long, value_name = "FROM=TO")]
+        rename_database: Option<String>,
+        /// Print the plan (per object, the fields that change) and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Plan lines shown (the counts cover everything).
+        #[arg(long, default_value_t = 200)]
+        show: usize,
+    },
+    /// Every recorded change of one object (db, db.table or db.table/value/...): when, what, why.
+    History {
+        object: String,
+        /// Only changes at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only changes at or before this time (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Fold the archive's raw tail into a new snapshot now, and apply retention.
+    Compact {
+        /// Even when the tail is below the compaction threshold.
+        #[arg(long)]
+        force: bool,
+    },
     /// Make realistic, crawler-like catalog changes in the source (for demos, tests, benchmarks).
     #[command(subcommand)]
     Simulate(Simulate),
@@ -239,6 +280,34 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Usage(message.into()))
 }
 
+/// The restore's options from its arguments; a bad argument is a usage error.
+fn restore_options(
+    at: &str,
+    target: &Option<String>,
+    to_file: &Option<std::path::PathBuf>,
+    databases: &[String],
+    rename: &Option<String>,
+    dry_run: bool,
+    show: usize,
+) -> anyhow::Result<commands::restore::RestoreOptions> {
+    use commands::restore::{At, Into, RestoreOptions};
+    let at = At::parse(at).map_err(|e| usage(format!("--at {e}")))?;
+    let into = match (target, to_file) {
+        (Some(t), None) => Into::Target(t.clone()),
+        (None, Some(p)) => Into::File(p.clone()),
+        _ => return Err(usage("give one of --target NAME and --to-file PATH")),
+    };
+    let rename = match rename {
+        None => None,
+        Some(r) => match r.split_once('=') {
+            Some((from, to)) if !from.is_empty() && !to.is_empty() => Some((from.to_string(), to.to_string())),
+            _ => return Err(usage(format!("--rename-database `{r}`: write FROM=TO"))),
+        },
+    };
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    Ok(RestoreOptions { at, into, databases: databases.to_vec(), rename, dry_run, show, progress })
+}
+
 fn load(cli: &Cli) -> anyhow::Result<PipelineConfig> {
     let loaded = match config_from_env() {
         Some(text) => PipelineConfig::from_yaml(&text, CONFIG_YAML_ENV),
@@ -305,7 +374,8 @@ impl Command {
             | Command::Dlq(Dlq::Replay { target, .. })
             | Command::Dlq(Dlq::Drop { target, .. }) => Some(target),
             Command::Dlq(Dlq::List { target }) => target.as_deref(),
-            Command::Validate | Command::Simulate(_) => None,
+            Command::Restore { target, .. } => target.as_deref(),
+            Command::Validate | Command::Simulate(_) | Command::History { .. } | Command::Compact { .. } => None,
         }
     }
 }
@@ -392,6 +462,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = commands::diff::diff(&pipeline, target, *limit).await.context("diff")?;
             print(&report, output)?;
             return Ok(exit_code(report.drifted() > 0));
+        }
+        Command::Restore { at, target, to_file, databases, rename_database, dry_run, show } => {
+            let opts = restore_options(at, target, to_file, databases, rename_database, *dry_run, *show)?;
+            let pipeline = Pipeline::connect(cfg).await?;
+            let report = commands::restore::restore(&pipeline, &opts).await.context("restore")?;
+            print(&report, output)?;
+            return Ok(exit_code(report.stats.total().dead_lettered > 0));
+        }
+        Command::History { object, since, until } => {
+            let time = |t: &Option<String>| -> anyhow::Result<Option<i64>> {
+                match t {
+                    None => Ok(None),
+                    Some(text) => match commands::restore::At::parse(text) {
+                        Ok(commands::restore::At::Time(ms)) => Ok(Some(ms)),
+                        _ => Err(usage(format!("`{text}` is not an RFC 3339 time (2026-12-01T09:41:00Z)"))),
+                    },
+                }
+            };
+            let (since, until) = (time(since)?, time(until)?);
+            let pipeline = Pipeline::connect(cfg).await?;
+            let report = commands::history::object_history(&pipeline, object, since, until).await.context("history")?;
+            print(&report, output)?;
+        }
+        Command::Compact { force } => {
+            let pipeline = Pipeline::connect(cfg).await?;
+            print(&commands::compact::compact_now(&pipeline, *force).await.context("compact")?, output)?;
         }
         Command::Dlq(command) => {
             let pipeline = Pipeline::connect(cfg).await?;

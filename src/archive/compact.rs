@@ -68,6 +68,23 @@ impl Default for CompactOptions {
     }
 }
 
+impl CompactOptions {
+    /// The options `pipeline.yaml`'s `archive` section sets.
+    pub fn from_config(c: &crate::config::ArchiveConfig) -> CompactOptions {
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        CompactOptions {
+            head_ms: ms(c.head()),
+            tombstone_retention_ms: ms(c.tombstone_retention()),
+            retention_ms: ms(c.retention()),
+            tail_bytes: c.compact_tail_mib << 20,
+            tail_ratio: c.compact_tail_ratio,
+            merge_budget: (c.merge_memory_mib as usize) << 20,
+            part_records: CompactOptions::default().part_records,
+            work_dir: c.work_dir.as_ref().map(PathBuf::from),
+        }
+    }
+}
+
 /// What one compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CompactReport {

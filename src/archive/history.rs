@@ -177,7 +177,10 @@ mod tests {
         let origin = Origin { catalog_id: "1".into(), ..Default::default() };
         let d = Database { name: "sales".into(), description: Some(description.into()), ..Default::default() };
         let cause = Cause { kind, event_id: Some(format!("ev-{seq}")) };
-        Entry { sequence: SeqNo::parse(&seq.to_string()).unwrap(), record: ChangeRecord::upsert(CatalogObject::Database(d), &origin, cause, at) }
+        Entry {
+            sequence: SeqNo::parse(&seq.to_string()).unwrap(),
+            record: ChangeRecord::upsert(CatalogObject::Database(d), &origin, cause, at),
+        }
     }
 
     fn key() -> ObjectKey {
@@ -191,16 +194,30 @@ mod tests {
         let origin = Origin { catalog_id: "1".into(), ..Default::default() };
         let drop = Entry {
             sequence: SeqNo::parse("4").unwrap(),
-            record: ChangeRecord::delete(key(), &origin, Cause { kind: CauseKind::Cloudtrail, event_id: Some("ct-9".into()) }, 40),
+            record: ChangeRecord::delete(
+                key(),
+                &origin,
+                Cause { kind: CauseKind::Cloudtrail, event_id: Some("ct-9".into()) },
+                40,
+            ),
         };
-        writer.write("shard-0", &[db("v1", 10, 1, CauseKind::Snapshot), db("v1", 20, 2, CauseKind::Reconcile)], 20).await.unwrap();
+        writer
+            .write("shard-0", &[db("v1", 10, 1, CauseKind::Snapshot), db("v1", 20, 2, CauseKind::Reconcile)], 20)
+            .await
+            .unwrap();
         writer.write("shard-0", &[db("v2", 30, 3, CauseKind::Event), drop], 40).await.unwrap();
         let h = history(&*store, "s", &key(), None, None).await.unwrap();
         let whats: Vec<What> = h.changes.iter().map(|c| c.what).collect();
         assert_eq!(whats, [What::Created, What::Unchanged, What::Updated, What::Deleted]);
         assert_eq!(h.changes[2].fields[0].path, "description");
-        assert_eq!((h.changes[2].fields[0].old.as_str(), h.changes[2].fields[0].new.as_str()), (Some("v1"), Some("v2")));
-        assert_eq!((h.changes[3].cause.kind, h.changes[3].cause.event_id.as_deref()), (CauseKind::Cloudtrail, Some("ct-9")));
+        assert_eq!(
+            (h.changes[2].fields[0].old.as_str(), h.changes[2].fields[0].new.as_str()),
+            (Some("v1"), Some("v2"))
+        );
+        assert_eq!(
+            (h.changes[3].cause.kind, h.changes[3].cause.event_id.as_deref()),
+            (CauseKind::Cloudtrail, Some("ct-9"))
+        );
         let since = history(&*store, "s", &key(), Some(25), Some(35)).await.unwrap();
         assert_eq!(since.changes.iter().map(|c| c.what).collect::<Vec<_>>(), [What::Updated]);
     }

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::segment::SegmentIndex;
 use super::ArchiveError;
 use crate::backend::state::{PutOutcome, StateStore};
-use crate::state::{load_json, save_json, DocError};
 use crate::model::ObjectKey;
+use crate::state::{load_json, save_json, DocError};
 use crate::stream::seqno::SeqNo;
 
 /// The manifest format this release writes; older ones keep reading.

@@ -255,10 +255,13 @@ mod golden {
             m.push(e, 100).unwrap();
         }
         let mut out = Vec::new();
-        m.finish::<MergeError>(|_| true, |e| {
-            out.push(e);
-            Ok(())
-        })
+        m.finish::<MergeError>(
+            |_| true,
+            |e| {
+                out.push(e);
+                Ok(())
+            },
+        )
         .unwrap();
         out
     }

@@ -128,6 +128,11 @@ impl Clients {
         self.cloudtrail.as_ref().map(|c| Arc::new(CloudTrailHistory::new(c.clone())) as Arc<dyn EventHistory>)
     }
 
+    /// Any bucket of the lake, read as a store (with the state section's S3 endpoint).
+    pub fn bucket(&self, bucket: &str) -> SharedStore {
+        Arc::new(S3Store::new(self.state_s3.clone(), bucket, ""))
+    }
+
     /// The change log.
     pub fn log(&self, stream: &str) -> Arc<dyn ChangeLog> {
         Arc::new(KinesisLog::new(self.kinesis.clone(), stream))

@@ -164,6 +164,15 @@ impl StateStore for S3Store {
         Ok(ListPage { keys, more: page.is_truncated == Some(true) })
     }
 
+    async fn exists(&self, rest: &str) -> Result<bool, AwsError> {
+        let req = self.s3.head_object().bucket(&self.bucket).key(self.key(rest));
+        match self.retry.send("s3", "HeadObject", || req.clone().send()).await {
+            Ok(_) => Ok(true),
+            Err(err) if err.class == ErrorClass::NotFound => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn delete(&self, rest: &str) -> Result<(), AwsError> {
         let req = self.s3.delete_object().bucket(&self.bucket).key(self.key(rest));
         self.retry.send("s3", "DeleteObject", || req.clone().send()).await?;

@@ -61,6 +61,10 @@ pub trait StateStore: Send + Sync + Debug {
     async fn put_if_match(&self, key: &str, bytes: Vec<u8>, version: &str) -> Result<PutOutcome, AwsError>;
     /// Keys starting with `prefix`, after `after` (exclusive) when given; at most about 1,000.
     async fn list(&self, prefix: &str, after: Option<&str>) -> Result<ListPage, AwsError>;
+    /// Whether the object exists (without reading it, where the store can).
+    async fn exists(&self, key: &str) -> Result<bool, AwsError> {
+        Ok(self.get(key).await?.is_some())
+    }
     /// Removes the object; removing a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), AwsError>;
 }

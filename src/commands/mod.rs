@@ -4,8 +4,11 @@
 //! replay` and `dlq drop` (which act on the dead-letter store and the one target named), and
 //! `simulate` (which writes to the source, for demos and tests).
 
+pub mod compact;
 pub mod diff;
 pub mod dlq;
+pub mod history;
+pub mod restore;
 pub mod run;
 pub mod simulate;
 pub mod status;

@@ -7,6 +7,9 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::archive::manifest::ManifestStore;
+use crate::archive::writer::root;
+use crate::commands::restore::rfc3339;
 use crate::connect::{Pipeline, PipelineError};
 use crate::model::{codec, now_millis};
 use crate::state::checkpoint::CheckpointStore;
@@ -24,8 +27,22 @@ pub struct StatusReport {
     pub targets: Vec<TargetStatus>,
     /// Events capture could not parse, parked.
     pub capture_dead_letters: usize,
+    /// The change log's archive (restorable window, what compaction waits for).
+    pub archive: ArchiveStatus,
     /// When this report was made (epoch ms).
     pub at: i64,
+}
+
+/// The archive, as its manifest says.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ArchiveStatus {
+    /// The earliest time a restore is exact for (RFC 3339); `None` while nothing is archived.
+    pub earliest_restorable: Option<String>,
+    /// The newest change archived.
+    pub latest_archived: Option<String>,
+    pub snapshots: usize,
+    pub tail_segments: usize,
+    pub tail_bytes: u64,
 }
 
 /// The events queue capture reads.
@@ -82,6 +99,18 @@ impl fmt::Display for StatusReport {
             writeln!(f, "events queue: {} waiting, {} being captured ({})", q.waiting, q.in_flight, q.queue_url)?;
         }
         writeln!(f, "change log: {}", self.stream)?;
+        let a = &self.archive;
+        match &a.earliest_restorable {
+            Some(from) => writeln!(
+                f,
+                "archive: restorable from {from} to {}; {} snapshots, {} raw segments ({} bytes) waiting for compaction",
+                a.latest_archived.as_deref().unwrap_or("-"),
+                a.snapshots,
+                a.tail_segments,
+                a.tail_bytes
+            )?,
+            None => writeln!(f, "archive: empty (lakelog run archives the change log)")?,
+        }
         for t in &self.targets {
             let more = if t.backlog_complete { "" } else { "+" };
             writeln!(
@@ -129,6 +158,8 @@ pub enum StatusError {
     DeadLetters(#[from] crate::backend::AwsError),
     #[error("reading the events queue: {0}")]
     Queue(#[from] crate::capture::events::queue::QueueError),
+    #[error("reading the archive: {0}")]
+    Archive(#[from] crate::archive::ArchiveError),
 }
 
 /// Kinesis records read per shard at most when measuring a backlog.
@@ -167,7 +198,21 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
         stream: stream.clone(),
         targets,
         capture_dead_letters: pipeline.dead_letters.keys(CAPTURE_EVENTS).await?.len(),
+        archive: archive_status(pipeline).await?,
         at: now_millis(),
+    })
+}
+
+async fn archive_status(pipeline: &Pipeline) -> Result<ArchiveStatus, StatusError> {
+    let manifests = ManifestStore::new(&root(&pipeline.config.stream.name));
+    let (m, _) = manifests.load(&*pipeline.state).await?;
+    crate::metrics::archive_state(m.tail_bytes(), m.earliest_restorable());
+    Ok(ArchiveStatus {
+        earliest_restorable: m.earliest_restorable().map(rfc3339),
+        latest_archived: m.latest_captured_at().map(rfc3339),
+        snapshots: m.snapshots.len(),
+        tail_segments: m.tail.len(),
+        tail_bytes: m.tail_bytes(),
     })
 }
 

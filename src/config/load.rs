@@ -6,7 +6,9 @@
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::{Mapping, Value};
 
-use super::sections::{ApplyConfig, ArchiveConfig, MetricsConfig, SourceConfig, StateConfig, StreamConfig, TargetConfig};
+use super::sections::{
+    ApplyConfig, ArchiveConfig, MetricsConfig, SourceConfig, StateConfig, StreamConfig, TargetConfig,
+};
 use super::{PipelineConfig, Problems};
 
 /// The top-level keys of a pipeline file.

@@ -237,7 +237,8 @@ fn the_archive_section_has_defaults_and_every_bad_value_is_named() {
     let c = PipelineConfig::from_yaml(GOOD, "t").expect("valid");
     assert!(c.archive.enabled);
     assert_eq!(c.archive.retention(), std::time::Duration::from_secs(30 * 86_400));
-    let text = format!("{GOOD}archive: {{ retention: 2d, head: 3d, tombstone_retention: forever, segment_records: 0 }}\n");
+    let text =
+        format!("{GOOD}archive: {{ retention: 2d, head: 3d, tombstone_retention: forever, segment_records: 0 }}\n");
     let problems = problems_of(&text);
     assert!(problem_at(&problems, "archive.head").message.contains("longer than the retention"));
     assert!(problem_at(&problems, "archive.tombstone_retention").message.contains("not a duration"));

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use super::load::Sections;
 use super::sections::{
-    ApplyConfig, ArchiveConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig, SourceConfig,
-    StateConfig, StreamConfig, TargetConfig,
+    ApplyConfig, ArchiveConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig,
+    SourceConfig, StateConfig, StreamConfig, TargetConfig,
 };
 use super::{EndpointOverrides, Problems, Service};
 
@@ -306,7 +306,8 @@ impl ArchiveConfig {
             match humantime::parse_duration(text) {
                 Ok(d) if d.is_zero() => problems.add(field(path, name), "must be longer than 0"),
                 Ok(_) => {}
-                Err(e) => problems.add(field(path, name), format!("`{text}` is not a duration ({e}); write e.g. 30d, 12h, 90s")),
+                Err(e) => problems
+                    .add(field(path, name), format!("`{text}` is not a duration ({e}); write e.g. 30d, 12h, 90s")),
             }
         }
         if self.head() > self.retention() {
@@ -325,10 +326,12 @@ impl ArchiveConfig {
             problems.add(field(path, "segment_records"), "must be at least 1");
         }
         if !(self.compact_tail_ratio >= 0.0 && self.compact_tail_ratio.is_finite()) {
-            problems.add(field(path, "compact_tail_ratio"), "must be a number of 0 or more (0.1 = 10% of the snapshot)");
+            problems
+                .add(field(path, "compact_tail_ratio"), "must be a number of 0 or more (0.1 = 10% of the snapshot)");
         }
         if self.merge_memory_mib < 8 {
-            problems.add(field(path, "merge_memory_mib"), format!("{} is too small; use 8 or more", self.merge_memory_mib));
+            problems
+                .add(field(path, "merge_memory_mib"), format!("{} is too small; use 8 or more", self.merge_memory_mib));
         }
     }
 }

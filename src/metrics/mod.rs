@@ -40,12 +40,18 @@ pub const RECONCILE_RUNS: &str = "lakelog_reconcile_runs_total";
 pub const RECONCILE_DRIFT: &str = "lakelog_reconcile_drift_total";
 pub const EVENTS_RECEIVED: &str = "lakelog_events_received_total";
 pub const BUILD_INFO: &str = "lakelog_build_info";
+pub const ARCHIVE_SEGMENTS: &str = "lakelog_archive_segments_written_total";
+pub const ARCHIVE_BYTES: &str = "lakelog_archive_bytes_written_total";
+pub const ARCHIVE_RECORDS: &str = "lakelog_archive_records_total";
+pub const ARCHIVE_TAIL_BYTES: &str = "lakelog_archive_tail_bytes";
+pub const ARCHIVE_EARLIEST_RESTORABLE: &str = "lakelog_archive_earliest_restorable_timestamp_seconds";
+pub const ARCHIVE_COMPACTIONS: &str = "lakelog_archive_compactions_total";
 
 /// Bucket bounds of [`APPLY_BATCH_DURATION`] (seconds).
 pub const APPLY_BATCH_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// Every metric name, for tests and documentation.
-pub const ALL: [&str; 22] = [
+pub const ALL: [&str; 28] = [
     RECORDS_CAPTURED,
     RECORDS_PUBLISHED,
     KINESIS_PUT_RETRIES,
@@ -68,6 +74,12 @@ pub const ALL: [&str; 22] = [
     RECONCILE_DRIFT,
     EVENTS_RECEIVED,
     BUILD_INFO,
+    ARCHIVE_SEGMENTS,
+    ARCHIVE_BYTES,
+    ARCHIVE_RECORDS,
+    ARCHIVE_TAIL_BYTES,
+    ARCHIVE_EARLIEST_RESTORABLE,
+    ARCHIVE_COMPACTIONS,
 ];
 
 /// Describes every metric (call once at start-up, after installing a recorder).
@@ -106,6 +118,20 @@ pub fn describe() {
         "Kinesis MillisBehindLatest of the last GetRecords, in seconds, per target and shard."
     );
     describe_counter!(CHECKPOINT_WRITES, "Checkpoints written, per target.");
+    describe_counter!(ARCHIVE_SEGMENTS, "Raw segments the archive wrote to the state store.");
+    describe_counter!(ARCHIVE_BYTES, Unit::Bytes, "Compressed bytes of raw segments the archive wrote.");
+    describe_counter!(ARCHIVE_RECORDS, "Change records archived in raw segments.");
+    describe_gauge!(
+        ARCHIVE_TAIL_BYTES,
+        Unit::Bytes,
+        "Raw segments not yet folded into a snapshot (what compaction waits for)."
+    );
+    describe_gauge!(
+        ARCHIVE_EARLIEST_RESTORABLE,
+        Unit::Seconds,
+        "The earliest time `lakelog restore --at` can restore exactly (Unix seconds)."
+    );
+    describe_counter!(ARCHIVE_COMPACTIONS, "Archive compactions, by result (ok, failed).");
     describe_gauge!(
         CHECKPOINT_AGE,
         Unit::Seconds,
@@ -339,6 +365,25 @@ pub fn refresh_ages() {
         gauge!(OLDEST_UNAPPLIED_AGE, "target" => target.clone(), "shard" => shard.clone()).set(unapplied);
         gauge!(CHECKPOINT_AGE, "target" => target, "shard" => shard).set(checkpoint);
     }
+}
+
+/// A raw segment written by the archive.
+pub fn archive_written(records: u64, bytes: u64) {
+    counter!(ARCHIVE_SEGMENTS).increment(1);
+    counter!(ARCHIVE_BYTES).increment(bytes);
+    counter!(ARCHIVE_RECORDS).increment(records);
+}
+
+/// What the archive's manifest says now.
+pub fn archive_state(tail_bytes: u64, earliest_restorable_ms: Option<i64>) {
+    gauge!(ARCHIVE_TAIL_BYTES).set(tail_bytes as f64);
+    if let Some(ms) = earliest_restorable_ms {
+        gauge!(ARCHIVE_EARLIEST_RESTORABLE).set(ms as f64 / 1000.0);
+    }
+}
+
+pub fn archive_compacted(ok: bool) {
+    counter!(ARCHIVE_COMPACTIONS, "result" => if ok { "ok" } else { "failed" }).increment(1);
 }
 
 #[cfg(test)]

@@ -1,0 +1,598 @@
+//! `lakelog restore`: the catalog as it was at a time, from the archive alone — into a target
+//! (planned first: `--dry-run` prints what would change and writes nothing), or into a file.
+//!
+//! The state at `--at` (the newest snapshot at or before it plus the raw segments up to it) is
+//! streamed in key order: a database, then each of its tables followed by its partitions. Each
+//! object is applied through the target's applier (compare first, create or update, batched,
+//! throttle-aware); after each table, the target's partitions that the state lacks are deleted;
+//! after each database, its tables that the state lacks; at the end, the selected databases that
+//! did not exist at `--at`. The target then equals the state for the selected databases.
+//! The Kinesis stream is never read: a restore works with the stream gone (the disaster case).
+//!
+//! Must never: touch a database outside the selection, or write during a dry run.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+use thiserror::Error;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::apply::applier::{comparable, Applier};
+use crate::apply::dry_run::{describe, Planned};
+use crate::apply::stats::ApplyStats;
+use crate::apply::ApplyError;
+use crate::archive::manifest::ManifestStore;
+use crate::archive::replay::state_at;
+use crate::archive::segment::{Entry, Reader};
+use crate::archive::writer::root;
+use crate::archive::ArchiveError;
+use crate::catalog::reader::values_hash;
+use crate::catalog::ReadError;
+use crate::connect::{Pipeline, PipelineError};
+use crate::model::fields::{self, FieldChange};
+use crate::model::filter::Filter;
+use crate::model::{CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey};
+use crate::progress::Progress;
+
+/// Records applied per call to the applier.
+const BATCH: usize = 500;
+
+#[derive(Debug, Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Apply(#[from] Box<ApplyError>),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("--at {0}")]
+    At(String),
+    #[error("{0}")]
+    Options(String),
+    #[error("writing {path}: {source}")]
+    File { path: String, source: std::io::Error },
+}
+
+/// A point in time to restore: a time, or a position in the stream (`shardId-…:sequence`: the
+/// time that record was captured).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum At {
+    Time(i64),
+    Position { shard: String, sequence: String },
+}
+
+impl At {
+    /// An RFC 3339 time (`2026-12-01T09:41:00Z`) or `shard:sequence`.
+    pub fn parse(text: &str) -> Result<At, String> {
+        if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
+            return Ok(At::Time((t.unix_timestamp_nanos() / 1_000_000) as i64));
+        }
+        match text.rsplit_once(':') {
+            Some((shard, seq)) if !shard.is_empty() && !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(At::Position { shard: shard.to_string(), sequence: seq.to_string() })
+            }
+            _ => Err(format!(
+                "`{text}` is neither an RFC 3339 time (2026-12-01T09:41:00Z) nor a stream position (shardId-000000000000:49650...)"
+            )),
+        }
+    }
+}
+
+/// Where the state goes.
+#[derive(Debug, Clone)]
+pub enum Into {
+    Target(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub at: At,
+    pub into: Into,
+    /// Databases restored (globs); all when empty (or the renamed one, with `rename`).
+    pub databases: Vec<String>,
+    /// Restore database `.0` under the name `.1`.
+    pub rename: Option<(String, String)>,
+    pub dry_run: bool,
+    /// Plan lines shown (the counts cover everything).
+    pub show: usize,
+    pub progress: bool,
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanLine {
+    pub action: &'static str,
+    pub object: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldChange>,
+}
+
+/// What a restore did (or, with `--dry-run`, would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    pub at: String,
+    pub into: String,
+    pub dry_run: bool,
+    /// The snapshot the state was built from (`None`: from the first archived record).
+    pub snapshot: Option<String>,
+    pub segments: usize,
+    /// Objects in the restored state (selected, live at `at`).
+    pub objects: u64,
+    pub stats: ApplyStats,
+    /// Dry run: the write calls it would send.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub planned_writes: BTreeMap<String, Planned>,
+    pub plan: Vec<PlanLine>,
+    /// Plan lines beyond those shown.
+    pub plan_more: u64,
+    /// Iceberg tables whose restored `metadata_location` no longer exists (they would not open).
+    pub iceberg_missing: Vec<String>,
+    /// The newest change the archive holds, when `at` is after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_ends: Option<String>,
+    pub seconds: f64,
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// The capture time of the record at a stream position.
+async fn time_of(pipeline: &Pipeline, shard: &str, sequence: &str) -> Result<i64, RestoreError> {
+    let seq = crate::stream::seqno::SeqNo::parse(sequence).ok_or_else(|| RestoreError::At(sequence.into()))?;
+    let store = &*pipeline.state;
+    let (manifest, _) = ManifestStore::new(&root(&pipeline.config.stream.name)).load(store).await?;
+    for s in crate::archive::history::retained_segments(store, &manifest).await? {
+        if s.shard == shard && s.first_sequence <= seq && seq <= s.last_sequence {
+            let bytes = crate::archive::compact::fetch(store, &s.key).await?;
+            for e in Reader::new(&bytes).map_err(|source| ArchiveError::Segment { key: s.key.clone(), source })? {
+                let e = e.map_err(|source| ArchiveError::Segment { key: s.key.clone(), source })?;
+                if e.sequence == seq {
+                    return Ok(e.record.captured_at);
+                }
+            }
+        }
+    }
+    Err(RestoreError::At(format!(
+        "{shard}:{sequence} is not in the archive's raw segments (compacted, or never archived)"
+    )))
+}
+
+/// The record with its database renamed.
+fn renamed(mut record: ChangeRecord, rename: &Option<(String, String)>) -> ChangeRecord {
+    let Some((from, to)) = rename else { return record };
+    let set = |db: &mut String| {
+        if db == from {
+            *db = to.clone();
+        }
+    };
+    match &mut record.key {
+        ObjectKey::Database { database, .. }
+        | ObjectKey::Table { database, .. }
+        | ObjectKey::Partition { database, .. } => set(database),
+    }
+    match &mut record.state {
+        Some(CatalogObject::Database(d)) => set(&mut d.name),
+        Some(CatalogObject::Table(t)) => set(&mut t.database_name),
+        Some(CatalogObject::Partition(p)) => set(&mut p.database_name),
+        None => {}
+    }
+    record
+}
+
+fn restore_cause() -> Cause {
+    Cause { kind: CauseKind::Replay, event_id: None }
+}
+
+/// Which databases are restored.
+struct Selection {
+    filter: Filter,
+}
+
+impl Selection {
+    fn new(opts: &RestoreOptions) -> Result<Selection, RestoreError> {
+        let globs = match (&opts.rename, opts.databases.is_empty()) {
+            (Some((from, _)), true) => vec![from.clone()],
+            _ => opts.databases.clone(),
+        };
+        let filter = Filter::new(&globs, &[]).map_err(|e| RestoreError::Options(format!("--databases: {e}")))?;
+        Ok(Selection { filter })
+    }
+
+    fn has(&self, database: &str) -> bool {
+        self.filter.allows_database(database)
+    }
+}
+
+/// Restores per the options.
+pub async fn restore(pipeline: &Pipeline, opts: &RestoreOptions) -> Result<RestoreReport, RestoreError> {
+    let started = Instant::now();
+    if let (Some((from, to)), Into::Target(_)) = (&opts.rename, &opts.into) {
+        if from == to || to.is_empty() {
+            return Err(RestoreError::Options(format!("--rename-database {from}={to}: give a new, different name")));
+        }
+    }
+    let at = match &opts.at {
+        At::Time(t) => *t,
+        At::Position { shard, sequence } => time_of(pipeline, shard, sequence).await?,
+    };
+    let store = &*pipeline.state;
+    let src = crate::archive::replay::sources_of(store, &pipeline.config.stream.name, at).await?;
+    let selection = Selection::new(opts)?;
+    let mut report = RestoreReport {
+        at: rfc3339(at),
+        dry_run: opts.dry_run,
+        snapshot: src.base.as_ref().map(|b| b.id.clone()),
+        segments: src.segments.len(),
+        archive_ends: src.latest.filter(|l| *l < at).map(rfc3339),
+        ..Default::default()
+    };
+    let budget = (pipeline.config.archive.merge_memory_mib as usize) << 20;
+    let work = pipeline.config.archive.work_dir.as_deref().map(std::path::Path::new);
+    let select = {
+        let filter = selection.filter.clone();
+        move |k: &ObjectKey| filter.allows_database(k.database())
+    };
+    let (mut rx, merging) = state_at(store, &src, select, budget, work, BATCH).await?;
+    match &opts.into {
+        Into::File(path) => {
+            report.into = path.display().to_string();
+            let file_error = |source| RestoreError::File { path: path.display().to_string(), source };
+            let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(file_error)?);
+            while let Some(batch) = rx.recv().await {
+                for e in batch {
+                    report.objects += 1;
+                    let line = serde_json::json!({
+                        "key": renamed(e.record.clone(), &opts.rename).key,
+                        "captured_at": rfc3339(e.record.captured_at),
+                        "sequence": e.sequence.as_str(),
+                        "state": renamed(e.record, &opts.rename).state,
+                    });
+                    writeln!(out, "{line}").map_err(file_error)?;
+                }
+            }
+            out.flush().map_err(file_error)?;
+        }
+        Into::Target(name) => {
+            report.into = format!("target {name}");
+            let handle = pipeline.select_targets(Some(name))?[0];
+            let applier = pipeline.applier(handle, opts.dry_run)?;
+            let mut run = TargetRestore::new(pipeline, &applier, opts, &selection, &mut report);
+            while let Some(batch) = rx.recv().await {
+                for e in batch {
+                    run.entry(e).await?;
+                }
+            }
+            run.finish().await?;
+            if let Some(dry) = applier.dry_run() {
+                report.planned_writes = dry.planned();
+            }
+        }
+    }
+    merging.await.map_err(|e| ArchiveError::Worker(e.to_string()))??;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// The streamed restore into one target.
+struct TargetRestore<'a> {
+    pipeline: &'a Pipeline,
+    applier: &'a Applier,
+    opts: &'a RestoreOptions,
+    selection: &'a Selection,
+    report: &'a mut RestoreReport,
+    progress: Progress,
+    pending: Vec<ChangeRecord>,
+    /// The database in progress (target name) and the tables of it the state holds.
+    database: Option<(String, HashSet<String>)>,
+    /// The table in progress (target names) and its partitions' value hashes.
+    table: Option<(String, String, HashSet<u128>)>,
+    /// Target databases the state holds.
+    databases: HashSet<String>,
+}
+
+impl<'a> TargetRestore<'a> {
+    fn new(
+        pipeline: &'a Pipeline,
+        applier: &'a Applier,
+        opts: &'a RestoreOptions,
+        selection: &'a Selection,
+        report: &'a mut RestoreReport,
+    ) -> TargetRestore<'a> {
+        TargetRestore {
+            pipeline,
+            applier,
+            opts,
+            selection,
+            report,
+            progress: Progress::new(opts.progress),
+            pending: Vec::new(),
+            database: None,
+            table: None,
+            databases: HashSet::new(),
+        }
+    }
+
+    async fn entry(&mut self, e: Entry) -> Result<(), RestoreError> {
+        let record = renamed(e.record, &self.opts.rename);
+        self.report.objects += 1;
+        self.progress.inc_scanned(1);
+        match &record.key {
+            ObjectKey::Database { database, .. } => {
+                self.end_table().await?;
+                self.end_database().await?;
+                self.databases.insert(database.clone());
+                self.database = Some((database.clone(), HashSet::new()));
+            }
+            ObjectKey::Table { database, table, .. } => {
+                self.end_table().await?;
+                if self.database.as_ref().is_none_or(|(d, _)| d != database) {
+                    // A table whose database record is missing from the state (filtered, or
+                    // an orphan): its tables are still restored, and the database kept.
+                    self.end_database().await?;
+                    self.databases.insert(database.clone());
+                    self.database = Some((database.clone(), HashSet::new()));
+                }
+                if let Some((_, tables)) = &mut self.database {
+                    tables.insert(table.clone());
+                }
+                self.table = Some((database.clone(), table.clone(), HashSet::new()));
+            }
+            ObjectKey::Partition { database, table, values, .. } => match &mut self.table {
+                Some((d, t, parts)) if d == database && t == table => {
+                    parts.insert(values_hash(values));
+                }
+                _ => {
+                    self.end_table().await?;
+                    self.table = Some((database.clone(), table.clone(), HashSet::from([values_hash(values)])));
+                }
+            },
+        }
+        self.check_iceberg(&record).await;
+        self.pending.push(record);
+        if self.pending.len() >= BATCH {
+            self.apply().await?;
+        }
+        Ok(())
+    }
+
+    /// An Iceberg table's restored metadata file must still exist, or the table will not open.
+    async fn check_iceberg(&mut self, record: &ChangeRecord) {
+        let Some(CatalogObject::Table(t)) = &record.state else { return };
+        let iceberg = t.parameters.get("table_type").is_some_and(|v| v.eq_ignore_ascii_case("ICEBERG"));
+        let Some(location) = t.parameters.get("metadata_location").filter(|_| iceberg) else { return };
+        let location = self.applier.transform().rewrite_location(location);
+        if let Some(false) = self.pipeline.object_exists(&location).await {
+            self.report.iceberg_missing.push(format!("{}.{}: {location}", t.database_name, t.name));
+        }
+    }
+
+    async fn apply(&mut self) -> Result<(), RestoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending);
+        if self.opts.dry_run {
+            self.plan(&records).await?;
+        }
+        let n = records.len() as u64;
+        let stats = self.applier.apply(records).await.map_err(Box::new)?;
+        self.report.stats.merge(&stats);
+        self.progress.inc_applied(n);
+        Ok(())
+    }
+
+    fn line(&mut self, action: &'static str, object: String, fields: Vec<FieldChange>) {
+        if self.report.plan.len() < self.opts.show {
+            self.report.plan.push(PlanLine { action, object, fields });
+        } else {
+            self.report.plan_more += 1;
+        }
+    }
+
+    /// What each record would change, read from the target (dry runs only).
+    async fn plan(&mut self, records: &[ChangeRecord]) -> Result<(), RestoreError> {
+        let reader = self.applier.reader();
+        for r in records {
+            let Some(desired) = r.state.as_ref().map(|s| self.applier.transform().apply(s)) else {
+                self.line("delete", r.key.to_string(), Vec::new());
+                continue;
+            };
+            let current = match &r.key {
+                ObjectKey::Database { database, .. } => reader
+                    .database(database)
+                    .await
+                    .map_err(|e| ReadError::new(database.clone(), e))?
+                    .map(CatalogObject::Database),
+                ObjectKey::Table { database, table, .. } => reader
+                    .table(database, table)
+                    .await
+                    .map_err(|e| ReadError::new(format!("{database}.{table}"), e))?
+                    .map(CatalogObject::Table),
+                ObjectKey::Partition { database, table, values, .. } => reader
+                    .partitions_by_values(database, table, std::slice::from_ref(values))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(CatalogObject::Partition),
+            };
+            match current {
+                None => self.line("create", r.key.to_string(), Vec::new()),
+                Some(current) => {
+                    let current = comparable(&current, &desired);
+                    let changed = fields::changes(&fields::json(&current), &fields::json(&desired));
+                    if !changed.is_empty() {
+                        self.line("update", r.key.to_string(), changed);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: ObjectKey) -> ChangeRecord {
+        ChangeRecord::delete(key, &self.pipeline.origin, restore_cause(), crate::model::now_millis())
+    }
+
+    /// The table's partitions the target has and the state lacks are deleted.
+    async fn end_table(&mut self) -> Result<(), RestoreError> {
+        let Some((database, table, parts)) = self.table.take() else { return Ok(()) };
+        self.apply().await?;
+        let mut extra = Vec::new();
+        self.applier
+            .reader()
+            .each_partition_page(&database, &table, |page| {
+                extra.extend(page.into_iter().filter(|p| !parts.contains(&values_hash(&p.values))).map(|p| p.values))
+            })
+            .await
+            .or_else(not_found_is_empty)?;
+        let catalog = self.pipeline.origin.catalog_id.clone();
+        for values in extra {
+            let key = ObjectKey::Partition {
+                catalog: catalog.clone(),
+                database: database.clone(),
+                table: table.clone(),
+                values,
+            };
+            self.pending.push(self.delete(key));
+            if self.pending.len() >= BATCH {
+                self.apply().await?;
+            }
+        }
+        self.apply().await
+    }
+
+    /// The database's tables the target has and the state lacks are deleted.
+    async fn end_database(&mut self) -> Result<(), RestoreError> {
+        self.end_table().await?;
+        let Some((database, tables)) = self.database.take() else { return Ok(()) };
+        let existing: Vec<crate::model::Table> =
+            self.applier.reader().tables(&database).await.or_else(not_found_is_empty)?;
+        let catalog = self.pipeline.origin.catalog_id.clone();
+        for t in existing.into_iter().filter(|t| !tables.contains(&t.name)) {
+            let key = ObjectKey::Table { catalog: catalog.clone(), database: database.clone(), table: t.name };
+            self.pending.push(self.delete(key));
+        }
+        self.apply().await
+    }
+
+    /// The selected databases the state lacks are deleted from the target.
+    async fn finish(mut self) -> Result<(), RestoreError> {
+        self.end_database().await?;
+        let rename = self.opts.rename.clone();
+        let source_name = |target: &str| match &rename {
+            Some((from, to)) if to == target => from.clone(),
+            _ => target.to_string(),
+        };
+        let catalog = self.pipeline.origin.catalog_id.clone();
+        for db in self.applier.reader().databases().await? {
+            let selected = match &rename {
+                // Under a new name, only that database is restored.
+                Some((_, to)) => db.name == *to,
+                None => self.selection.has(&source_name(&db.name)),
+            };
+            if selected && !self.databases.contains(&db.name) && self.applier.transform().allows(&db.name, None) {
+                self.pending.push(self.delete(ObjectKey::Database { catalog: catalog.clone(), database: db.name }));
+            }
+        }
+        self.apply().await?;
+        self.progress.finish();
+        Ok(())
+    }
+}
+
+/// A read of something that does not exist (yet) reads as empty.
+fn not_found_is_empty<T: Default>(e: ReadError) -> Result<T, ReadError> {
+    match &e {
+        ReadError::Aws { source, .. } if source.class == crate::backend::ErrorClass::NotFound => Ok(T::default()),
+        _ => Err(e),
+    }
+}
+
+impl fmt::Display for RestoreReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.dry_run { "would restore" } else { "restored" };
+        let from = match &self.snapshot {
+            Some(id) => format!("snapshot {id} and {} raw segments", self.segments),
+            None => format!("{} raw segments", self.segments),
+        };
+        writeln!(
+            f,
+            "{verb} {} objects as of {} into {} (from {from}) in {:.1}s",
+            self.objects, self.at, self.into, self.seconds
+        )?;
+        if let Some(end) = &self.archive_ends {
+            writeln!(f, "note: the archive holds changes up to {end}; nothing after it is known")?;
+        }
+        if !self.into.starts_with("target ") {
+            return Ok(());
+        }
+        let t = self.stats.total();
+        let verb = if self.dry_run { "would be" } else { "" };
+        writeln!(
+            f,
+            "  {} created, {} updated, {} deleted, {} unchanged, {} dead-lettered{}",
+            t.created,
+            t.updated,
+            t.deleted,
+            t.unchanged,
+            t.dead_lettered,
+            if verb.is_empty() { String::new() } else { format!(" ({verb})") }
+        )?;
+        for line in &self.plan {
+            writeln!(f, "  {:<6} {}", line.action, line.object)?;
+            for c in &line.fields {
+                writeln!(f, "           {}: {} → {}", c.path, fields::short(&c.old, 60), fields::short(&c.new, 60))?;
+            }
+        }
+        if self.plan_more > 0 {
+            writeln!(f, "  ... and {} more changes", self.plan_more)?;
+        }
+        if !self.planned_writes.is_empty() {
+            write!(f, "{}", describe(&self.planned_writes))?;
+        }
+        for m in &self.iceberg_missing {
+            writeln!(f, "  warning: Iceberg table {m}: the metadata file no longer exists; the table will not open")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_takes_a_time_or_a_stream_position_and_names_a_bad_one() {
+        assert_eq!(At::parse("2026-12-01T09:41:00Z"), Ok(At::Time(1_796_118_060_000)));
+        assert_eq!(At::parse("2026-12-01T10:41:00+01:00"), Ok(At::Time(1_796_118_060_000)));
+        assert_eq!(
+            At::parse("shardId-000000000001:4965"),
+            Ok(At::Position { shard: "shardId-000000000001".into(), sequence: "4965".into() })
+        );
+        assert!(At::parse("yesterday").unwrap_err().contains("RFC 3339"));
+        assert!(At::parse("shard:12x").is_err());
+    }
+
+    #[test]
+    fn a_rename_changes_the_key_and_the_state() {
+        let origin = crate::model::Origin::default();
+        let t = crate::model::Table { database_name: "sales".into(), name: "orders".into(), ..Default::default() };
+        let r = ChangeRecord::upsert(CatalogObject::Table(t), &origin, restore_cause(), 1);
+        let r = renamed(r, &Some(("sales".into(), "sales_restored".into())));
+        assert_eq!(r.key.database(), "sales_restored");
+        let Some(CatalogObject::Table(t)) = r.state else { panic!("a table") };
+        assert_eq!(t.database_name, "sales_restored");
+    }
+}
