@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::apply::applier::Applier;
@@ -91,20 +92,27 @@ impl ConsumerGroup {
         if let Some(component) = &self.health {
             crate::metrics::serve::Health::global().ready(component);
         }
-        let ids: Vec<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
         let watermark = self.applier.watermark().clone();
         watermark.attach(shards.iter().map(|s| {
-            let after_parents = s.parents().any(|p| ids.iter().any(|id| id == p));
+            let after_parents = s.parents().any(|p| shards.iter().any(|other| other.shard_id == p));
             (s.shard_id.clone(), after_parents)
         }));
+        let tasks = self.spawn_shards(shards, &stop);
+        let report = join_shards(tasks).await;
+        watermark.detach();
+        report
+    }
+
+    /// One task per shard; a child's task starts once its parents' tasks are done.
+    fn spawn_shards(self: &Arc<Self>, shards: Vec<ShardInfo>, stop: &StopWhen) -> JoinSet<ShardOutcome> {
         let mut done_tx = HashMap::new();
         let mut done_rx = HashMap::new();
-        for id in &ids {
+        for shard in &shards {
             let (tx, rx) = watch::channel(false);
-            done_tx.insert(id.clone(), tx);
-            done_rx.insert(id.clone(), rx);
+            done_tx.insert(shard.shard_id.clone(), tx);
+            done_rx.insert(shard.shard_id.clone(), rx);
         }
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = JoinSet::new();
         for shard in shards {
             let parents: Vec<watch::Receiver<bool>> = shard.parents().filter_map(|p| done_rx.get(p).cloned()).collect();
             let done = done_tx.remove(&shard.shard_id);
@@ -121,34 +129,7 @@ impl ConsumerGroup {
                 result
             });
         }
-        let mut report = GroupReport::default();
-        let mut lag = LagRecorder::default();
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok((stats, shard, shard_lag))) => {
-                    report.stats.merge(&stats);
-                    report.shards.push(shard);
-                    lag.merge(&shard_lag);
-                }
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                    tasks.abort_all();
-                }
-                Err(e) if e.is_cancelled() => {}
-                Err(e) => {
-                    warn!(error = %e, "shard task ended abnormally");
-                }
-            }
-        }
-        watermark.detach();
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        report.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
-        report.lag_from_capture = lag.from_capture();
-        report.lag_from_change = lag.from_change();
-        Ok(report)
+        tasks
     }
 
     /// One line per batch that changed the target (what an operator watches arrive).
@@ -189,6 +170,41 @@ impl ConsumerGroup {
         }
         Ok((run.stats, run.report, run.lag))
     }
+}
+
+/// What one shard's task returns.
+type ShardOutcome = Result<(ApplyStats, ShardReport, LagRecorder), ApplyError>;
+
+/// The group's report from its shard tasks; the first failure aborts the others and is the
+/// group's error.
+async fn join_shards(mut tasks: JoinSet<ShardOutcome>) -> Result<GroupReport, ApplyError> {
+    let mut report = GroupReport::default();
+    let mut lag = LagRecorder::default();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok((stats, shard, shard_lag))) => {
+                report.stats.merge(&stats);
+                report.shards.push(shard);
+                lag.merge(&shard_lag);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+                tasks.abort_all();
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                warn!(error = %e, "shard task ended abnormally");
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    report.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
+    report.lag_from_capture = lag.from_capture();
+    report.lag_from_change = lag.from_change();
+    Ok(report)
 }
 
 impl StopWhen {

@@ -367,6 +367,8 @@ impl SourceScan<'_> {
 
 /// The scan's result with its consumer's. A consumer that fails stops taking records, and the
 /// scan then fails only for that (`CaptureError::Closed`): the consumer's error is the one to report.
+// The error is the one every step of a sync returns (and its async steps return unboxed too).
+#[allow(clippy::result_large_err)]
 fn first_cause<T>(
     scanned: Result<Scanned, CaptureError>,
     consumed: Result<T, SyncError>,
