@@ -1,5 +1,6 @@
 //! The layering rule of `lib.rs`, checked over the source: a module imports only from lower
-//! layers (or from inside itself), no file outside `src/aws/` names an AWS SDK type, and no file
+//! layers (or from inside itself: `crate::x`, `crate::{x, y}` and `super::` chains that climb to the
+//! root all count), no file outside `src/aws/` names an AWS SDK type, and no file
 //! outside the classifier compares AWS error codes.
 
 use std::path::{Path, PathBuf};
@@ -47,29 +48,90 @@ fn module_of(src: &Path, file: &Path) -> String {
     first.trim_end_matches(".rs").to_string()
 }
 
+/// How deep a file's module is below the crate root (`capture/events/queue.rs` → 3,
+/// `capture/mod.rs` → 1): the number of `super::` that climb from it to the root.
+fn depth(path: &str) -> usize {
+    let parts = path.split('/').count();
+    if path.ends_with("/mod.rs") {
+        parts - 1
+    } else {
+        parts
+    }
+}
+
+/// The identifiers a path names at `rest`, each with its offset in `rest`: `x` of `x::..`, each
+/// `x`, `y` of `{x::.., y}` (a group may span lines, as rustfmt writes long ones).
+fn named(rest: &str) -> Vec<(usize, String)> {
+    let ident = |s: &str| s.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>();
+    let start = rest.len() - rest.trim_start().len();
+    let Some(group) = rest[start..].strip_prefix('{') else { return vec![(start, ident(&rest[start..]))] };
+    let group_at = start + 1;
+    let mut names = Vec::new();
+    let (mut level, mut item_start) = (1, true);
+    for (i, c) in group.char_indices() {
+        match c {
+            '{' => level += 1,
+            '}' if level == 1 => break,
+            '}' => level -= 1,
+            ',' if level == 1 => item_start = true,
+            c if c.is_whitespace() => {}
+            _ if item_start && level == 1 => {
+                names.push((group_at + i, ident(&group[i..])));
+                item_start = false;
+            }
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The top-level modules `code` imports, with the line each is on: `crate::x`, `crate::{x, y}`,
+/// and `super::` chains long enough to climb from the file at `path` to the crate root.
+fn imported(path: &str, code: &str) -> Vec<(usize, String)> {
+    let line_of = |at: usize| code[..at].matches('\n').count() + 1;
+    let mut found = Vec::new();
+    let mut names_at = |from: usize| {
+        let names = named(&code[from..]);
+        found.extend(names.into_iter().map(|(at, name)| (line_of(from + at), name)));
+    };
+    for (at, _) in code.match_indices("crate::") {
+        names_at(at + "crate::".len());
+    }
+    let mut from = 0;
+    while let Some(i) = code[from..].find("super::") {
+        let mut end = from + i;
+        let mut supers = 0;
+        while code[end..].starts_with("super::") {
+            end += "super::".len();
+            supers += 1;
+        }
+        if supers >= depth(path) {
+            names_at(end);
+        }
+        from = end;
+    }
+    found
+}
+
 /// Problems of one file (its text without comments).
 fn check(module: &str, path: &str, text: &str) -> Vec<String> {
     let mut problems = Vec::new();
     let own = layer(module);
-    for (n, line) in text.lines().enumerate() {
-        let code = line.split("//").next().unwrap_or("");
-        let mut rest = code;
-        while let Some(i) = rest.find("crate::") {
-            rest = &rest[i + "crate::".len()..];
-            let used: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            match (own, layer(&used)) {
-                (Some(own), Some(theirs)) if used != module && theirs >= own => problems.push(format!(
-                    "{path}:{}: `{module}` (layer {own}) imports `{used}` (layer {theirs}); only lower layers may be imported",
-                    n + 1
-                )),
-                _ => {}
-            }
+    let code: String = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    for (line, used) in imported(path, &code) {
+        match (own, layer(&used)) {
+            (Some(own), Some(theirs)) if used != module && theirs >= own => problems.push(format!(
+                "{path}:{line}: `{module}` (layer {own}) imports `{used}` (layer {theirs}); only lower layers may be imported"
+            )),
+            _ => {}
         }
-        if module != "aws" && code.contains("aws_sdk_") {
+    }
+    for (n, line) in code.lines().enumerate() {
+        if module != "aws" && line.contains("aws_sdk_") {
             problems.push(format!("{path}:{}: names an AWS SDK type outside src/aws/", n + 1));
         }
         let compares_code =
-            code.contains("code ==") || code.contains("code() ==") || code.contains("code.as_deref() == Some(\"");
+            line.contains("code ==") || line.contains("code() ==") || line.contains("code.as_deref() == Some(\"");
         if compares_code && path != "aws/error.rs" {
             problems.push(format!("{path}:{}: compares an error code outside the classifier (aws/error.rs)", n + 1));
         }
@@ -105,6 +167,20 @@ fn the_checker_catches_what_it_is_for() {
     assert!(check("aws", "aws/glue.rs", "fn f(c: aws_sdk_glue::Client) {}").is_empty());
     assert_eq!(check("stream", "stream/c.rs", r#"if err.code.as_deref() == Some("Expired") {}"#).len(), 1);
     assert!(check("stream", "stream/c.rs", "// use crate::commands::x;").is_empty(), "comments are skipped");
+}
+
+#[test]
+fn grouped_imports_and_super_chains_to_the_root_are_checked_too() {
+    let grouped = "use crate::{\n    model::Table,\n    apply::{x, y},\n};";
+    assert_eq!(
+        check("stream", "stream/x.rs", grouped),
+        ["stream/x.rs:3: `stream` (layer 5) imports `apply` (layer 7); only lower layers may be imported"]
+    );
+    assert!(check("stream", "stream/x.rs", "use crate::{model::{a, b}, backend::c};").is_empty());
+    // Three levels down, three `super::` are the crate root; two are still inside `capture`.
+    assert_eq!(check("capture", "capture/events/q.rs", "use super::super::super::apply::Applier;").len(), 1);
+    assert!(check("capture", "capture/events/q.rs", "use super::super::apply::x;").is_empty());
+    assert_eq!(check("catalog", "catalog/mod.rs", "use super::{model::T, commands::run};").len(), 1);
 }
 
 #[test]

@@ -68,6 +68,50 @@ enum PartitionWrite {
     Delete,
 }
 
+/// A batch's records sorted by what they ask of the target (states already transformed),
+/// partitions grouped by their table.
+#[derive(Default)]
+struct Writes {
+    database_upserts: Vec<(ChangeRecord, Database)>,
+    table_upserts: Vec<(ChangeRecord, Table)>,
+    partition_upserts: HashMap<(String, String), Vec<(ChangeRecord, Partition)>>,
+    partition_deletes: HashMap<(String, String), Vec<ChangeRecord>>,
+    table_deletes: Vec<ChangeRecord>,
+    database_deletes: Vec<ChangeRecord>,
+    /// Upserts whose state is missing or of another kind than their key: they are dead-lettered.
+    malformed: Vec<ChangeRecord>,
+}
+
+impl Writes {
+    fn sort(latest: HashMap<ObjectKey, ChangeRecord>, transform: &Transform) -> Writes {
+        let mut w = Writes::default();
+        for (key, rec) in latest {
+            match (rec.op, rec.state.as_ref().map(|s| transform.apply(s))) {
+                (Op::Upsert, Some(CatalogObject::Database(d))) if key.kind() == ObjectKind::Database => {
+                    w.database_upserts.push((rec, d))
+                }
+                (Op::Upsert, Some(CatalogObject::Table(t))) if key.kind() == ObjectKind::Table => {
+                    w.table_upserts.push((rec, t))
+                }
+                (Op::Upsert, Some(CatalogObject::Partition(p))) if key.kind() == ObjectKind::Partition => w
+                    .partition_upserts
+                    .entry((p.database_name.clone(), p.table_name.clone()))
+                    .or_default()
+                    .push((rec, p)),
+                (Op::Delete, _) => match &key {
+                    ObjectKey::Database { .. } => w.database_deletes.push(rec),
+                    ObjectKey::Table { .. } => w.table_deletes.push(rec),
+                    ObjectKey::Partition { database, table, .. } => {
+                        w.partition_deletes.entry((database.clone(), table.clone())).or_default().push(rec)
+                    }
+                },
+                _ => w.malformed.push(rec),
+            }
+        }
+        w
+    }
+}
+
 impl Applier {
     /// The applier of target `name`: every call to `target` goes through the target's retry
     /// policy (`apply.max_attempts`, within an adaptive concurrency of `apply.concurrency`); in a
@@ -140,13 +184,24 @@ impl Applier {
 
     /// Applies one batch read from `shard`, telling the watermark as each kind of parent is settled.
     pub async fn apply_from(&self, shard: Option<&str>, records: Vec<ChangeRecord>) -> Result<ApplyStats, ApplyError> {
-        let settled = |kind| {
-            if let Some(s) = shard {
-                self.watermark.settled(s, kind);
-            }
-        };
         let mut stats = ApplyStats::default();
-        let mut latest: HashMap<ObjectKey, ChangeRecord> = HashMap::new();
+        let latest = self.latest_in_scope(records, &mut stats);
+        let writes = Writes::sort(latest, &self.transform);
+        for rec in &writes.malformed {
+            let reason =
+                "malformed record: an upsert whose state is missing or of another kind than its key".to_string();
+            self.park(rec, reason, None).await?;
+            stats.add(rec.key.kind(), Outcome::DeadLettered, 1);
+        }
+        self.write(writes, shard, &mut stats).await?;
+        self.record_applied(&stats);
+        Ok(stats)
+    }
+
+    /// The last record per key among those the target's filter accepts (records are full states,
+    /// so the last one is all that matters); the others are counted as filtered.
+    fn latest_in_scope(&self, records: Vec<ChangeRecord>, stats: &mut ApplyStats) -> HashMap<ObjectKey, ChangeRecord> {
+        let mut latest = HashMap::new();
         for r in records {
             if self.transform.allows(r.key.database(), r.key.table()) {
                 latest.insert(r.key.clone(), r);
@@ -154,76 +209,50 @@ impl Applier {
                 stats.add(r.key.kind(), Outcome::Filtered, 1);
             }
         }
-        let mut db_up = Vec::new();
-        let mut table_up = Vec::new();
-        let mut part_up: HashMap<(String, String), Vec<(ChangeRecord, Partition)>> = HashMap::new();
-        let mut part_del: HashMap<(String, String), Vec<ChangeRecord>> = HashMap::new();
-        let mut table_del = Vec::new();
-        let mut db_del = Vec::new();
-        for (key, rec) in latest {
-            match (rec.op, rec.state.as_ref().map(|s| self.transform.apply(s))) {
-                (Op::Upsert, Some(CatalogObject::Database(d))) if key.kind() == ObjectKind::Database => {
-                    db_up.push((rec, d))
-                }
-                (Op::Upsert, Some(CatalogObject::Table(t))) if key.kind() == ObjectKind::Table => {
-                    table_up.push((rec, t))
-                }
-                (Op::Upsert, Some(CatalogObject::Partition(p))) if key.kind() == ObjectKind::Partition => {
-                    part_up.entry((p.database_name.clone(), p.table_name.clone())).or_default().push((rec, p))
-                }
-                (Op::Delete, _) => match &key {
-                    ObjectKey::Database { .. } => db_del.push(rec),
-                    ObjectKey::Table { .. } => table_del.push(rec),
-                    ObjectKey::Partition { database, table, .. } => {
-                        part_del.entry((database.clone(), table.clone())).or_default().push(rec)
-                    }
-                },
-                _ => {
-                    let reason = "malformed record: an upsert whose state is missing or of another kind than its key"
-                        .to_string();
-                    self.park(&rec, reason, None).await?;
-                    stats.add(key.kind(), Outcome::DeadLettered, 1);
-                }
-            }
-        }
+        latest
+    }
 
-        let n = self.cfg.concurrency.max(1);
-        let outcomes: Vec<_> = futures::stream::iter(db_up.into_iter().map(|(r, d)| self.upsert_database(r, d)))
-            .buffer_unordered(n)
-            .try_collect()
-            .await?;
-        self.count(&mut stats, ObjectKind::Database, outcomes);
+    /// Writes in dependency order: database, table, partition upserts (a parent before its
+    /// children), then partition, table, database deletes (children before their parent).
+    async fn write(&self, writes: Writes, shard: Option<&str>, stats: &mut ApplyStats) -> Result<(), ApplyError> {
+        let settled = |kind| {
+            if let Some(s) = shard {
+                self.watermark.settled(s, kind);
+            }
+        };
+        let upserts = writes.database_upserts.into_iter().map(|(r, d)| self.upsert_database(r, d));
+        self.count(stats, ObjectKind::Database, self.concurrently(upserts).await?);
         settled(ObjectKind::Database);
-        let outcomes: Vec<_> = futures::stream::iter(table_up.into_iter().map(|(r, t)| self.upsert_table(r, t)))
-            .buffer_unordered(n)
-            .try_collect()
-            .await?;
-        self.count(&mut stats, ObjectKind::Table, outcomes);
+        let upserts = writes.table_upserts.into_iter().map(|(r, t)| self.upsert_table(r, t));
+        self.count(stats, ObjectKind::Table, self.concurrently(upserts).await?);
         settled(ObjectKind::Table);
-        let part_stats: Vec<ApplyStats> =
-            futures::stream::iter(part_up.into_iter().map(|((db, t), items)| self.upsert_partitions(db, t, items)))
-                .buffer_unordered(n)
-                .try_collect()
-                .await?;
-        let del_stats: Vec<ApplyStats> =
-            futures::stream::iter(part_del.into_iter().map(|((db, t), items)| self.delete_partitions(db, t, items)))
-                .buffer_unordered(n)
-                .try_collect()
-                .await?;
-        for s in part_stats.iter().chain(del_stats.iter()) {
+        let upserts = writes.partition_upserts.into_iter().map(|((db, t), items)| self.upsert_partitions(db, t, items));
+        let upserted = self.concurrently(upserts).await?;
+        let deletes = writes.partition_deletes.into_iter().map(|((db, t), items)| self.delete_partitions(db, t, items));
+        let deleted = self.concurrently(deletes).await?;
+        for s in upserted.iter().chain(deleted.iter()) {
             stats.merge(s);
         }
-        let outcomes: Vec<_> = futures::stream::iter(table_del.into_iter().map(|r| self.delete_table(r)))
-            .buffer_unordered(n)
-            .try_collect()
-            .await?;
-        self.count(&mut stats, ObjectKind::Table, outcomes);
+        let deletes = writes.table_deletes.into_iter().map(|r| self.delete_table(r));
+        self.count(stats, ObjectKind::Table, self.concurrently(deletes).await?);
         let mut outcomes = Vec::new();
-        for r in db_del {
+        for r in writes.database_deletes {
             outcomes.push(self.delete_database(r).await?);
         }
-        self.count(&mut stats, ObjectKind::Database, outcomes);
+        self.count(stats, ObjectKind::Database, outcomes);
+        Ok(())
+    }
 
+    /// Runs `calls` with up to `apply.concurrency` of them in flight; the first error ends them all.
+    async fn concurrently<T, F>(&self, calls: impl Iterator<Item = F>) -> Result<Vec<T>, ApplyError>
+    where
+        F: Future<Output = Result<T, ApplyError>>,
+    {
+        futures::stream::iter(calls).buffer_unordered(self.cfg.concurrency.max(1)).try_collect().await
+    }
+
+    /// `lakelog_records_applied_total` and `lakelog_dead_letters_total`, once per batch.
+    fn record_applied(&self, stats: &ApplyStats) {
         for (kind, c) in &stats.0 {
             let k = kind.as_str();
             m::records_applied(&self.name, k, "created", c.created);
@@ -233,7 +262,6 @@ impl Applier {
             m::records_applied(&self.name, k, "dead_lettered", c.dead_lettered);
             m::dead_letters(&self.name, k, c.dead_lettered);
         }
-        Ok(stats)
     }
 
     fn count(&self, stats: &mut ApplyStats, kind: ObjectKind, outcomes: Vec<Outcome>) {
@@ -553,15 +581,15 @@ impl Applier {
         Ok(Some(out))
     }
 
+    /// Upserts one table's partitions: reads which exist (waiting for the table while it may
+    /// still arrive), creates the missing ones, updates the changed ones.
     async fn upsert_partitions(
         &self,
         db: String,
         table: String,
         items: Vec<(ChangeRecord, Partition)>,
     ) -> Result<ApplyStats, ApplyError> {
-        let mut stats = ApplyStats::default();
-        let k = ObjectKind::Partition;
-        let values: Vec<Vec<String>> = items.iter().map(|(_, p)| p.values.clone()).collect();
+        let stats = ApplyStats::default();
         // Partitions of one table share its parent; any of their records names it.
         // The newest capture among them: the parent must be waited for until all shards pass it.
         let Some(newest) = items.iter().max_by_key(|(r, _)| r.captured_at).map(|(r, _)| r.clone()) else {
@@ -572,97 +600,120 @@ impl Applier {
                 AwsError::invalid_response("glue", "BatchCreatePartition", "a partition upsert keyed as a database");
             return self.settle_all(stats, items.iter().map(|(r, _)| r), err).await;
         };
-        let mut current = None;
-        loop {
-            let read = match self.existing_partitions(&db, &table, &values).await {
-                Ok(read) => read,
-                Err(e) => return self.settle_all(stats, items.iter().map(|(r, _)| r), e).await,
-            };
-            if read.is_some() {
-                current = read;
-                break;
-            }
-            match self.await_parent(&newest, &parent).await {
-                Ok(true) => continue,
-                Ok(false) => break,
-                Err(e) => return self.settle_all(stats, items.iter().map(|(r, _)| r), e).await,
-            }
-        }
-        let Some(current) = current else {
-            for (r, _) in &items {
-                stats.add(k, self.orphan(r, &parent).await?, 1);
-            }
-            return Ok(stats);
+        let values: Vec<Vec<String>> = items.iter().map(|(_, p)| p.values.clone()).collect();
+        let current = match self.current_partitions(&db, &table, &values, &newest, &parent).await {
+            Ok(Some(current)) => current,
+            Ok(None) => return self.orphan_all(stats, items.iter().map(|(r, _)| r), &parent).await,
+            Err(e) => return self.settle_all(stats, items.iter().map(|(r, _)| r), e).await,
         };
-        let (mut create, mut update) = (Vec::new(), Vec::new());
-        // The records move here (not copied): they are what a failure parks.
-        let mut records: HashMap<Vec<String>, ChangeRecord> = HashMap::with_capacity(items.len());
-        for (rec, want) in items {
-            records.insert(want.values.clone(), rec);
-            match current.get(&want.values) {
-                Some(cur) if cur.writable() == want => stats.add(k, Outcome::Unchanged, 1),
-                Some(_) => update.push(want),
-                None => create.push(want),
+        let mut upserts = PartitionUpserts { db: &db, table: &table, newest, parent, records: HashMap::new(), stats };
+        let (create, mut update) = upserts.sort(items, &current);
+        let (created, existed) = self.create_partitions(&mut upserts, &create).await?;
+        upserts.stats.add(ObjectKind::Partition, Outcome::Created, created);
+        update.extend(existed);
+        self.update_partitions(&mut upserts, &update).await?;
+        Ok(upserts.stats)
+    }
+
+    /// The table's partitions among `values` as they are in the target, once the table exists;
+    /// `Ok(None)`: the table will not come.
+    async fn current_partitions(
+        &self,
+        db: &str,
+        table: &str,
+        values: &[Vec<String>],
+        newest: &ChangeRecord,
+        parent: &Parent<'_>,
+    ) -> Result<Option<HashMap<Vec<String>, Partition>>, AwsError> {
+        loop {
+            if let Some(current) = self.existing_partitions(db, table, values).await? {
+                return Ok(Some(current));
+            }
+            if !self.await_parent(newest, parent).await? {
+                return Ok(None);
             }
         }
-        let by_values: HashMap<&[String], usize> =
-            create.iter().enumerate().map(|(i, p)| (p.values.as_slice(), i)).collect();
-        let attempted = create.len() as u64;
-        let mut failed = 0u64;
-        let mut retried: Vec<Partition> = Vec::new();
-        let mut rechecked = false;
-        loop {
-            let pending = if rechecked { &retried[..] } else { &create[..] };
-            let errors = self.partition_writes(PartitionWrite::Create, &db, &table, pending).await?;
-            let mut missing_parent = Vec::new();
-            for item in errors {
-                match (item.error.class, by_values.get(item.values.as_slice()).map(|&i| &create[i])) {
-                    (ErrorClass::AlreadyExists, Some(p)) => {
-                        failed += 1;
-                        update.push(p.clone());
-                    }
-                    // The table was seen a moment ago: it was dropped meanwhile. Look again, once.
-                    (ErrorClass::NotFound, Some(p)) if !rechecked => missing_parent.push(p.clone()),
-                    (_, _) => {
-                        failed += 1;
-                        if let Some(r) = records.get(&item.values) {
-                            let o = self.settle(r, item.error).await?;
-                            stats.add(k, o, 1);
-                        }
-                    }
-                }
-            }
-            if missing_parent.is_empty() {
-                break;
-            }
-            rechecked = true;
-            let arrived = self.await_parent(&newest, &parent).await;
-            if !matches!(arrived, Ok(true)) {
-                for p in &missing_parent {
+    }
+
+    /// Creates `create`; returns how many were created, and those found to exist already
+    /// (created meanwhile: they are updated instead). A create that finds the table gone (dropped
+    /// since it was read) waits for the table, and tries once more.
+    async fn create_partitions(
+        &self,
+        upserts: &mut PartitionUpserts<'_>,
+        create: &[Partition],
+    ) -> Result<(u64, Vec<Partition>), ApplyError> {
+        let first = self.create_round(upserts, create, true).await?;
+        let (mut failed, mut existed) = (first.failed, first.existed);
+        if !first.missing_parent.is_empty() {
+            let arrived = self.await_parent(&upserts.newest, &upserts.parent).await;
+            if matches!(arrived, Ok(true)) {
+                let again = self.create_round(upserts, &first.missing_parent, false).await?;
+                failed += again.failed;
+                existed.extend(again.existed);
+            } else {
+                for p in &first.missing_parent {
                     failed += 1;
-                    if let Some(r) = records.get(&p.values) {
+                    if let Some(r) = upserts.records.get(&p.values) {
                         let o = match &arrived {
                             Err(e) => self.settle(r, e.clone()).await?,
-                            Ok(_) => self.orphan(r, &parent).await?,
+                            Ok(_) => self.orphan(r, &upserts.parent).await?,
                         };
-                        stats.add(k, o, 1);
+                        upserts.stats.add(ObjectKind::Partition, o, 1);
                     }
                 }
-                break;
             }
-            retried = missing_parent;
         }
-        stats.add(k, Outcome::Created, attempted - failed);
-        let attempted = update.len() as u64;
-        let errors = self.partition_writes(PartitionWrite::Update, &db, &table, &update).await?;
-        stats.add(k, Outcome::Updated, attempted - errors.len() as u64);
+        Ok((create.len() as u64 - failed, existed))
+    }
+
+    /// One create of `pending`: item errors are settled, except an existing partition and (when
+    /// `recheck`) a missing table, which are handed back.
+    async fn create_round(
+        &self,
+        upserts: &mut PartitionUpserts<'_>,
+        pending: &[Partition],
+        recheck: bool,
+    ) -> Result<CreateRound, ApplyError> {
+        let by_values: HashMap<&[String], &Partition> = pending.iter().map(|p| (p.values.as_slice(), p)).collect();
+        let errors = self.partition_writes(PartitionWrite::Create, upserts.db, upserts.table, pending).await?;
+        let mut round = CreateRound::default();
         for item in errors {
-            if let Some(r) = records.get(&item.values) {
-                let o = self.settle(r, item.error).await?;
-                stats.add(k, o, 1);
+            match (item.error.class, by_values.get(item.values.as_slice())) {
+                (ErrorClass::AlreadyExists, Some(&p)) => {
+                    round.failed += 1;
+                    round.existed.push(p.clone());
+                }
+                (ErrorClass::NotFound, Some(&p)) if recheck => round.missing_parent.push(p.clone()),
+                (_, _) => {
+                    round.failed += 1;
+                    self.settle_item(upserts, item).await?;
+                }
             }
         }
-        Ok(stats)
+        Ok(round)
+    }
+
+    async fn update_partitions(
+        &self,
+        upserts: &mut PartitionUpserts<'_>,
+        update: &[Partition],
+    ) -> Result<(), ApplyError> {
+        let errors = self.partition_writes(PartitionWrite::Update, upserts.db, upserts.table, update).await?;
+        upserts.stats.add(ObjectKind::Partition, Outcome::Updated, (update.len() - errors.len()) as u64);
+        for item in errors {
+            self.settle_item(upserts, item).await?;
+        }
+        Ok(())
+    }
+
+    /// Settles a partition's item error against its record.
+    async fn settle_item(&self, upserts: &mut PartitionUpserts<'_>, item: ItemError) -> Result<(), ApplyError> {
+        if let Some(r) = upserts.records.get(&item.values) {
+            let o = self.settle(r, item.error).await?;
+            upserts.stats.add(ObjectKind::Partition, o, 1);
+        }
+        Ok(())
     }
 
     async fn delete_partitions(
@@ -739,6 +790,64 @@ impl Applier {
         }
         Ok(stats)
     }
+
+    /// Dead-letters every record of a group of partitions whose table will not come.
+    async fn orphan_all<'r>(
+        &self,
+        mut stats: ApplyStats,
+        records: impl Iterator<Item = &'r ChangeRecord>,
+        parent: &Parent<'_>,
+    ) -> Result<ApplyStats, ApplyError> {
+        for r in records {
+            stats.add(ObjectKind::Partition, self.orphan(r, parent).await?, 1);
+        }
+        Ok(stats)
+    }
+}
+
+/// One table's partition upserts while they are written (its table seen to exist).
+struct PartitionUpserts<'a> {
+    db: &'a str,
+    table: &'a str,
+    /// The newest record among them: the table is waited for until every shard passes its capture.
+    newest: ChangeRecord,
+    parent: Parent<'a>,
+    /// Each partition's record, by its values: what a failure parks.
+    records: HashMap<Vec<String>, ChangeRecord>,
+    stats: ApplyStats,
+}
+
+impl PartitionUpserts<'_> {
+    /// Counts the partitions already in sync; returns those to create and those to update. The
+    /// records move here (not copied).
+    fn sort(
+        &mut self,
+        items: Vec<(ChangeRecord, Partition)>,
+        current: &HashMap<Vec<String>, Partition>,
+    ) -> (Vec<Partition>, Vec<Partition>) {
+        let (mut create, mut update) = (Vec::new(), Vec::new());
+        self.records.reserve(items.len());
+        for (rec, want) in items {
+            self.records.insert(want.values.clone(), rec);
+            match current.get(&want.values) {
+                Some(cur) if cur.writable() == want => self.stats.add(ObjectKind::Partition, Outcome::Unchanged, 1),
+                Some(_) => update.push(want),
+                None => create.push(want),
+            }
+        }
+        (create, update)
+    }
+}
+
+/// What one create call of partitions came to, besides what it created and settled.
+#[derive(Default)]
+struct CreateRound {
+    /// Partitions not created (existing ones and settled failures).
+    failed: u64,
+    /// Partitions that exist already.
+    existed: Vec<Partition>,
+    /// Partitions whose table was not found.
+    missing_parent: Vec<Partition>,
 }
 
 /// The parent a child is created under: its key in the change log (source names, for the

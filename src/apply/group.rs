@@ -14,21 +14,23 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::apply::applier::Applier;
 use crate::apply::lag::{LagRecorder, LagSummary};
 use crate::apply::stats::ApplyStats;
+use crate::apply::watermark::Watermark;
 use crate::apply::ApplyError;
 use crate::backend::changelog::{ChangeLog, ShardInfo};
 use crate::metrics::{self as m, ShardClocks};
 use crate::model::seqno::SeqNo;
 use crate::model::{codec, now_millis, ChangeRecord, ObjectKind, Op};
 use crate::progress::Progress;
-use crate::state::checkpoint::{next_checkpoint, CheckpointStore};
+use crate::state::checkpoint::{next_checkpoint, Checkpoint, CheckpointStore};
 use crate::state::deadletter::{DeadLetter, DeadLetterStore};
 use crate::stream::admin::list_shards;
-use crate::stream::consumer::ShardReader;
+use crate::stream::consumer::{ReadBatch, ShardReader};
 
 /// When a consumer group stops.
 #[derive(Debug, Clone)]
@@ -90,20 +92,27 @@ impl ConsumerGroup {
         if let Some(component) = &self.health {
             crate::metrics::serve::Health::global().ready(component);
         }
-        let ids: Vec<String> = shards.iter().map(|s| s.shard_id.clone()).collect();
         let watermark = self.applier.watermark().clone();
         watermark.attach(shards.iter().map(|s| {
-            let after_parents = s.parents().any(|p| ids.iter().any(|id| id == p));
+            let after_parents = s.parents().any(|p| shards.iter().any(|other| other.shard_id == p));
             (s.shard_id.clone(), after_parents)
         }));
+        let tasks = self.spawn_shards(shards, &stop);
+        let report = join_shards(tasks).await;
+        watermark.detach();
+        report
+    }
+
+    /// One task per shard; a child's task starts once its parents' tasks are done.
+    fn spawn_shards(self: &Arc<Self>, shards: Vec<ShardInfo>, stop: &StopWhen) -> JoinSet<ShardOutcome> {
         let mut done_tx = HashMap::new();
         let mut done_rx = HashMap::new();
-        for id in &ids {
+        for shard in &shards {
             let (tx, rx) = watch::channel(false);
-            done_tx.insert(id.clone(), tx);
-            done_rx.insert(id.clone(), rx);
+            done_tx.insert(shard.shard_id.clone(), tx);
+            done_rx.insert(shard.shard_id.clone(), rx);
         }
-        let mut tasks = tokio::task::JoinSet::new();
+        let mut tasks = JoinSet::new();
         for shard in shards {
             let parents: Vec<watch::Receiver<bool>> = shard.parents().filter_map(|p| done_rx.get(p).cloned()).collect();
             let done = done_tx.remove(&shard.shard_id);
@@ -120,34 +129,7 @@ impl ConsumerGroup {
                 result
             });
         }
-        let mut report = GroupReport::default();
-        let mut lag = LagRecorder::default();
-        let mut first_error = None;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok(Ok((stats, shard, shard_lag))) => {
-                    report.stats.merge(&stats);
-                    report.shards.push(shard);
-                    lag.merge(&shard_lag);
-                }
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                    tasks.abort_all();
-                }
-                Err(e) if e.is_cancelled() => {}
-                Err(e) => {
-                    warn!(error = %e, "shard task ended abnormally");
-                }
-            }
-        }
-        watermark.detach();
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        report.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
-        report.lag_from_capture = lag.from_capture();
-        report.lag_from_change = lag.from_change();
-        Ok(report)
+        tasks
     }
 
     /// One line per batch that changed the target (what an operator watches arrive).
@@ -157,123 +139,28 @@ impl ConsumerGroup {
         }
     }
 
+    /// Reads one shard from its checkpoint, applying and checkpointing batch by batch, until the
+    /// shard ends or `stop` says so.
     async fn run_shard(
         &self,
         shard: &ShardInfo,
-        mut stop: StopWhen,
+        stop: StopWhen,
     ) -> Result<(ApplyStats, ShardReport, LagRecorder), ApplyError> {
-        let group = self.group().to_string();
-        let id = shard.shard_id.as_str();
-        let mut checkpoint = self.checkpoints.load(&group, id).await?;
-        let start = checkpoint.as_ref().map(|c| c.sequence.clone());
-        let mut report = ShardReport {
-            shard: id.to_string(),
-            resumed_after: start.as_ref().map(|s| s.to_string()),
-            checkpoint: start.as_ref().map(|s| s.to_string()),
-            ..Default::default()
-        };
-        if let Some(s) = &start {
-            info!(target = %group, shard = id, after = %s, "resuming from checkpoint");
-        }
-        let mut position = start.clone();
-        let mut reader = ShardReader::open(self.log.clone(), id, start, self.batch_limit).await?;
-        let watermark = self.applier.watermark().clone();
-        watermark.opened(id);
-        let clocks = ShardClocks::global();
-        clocks.opened(&group, id, checkpoint.as_ref().map(|c| c.updated_at));
-        let mut stats = ApplyStats::default();
-        let mut lag = LagRecorder::default();
+        let mut run = ShardRun::open(self, &shard.shard_id).await?;
         loop {
-            let batch = reader.next_batch().await?;
-            let read_at = now_millis();
-            let behind = batch.millis_behind.unwrap_or(0);
-            if let Some(b) = batch.millis_behind {
-                m::behind_latest(&group, id, b);
-            }
-            // Not yet read, but waiting in the stream: about as old as we are behind its tip.
-            let waiting_since = (behind > 0).then(|| read_at - behind);
+            let batch = run.reader.next_batch().await?;
+            let arrival = run.arrived(&batch);
             let empty = batch.records.is_empty();
-            if !empty {
-                let started = Instant::now();
-                let mut records: Vec<ChangeRecord> = Vec::new();
-                for r in &batch.records {
-                    match codec::decode(&r.data) {
-                        Ok(rs) => records.extend(rs),
-                        Err(e) => {
-                            let dl = DeadLetter::undecodable(&group, id, r.seq.as_str(), &r.data, e.to_string());
-                            warn!(target = %group, shard = id, seq = %r.seq, error = %e, "undecodable change-log frame, dead-lettering");
-                            self.dead_letters
-                                .park(&dl)
-                                .await
-                                .map_err(|source| ApplyError::DeadLetter { target: group.clone(), source })?;
-                            m::dead_letters(&group, "frame", 1);
-                        }
-                    }
-                }
-                let n = records.len() as u64;
-                let newest = records.iter().map(|r| r.captured_at).max();
-                let oldest = records.iter().map(|r| r.captured_at).min();
-                clocks.pending_since(&group, id, oldest.or(waiting_since));
-                let times: Vec<(i64, Option<i64>)> = records.iter().map(|r| (r.captured_at, r.changed_at)).collect();
-                watermark.batch_read(id, newest, parents_in(&records));
-                let s = self.applier.apply_from(Some(id), records).await?;
-                watermark.batch_done(id);
-                let applied_at = now_millis();
-                for (captured, changed) in times {
-                    lag.record(applied_at, captured, changed);
-                }
-                stats.merge(&s);
-                let last = batch.records.last().map(|r| r.seq.clone());
-                if let Some(seq) = last {
-                    let next = next_checkpoint(checkpoint.as_ref(), seq.clone(), n, newest);
-                    self.checkpoints.save(&group, id, &next).await?;
-                    clocks.checkpoint_moved(&group, id, next.updated_at);
-                    checkpoint = Some(next);
-                    report.checkpoint = Some(seq.to_string());
-                    position = Some(seq);
-                }
-                clocks.pending_since(&group, id, waiting_since);
-                report.frames += batch.records.len() as u64;
-                report.records += n;
-                report.batches += 1;
-                self.progress.inc_applied(n);
-                m::apply_batch_duration(&group, started.elapsed().as_secs_f64());
-                let lag = newest.map(|t| ((now_millis() - t).max(0) as f64) / 1000.0);
-                if let Some(lag) = lag {
-                    m::replication_lag(&group, id, lag);
-                }
-                let t = s.total();
-                debug!(target = %group, shard = id, records = n, created = t.created, updated = t.updated, deleted = t.deleted, unchanged = t.unchanged, lag_seconds = lag.unwrap_or(0.0), "batch applied");
-                if t.changed() > 0 {
-                    self.log_changes(id, &t, lag);
-                }
+            if empty {
+                run.idle(&arrival);
             } else {
-                clocks.pending_since(&group, id, waiting_since);
-                if behind == 0 {
-                    // Caught up: the target holds everything the stream has.
-                    m::replication_lag(&group, id, 0.0);
-                    watermark.caught_up(id, read_at);
-                }
+                run.apply(&batch, &arrival).await?;
             }
-            if batch.end_of_shard {
-                watermark.ended(id);
-                break;
-            }
-            let caught_up = empty && batch.millis_behind.unwrap_or(0) == 0;
-            let finished = match &mut stop {
-                StopWhen::Drained(end) => match &*end.borrow() {
-                    None => false,
-                    Some(ends) => match ends.get(id) {
-                        Some(end_seq) => position.as_ref().is_some_and(|p| p >= end_seq),
-                        None => caught_up,
-                    },
-                },
-                StopWhen::Signal(sig) => *sig.borrow(),
-            };
-            if finished {
-                // Read to where the producer stopped: nothing more will reach this shard in this
-                // run, so a child elsewhere must not wait for it (it would wait forever).
-                watermark.ended(id);
+            // At its end, or read to where the producer stopped: nothing more will reach this
+            // shard in this run, so a child elsewhere must not wait for it (it would wait forever).
+            let caught_up = empty && arrival.behind == 0;
+            if batch.end_of_shard || stop.reached(run.id, run.position.as_ref(), caught_up) {
+                run.watermark.ended(run.id);
                 break;
             }
             if empty {
@@ -281,7 +168,228 @@ impl ConsumerGroup {
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
-        Ok((stats, report, lag))
+        Ok((run.stats, run.report, run.lag))
+    }
+}
+
+/// What one shard's task returns.
+type ShardOutcome = Result<(ApplyStats, ShardReport, LagRecorder), ApplyError>;
+
+/// The group's report from its shard tasks; the first failure aborts the others and is the
+/// group's error.
+async fn join_shards(mut tasks: JoinSet<ShardOutcome>) -> Result<GroupReport, ApplyError> {
+    let mut report = GroupReport::default();
+    let mut lag = LagRecorder::default();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(Ok((stats, shard, shard_lag))) => {
+                report.stats.merge(&stats);
+                report.shards.push(shard);
+                lag.merge(&shard_lag);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+                tasks.abort_all();
+            }
+            Err(e) if e.is_cancelled() => {}
+            Err(e) => {
+                warn!(error = %e, "shard task ended abnormally");
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    report.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
+    report.lag_from_capture = lag.from_capture();
+    report.lag_from_change = lag.from_change();
+    Ok(report)
+}
+
+impl StopWhen {
+    /// Whether `shard`, applied up to `position` (and `caught_up` with the stream's tip), is done.
+    fn reached(&self, shard: &str, position: Option<&SeqNo>, caught_up: bool) -> bool {
+        match self {
+            StopWhen::Drained(end) => match &*end.borrow() {
+                None => false,
+                Some(ends) => match ends.get(shard) {
+                    Some(end_seq) => position.is_some_and(|p| p >= end_seq),
+                    None => caught_up,
+                },
+            },
+            StopWhen::Signal(sig) => *sig.borrow(),
+        }
+    }
+}
+
+/// When a batch was read, and how far behind the stream's tip the shard was.
+struct Arrival {
+    read_at: i64,
+    /// Milliseconds behind the tip (0 when the stream did not say).
+    behind: i64,
+    /// Not yet read, but waiting in the stream: about as old as we are behind its tip.
+    waiting_since: Option<i64>,
+}
+
+/// One shard's consumer while it runs: its reader, how far it has applied and checkpointed, and
+/// what it did.
+struct ShardRun<'a> {
+    group: &'a ConsumerGroup,
+    /// The group's name (its target's).
+    target: String,
+    id: &'a str,
+    reader: ShardReader,
+    checkpoint: Option<Checkpoint>,
+    /// The last sequence number applied and checkpointed.
+    position: Option<SeqNo>,
+    watermark: Arc<Watermark>,
+    clocks: &'static ShardClocks,
+    stats: ApplyStats,
+    lag: LagRecorder,
+    report: ShardReport,
+}
+
+impl<'a> ShardRun<'a> {
+    /// Opens shard `id` after its checkpoint (at the trim horizon when it has none).
+    async fn open(group: &'a ConsumerGroup, id: &'a str) -> Result<ShardRun<'a>, ApplyError> {
+        let target = group.group().to_string();
+        let checkpoint = group.checkpoints.load(&target, id).await?;
+        let start = checkpoint.as_ref().map(|c| c.sequence.clone());
+        let report = ShardReport {
+            shard: id.to_string(),
+            resumed_after: start.as_ref().map(|s| s.to_string()),
+            checkpoint: start.as_ref().map(|s| s.to_string()),
+            ..Default::default()
+        };
+        if let Some(s) = &start {
+            info!(target = %target, shard = id, after = %s, "resuming from checkpoint");
+        }
+        let reader = ShardReader::open(group.log.clone(), id, start.clone(), group.batch_limit).await?;
+        let watermark = group.applier.watermark().clone();
+        watermark.opened(id);
+        let clocks = ShardClocks::global();
+        clocks.opened(&target, id, checkpoint.as_ref().map(|c| c.updated_at));
+        Ok(ShardRun {
+            group,
+            target,
+            id,
+            reader,
+            checkpoint,
+            position: start,
+            watermark,
+            clocks,
+            stats: ApplyStats::default(),
+            lag: LagRecorder::default(),
+            report,
+        })
+    }
+
+    fn arrived(&self, batch: &ReadBatch) -> Arrival {
+        let read_at = now_millis();
+        let behind = batch.millis_behind.unwrap_or(0);
+        if let Some(b) = batch.millis_behind {
+            m::behind_latest(&self.target, self.id, b);
+        }
+        Arrival { read_at, behind, waiting_since: (behind > 0).then(|| read_at - behind) }
+    }
+
+    /// An empty read: at the stream's tip, the target holds everything the shard has.
+    fn idle(&self, arrival: &Arrival) {
+        self.clocks.pending_since(&self.target, self.id, arrival.waiting_since);
+        if arrival.behind == 0 {
+            m::replication_lag(&self.target, self.id, 0.0);
+            self.watermark.caught_up(self.id, arrival.read_at);
+        }
+    }
+
+    /// Decodes, applies and checkpoints one batch, then reports it.
+    async fn apply(&mut self, batch: &ReadBatch, arrival: &Arrival) -> Result<(), ApplyError> {
+        let started = Instant::now();
+        let records = self.decode(batch).await?;
+        let n = records.len() as u64;
+        let newest = records.iter().map(|r| r.captured_at).max();
+        let applied = self.apply_records(records, newest, arrival).await?;
+        if let Some(last) = batch.records.last() {
+            self.checkpoint(last.seq.clone(), n, newest).await?;
+        }
+        self.clocks.pending_since(&self.target, self.id, arrival.waiting_since);
+        self.report.frames += batch.records.len() as u64;
+        self.report.records += n;
+        self.report.batches += 1;
+        self.group.progress.inc_applied(n);
+        m::apply_batch_duration(&self.target, started.elapsed().as_secs_f64());
+        self.log_batch(&applied, n, newest);
+        Ok(())
+    }
+
+    /// The batch's change records; a frame that does not decode is dead-lettered, and the others
+    /// go on.
+    async fn decode(&self, batch: &ReadBatch) -> Result<Vec<ChangeRecord>, ApplyError> {
+        let (target, id) = (&self.target, self.id);
+        let mut records = Vec::new();
+        for r in &batch.records {
+            match codec::decode(&r.data) {
+                Ok(rs) => records.extend(rs),
+                Err(e) => {
+                    let dl = DeadLetter::undecodable(target, id, r.seq.as_str(), &r.data, e.to_string());
+                    warn!(target = %target, shard = id, seq = %r.seq, error = %e, "undecodable change-log frame, dead-lettering");
+                    self.group
+                        .dead_letters
+                        .park(&dl)
+                        .await
+                        .map_err(|source| ApplyError::DeadLetter { target: target.clone(), source })?;
+                    m::dead_letters(target, "frame", 1);
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Applies the records (captured up to `newest`), telling the watermark, the age clocks and
+    /// the lag recorder.
+    async fn apply_records(
+        &mut self,
+        records: Vec<ChangeRecord>,
+        newest: Option<i64>,
+        arrival: &Arrival,
+    ) -> Result<ApplyStats, ApplyError> {
+        let oldest = records.iter().map(|r| r.captured_at).min();
+        self.clocks.pending_since(&self.target, self.id, oldest.or(arrival.waiting_since));
+        let times: Vec<(i64, Option<i64>)> = records.iter().map(|r| (r.captured_at, r.changed_at)).collect();
+        self.watermark.batch_read(self.id, newest, parents_in(&records));
+        let applied = self.group.applier.apply_from(Some(self.id), records).await?;
+        self.watermark.batch_done(self.id);
+        let applied_at = now_millis();
+        for (captured, changed) in times {
+            self.lag.record(applied_at, captured, changed);
+        }
+        self.stats.merge(&applied);
+        Ok(applied)
+    }
+
+    /// Saves the checkpoint at `seq`: the batch up to it is applied (or dead-lettered).
+    async fn checkpoint(&mut self, seq: SeqNo, applied: u64, newest: Option<i64>) -> Result<(), ApplyError> {
+        let next = next_checkpoint(self.checkpoint.as_ref(), seq.clone(), applied, newest);
+        self.group.checkpoints.save(&self.target, self.id, &next).await?;
+        self.clocks.checkpoint_moved(&self.target, self.id, next.updated_at);
+        self.checkpoint = Some(next);
+        self.report.checkpoint = Some(seq.to_string());
+        self.position = Some(seq);
+        Ok(())
+    }
+
+    /// The batch's replication lag (from the newest capture in it) and its log lines.
+    fn log_batch(&self, applied: &ApplyStats, records: u64, newest: Option<i64>) {
+        let lag = newest.map(|t| ((now_millis() - t).max(0) as f64) / 1000.0);
+        if let Some(lag) = lag {
+            m::replication_lag(&self.target, self.id, lag);
+        }
+        let t = applied.total();
+        debug!(target = %self.target, shard = self.id, records, created = t.created, updated = t.updated, deleted = t.deleted, unchanged = t.unchanged, lag_seconds = lag.unwrap_or(0.0), "batch applied");
+        if t.changed() > 0 {
+            self.group.log_changes(self.id, &t, lag);
+        }
     }
 }
 

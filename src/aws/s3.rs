@@ -28,6 +28,15 @@ enum Condition<'a> {
     Matches(&'a str),
 }
 
+impl Condition<'_> {
+    /// Whether a failure of a write under this condition is a lost compare-and-set: S3 answers
+    /// 412 (or 409) for a version that moved on, and 404 for an `If-Match` on an object deleted
+    /// since it was read, which is someone else's change all the same.
+    fn lost(&self, class: ErrorClass) -> bool {
+        class == ErrorClass::Conflict || (matches!(self, Condition::Matches(_)) && class == ErrorClass::NotFound)
+    }
+}
+
 impl S3Store {
     pub fn new(s3: aws_sdk_s3::Client, bucket: &str, prefix: &str) -> S3Store {
         let prefix = if prefix.is_empty() || prefix.ends_with('/') { prefix.to_string() } else { format!("{prefix}/") };
@@ -96,11 +105,11 @@ impl S3Store {
         };
         match self.retry.run(put).await {
             Ok(out) => Ok(PutOutcome::Written(out.e_tag.unwrap_or_default())),
-            Err(err) if err.class == ErrorClass::Conflict && attempts.into_inner() > 1 => match self.get(rest).await? {
+            Err(err) if condition.lost(err.class) && attempts.into_inner() > 1 => match self.get(rest).await? {
                 Some(found) if found.bytes == bytes => Ok(PutOutcome::Written(found.version)),
                 _ => Ok(PutOutcome::Conflict),
             },
-            Err(err) if err.class == ErrorClass::Conflict => Ok(PutOutcome::Conflict),
+            Err(err) if condition.lost(err.class) => Ok(PutOutcome::Conflict),
             Err(err) => Err(err),
         }
     }

@@ -32,6 +32,13 @@ use async_trait::async_trait;
 use crate::backend::AwsError;
 use crate::model::seqno::SeqNo;
 
+/// Entries of one [`ChangeLog::put`] at most (Kinesis PutRecords).
+pub const PUT_ENTRIES: usize = 500;
+/// Bytes of one [`ChangeLog::put`] at most: data and partition keys of every entry.
+pub const PUT_BYTES: usize = 5 * 1024 * 1024;
+/// Bytes of one entry at most: its data and partition key.
+pub const RECORD_BYTES: usize = 1024 * 1024;
+
 /// One frame to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogEntry {
@@ -188,8 +195,9 @@ pub trait ChangeLog: Send + Sync + fmt::Debug {
     /// Creates the stream with `shards` shards; fails with class `AlreadyExists` if it exists.
     async fn create(&self, shards: i32) -> Result<(), AwsError>;
 
-    /// Appends `entries` (at most 500, 5 MiB together); one result per entry, in the same order.
-    /// `Err` only when the call as a whole failed (then nothing is known to be stored).
+    /// Appends `entries` (at most [`PUT_ENTRIES`], [`PUT_BYTES`] together, each at most
+    /// [`RECORD_BYTES`]; a call over a limit fails as a whole); one result per entry, in the same
+    /// order. `Err` only when the call as a whole failed (then nothing is known to be stored).
     async fn put(&self, entries: &[LogEntry]) -> Result<Vec<PutResult>, AwsError>;
 
     /// Every shard retained, open and closed, with its lineage.

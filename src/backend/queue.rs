@@ -23,6 +23,9 @@ use crate::backend::AwsError;
 
 /// Largest message body SQS takes.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Handles of one [`EventQueue::delete`] or [`EventQueue::extend`]: 1 to this many (SQS refuses
+/// an empty batch or a larger one as a whole).
+pub const MAX_BATCH: usize = 10;
 
 /// One received copy of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,10 +65,11 @@ pub trait EventQueue: Send + Sync + fmt::Debug {
     /// Up to `receive.max_messages` messages, hidden for the visibility timeout.
     async fn receive(&self, queue_url: &str, receive: Receive) -> Result<Vec<QueueMessage>, AwsError>;
 
-    /// Deletes messages by receipt handle (at most 10); one result per handle, in order.
+    /// Deletes messages by receipt handle (1 to [`MAX_BATCH`]); one result per handle, in order.
     async fn delete(&self, queue_url: &str, handles: &[String]) -> Result<Vec<Result<(), AwsError>>, AwsError>;
 
-    /// Hides messages for `timeout_seconds` more from now (at most 10); one result per handle.
+    /// Hides messages for `timeout_seconds` more from now (1 to [`MAX_BATCH`]); one result per
+    /// handle.
     async fn extend(
         &self,
         queue_url: &str,

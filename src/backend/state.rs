@@ -6,7 +6,9 @@
 //! - Keys are `/`-separated paths relative to the store's root. A read sees the last completed
 //!   write of that key (S3 has been strongly consistent since 2020); a write is atomic: a reader
 //!   sees the whole old object or the whole new one, never a part.
-//! - Every stored object has a version (the S3 ETag), which changes on every write.
+//! - Every stored object has a version (the S3 ETag), which changes whenever its bytes do.
+//!   Rewriting the same bytes may keep it (S3's ETag of a plain upload is their MD5), so an
+//!   unchanged version means "these bytes", never "nobody wrote since".
 //! - [`StateStore::put_if_absent`] and [`StateStore::put_if_match`] are compare-and-set: of two
 //!   writers racing from the same version, exactly one gets [`PutOutcome::Written`] and the other
 //!   [`PutOutcome::Conflict`]; a conflict never overwrites. A retried conditional write whose
@@ -57,7 +59,8 @@ pub trait StateStore: Send + Sync + Debug {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<String, AwsError>;
     /// Writes only if no object has this key.
     async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<PutOutcome, AwsError>;
-    /// Writes only if the object's version is still `version`.
+    /// Writes only if the object's version is still `version` (a deleted object's is not: that
+    /// is a [`PutOutcome::Conflict`] too).
     async fn put_if_match(&self, key: &str, bytes: Vec<u8>, version: &str) -> Result<PutOutcome, AwsError>;
     /// Keys starting with `prefix`, after `after` (exclusive) when given; at most about 1,000.
     async fn list(&self, prefix: &str, after: Option<&str>) -> Result<ListPage, AwsError>;

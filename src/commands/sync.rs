@@ -9,9 +9,14 @@
 //!
 //! `--dry-run` publishes nothing and writes nothing: the scan is compared with each target and
 //! the counts say what a real run would do.
+//!
+//! Each step is a component that owns its job: [`SourceScan`] (1), [`Replication`] (2 and 3; in
+//! a dry run [`Plan`]), [`TargetKeys`] and [`DriftSettler`] (4). [`sync`] only builds them from
+//! the [`Pipeline`], joins them and assembles the report.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +27,7 @@ use tracing::info;
 
 use crate::apply::applier::Applier;
 use crate::apply::dry_run::Planned;
-use crate::apply::group::{ShardReport, StopWhen};
+use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
 use crate::apply::ApplyError;
 use crate::backend::catalog::PARTITION_DELETE_CHUNK;
@@ -31,9 +36,11 @@ use crate::capture::scan::snapshot::{snapshot, ScanStats};
 use crate::capture::CaptureError;
 use crate::catalog::reader::CatalogReader;
 use crate::catalog::ReadError;
-use crate::connect::{Pipeline, PipelineError};
-use crate::model::{identity_hash, ChangeRecord, ObjectKey, ObjectKind};
+use crate::connect::{Pipeline, PipelineError, TargetHandle};
+use crate::model::filter::Filter;
+use crate::model::{identity_hash, ChangeRecord, ObjectKey, ObjectKind, Origin};
 use crate::progress::Progress;
+use crate::stream::publisher::{PublishOutcome, Publisher};
 use crate::stream::StreamError;
 
 #[derive(Debug, Clone, Default)]
@@ -87,7 +94,6 @@ pub struct TargetReport {
 /// The human report: source counts, then per target what changed, then the timings.
 impl fmt::Display for SyncReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = if self.dry_run { "would be" } else { "were" };
         writeln!(
             f,
             "source: {} databases, {} tables, {} partitions scanned",
@@ -101,45 +107,7 @@ impl fmt::Display for SyncReport {
             )?;
         }
         for (name, t) in &self.targets {
-            writeln!(
-                f,
-                "target {name}: (objects that {verb} created / updated / deleted / unchanged / dead-lettered)"
-            )?;
-            for (kind, c) in &t.stats.0 {
-                writeln!(
-                    f,
-                    "  {:<10} {:>8} created {:>8} updated {:>8} deleted {:>8} unchanged {:>6} dead-lettered",
-                    kind.as_str(),
-                    c.created,
-                    c.updated,
-                    c.deleted,
-                    c.unchanged,
-                    c.dead_lettered
-                )?;
-            }
-            if self.dry_run {
-                writeln!(f, "  {}", crate::apply::dry_run::describe(&t.planned_writes))?;
-            }
-            let resumed: Vec<_> =
-                t.shards.iter().filter(|s| s.resumed_after.is_some()).map(|s| s.shard.as_str()).collect();
-            if !resumed.is_empty() {
-                writeln!(f, "  resumed from checkpoints on {}", resumed.join(", "))?;
-            }
-            if t.extra_total > 0 {
-                let pruned = t.pruned.total().deleted;
-                if pruned > 0 {
-                    writeln!(f, "  pruned {pruned} objects absent from the source")?;
-                } else {
-                    writeln!(f, "  {} objects exist only in the target (use --prune to delete them):", t.extra_total)?;
-                    for e in t.extra.iter().take(20) {
-                        writeln!(f, "    {e}")?;
-                    }
-                    if t.extra_total > 20 {
-                        writeln!(f, "    ... and {} more", t.extra_total - 20)?;
-                    }
-                }
-            }
-            writeln!(f, "  target API calls: {} ({} writes)", t.api_calls.values().sum::<u64>(), t.write_calls)?;
+            t.write(f, name, self.dry_run)?;
         }
         let memory = self.peak_rss_bytes.map(|b| format!(", peak memory {} MB", b / (1024 * 1024))).unwrap_or_default();
         writeln!(
@@ -147,6 +115,59 @@ impl fmt::Display for SyncReport {
             "done in {:.1}s ({:.1}s to replicate, {:.1}s to compare targets with the source{memory})",
             self.seconds, self.replicate_seconds, self.compare_seconds
         )?;
+        Ok(())
+    }
+}
+
+impl TargetReport {
+    /// Counts an object only the target has, naming the first 1,000.
+    fn note_extra(&mut self, e: Extra) {
+        self.extra_total += 1;
+        if self.extra.len() < 1000 {
+            self.extra.push(e.to_string());
+        }
+    }
+
+    /// One target's part of the human report: what changed, then where it resumed, its drift
+    /// and the requests sent to it.
+    fn write(&self, f: &mut fmt::Formatter<'_>, name: &str, dry_run: bool) -> fmt::Result {
+        let verb = if dry_run { "would be" } else { "were" };
+        writeln!(f, "target {name}: (objects that {verb} created / updated / deleted / unchanged / dead-lettered)")?;
+        for (kind, c) in &self.stats.0 {
+            writeln!(
+                f,
+                "  {:<10} {:>8} created {:>8} updated {:>8} deleted {:>8} unchanged {:>6} dead-lettered",
+                kind.as_str(),
+                c.created,
+                c.updated,
+                c.deleted,
+                c.unchanged,
+                c.dead_lettered
+            )?;
+        }
+        if dry_run {
+            writeln!(f, "  {}", crate::apply::dry_run::describe(&self.planned_writes))?;
+        }
+        let resumed: Vec<_> =
+            self.shards.iter().filter(|s| s.resumed_after.is_some()).map(|s| s.shard.as_str()).collect();
+        if !resumed.is_empty() {
+            writeln!(f, "  resumed from checkpoints on {}", resumed.join(", "))?;
+        }
+        if self.extra_total > 0 {
+            let pruned = self.pruned.total().deleted;
+            if pruned > 0 {
+                writeln!(f, "  pruned {pruned} objects absent from the source")?;
+            } else {
+                writeln!(f, "  {} objects exist only in the target (use --prune to delete them):", self.extra_total)?;
+                for e in self.extra.iter().take(20) {
+                    writeln!(f, "    {e}")?;
+                }
+                if self.extra_total > 20 {
+                    writeln!(f, "    ... and {} more", self.extra_total - 20)?;
+                }
+            }
+        }
+        writeln!(f, "  target API calls: {} ({} writes)", self.api_calls.values().sum::<u64>(), self.write_calls)?;
         Ok(())
     }
 }
@@ -259,151 +280,44 @@ impl TargetKeys {
     }
 }
 
-/// Runs a sync.
+/// Runs a sync: the source scan feeds the replication (in a dry run, the plan) while each target's
+/// drift listing runs; then each target is compared with what the scan saw.
 pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let targets = pipeline.select_targets(opts.target.as_deref())?;
     let progress = Progress::new(opts.progress);
-    let (scan_tx, mut scan_rx) = mpsc::channel::<ChangeRecord>(256);
-    let keys = Arc::new(std::sync::Mutex::new(SourceKeys::default()));
-
     let mut appliers = Vec::new();
     for t in &targets {
         appliers.push((*t, pipeline.applier(t, opts.dry_run)?));
     }
 
-    let scan = async {
-        let r = snapshot(&pipeline.source, &pipeline.source_filter, &pipeline.origin, &scan_tx, &progress).await;
-        drop(scan_tx);
-        r
+    let (records_tx, records) = mpsc::channel::<ChangeRecord>(256);
+    let (reader, filter, origin) = (&pipeline.source, &pipeline.source_filter, &pipeline.origin);
+    let scan = SourceScan { reader, filter, origin, progress: &progress }.run(records_tx);
+    let replicate = async {
+        if opts.dry_run {
+            Plan { appliers: &appliers }.run(scan, records).await
+        } else {
+            Replication::new(pipeline, &appliers, &progress).await?.run(scan, records).await
+        }
     };
-
     // The drift listing runs while the copy does, over each target as it is before apply writes
     // to it (a cold copy lists an empty target), keeping identities only. What apply creates
     // comes from the source, so it is never drift.
-    let listings = futures::future::join_all(appliers.iter().map(|(t, applier)| async move {
-        TargetKeys::list(applier.reader(), |db, table| pipeline.replicates(applier, db, table))
-            .await
-            .map_err(|source| SyncError::Compare { target: t.config.name.clone(), source })
-    }));
-
-    let mut reports: BTreeMap<String, TargetReport> = BTreeMap::new();
-    let replicate = async {
-        let (source, published) = if opts.dry_run {
-            // Compare the scan directly with each target, in batches (records are full states, and
-            // one sequence keeps per-key order).
-            let plan = async {
-                let mut stats: Vec<ApplyStats> = vec![ApplyStats::default(); appliers.len()];
-                let mut batch = Vec::with_capacity(5000);
-                loop {
-                    let rec = scan_rx.recv().await;
-                    let done = rec.is_none();
-                    if let Some(r) = rec {
-                        if let Ok(mut k) = keys.lock() {
-                            k.note(&r.key);
-                        }
-                        batch.push(r);
-                    }
-                    if batch.len() >= 5000 || (done && !batch.is_empty()) {
-                        let records = std::mem::take(&mut batch);
-                        for (i, (t, applier)) in appliers.iter().enumerate() {
-                            let s = applier
-                                .apply(records.clone())
-                                .await
-                                .map_err(|source| SyncError::Apply { target: t.config.name.clone(), source })?;
-                            stats[i].merge(&s);
-                        }
-                    }
-                    if done {
-                        return Ok::<_, SyncError>(stats);
-                    }
-                }
-            };
-            let (scanned, planned) = tokio::join!(scan, plan);
-            let scanned = scanned?;
-            for ((t, _), stats) in appliers.iter().zip(planned?) {
-                reports.insert(t.config.name.clone(), TargetReport { stats, ..Default::default() });
-            }
-            (scanned, Default::default())
-        } else {
-            let publisher = pipeline.publisher().await?;
-            let (end_tx, end_rx) = watch::channel(None);
-            let (pub_tx, pub_rx) = mpsc::channel::<ChangeRecord>(256);
-            let forward = async {
-                while let Some(r) = scan_rx.recv().await {
-                    if let Ok(mut k) = keys.lock() {
-                        k.note(&r.key);
-                    }
-                    if pub_tx.send(r).await.is_err() {
-                        break;
-                    }
-                }
-                drop(pub_tx);
-            };
-            let publish = async {
-                let p = publisher.publish_all(pub_rx).await;
-                if p.is_ok() {
-                    let _ = end_tx.send(Some(publisher.last_sequence().await));
-                }
-                p
-            };
-            let groups = futures::future::join_all(appliers.iter().map(|(t, applier)| {
-                let group = Arc::new(pipeline.consumer_group(applier.clone(), progress.clone(), None, false));
-                let stop = StopWhen::Drained(end_rx.clone());
-                async move { (t.config.name.clone(), group.run(stop).await) }
-            }));
-            let capture_and_publish = async {
-                let (scanned, (), published) = tokio::join!(scan, forward, publish);
-                (scanned, published)
-            };
-            tokio::pin!(groups);
-            tokio::pin!(capture_and_publish);
-            // Consumers stop only once the producer says where the end is; if capture or publish
-            // fails first, returning here drops (cancels) them. Consumers can only finish earlier by
-            // failing, and then their error is the one to report.
-            let (scanned, published, results) = tokio::select! {
-                (scanned, published) = &mut capture_and_publish => {
-                    let scanned = scanned?;
-                    let published = published?;
-                    (scanned, published, groups.await)
-                }
-                results = &mut groups => {
-                    let (scanned, published) = capture_and_publish.await;
-                    (scanned?, published?, results)
-                }
-            };
-            info!(records = published.published, frames = published.frames, calls = published.put_calls, "published");
-            for (name, result) in results {
-                let g = result.map_err(|source| SyncError::Apply { target: name.clone(), source })?;
-                reports.insert(name, TargetReport { stats: g.stats, shards: g.shards, ..Default::default() });
-            }
-            (scanned, published)
-        };
-        Ok::<_, SyncError>((source, published))
-    };
+    let listings = futures::future::join_all(appliers.iter().map(|(t, applier)| list_target(pipeline, t, applier)));
     // Boxed: the joined future is too large for a worker thread's stack in debug builds.
     let (replicated, listed) = tokio::join!(Box::pin(replicate), Box::pin(listings));
-    let (source, published) = replicated?;
+    let Replicated { scanned, published, mut reports } = replicated?;
     progress.finish();
     let replicate_seconds = started.elapsed().as_secs_f64();
 
-    let keys = match Arc::try_unwrap(keys) {
-        Ok(m) => m.into_inner().unwrap_or_default(),
-        Err(shared) => std::mem::take(&mut *shared.lock().unwrap_or_else(|e| e.into_inner())),
-    };
     for ((t, applier), listed) in appliers.iter().zip(listed) {
-        let drift = listed?.drift(&keys);
         let report = reports.entry(t.config.name.clone()).or_default();
-        if !drift.is_empty() {
-            settle_drift(pipeline, applier, &drift, opts, report).await?;
-        }
-        report.api_calls = t.counter.snapshot();
-        report.write_calls = t.counter.writes();
-        report.planned_writes = applier.dry_run().map(|d| d.planned()).unwrap_or_default();
+        compare(pipeline, t, applier, listed?, &scanned.keys, opts, report).await?;
     }
     Ok(SyncReport {
         dry_run: opts.dry_run,
-        source,
+        source: scanned.stats,
         published_records: published.published,
         published_frames: published.frames,
         put_calls: published.put_calls,
@@ -413,6 +327,212 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         compare_seconds: started.elapsed().as_secs_f64() - replicate_seconds,
         peak_rss_bytes: crate::resources::peak_rss_bytes(),
     })
+}
+
+/// The source scan: every object in scope as a full-state snapshot record, passed on in scan
+/// order. It keeps each object's identity for the drift comparison.
+struct SourceScan<'a> {
+    reader: &'a CatalogReader,
+    filter: &'a Filter,
+    origin: &'a Origin,
+    progress: &'a Progress,
+}
+
+/// What the scan saw.
+struct Scanned {
+    stats: ScanStats,
+    keys: SourceKeys,
+}
+
+impl SourceScan<'_> {
+    /// Scans into `out`, which closes when the scan ends. A consumer that stops taking records
+    /// stops the scan too (`CaptureError::Closed`).
+    async fn run(self, out: mpsc::Sender<ChangeRecord>) -> Result<Scanned, CaptureError> {
+        let (tx, mut rx) = mpsc::channel::<ChangeRecord>(256);
+        let scan = async move { snapshot(self.reader, self.filter, self.origin, &tx, self.progress).await };
+        let note = async move {
+            let mut keys = SourceKeys::default();
+            while let Some(r) = rx.recv().await {
+                keys.note(&r.key);
+                if out.send(r).await.is_err() {
+                    break;
+                }
+            }
+            keys
+        };
+        let (stats, keys) = tokio::join!(scan, note);
+        Ok(Scanned { stats: stats?, keys })
+    }
+}
+
+/// The scan's result with its consumer's. A consumer that fails stops taking records, and the
+/// scan then fails only for that (`CaptureError::Closed`): the consumer's error is the one to report.
+// The error is the one every step of a sync returns (and its async steps return unboxed too).
+#[allow(clippy::result_large_err)]
+fn first_cause<T>(
+    scanned: Result<Scanned, CaptureError>,
+    consumed: Result<T, SyncError>,
+) -> Result<(Scanned, T), SyncError> {
+    match (scanned, consumed) {
+        (Err(CaptureError::Closed), Err(e)) => Err(e),
+        (scanned, consumed) => Ok((scanned?, consumed?)),
+    }
+}
+
+/// What the copy (or the plan) did: the scan, the change log's counts and each target's report.
+struct Replicated {
+    scanned: Scanned,
+    published: PublishOutcome,
+    reports: BTreeMap<String, TargetReport>,
+}
+
+/// The copy: the scan published through the [`Publisher`] while each target's consumer group
+/// applies the stream from its checkpoint, until it has applied everything this run published
+/// (and whatever an interrupted earlier run left).
+struct Replication {
+    publisher: Arc<Publisher>,
+    consumers: Vec<(String, Arc<ConsumerGroup>)>,
+}
+
+impl Replication {
+    async fn new(
+        pipeline: &Pipeline,
+        appliers: &[(&TargetHandle, Applier)],
+        progress: &Progress,
+    ) -> Result<Replication, SyncError> {
+        let publisher = pipeline.publisher().await?;
+        let consumers = appliers
+            .iter()
+            .map(|(t, applier)| {
+                let group = pipeline.consumer_group(applier.clone(), progress.clone(), None, false);
+                (t.config.name.clone(), Arc::new(group))
+            })
+            .collect();
+        Ok(Replication { publisher, consumers })
+    }
+
+    async fn run(
+        self,
+        scan: impl Future<Output = Result<Scanned, CaptureError>>,
+        records: mpsc::Receiver<ChangeRecord>,
+    ) -> Result<Replicated, SyncError> {
+        let (end_tx, end) = watch::channel(None);
+        let publish = async {
+            let published = self.publisher.publish_all(records).await;
+            if published.is_ok() {
+                let _ = end_tx.send(Some(self.publisher.last_sequence().await));
+            }
+            published.map_err(SyncError::from)
+        };
+        let producing = async {
+            let (scanned, published) = tokio::join!(scan, publish);
+            first_cause(scanned, published)
+        };
+        let draining = futures::future::join_all(self.consumers.iter().map(|(name, group)| {
+            let stop = StopWhen::Drained(end.clone());
+            async move { (name.clone(), group.clone().run(stop).await) }
+        }));
+        tokio::pin!(producing);
+        tokio::pin!(draining);
+        // Consumers stop only once the producer says where the end is; if capture or publish
+        // fails first, returning here drops (cancels) them. Consumers can only finish earlier by
+        // failing, and then their error is the one to report.
+        let ((scanned, published), drained) = tokio::select! {
+            produced = &mut producing => (produced?, draining.await),
+            drained = &mut draining => (producing.await?, drained),
+        };
+        info!(records = published.published, frames = published.frames, calls = published.put_calls, "published");
+        let mut reports = BTreeMap::new();
+        for (name, result) in drained {
+            let g = result.map_err(|source| SyncError::Apply { target: name.clone(), source })?;
+            reports.insert(name, TargetReport { stats: g.stats, shards: g.shards, ..Default::default() });
+        }
+        Ok(Replicated { scanned, published, reports })
+    }
+}
+
+/// Records a dry run compares with the targets at a time.
+const PLAN_BATCH: usize = 5000;
+
+/// The dry run's copy: the scan compared directly with each target through its recording
+/// applier, in batches (records are full states, and one sequence keeps per-key order).
+struct Plan<'a> {
+    appliers: &'a [(&'a TargetHandle, Applier)],
+}
+
+impl Plan<'_> {
+    async fn run(
+        self,
+        scan: impl Future<Output = Result<Scanned, CaptureError>>,
+        records: mpsc::Receiver<ChangeRecord>,
+    ) -> Result<Replicated, SyncError> {
+        let (scanned, planned) = tokio::join!(scan, self.plan(records));
+        let (scanned, planned) = first_cause(scanned, planned)?;
+        let reports = self
+            .appliers
+            .iter()
+            .zip(planned)
+            .map(|((t, _), stats)| (t.config.name.clone(), TargetReport { stats, ..Default::default() }))
+            .collect();
+        Ok(Replicated { scanned, published: PublishOutcome::default(), reports })
+    }
+
+    /// What each target would do with the records, in the order of `self.appliers`.
+    async fn plan(&self, mut records: mpsc::Receiver<ChangeRecord>) -> Result<Vec<ApplyStats>, SyncError> {
+        let mut stats = vec![ApplyStats::default(); self.appliers.len()];
+        let mut batch = Vec::with_capacity(PLAN_BATCH);
+        loop {
+            let next = records.recv().await;
+            let done = next.is_none();
+            batch.extend(next);
+            if batch.len() >= PLAN_BATCH || (done && !batch.is_empty()) {
+                self.apply(std::mem::take(&mut batch), &mut stats).await?;
+            }
+            if done {
+                return Ok(stats);
+            }
+        }
+    }
+
+    /// One batch, to every target.
+    async fn apply(&self, records: Vec<ChangeRecord>, stats: &mut [ApplyStats]) -> Result<(), SyncError> {
+        for ((t, applier), stats) in self.appliers.iter().zip(stats) {
+            let applied = applier
+                .apply(records.clone())
+                .await
+                .map_err(|source| SyncError::Apply { target: t.config.name.clone(), source })?;
+            stats.merge(&applied);
+        }
+        Ok(())
+    }
+}
+
+/// The target's objects in scope (identities only).
+async fn list_target(pipeline: &Pipeline, t: &TargetHandle, applier: &Applier) -> Result<TargetKeys, SyncError> {
+    TargetKeys::list(applier.reader(), |db, table| pipeline.replicates(applier, db, table))
+        .await
+        .map_err(|source| SyncError::Compare { target: t.config.name.clone(), source })
+}
+
+/// After the copy: settles the target's drift (what its listing holds and the scan did not see)
+/// and notes the requests sent to it.
+async fn compare(
+    pipeline: &Pipeline,
+    t: &TargetHandle,
+    applier: &Applier,
+    listed: TargetKeys,
+    source: &SourceKeys,
+    opts: &SyncOptions,
+    report: &mut TargetReport,
+) -> Result<(), SyncError> {
+    let drift = listed.drift(source);
+    if !drift.is_empty() {
+        settle_drift(pipeline, applier, &drift, opts, report).await?;
+    }
+    report.api_calls = t.counter.snapshot();
+    report.write_calls = t.counter.writes();
+    report.planned_writes = applier.dry_run().map(|d| d.planned()).unwrap_or_default();
+    Ok(())
 }
 
 /// An object that a target has and the source does not.
@@ -443,65 +563,173 @@ async fn settle_drift(
     opts: &SyncOptions,
     report: &mut TargetReport,
 ) -> Result<(), SyncError> {
-    let name = || applier.name().to_string();
-    let compare = |e: ReadError| SyncError::Compare { target: name(), source: e.into() };
-    let prune_err = |source| SyncError::Prune { target: name(), source };
-    // In a dry run the applier's target records the deletes instead of sending them.
-    let (target, reader) = (applier.target(), applier.reader());
-    let note = |report: &mut TargetReport, e: Extra| {
-        report.extra_total += 1;
-        if report.extra.len() < 1000 {
-            report.extra.push(e.to_string());
-        }
-    };
+    let settle = DriftSettler { pipeline, applier, drift, prune: opts.prune };
     let inside = !drift.tables.is_empty() || !drift.partitions.is_empty();
-    for db in reader.databases().await.map_err(compare)? {
+    for db in applier.reader().databases().await.map_err(|e| settle.compare_error(e))? {
         if !pipeline.replicates(applier, &db.name, None) {
             continue;
         }
         if drift.databases.contains(&identity(&db.name, None, None)) {
-            if opts.prune {
-                target.delete_database(&db.name).await.map_err(prune_err)?;
-                report.pruned.add(ObjectKind::Database, Outcome::Deleted, 1);
-            }
-            note(report, Extra::Database(db.name));
-            continue;
-        }
-        if !inside {
-            continue;
-        }
-        for table in reader.tables(&db.name).await.map_err(compare)? {
-            if !pipeline.replicates(applier, &db.name, Some(&table.name)) {
-                continue;
-            }
-            let table_id = identity(&db.name, Some(&table.name), None);
-            if drift.tables.contains(&table_id) {
-                if opts.prune {
-                    target.delete_table(&db.name, &table.name).await.map_err(prune_err)?;
-                    report.pruned.add(ObjectKind::Table, Outcome::Deleted, 1);
-                }
-                note(report, Extra::Table(db.name.clone(), table.name));
-                continue;
-            }
-            let Some(parts) = drift.partitions.get(&table_id) else { continue };
-            let mut values = Vec::new();
-            reader
-                .each_partition_page(&db.name, &table.name, |page| {
-                    let drifted = page.into_iter().map(|p| p.values);
-                    values.extend(drifted.filter(|v| parts.contains(&identity(&db.name, Some(&table.name), Some(v)))));
-                })
-                .await
-                .map_err(compare)?;
-            if opts.prune {
-                for chunk in values.chunks(PARTITION_DELETE_CHUNK) {
-                    let failed = target.delete_partitions(&db.name, &table.name, chunk).await.map_err(prune_err)?.len();
-                    report.pruned.add(ObjectKind::Partition, Outcome::Deleted, (chunk.len() - failed) as u64);
-                }
-            }
-            for v in values {
-                note(report, Extra::Partition(db.name.clone(), table.name.clone(), v));
-            }
+            settle.database(db.name, report).await?;
+        } else if inside {
+            settle.tables(&db.name, report).await?;
         }
     }
     Ok(())
+}
+
+/// One target's drift being named and (with `--prune`) deleted. In a dry run the applier's
+/// target records the deletes instead of sending them.
+struct DriftSettler<'a> {
+    pipeline: &'a Pipeline,
+    applier: &'a Applier,
+    drift: &'a TargetKeys,
+    prune: bool,
+}
+
+impl DriftSettler<'_> {
+    async fn database(&self, db: String, report: &mut TargetReport) -> Result<(), SyncError> {
+        if self.prune {
+            self.applier.target().delete_database(&db).await.map_err(|e| self.prune_error(e))?;
+            report.pruned.add(ObjectKind::Database, Outcome::Deleted, 1);
+        }
+        report.note_extra(Extra::Database(db));
+        Ok(())
+    }
+
+    /// The drift inside a database the source has: its drifted tables, and drifted partitions
+    /// of the others.
+    async fn tables(&self, db: &str, report: &mut TargetReport) -> Result<(), SyncError> {
+        let (target, reader) = (self.applier.target(), self.applier.reader());
+        for table in reader.tables(db).await.map_err(|e| self.compare_error(e))? {
+            if !self.pipeline.replicates(self.applier, db, Some(&table.name)) {
+                continue;
+            }
+            let table_id = identity(db, Some(&table.name), None);
+            if self.drift.tables.contains(&table_id) {
+                if self.prune {
+                    target.delete_table(db, &table.name).await.map_err(|e| self.prune_error(e))?;
+                    report.pruned.add(ObjectKind::Table, Outcome::Deleted, 1);
+                }
+                report.note_extra(Extra::Table(db.to_string(), table.name));
+            } else if let Some(parts) = self.drift.partitions.get(&table_id) {
+                self.partitions(db, &table.name, parts, report).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The drifted partitions of a table the source has, `parts` by identity.
+    async fn partitions(
+        &self,
+        db: &str,
+        table: &str,
+        parts: &HashSet<u128>,
+        report: &mut TargetReport,
+    ) -> Result<(), SyncError> {
+        let mut values = Vec::new();
+        self.applier
+            .reader()
+            .each_partition_page(db, table, |page| {
+                let drifted = page.into_iter().map(|p| p.values);
+                values.extend(drifted.filter(|v| parts.contains(&identity(db, Some(table), Some(v)))));
+            })
+            .await
+            .map_err(|e| self.compare_error(e))?;
+        if self.prune {
+            for chunk in values.chunks(PARTITION_DELETE_CHUNK) {
+                let deletes = self.applier.target().delete_partitions(db, table, chunk);
+                let failed = deletes.await.map_err(|e| self.prune_error(e))?.len();
+                report.pruned.add(ObjectKind::Partition, Outcome::Deleted, (chunk.len() - failed) as u64);
+            }
+        }
+        for v in values {
+            report.note_extra(Extra::Partition(db.to_string(), table.to_string(), v));
+        }
+        Ok(())
+    }
+
+    fn compare_error(&self, e: ReadError) -> SyncError {
+        SyncError::Compare { target: self.applier.name().to_string(), source: e.into() }
+    }
+
+    fn prune_error(&self, source: AwsError) -> SyncError {
+        SyncError::Prune { target: self.applier.name().to_string(), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::apply::transform::Transform;
+    use crate::backend::memory::catalog::MemoryCatalog;
+    use crate::backend::memory::changelog::{MemoryLog, PutFault};
+    use crate::backend::memory::state::MemoryStore;
+    use crate::backend::ErrorClass;
+    use crate::config::{ApplyConfig, TargetConfig};
+    use crate::model::{CatalogObject, Database};
+    use crate::state::checkpoint::StoredCheckpoints;
+    use crate::state::deadletter::DeadLetterStore;
+    use crate::stream::producer::Producer;
+
+    /// More than the publisher gathers into one call and the two channels hold together: the
+    /// scan still has records to send when the first put fails.
+    const DATABASES: usize = 6000;
+
+    fn source() -> CatalogReader {
+        let catalog = MemoryCatalog::new("1");
+        for i in 0..DATABASES {
+            catalog.put(CatalogObject::Database(Database { name: format!("db{i}"), ..Default::default() }));
+        }
+        CatalogReader::new(Arc::new(catalog), 1)
+    }
+
+    fn consumer(log: Arc<MemoryLog>) -> ConsumerGroup {
+        let config: TargetConfig = serde_yaml_ng::from_str("{name: dr, region: us-east-1}").expect("target");
+        let transform = Transform::new(&config, "1", "us-east-1", "2").expect("transform");
+        let store = Arc::new(MemoryStore::new());
+        let dead_letters = DeadLetterStore::new(store.clone());
+        let target = Arc::new(MemoryCatalog::new("2"));
+        let applier = Applier::new("dr", target, transform, dead_letters.clone(), ApplyConfig::default(), false);
+        ConsumerGroup {
+            log,
+            applier,
+            checkpoints: Arc::new(StoredCheckpoints::new(store, "s")),
+            dead_letters,
+            batch_limit: 100,
+            progress: Progress::hidden(),
+            log_batches: false,
+            health: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_publish_that_fails_ends_the_copy_with_its_own_error() {
+        let log = Arc::new(MemoryLog::new("s", 1));
+        log.push_put_fault(PutFault::Call(AwsError {
+            service: "kinesis",
+            operation: "PutRecords",
+            class: ErrorClass::Permanent,
+            code: Some("AccessDeniedException".into()),
+            message: "not allowed (scripted)".into(),
+        }));
+        let replication = Replication {
+            publisher: Arc::new(Publisher::new(Producer::new(log.clone(), 100_000))),
+            consumers: vec![("dr".to_string(), Arc::new(consumer(log.clone())))],
+        };
+        let (reader, filter, origin) = (source(), Filter::new(&[], &[]).expect("filter"), Origin::default());
+        let progress = Progress::hidden();
+        let (tx, rx) = mpsc::channel(256);
+        let scan = SourceScan { reader: &reader, filter: &filter, origin: &origin, progress: &progress }.run(tx);
+
+        let copied = tokio::time::timeout(Duration::from_secs(3600), replication.run(scan, rx)).await;
+        match copied {
+            Err(_) => panic!("the copy still waits an hour after its publish failed"),
+            Ok(Ok(_)) => panic!("the copy succeeded although nothing could be published"),
+            Ok(Err(e)) => assert!(matches!(e, SyncError::Stream(_)), "the publish error is reported: {e}"),
+        }
+        assert_eq!(log.put_calls(), 1, "a permanent error is not retried");
+    }
 }

@@ -133,23 +133,58 @@ fn parse_targets(value: Option<&Value>, problems: &mut Problems) -> (Vec<(usize,
     (targets, complete)
 }
 
-/// Deserialises the value found at `at`; a failure is recorded with the full path of the field.
+/// Deserialises the value found at `at`; every failure is recorded with the full path of the
+/// field. serde stops at the first bad field, so a bad field is taken out and the rest parsed
+/// again, until nothing more is wrong or what is wrong cannot be taken out (a missing field, a
+/// bad list item): each round removes a key, so this ends.
 fn parse_at<T: DeserializeOwned>(value: &Value, at: &str, problems: &mut Problems) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            let message = e.inner().to_string();
-            let mut path = join(at, &e.path().to_string());
-            // serde raises a missing field once the mapping that should hold it has ended, so the
-            // path stops at the mapping and the field's name is only in the message. (An unknown
-            // field's key is already the path's last segment.)
-            if let Some(field) = missing_field(&message) {
-                path = join(&path, field);
-            }
-            problems.add(path, message);
-            None
+    let mut value = value.clone();
+    let mut removed: Vec<String> = Vec::new();
+    loop {
+        let e = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(v) if removed.is_empty() => return Some(v),
+            Ok(_) => return None,
+            Err(e) => e,
+        };
+        let message = e.inner().to_string();
+        let mut path = join(at, &e.path().to_string());
+        // serde raises a missing field once the mapping that should hold it has ended, so the
+        // path stops at the mapping and the field's name is only in the message. (An unknown
+        // field's key is already the path's last segment.)
+        let missing = missing_field(&message).map(str::to_string);
+        if let Some(field) = &missing {
+            path = join(&path, field);
+        }
+        // A required field taken out for its bad value is missing now: it is reported already.
+        if !removed.contains(&path) {
+            problems.add(path.clone(), message);
+        }
+        if missing.is_some() || !remove(&mut value, e.path()) {
+            return None;
+        }
+        removed.push(path);
+    }
+}
+
+/// Takes the mapping entry at `path` out of `value`; false when `path` does not end in a key of a
+/// mapping found by keys and list indexes.
+fn remove(value: &mut Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else { return false };
+    let mut at = value;
+    for segment in parents {
+        let next = match (segment, at) {
+            (Segment::Map { key }, Value::Mapping(m)) => m.get_mut(key.as_str()),
+            (Segment::Seq { index }, Value::Sequence(items)) => items.get_mut(*index),
+            _ => None,
+        };
+        match next {
+            Some(v) => at = v,
+            None => return false,
         }
     }
+    at.as_mapping_mut().is_some_and(|m| m.remove(key.as_str()).is_some())
 }
 
 /// `at` followed by a path relative to it (`.` is serde_path_to_error's empty path).

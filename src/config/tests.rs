@@ -119,8 +119,10 @@ fn an_unknown_or_missing_nested_field_names_its_full_path() {
     let form = problem_at(&problems, "targets[0].location_rewrite[0].form");
     assert!(form.message.contains("expected `from` or `to`"), "{form}");
     problem_at(&problems, "source.events.wait_secs");
-    // serde stops at the first unknown field of a mapping: the missing `from` shows once `form` is fixed.
-    assert_eq!(problems.len(), 2, "{problems:#?}");
+    // Reported with it: the `from` that `form` was meant to be is missing.
+    let from = problem_at(&problems, "targets[0].location_rewrite[0].from");
+    assert!(from.message.contains("missing field"), "{from}");
+    assert_eq!(problems.len(), 3, "{problems:#?}");
 
     let text = GOOD.replace("    region: us-west-2\n", "");
     let problems = problems_of(&text);
@@ -245,4 +247,46 @@ fn the_archive_section_has_defaults_and_every_bad_value_is_named() {
     problem_at(&problems, "archive.segment_records");
     let typed = problems_of(&format!("{GOOD}archive: {{ segment_mib: lots }}\n"));
     assert!(problem_at(&typed, "archive.segment_mib").message.contains("invalid type"), "{typed:?}");
+}
+
+#[test]
+fn every_problem_inside_one_section_is_reported_at_once() {
+    let text = r#"
+source: { region: us-east-1, partition_segments: 1.5, colour: blue, events: { queue_name: q, wait_seconds: ten } }
+stream: { name: s, shards: 2.0, endpoints: { kinesis: "http://127.0.0.1:2", glue: 5, lambda: "http://x" } }
+state: { bucket: lakelog-state }
+targets:
+  - name: dr
+    region: us-west-2
+    location_rewrite: [ { from: "s3://a", to: "s3://x", form: 3 }, { from: "s3://a", to: [ "s3://b" ] } ]
+  - { name: 5, region: [ us-west-2 ] }
+  # A missing field cannot be taken out: it ends the parse of its target (`to` is not reached).
+  - { name: dr3, region: us-west-2, location_rewrite: [ { form: "s3://a" } ] }
+apply: { concurrency: -1, max_attempts: 3.7 }
+"#;
+    let problems = problems_of(text);
+    let mut paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "apply.concurrency",
+            "apply.max_attempts",
+            "source.colour",
+            "source.events.wait_seconds",
+            "source.partition_segments",
+            "stream.endpoints.glue",
+            "stream.endpoints.lambda",
+            "stream.shards",
+            "targets[0].location_rewrite[0].form",
+            "targets[0].location_rewrite[1].to",
+            // A required field of the wrong type is reported once, not again as missing.
+            "targets[1].name",
+            "targets[1].region",
+            "targets[2].location_rewrite[0].form",
+            "targets[2].location_rewrite[0].from",
+        ],
+        "{problems:#?}"
+    );
+    assert!(problem_at(&problems, "apply.max_attempts").message.contains("floating point `3.7`"));
 }

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::StreamError;
-use crate::backend::changelog::{ChangeLog, LogEntry, PutResult};
+use crate::backend::changelog::{ChangeLog, LogEntry, PutResult, PUT_BYTES, PUT_ENTRIES, RECORD_BYTES};
 use crate::backend::retry::RetryPolicy;
 use crate::backend::ErrorClass;
 use crate::metrics as m;
@@ -28,10 +28,6 @@ use crate::model::codec::{FrameBuilder, MAX_FRAME_OVERHEAD};
 use crate::model::seqno::SeqNo;
 use crate::model::{ChangeRecord, ObjectKind};
 
-const MAX_ENTRIES_PER_CALL: usize = 500;
-const MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
-/// Kinesis' limit for one record: data plus partition key.
-pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Buffered bytes that trigger a flush.
 const FLUSH_BYTES: usize = 4 * 1024 * 1024;
 
@@ -78,11 +74,7 @@ pub struct Producer {
 
 impl Producer {
     pub fn new(log: Arc<dyn ChangeLog>, frame_bytes: usize) -> Producer {
-        Producer {
-            log,
-            frame_bytes: frame_bytes.clamp(1024, MAX_RECORD_BYTES - 1024),
-            linger: Duration::from_millis(200),
-        }
+        Producer { log, frame_bytes: frame_bytes.clamp(1024, RECORD_BYTES - 1024), linger: Duration::from_millis(200) }
     }
 
     /// Publishes everything received on `rx` until it closes.
@@ -172,7 +164,7 @@ impl Producer {
             for (key, frames) in &ready {
                 let Some((data, _, _)) = frames.front() else { continue };
                 let size = data.len() + key.len();
-                if entries.len() == MAX_ENTRIES_PER_CALL || bytes + size > MAX_BYTES_PER_CALL {
+                if entries.len() == PUT_ENTRIES || bytes + size > PUT_BYTES {
                     break;
                 }
                 bytes += size;

@@ -14,6 +14,7 @@ mod ops;
 mod rewrite;
 mod run;
 mod shutdown;
+mod state;
 mod sync;
 
 use std::collections::BTreeMap;

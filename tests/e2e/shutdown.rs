@@ -1,6 +1,7 @@
 //! SIGTERM while `lakelog run` is in the middle of a reconciliation pass (the initial snapshot of
 //! a catalog big enough to take a while): the pass stops, the process drains and exits 0 in
-//! bounded time, and a restart resumes and converges.
+//! bounded time, `status`, `diff` and `dlq` work on what it left, and a restart resumes and
+//! converges.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -123,6 +124,13 @@ async fn sigterm_during_a_reconciliation_pass_exits_promptly_and_a_restart_conve
     );
     assert_eq!(report["reconcile_passes"], 0, "an interrupted pass is not a pass: {report}");
     assert_eq!(report["last_pass"]["deleted"], 0, "{report}");
+
+    // The operator's commands work on what the stopped run left: a part of the copy (drift).
+    for (args, want) in [(&["status"][..], 0), (&["diff", "--target", "dr"][..], 3), (&["dlq", "list"][..], 0)] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lakelog")).args(args).arg("-c").arg(&path).output().expect("spawn");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(want), "lakelog {args:?} after SIGTERM:\n{stderr}");
+    }
 
     // The restart resumes from the checkpoints and its own snapshot completes the copy.
     let mut second = Run::spawn(&path);

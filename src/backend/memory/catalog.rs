@@ -4,7 +4,7 @@
 //! Semantics kept from Glue (see [`Catalog`]'s guarantees): AlreadyExists on creating an existing
 //! object; NotFound on updating or deleting a missing one, on creating a table in a missing
 //! database, and on listing or batch-writing under a missing parent; per-item errors in batch
-//! calls; Glue's chunk limits (a chunk over them is rejected as invalid); deletes cascade
+//! calls, which store each partition in the table the call names; Glue's chunk limits (a chunk over them is rejected as invalid); deletes cascade
 //! (a database takes its tables, a table its partitions); pages of [`MemoryCatalog::page_size`]
 //! objects continued by a token; segments that split a table's partitions disjointly (or, with
 //! [`MemoryCatalog::ignoring_segments`], are ignored the way the local emulator ignores them).
@@ -249,6 +249,12 @@ impl State {
     }
 }
 
+/// A partition as a batch write stores it: under the table the call names (Glue's
+/// PartitionInput carries no database or table), read-only fields cleared.
+fn placed(p: &Partition, database: &str, table: &str) -> Partition {
+    Partition { database_name: database.to_string(), table_name: table.to_string(), ..p.writable() }
+}
+
 fn over_limit(operation: &'static str, n: usize, limit: usize) -> Result<(), AwsError> {
     if n > limit {
         return Err(error(operation, ErrorClass::Permanent, format!("{n} entries, at most {limit} are allowed")));
@@ -427,7 +433,7 @@ impl Catalog for MemoryCatalog {
                 let e = error(OP, ErrorClass::AlreadyExists, "Partition already exists.".into());
                 errors.push(ItemError { values: p.values.clone(), error: e });
             } else {
-                s.put(&self.catalog_id, CatalogObject::Partition(p.writable()));
+                s.put(&self.catalog_id, CatalogObject::Partition(placed(p, database, table)));
             }
         }
         Ok(errors)
@@ -456,7 +462,7 @@ impl Catalog for MemoryCatalog {
                 let e = error(OP, ErrorClass::NotFound, "Partition not found.".into());
                 errors.push(ItemError { values: p.values.clone(), error: e });
             } else {
-                s.put(&self.catalog_id, CatalogObject::Partition(p.writable()));
+                s.put(&self.catalog_id, CatalogObject::Partition(placed(p, database, table)));
             }
         }
         Ok(errors)
@@ -542,6 +548,47 @@ mod tests {
         let too_many: Vec<Vec<String>> = (0..26).map(|i| vec![i.to_string()]).collect();
         let e = c.delete_partitions("d", "t", &too_many).await.expect_err("over the limit");
         assert_eq!(e.class, ErrorClass::Permanent);
+    }
+
+    #[tokio::test]
+    async fn a_batch_write_lands_in_the_table_the_call_names_and_updates_keep_partitions() {
+        let c = MemoryCatalog::new("123");
+        c.put(CatalogObject::Database(db("d")));
+        c.put(CatalogObject::Table(table("d", "t")));
+        // Glue's PartitionInput has no database or table: the call's names place it.
+        let elsewhere = Partition { database_name: "x".into(), table_name: "y".into(), ..part("1") };
+        assert!(c.create_partitions("d", "t", std::slice::from_ref(&elsewhere)).await.expect("call").is_empty());
+        let updated = Partition { parameters: [("k".into(), "v".into())].into(), ..elsewhere };
+        assert!(c.update_partitions("d", "t", &[updated]).await.expect("call").is_empty());
+        let stored = c.get_partitions("d", "t", &[vec!["1".into()]]).await.expect("get").found;
+        assert_eq!(stored.len(), 1);
+        assert_eq!((stored[0].database_name.as_str(), stored[0].table_name.as_str()), ("d", "t"));
+        assert_eq!(stored[0].parameters.get("k").map(String::as_str), Some("v"));
+        assert_eq!(c.partitions("x", "y"), vec![]);
+
+        // In place: a table update keeps the table's partitions.
+        c.update_table(&Table { description: Some("new".into()), ..table("d", "t") }).await.expect("update");
+        assert_eq!(c.partitions("d", "t").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn every_call_under_a_missing_parent_is_not_found() {
+        let c = MemoryCatalog::new("123");
+        c.put(CatalogObject::Database(db("d")));
+        let keys = [vec!["1".to_string()]];
+        let classes = [
+            c.tables_page("nope", None).await.map(|_| ()),
+            c.update_database(&db("nope")).await,
+            c.delete_table("d", "nope").await,
+            c.partitions_page("d", "nope", None, None).await.map(|_| ()),
+            c.get_partitions("d", "nope", &keys).await.map(|_| ()),
+            c.create_partitions("d", "nope", &[part("1")]).await.map(|_| ()),
+            c.update_partitions("d", "nope", &[part("1")]).await.map(|_| ()),
+            c.delete_partitions("d", "nope", &keys).await.map(|_| ()),
+        ]
+        .map(|r| r.expect_err("missing parent").class);
+        assert_eq!(classes, [ErrorClass::NotFound; 8]);
+        assert_eq!(c.get_database("nope").await.expect("get"), None);
     }
 
     #[tokio::test]

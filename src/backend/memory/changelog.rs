@@ -1,6 +1,7 @@
 //! [`MemoryLog`]: the change log in memory, sharded like Kinesis (the MD5 of the partition key
 //! into the 128-bit hash range), with resharding (split and merge leave the parents closed, with
-//! children) and scripted failures: whole-call errors and per-entry throttles on put, errors and
+//! children), Kinesis' PutRecords limits (a call over them fails whole), and scripted failures:
+//! whole-call errors and per-entry throttles on put, errors and
 //! expired cursors on read. It keeps every guarantee of [`ChangeLog`]; it never trims. Reads
 //! yield to other tasks once, as a network call would, and never sleep.
 
@@ -11,7 +12,7 @@ use async_trait::async_trait;
 
 use crate::backend::changelog::{
     hash_key_of, ChangeLog, HashRange, LogEntry, LogPage, LogRecord, PutResult, ReadOutcome, ShardCursor, ShardInfo,
-    StartAt, StreamStatus,
+    StartAt, StreamStatus, PUT_BYTES, PUT_ENTRIES, RECORD_BYTES,
 };
 use crate::backend::{AwsError, ErrorClass};
 use crate::model::now_millis;
@@ -211,6 +212,31 @@ impl MemoryLog {
     }
 }
 
+/// Kinesis refuses a whole PutRecords call over its limits (ValidationException): nothing of it
+/// is stored.
+fn over_put_limits(entries: &[LogEntry]) -> Result<(), AwsError> {
+    let size = |e: &LogEntry| e.data.len() + e.partition_key.len();
+    let problem = if entries.len() > PUT_ENTRIES {
+        Some(format!("{} records, at most {PUT_ENTRIES} per call", entries.len()))
+    } else if let Some((k, e)) = entries.iter().enumerate().find(|(_, e)| size(e) > RECORD_BYTES) {
+        Some(format!("record {k} is {} bytes with its key, at most {RECORD_BYTES}", size(e)))
+    } else if entries.iter().map(size).sum::<usize>() > PUT_BYTES {
+        Some(format!("the records are {} bytes together, at most {PUT_BYTES}", entries.iter().map(size).sum::<usize>()))
+    } else {
+        None
+    };
+    match problem {
+        Some(message) => Err(AwsError {
+            service: "kinesis",
+            operation: "PutRecords",
+            class: ErrorClass::Permanent,
+            code: Some("ValidationException".into()),
+            message,
+        }),
+        None => Ok(()),
+    }
+}
+
 fn add_even_shards(i: &mut Inner, shards: u32) {
     let n = u128::from(shards.max(1));
     let width = u128::MAX / n;
@@ -263,6 +289,7 @@ impl ChangeLog for MemoryLog {
             if !i.exists {
                 return Err(not_found("PutRecords", &format!("stream {}", self.stream)));
             }
+            over_put_limits(entries)?;
             let throttle = match i.put_faults.pop_front() {
                 Some(PutFault::Call(e)) => return Err(e),
                 Some(PutFault::Throttle(indices)) => indices,
@@ -436,6 +463,22 @@ mod tests {
         assert!(child == low || child == high);
         assert_eq!(log.records(&child).len(), 1, "after the split, the key's records go to a child");
         assert!(log.merge(&low, &high).is_ok(), "the children are adjacent");
+    }
+
+    #[tokio::test]
+    async fn a_put_over_kinesis_limits_fails_as_a_whole_and_stores_nothing() {
+        let log = MemoryLog::new("s", 1);
+        let many: Vec<LogEntry> = (0..=PUT_ENTRIES).map(|n| LogEntry::new(format!("k{n}"), vec![0])).collect();
+        let big = |n: usize| LogEntry::new("k", vec![0; n]);
+        // Five records just under 1 MiB each, with their keys: over the 5 MiB of one call.
+        let heavy: Vec<LogEntry> = (0..6).map(|_| big(RECORD_BYTES - 1)).collect();
+        for entries in [many, vec![big(RECORD_BYTES)], heavy] {
+            let e = log.put(&entries).await.expect_err("over a limit");
+            assert_eq!(e.class, ErrorClass::Permanent, "{e}");
+        }
+        assert!(log.records("shardId-000000000000").is_empty());
+        let at_limits: Vec<LogEntry> = (0..5).map(|_| big(RECORD_BYTES - 1)).collect();
+        assert_eq!(log.put(&at_limits).await.expect("within the limits").len(), 5);
     }
 
     #[tokio::test]

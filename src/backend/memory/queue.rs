@@ -1,6 +1,7 @@
 //! [`MemoryQueue`]: SQS queues in memory, with visibility timeouts and redelivery (on the tokio
 //! clock, so tests with paused time control them), a new receipt handle per receive, the 256 KiB
-//! body limit, and scripted receive failures. It keeps every guarantee of [`EventQueue`].
+//! body limit, batches of 1 to 10 handles, and scripted receive failures. It keeps every
+//! guarantee of [`EventQueue`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::backend::queue::{EventQueue, QueueDepth, QueueMessage, Receive, MAX_BODY_BYTES};
+use crate::backend::queue::{EventQueue, QueueDepth, QueueMessage, Receive, MAX_BATCH, MAX_BODY_BYTES};
 use crate::backend::{AwsError, ErrorClass};
 use crate::model::now_millis;
 
@@ -150,6 +151,7 @@ impl EventQueue for MemoryQueue {
     }
 
     async fn delete(&self, queue_url: &str, handles: &[String]) -> Result<Vec<Result<(), AwsError>>, AwsError> {
+        batch_size("DeleteMessageBatch", handles)?;
         self.with(|i| {
             let queue = i.queues.get_mut(queue_url).ok_or_else(|| missing("DeleteMessageBatch", queue_url))?;
             Ok(handles
@@ -171,6 +173,7 @@ impl EventQueue for MemoryQueue {
         handles: &[String],
         timeout_seconds: i32,
     ) -> Result<Vec<Result<(), AwsError>>, AwsError> {
+        batch_size("ChangeMessageVisibilityBatch", handles)?;
         let hide = Duration::from_secs(u64::try_from(timeout_seconds).unwrap_or(0));
         self.with(|i| {
             let queue =
@@ -196,6 +199,23 @@ impl EventQueue for MemoryQueue {
             Ok(QueueDepth { waiting: queue.len() as u64 - in_flight, in_flight })
         })
     }
+}
+
+/// SQS refuses an empty batch (EmptyBatchRequest) or one over ten (TooManyEntriesInBatchRequest)
+/// as a whole.
+fn batch_size(operation: &'static str, handles: &[String]) -> Result<(), AwsError> {
+    let code = match handles.len() {
+        0 => "AWS.SimpleQueueService.EmptyBatchRequest",
+        n if n > MAX_BATCH => "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+        _ => return Ok(()),
+    };
+    Err(AwsError {
+        service: "sqs",
+        operation,
+        class: ErrorClass::Permanent,
+        code: Some(code.into()),
+        message: format!("{} entries; a batch takes 1 to {MAX_BATCH}", handles.len()),
+    })
 }
 
 fn stale(operation: &'static str, handle: &str) -> AwsError {
@@ -234,6 +254,25 @@ mod tests {
         let fresh = q.delete(&url, std::slice::from_ref(&again[0].receipt_handle)).await.expect("call");
         assert!(fresh[0].is_ok());
         assert_eq!(q.depth(&url).await.expect("depth"), QueueDepth::default());
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_more_than_ten_handles_or_none_is_refused_whole() {
+        let q = MemoryQueue::default();
+        let url = q.create("events");
+        for n in 0..11 {
+            q.send(&url, &n.to_string()).expect("send");
+        }
+        let mut handles: Vec<String> =
+            q.receive(&url, RECEIVE).await.expect("receive").into_iter().map(|m| m.receipt_handle).collect();
+        handles.extend(q.receive(&url, RECEIVE).await.expect("receive").into_iter().map(|m| m.receipt_handle));
+        assert_eq!(handles.len(), 11);
+        for batch in [&handles[..], &[]] {
+            assert_eq!(q.delete(&url, batch).await.expect_err("refused").class, ErrorClass::Permanent);
+            assert_eq!(q.extend(&url, batch, 30).await.expect_err("refused").class, ErrorClass::Permanent);
+        }
+        assert_eq!(q.depth(&url).await.expect("depth").in_flight, 11, "nothing of a refused batch was deleted");
+        assert!(q.delete(&url, &handles[..10]).await.expect("ten at most").iter().all(Result::is_ok));
     }
 
     #[tokio::test(start_paused = true)]

@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use super::hint::ParsedEvent;
 use super::parse::parse_eventbridge;
-use crate::backend::queue::{EventQueue, QueueMessage, Receive};
+use crate::backend::queue::{EventQueue, QueueMessage, Receive, MAX_BATCH};
 use crate::backend::retry::RetryPolicy;
 use crate::backend::{AwsError, ErrorClass};
 use crate::capture::resolve::{Resolution, Resolver, WholeTableError};
@@ -339,7 +339,7 @@ impl QueueCapture {
         let period = Duration::from_secs((self.config.visibility_timeout_seconds / 3).max(1) as u64);
         loop {
             tokio::time::sleep(period).await;
-            for chunk in handles.chunks(10) {
+            for chunk in handles.chunks(MAX_BATCH) {
                 let timeout = self.config.visibility_timeout_seconds;
                 match self.queue.extend(&self.queue_url, chunk, timeout).await {
                     Ok(results) => {
@@ -354,7 +354,7 @@ impl QueueCapture {
     }
 
     async fn delete(&self, handles: &[String]) -> Result<(), QueueError> {
-        for chunk in handles.chunks(10) {
+        for chunk in handles.chunks(MAX_BATCH) {
             let results = RetryPolicy::default()
                 .run(|| self.queue.delete(&self.queue_url, chunk))
                 .await
