@@ -15,6 +15,7 @@ use thiserror::Error;
 use crate::apply::applier::Applier;
 use crate::apply::group::ConsumerGroup;
 use crate::apply::transform::Transform;
+use crate::archive::consumer::ArchiveConsumer;
 use crate::aws::clients::Clients;
 use crate::aws::counter::ApiCounter;
 use crate::backend::catalog::Catalog;
@@ -229,7 +230,7 @@ impl Pipeline {
     ) -> ConsumerGroup {
         ConsumerGroup {
             log: self.log.clone(),
-            applier,
+            sink: Arc::new(applier),
             checkpoints: self.checkpoints.clone(),
             dead_letters: self.dead_letters.clone(),
             batch_limit: self.config.apply.batch_records,
@@ -245,6 +246,26 @@ impl Pipeline {
         let rest = ["s3://", "s3a://", "s3n://"].iter().find_map(|p| location.strip_prefix(p))?;
         let (bucket, key) = rest.split_once('/')?;
         self.clients.bucket(bucket).exists(key).await.ok()
+    }
+
+    /// The archive's consumer group: raw segments of every shard into the state store
+    /// (`None`: `archive.enabled` is false).
+    pub fn archive_group(&self, progress: Progress) -> Option<ConsumerGroup> {
+        let a = &self.config.archive;
+        if !a.enabled {
+            return None;
+        }
+        let sink = ArchiveConsumer::new(self.state.clone(), &self.config.stream.name, ArchiveConsumer::flush_of(a));
+        Some(ConsumerGroup {
+            log: self.log.clone(),
+            sink: Arc::new(sink),
+            checkpoints: self.checkpoints.clone(),
+            dead_letters: self.dead_letters.clone(),
+            batch_limit: self.config.apply.batch_records,
+            progress,
+            log_batches: false,
+            health: None,
+        })
     }
 
     /// The targets a command applies to: one by name, or all.

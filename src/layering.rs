@@ -20,10 +20,10 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("state", 6),
     ("capture", 7),
     ("apply", 7),
-    ("archive", 7),
+    ("archive", 8),
     ("simulate", 7),
-    ("connect", 8),
-    ("commands", 9),
+    ("connect", 9),
+    ("commands", 10),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -23,12 +23,12 @@
 //! 7. [`capture`]: the source's changes into records (`capture::scan`: snapshot and reconciliation;
 //!    `capture::events`: SQS, trail files, LookupEvents; one resolve-and-publish step);
 //!    [`apply`]: per-target transform, the applier, dry runs, consumer groups, lag;
-//!    [`archive`]: the change log kept in the state store: segments, the manifest, compaction,
-//!    the state at a time;
 //!    [`simulate`]: realistic, crawler-like catalogs for the demo, tests and benchmarks.
-//! 8. [`connect`]: the composition root: from `pipeline.yaml` to connected components.
-//! 9. [`commands`]: what each CLI command does (`run`, `sync`, `status`, `diff`, `dlq`, `simulate`),
-//!    with reports that print themselves; `main.rs` only parses, dispatches and renders errors.
+//! 8. [`archive`]: the change log kept in the state store, a consumer group of its own: raw
+//!    segments, the manifest, compaction, the state at a time, per-object history.
+//! 9. [`connect`]: the composition root: from `pipeline.yaml` to connected components.
+//! 10. [`commands`]: what each CLI command does (`run`, `sync`, `status`, `diff`, `dlq`, `simulate`),
+//!     with reports that print themselves; `main.rs` only parses, dispatches and renders errors.
 
 pub mod apply;
 pub mod archive;

@@ -1,4 +1,5 @@
-//! Consumer groups: one per target, reading every shard of the change log and applying it.
+//! Consumer groups: one per target (and one for the archive), reading every shard of the
+//! change log and handing each batch to the group's [`Sink`]: a target's applier, or the archive.
 //!
 //! One task per shard. A child shard (after a reshard) is read only after its parents are read
 //! to their end, so per-key order survives resharding. A checkpoint is saved after each batch,
@@ -66,10 +67,63 @@ pub struct GroupReport {
     pub lag_from_change: LagSummary,
 }
 
-/// Reads the stream and applies it to one target.
+/// Where a consumer group's records go. The group checkpoints a shard only up to what the sink
+/// says is durable, so a sink that buffers (the archive) is never checkpointed past its buffer.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync {
+    /// The group's name: its checkpoints and metric labels.
+    fn name(&self) -> &str;
+    /// How far the group has read each shard (children whose parent is missing wait on it).
+    fn watermark(&self) -> &Arc<Watermark>;
+    /// Takes one batch of `shard`'s records, read up to `last`; returns what is now durable.
+    async fn take(&self, shard: &str, records: Vec<Taken>, last: &SeqNo) -> Result<Durable, ApplyError>;
+    /// An idle moment (`force`: the end of the run): buffered records may become durable.
+    async fn idle(&self, shard: &str, force: bool) -> Result<Option<SeqNo>, ApplyError>;
+    /// The shard is read again from its checkpoint: forget anything buffered for it.
+    async fn opened(&self, _shard: &str) {}
+}
+
+/// One record as the group read it: its stream position and its size in the stream.
+#[derive(Debug, Clone)]
+pub struct Taken {
+    pub sequence: SeqNo,
+    pub record: ChangeRecord,
+    pub bytes: usize,
+}
+
+/// What a sink made durable with one batch.
+#[derive(Debug, Clone, Default)]
+pub struct Durable {
+    /// The group may checkpoint up to here (`None`: nothing new is durable yet).
+    pub through: Option<SeqNo>,
+    pub stats: ApplyStats,
+}
+
+/// A target's applier as a sink: a batch is durable once applied (or dead-lettered).
+#[async_trait::async_trait]
+impl Sink for Applier {
+    fn name(&self) -> &str {
+        Applier::name(self)
+    }
+
+    fn watermark(&self) -> &Arc<Watermark> {
+        Applier::watermark(self)
+    }
+
+    async fn take(&self, shard: &str, records: Vec<Taken>, last: &SeqNo) -> Result<Durable, ApplyError> {
+        let stats = self.apply_from(Some(shard), records.into_iter().map(|t| t.record).collect()).await?;
+        Ok(Durable { through: Some(last.clone()), stats })
+    }
+
+    async fn idle(&self, _shard: &str, _force: bool) -> Result<Option<SeqNo>, ApplyError> {
+        Ok(None)
+    }
+}
+
+/// Reads the stream and hands it to one sink.
 pub struct ConsumerGroup {
     pub log: Arc<dyn ChangeLog>,
-    pub applier: Applier,
+    pub sink: Arc<dyn Sink>,
     pub checkpoints: Arc<dyn CheckpointStore>,
     pub dead_letters: DeadLetterStore,
     /// GetRecords limit (Kinesis records per batch).
@@ -83,7 +137,7 @@ pub struct ConsumerGroup {
 
 impl ConsumerGroup {
     fn group(&self) -> &str {
-        self.applier.name()
+        self.sink.name()
     }
 
     /// Consumes every shard until `stop` says so.
@@ -92,7 +146,7 @@ impl ConsumerGroup {
         if let Some(component) = &self.health {
             crate::metrics::serve::Health::global().ready(component);
         }
-        let watermark = self.applier.watermark().clone();
+        let watermark = self.sink.watermark().clone();
         watermark.attach(shards.iter().map(|s| {
             let after_parents = s.parents().any(|p| shards.iter().any(|other| other.shard_id == p));
             (s.shard_id.clone(), after_parents)
@@ -159,11 +213,13 @@ impl ConsumerGroup {
             // At its end, or read to where the producer stopped: nothing more will reach this
             // shard in this run, so a child elsewhere must not wait for it (it would wait forever).
             let caught_up = empty && arrival.behind == 0;
-            if batch.end_of_shard || stop.reached(run.id, run.position.as_ref(), caught_up) {
+            if batch.end_of_shard || stop.reached(run.id, run.read.as_ref(), caught_up) {
+                run.settle(true).await?;
                 run.watermark.ended(run.id);
                 break;
             }
             if empty {
+                run.settle(false).await?;
                 // GetRecords allows 5 calls/s per shard; an idle shard is polled gently.
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -241,8 +297,13 @@ struct ShardRun<'a> {
     id: &'a str,
     reader: ShardReader,
     checkpoint: Option<Checkpoint>,
-    /// The last sequence number applied and checkpointed.
+    /// The last sequence number checkpointed.
     position: Option<SeqNo>,
+    /// The last sequence number read (ahead of `position` while the sink buffers).
+    read: Option<SeqNo>,
+    /// Records read but not yet durable, and the newest capture time among them.
+    undurable: u64,
+    undurable_newest: Option<i64>,
     watermark: Arc<Watermark>,
     clocks: &'static ShardClocks,
     stats: ApplyStats,
@@ -266,7 +327,8 @@ impl<'a> ShardRun<'a> {
             info!(target = %target, shard = id, after = %s, "resuming from checkpoint");
         }
         let reader = ShardReader::open(group.log.clone(), id, start.clone(), group.batch_limit).await?;
-        let watermark = group.applier.watermark().clone();
+        group.sink.opened(id).await;
+        let watermark = group.sink.watermark().clone();
         watermark.opened(id);
         let clocks = ShardClocks::global();
         clocks.opened(&target, id, checkpoint.as_ref().map(|c| c.updated_at));
@@ -276,7 +338,10 @@ impl<'a> ShardRun<'a> {
             id,
             reader,
             checkpoint,
+            read: start.clone(),
             position: start,
+            undurable: 0,
+            undurable_newest: None,
             watermark,
             clocks,
             stats: ApplyStats::default(),
@@ -308,10 +373,15 @@ impl<'a> ShardRun<'a> {
         let started = Instant::now();
         let records = self.decode(batch).await?;
         let n = records.len() as u64;
-        let newest = records.iter().map(|r| r.captured_at).max();
-        let applied = self.apply_records(records, newest, arrival).await?;
-        if let Some(last) = batch.records.last() {
-            self.checkpoint(last.seq.clone(), n, newest).await?;
+        let newest = records.iter().map(|r| r.record.captured_at).max();
+        let Some(last) = batch.records.last().map(|r| r.seq.clone()) else { return Ok(()) };
+        let durable = self.apply_records(records, &last, newest, arrival).await?;
+        let applied = durable.stats.clone();
+        self.read = Some(last);
+        self.undurable += n;
+        self.undurable_newest = self.undurable_newest.max(newest);
+        if let Some(through) = durable.through {
+            self.durable(through).await?;
         }
         self.clocks.pending_since(&self.target, self.id, arrival.waiting_since);
         self.report.frames += batch.records.len() as u64;
@@ -325,12 +395,16 @@ impl<'a> ShardRun<'a> {
 
     /// The batch's change records; a frame that does not decode is dead-lettered, and the others
     /// go on.
-    async fn decode(&self, batch: &ReadBatch) -> Result<Vec<ChangeRecord>, ApplyError> {
+    async fn decode(&self, batch: &ReadBatch) -> Result<Vec<Taken>, ApplyError> {
         let (target, id) = (&self.target, self.id);
         let mut records = Vec::new();
         for r in &batch.records {
             match codec::decode(&r.data) {
-                Ok(rs) => records.extend(rs),
+                Ok(rs) => {
+                    // A frame's size, shared by the records packed in it.
+                    let bytes = r.data.len() / rs.len().max(1);
+                    records.extend(rs.into_iter().map(|record| Taken { sequence: r.seq.clone(), record, bytes }));
+                }
                 Err(e) => {
                     let dl = DeadLetter::undecodable(target, id, r.seq.as_str(), &r.data, e.to_string());
                     warn!(target = %target, shard = id, seq = %r.seq, error = %e, "undecodable change-log frame, dead-lettering");
@@ -350,22 +424,50 @@ impl<'a> ShardRun<'a> {
     /// the lag recorder.
     async fn apply_records(
         &mut self,
-        records: Vec<ChangeRecord>,
+        records: Vec<Taken>,
+        last: &SeqNo,
         newest: Option<i64>,
         arrival: &Arrival,
-    ) -> Result<ApplyStats, ApplyError> {
-        let oldest = records.iter().map(|r| r.captured_at).min();
+    ) -> Result<Durable, ApplyError> {
+        let oldest = records.iter().map(|r| r.record.captured_at).min();
         self.clocks.pending_since(&self.target, self.id, oldest.or(arrival.waiting_since));
-        let times: Vec<(i64, Option<i64>)> = records.iter().map(|r| (r.captured_at, r.changed_at)).collect();
-        self.watermark.batch_read(self.id, newest, parents_in(&records));
-        let applied = self.group.applier.apply_from(Some(self.id), records).await?;
+        let times: Vec<(i64, Option<i64>)> =
+            records.iter().map(|r| (r.record.captured_at, r.record.changed_at)).collect();
+        self.watermark.batch_read(self.id, newest, parents_in(records.iter().map(|t| &t.record)));
+        let durable = self.group.sink.take(self.id, records, last).await?;
         self.watermark.batch_done(self.id);
         let applied_at = now_millis();
         for (captured, changed) in times {
             self.lag.record(applied_at, captured, changed);
         }
-        self.stats.merge(&applied);
-        Ok(applied)
+        self.stats.merge(&durable.stats);
+        Ok(durable)
+    }
+
+    /// Lets the sink make buffered records durable (`force`: it must), then checkpoints them.
+    async fn settle(&mut self, force: bool) -> Result<(), ApplyError> {
+        if self.undurable == 0 {
+            return Ok(());
+        }
+        if let Some(through) = self.group.sink.idle(self.id, force).await? {
+            self.durable(through).await?;
+        }
+        Ok(())
+    }
+
+    /// Records up to `through` are durable: checkpoint them.
+    async fn durable(&mut self, through: SeqNo) -> Result<(), ApplyError> {
+        if self.position.as_ref().is_some_and(|p| through <= *p) {
+            return Ok(());
+        }
+        let caught_up = self.read.as_ref().is_none_or(|r| through >= *r);
+        let (n, newest) = if caught_up { (self.undurable, self.undurable_newest) } else { (0, None) };
+        self.checkpoint(through, n, newest).await?;
+        if caught_up {
+            self.undurable = 0;
+            self.undurable_newest = None;
+        }
+        Ok(())
     }
 
     /// Saves the checkpoint at `seq`: the batch up to it is applied (or dead-lettered).
@@ -394,12 +496,8 @@ impl<'a> ShardRun<'a> {
 }
 
 /// The objects in a batch that others can depend on: database and table upserts.
-fn parents_in(records: &[ChangeRecord]) -> HashSet<crate::model::ObjectKey> {
-    records
-        .iter()
-        .filter(|r| r.op == Op::Upsert && r.key.kind() != ObjectKind::Partition)
-        .map(|r| r.key.clone())
-        .collect()
+fn parents_in<'r>(records: impl Iterator<Item = &'r ChangeRecord>) -> HashSet<crate::model::ObjectKey> {
+    records.filter(|r| r.op == Op::Upsert && r.key.kind() != ObjectKind::Partition).map(|r| r.key.clone()).collect()
 }
 
 #[cfg(test)]
@@ -480,7 +578,7 @@ mod tests {
         let dead_letters = unused_dead_letters();
         Arc::new(ConsumerGroup {
             log,
-            applier,
+            sink: Arc::new(applier),
             checkpoints,
             dead_letters,
             batch_limit: 1,

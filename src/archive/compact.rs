@@ -101,6 +101,8 @@ pub struct CompactReport {
     pub snapshots_removed: u64,
     pub segments_removed: u64,
     pub earliest_restorable: Option<i64>,
+    /// Raw segment bytes not folded into a snapshot afterwards.
+    pub tail_bytes: u64,
 }
 
 fn snapshot_prefix(root: &str, id: &str) -> String {
@@ -220,7 +222,11 @@ pub async fn compact(
     let root = root(stream);
     let manifests = ManifestStore::new(&root);
     let (manifest, _) = manifests.load(&**store).await?;
-    let mut report = CompactReport { earliest_restorable: manifest.earliest_restorable(), ..Default::default() };
+    let mut report = CompactReport {
+        earliest_restorable: manifest.earliest_restorable(),
+        tail_bytes: manifest.tail_bytes(),
+        ..Default::default()
+    };
     if !force && !due(&manifest, opts) {
         return Ok(report);
     }
@@ -328,6 +334,7 @@ pub async fn compact(
     report.parts = parts.len() as u64;
     report.bytes = parts.iter().map(|p| p.bytes).sum();
     report.earliest_restorable = updated.earliest_restorable();
+    report.tail_bytes = updated.tail_bytes();
 
     // Only now, with no manifest naming them, are removed objects deleted.
     for old in &removed.0 {

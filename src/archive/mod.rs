@@ -12,6 +12,7 @@
 //! `.../folded.json`.
 
 pub mod compact;
+pub mod consumer;
 pub mod history;
 pub mod manifest;
 pub mod merge;

@@ -29,6 +29,8 @@ use tokio::sync::watch;
 use tracing::{error, warn};
 
 use crate::apply::group::{ConsumerGroup, GroupReport, StopWhen};
+use crate::archive::compact::{compact, CompactOptions};
+use crate::archive::consumer::GROUP;
 use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
 use crate::capture::events::lookup::LookupCapture;
 use crate::capture::events::queue::{QueueCapture, QueueStats};
@@ -69,6 +71,9 @@ pub struct RunReport {
     /// Requests sent to each target's catalog, per operation.
     pub target_api_calls: BTreeMap<String, BTreeMap<String, u64>>,
     pub targets: BTreeMap<String, GroupReport>,
+    /// Change records the archive wrote to raw segments (`None`: archiving is off).
+    pub archived: Option<u64>,
+    pub compactions: u64,
 }
 
 /// The human report: one line for capture, one per target.
@@ -93,6 +98,9 @@ impl fmt::Display for RunReport {
                 "target {name}: {} created, {} updated, {} deleted, {} unchanged, {} dead-lettered",
                 t.created, t.updated, t.deleted, t.unchanged, t.dead_lettered
             )?;
+        }
+        if let Some(n) = self.archived {
+            writeln!(f, "archive: {n} records written to raw segments, {} compactions", self.compactions)?;
         }
         Ok(())
     }
@@ -238,6 +246,53 @@ impl TargetConsumer {
     }
 }
 
+/// Compacts the archive when its raw tail is large, checking every `archive.compact_check`,
+/// until stopped; never during a pass already running (a stop waits for it to finish).
+struct Compaction {
+    store: crate::backend::state::SharedStore,
+    stream: String,
+    opts: Option<CompactOptions>,
+    every: Duration,
+}
+
+impl Compaction {
+    fn of(pipeline: &Pipeline) -> Compaction {
+        let a = &pipeline.config.archive;
+        Compaction {
+            store: pipeline.state.clone(),
+            stream: pipeline.config.stream.name.clone(),
+            opts: a.enabled.then(|| CompactOptions::from_config(a)),
+            every: a.compact_check(),
+        }
+    }
+
+    /// How many compactions wrote a snapshot.
+    async fn run(self, mut stop: watch::Receiver<bool>) -> u64 {
+        let Some(opts) = self.opts else { return 0 };
+        let mut done = 0;
+        while !*stop.borrow() {
+            tokio::select! {
+                _ = tokio::time::sleep(self.every) => {}
+                _ = stop.changed() => break,
+            }
+            match compact(&self.store, &self.stream, crate::model::now_millis(), &opts, false).await {
+                Ok(r) => {
+                    m::archive_state(r.tail_bytes, r.earliest_restorable);
+                    if r.snapshot.is_some() {
+                        done += 1;
+                        m::archive_compacted(true);
+                    }
+                }
+                Err(e) => {
+                    m::archive_compacted(false);
+                    warn!(error = %e, "archive compaction failed; retrying at the next check");
+                }
+            }
+        }
+        done
+    }
+}
+
 /// Keeps `lakelog_dead_letter_depth` true to the store (another process may replay or add),
 /// once a minute until stopped.
 struct DeadLetterDepth {
@@ -310,6 +365,11 @@ pub async fn run(
         }
     }
 
+    if let Some(group) = pipeline.archive_group(Progress::hidden()) {
+        consumers.push(TargetConsumer { name: GROUP.to_string(), group: Arc::new(group) });
+    }
+    let compaction = Compaction::of(pipeline);
+
     // 1. Event capture first, then 2. the initial snapshot and reconciliation (gap-free start:
     // join polls them in this order); 3. the consumers, drained to the last published record
     // once capture has stopped.
@@ -322,12 +382,14 @@ pub async fn run(
         (captured, reconciled)
     };
     let consuming = futures::future::join_all(consumers.into_iter().map(|c| c.run(end_rx.clone(), stop.receiver())));
+    let compacting = tokio::spawn(compaction.run(stop.receiver()));
     // Boxed: the combined state machine is large, and callers may run it on a small task stack.
     let ((captured, reconciled), mut groups) = tokio::join!(Box::pin(producing), Box::pin(consuming));
     groups.extend(unbuilt);
     forward.abort();
     depth.abort();
-    report(pipeline, &targets, &publisher, captured, reconciled, groups).await
+    let compactions = compacting.await.unwrap_or_default();
+    report(pipeline, &targets, &publisher, captured, reconciled, groups, compactions).await
 }
 
 async fn report(
@@ -336,8 +398,10 @@ async fn report(
     publisher: &Publisher,
     captured: CaptureReport,
     reconciled: ReconcileReport,
-    groups: Vec<(String, GroupReport)>,
+    mut groups: Vec<(String, GroupReport)>,
+    compactions: u64,
 ) -> Result<RunReport, RunError> {
+    let archived = groups.iter().position(|(n, _)| n == GROUP).map(|i| groups.remove(i).1);
     let (published, stale) = publisher.totals().await;
     Ok(RunReport {
         published,
@@ -349,6 +413,8 @@ async fn report(
         source_api_calls: pipeline.source_api_calls(),
         target_api_calls: targets.iter().map(|t| (t.config.name.clone(), t.counter.snapshot())).collect(),
         targets: groups.into_iter().collect(),
+        archived: archived.map(|g| g.shards.iter().map(|s| s.records).sum()),
+        compactions,
     })
 }
 

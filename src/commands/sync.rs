@@ -30,6 +30,7 @@ use crate::apply::dry_run::Planned;
 use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
 use crate::apply::ApplyError;
+use crate::archive::consumer::GROUP;
 use crate::backend::catalog::PARTITION_DELETE_CHUNK;
 use crate::backend::AwsError;
 use crate::capture::scan::snapshot::{snapshot, ScanStats};
@@ -63,6 +64,8 @@ pub struct SyncReport {
     pub published_frames: u64,
     pub put_calls: u64,
     pub targets: BTreeMap<String, TargetReport>,
+    /// Records the archive wrote to raw segments (`None`: a dry run, or archiving is off).
+    pub archived: Option<u64>,
     /// Wall time of the whole run.
     pub seconds: f64,
     /// Until every target had applied everything published (capture, publish and apply overlap).
@@ -105,6 +108,9 @@ impl fmt::Display for SyncReport {
                 "change log: {} records in {} Kinesis records ({} PutRecords calls)",
                 self.published_records, self.published_frames, self.put_calls
             )?;
+            if let Some(n) = self.archived {
+                writeln!(f, "archive: {n} records kept in raw segments (lakelog restore, lakelog history)")?;
+            }
         }
         for (name, t) in &self.targets {
             t.write(f, name, self.dry_run)?;
@@ -307,7 +313,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     let listings = futures::future::join_all(appliers.iter().map(|(t, applier)| list_target(pipeline, t, applier)));
     // Boxed: the joined future is too large for a worker thread's stack in debug builds.
     let (replicated, listed) = tokio::join!(Box::pin(replicate), Box::pin(listings));
-    let Replicated { scanned, published, mut reports } = replicated?;
+    let Replicated { scanned, published, mut reports, archived } = replicated?;
     progress.finish();
     let replicate_seconds = started.elapsed().as_secs_f64();
 
@@ -322,6 +328,7 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
         published_frames: published.frames,
         put_calls: published.put_calls,
         targets: reports,
+        archived,
         seconds: started.elapsed().as_secs_f64(),
         replicate_seconds,
         compare_seconds: started.elapsed().as_secs_f64() - replicate_seconds,
@@ -384,6 +391,8 @@ struct Replicated {
     scanned: Scanned,
     published: PublishOutcome,
     reports: BTreeMap<String, TargetReport>,
+    /// Records the archive's group wrote to raw segments (`None`: not archived).
+    archived: Option<u64>,
 }
 
 /// The copy: the scan published through the [`Publisher`] while each target's consumer group
@@ -407,7 +416,12 @@ impl Replication {
                 let group = pipeline.consumer_group(applier.clone(), progress.clone(), None, false);
                 (t.config.name.clone(), Arc::new(group))
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut consumers = consumers;
+        // The archive drains beside the targets, so what sync publishes is kept too.
+        if let Some(group) = pipeline.archive_group(Progress::hidden()) {
+            consumers.push((GROUP.to_string(), Arc::new(group)));
+        }
         Ok(Replication { publisher, consumers })
     }
 
@@ -442,12 +456,16 @@ impl Replication {
             drained = &mut draining => (producing.await?, drained),
         };
         info!(records = published.published, frames = published.frames, calls = published.put_calls, "published");
-        let mut reports = BTreeMap::new();
+        let (mut reports, mut archived) = (BTreeMap::new(), None);
         for (name, result) in drained {
             let g = result.map_err(|source| SyncError::Apply { target: name.clone(), source })?;
+            if name == GROUP {
+                archived = Some(g.shards.iter().map(|s| s.records).sum());
+                continue;
+            }
             reports.insert(name, TargetReport { stats: g.stats, shards: g.shards, ..Default::default() });
         }
-        Ok(Replicated { scanned, published, reports })
+        Ok(Replicated { scanned, published, reports, archived })
     }
 }
 
@@ -474,7 +492,7 @@ impl Plan<'_> {
             .zip(planned)
             .map(|((t, _), stats)| (t.config.name.clone(), TargetReport { stats, ..Default::default() }))
             .collect();
-        Ok(Replicated { scanned, published: PublishOutcome::default(), reports })
+        Ok(Replicated { scanned, published: PublishOutcome::default(), reports, archived: None })
     }
 
     /// What each target would do with the records, in the order of `self.appliers`.
@@ -695,7 +713,7 @@ mod tests {
         let applier = Applier::new("dr", target, transform, dead_letters.clone(), ApplyConfig::default(), false);
         ConsumerGroup {
             log,
-            applier,
+            sink: Arc::new(applier),
             checkpoints: Arc::new(StoredCheckpoints::new(store, "s")),
             dead_letters,
             batch_limit: 100,

@@ -174,6 +174,12 @@ pub fn init_series(targets: &[String]) {
         }
     }
     counter!(DEAD_LETTERS, "target" => CAPTURE_EVENTS, "kind" => "event").absolute(0);
+    counter!(ARCHIVE_SEGMENTS).absolute(0);
+    counter!(ARCHIVE_BYTES).absolute(0);
+    counter!(ARCHIVE_RECORDS).absolute(0);
+    for result in ["ok", "failed"] {
+        counter!(ARCHIVE_COMPACTIONS, "result" => result).absolute(0);
+    }
 }
 
 /// The dead-letter store (and `target` label) of events capture could not use: not a valid

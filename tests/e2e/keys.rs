@@ -192,7 +192,7 @@ async fn a_frame_with_one_flipped_bit_is_dead_lettered_and_the_frames_beside_it_
     let handle = pipeline.select_targets(Some("dr")).expect("target")[0];
     let group = Arc::new(ConsumerGroup {
         log: pipeline.log.clone(),
-        applier: pipeline.applier(handle, false).expect("applier"),
+        sink: Arc::new(pipeline.applier(handle, false).expect("applier")),
         checkpoints: pipeline.checkpoints.clone(),
         dead_letters: pipeline.dead_letters.clone(),
         batch_limit: 100,
