@@ -16,6 +16,7 @@ pub mod consumer;
 pub mod history;
 pub mod manifest;
 pub mod merge;
+pub mod rebuild;
 pub mod replay;
 pub mod segment;
 pub mod sink;

@@ -134,64 +134,152 @@ fn compress(block: &[u8], level: i32) -> Result<Vec<u8>, SegmentError> {
     zstd::bulk::compress(block, level).map_err(|e| SegmentError::Encode(e.to_string()))
 }
 
+/// A segment being built, entry by entry, held encoded (not as decoded records, which take
+/// about three times the memory) until [`SegmentBuilder::finish`] compresses it.
+#[derive(Debug)]
+pub struct SegmentBuilder {
+    shard: String,
+    heads: bool,
+    body: Vec<u8>,
+    head_block: Vec<u8>,
+    count: u64,
+    first: Option<SeqNo>,
+    last: Option<SeqNo>,
+    /// The capture time of the first entry (raw segments are named by it).
+    first_captured: Option<i64>,
+    captured: (i64, i64),
+    min_key: Option<(Vec<u8>, ObjectKey)>,
+    max_key: Option<(Vec<u8>, ObjectKey)>,
+}
+
+impl SegmentBuilder {
+    /// A segment of `shard` ("" for a snapshot part), with a heads block when `heads`.
+    pub fn new(shard: &str, heads: bool) -> SegmentBuilder {
+        SegmentBuilder {
+            shard: shard.to_string(),
+            heads,
+            body: Vec::new(),
+            head_block: Vec::new(),
+            count: 0,
+            first: None,
+            last: None,
+            first_captured: None,
+            captured: (i64::MAX, i64::MIN),
+            min_key: None,
+            max_key: None,
+        }
+    }
+
+    pub fn push(&mut self, e: &Entry) -> Result<(), SegmentError> {
+        rmp_serde::encode::write_named(&mut self.body, &(e.sequence.as_str(), &e.record))
+            .map_err(|err| SegmentError::Encode(format!("record for {}: {err}", e.record.key)))?;
+        if self.heads {
+            rmp_serde::encode::write_named(&mut self.head_block, &Head::of(e))
+                .map_err(|err| SegmentError::Encode(format!("head of {}: {err}", e.record.key)))?;
+        }
+        self.count += 1;
+        self.first.get_or_insert_with(|| e.sequence.clone());
+        self.first_captured.get_or_insert(e.record.captured_at);
+        self.last = Some(e.sequence.clone());
+        self.captured = (self.captured.0.min(e.record.captured_at), self.captured.1.max(e.record.captured_at));
+        let sk = sort_key(&e.record.key);
+        if self.min_key.as_ref().is_none_or(|(k, _)| sk < *k) {
+            self.min_key = Some((sk.clone(), e.record.key.clone()));
+        }
+        if self.max_key.as_ref().is_none_or(|(k, _)| sk > *k) {
+            self.max_key = Some((sk, e.record.key.clone()));
+        }
+        Ok(())
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn shard(&self) -> &str {
+        &self.shard
+    }
+
+    /// The first entry's sequence number and capture time.
+    pub fn first(&self) -> Option<(&SeqNo, i64)> {
+        Some((self.first.as_ref()?, self.first_captured?))
+    }
+
+    pub fn last(&self) -> Option<&SeqNo> {
+        self.last.as_ref()
+    }
+
+    /// Encoded (uncompressed) bytes so far.
+    pub fn bytes(&self) -> usize {
+        self.body.len() + self.head_block.len()
+    }
+
+    /// The entries pushed after `sequence`, decoded again (for the rare write that finds part of
+    /// its records already archived).
+    pub fn entries_after(&self, sequence: &SeqNo) -> Result<Vec<Entry>, SegmentError> {
+        let mut out = Vec::new();
+        let mut at = &self.body[..];
+        while !at.is_empty() {
+            let (seq, record): (String, ChangeRecord) =
+                rmp_serde::from_read(&mut at).map_err(|e| SegmentError::Decode(e.to_string()))?;
+            let seq = SeqNo::parse(&seq).ok_or_else(|| SegmentError::Decode(format!("bad sequence number {seq:?}")))?;
+            if seq > *sequence {
+                out.push(Entry { sequence: seq, record });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The segment's bytes and index, compressed at `level` (`LEVEL` for what is kept; 1 for scratch).
+    pub fn finish(&self, level: i32) -> Result<(Vec<u8>, SegmentIndex), SegmentError> {
+        let (Some(first), Some(last), Some(min_key), Some(max_key)) =
+            (self.first.clone(), self.last.clone(), self.min_key.clone(), self.max_key.clone())
+        else {
+            return Err(SegmentError::Empty);
+        };
+        let heads_compressed = if self.heads { compress(&self.head_block, level)? } else { Vec::new() };
+        let body_compressed = compress(&self.body, level)?;
+        let index = SegmentIndex {
+            shard: self.shard.clone(),
+            count: self.count,
+            first_sequence: first,
+            last_sequence: last,
+            min_captured_at: self.captured.0,
+            max_captured_at: self.captured.1,
+            min_key: min_key.1,
+            max_key: max_key.1,
+            heads_compressed: heads_compressed.len() as u64,
+            heads_bytes: self.head_block.len() as u64,
+            heads_xxh3: xxhash_rust::xxh3::xxh3_64(&self.head_block),
+            body_bytes: self.body.len() as u64,
+            body_xxh3: xxhash_rust::xxh3::xxh3_64(&self.body),
+        };
+        let index_bytes = rmp_serde::to_vec_named(&index).map_err(|e| SegmentError::Encode(e.to_string()))?;
+        let mut out =
+            Vec::with_capacity(PREFIX_LEN + index_bytes.len() + heads_compressed.len() + body_compressed.len());
+        out.extend_from_slice(MAGIC);
+        out.push(FORMAT);
+        out.extend_from_slice(&(index_bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&index_bytes);
+        out.extend_from_slice(&heads_compressed);
+        out.extend_from_slice(&body_compressed);
+        Ok((out, index))
+    }
+}
+
 /// Encodes entries (at least one) into a segment of `shard` ("" for a snapshot part), with a
-/// heads block when `heads`, compressed at `level` (`LEVEL` for what is kept; 1 for scratch).
+/// heads block when `heads`, compressed at `level`.
 pub fn encode(
     shard: &str,
     entries: &[Entry],
     heads: bool,
     level: i32,
 ) -> Result<(Vec<u8>, SegmentIndex), SegmentError> {
-    let (first, last) = match (entries.first(), entries.last()) {
-        (Some(f), Some(l)) => (f, l),
-        _ => return Err(SegmentError::Empty),
-    };
-    let (mut body, mut head_block) = (Vec::new(), Vec::new());
-    let mut min_key = (sort_key(&first.record.key), &first.record.key);
-    let mut max_key = min_key.clone();
-    let (mut min_at, mut max_at) = (i64::MAX, i64::MIN);
+    let mut builder = SegmentBuilder::new(shard, heads);
     for e in entries {
-        rmp_serde::encode::write_named(&mut body, &(e.sequence.as_str(), &e.record))
-            .map_err(|err| SegmentError::Encode(format!("record for {}: {err}", e.record.key)))?;
-        if heads {
-            rmp_serde::encode::write_named(&mut head_block, &Head::of(e))
-                .map_err(|err| SegmentError::Encode(format!("head of {}: {err}", e.record.key)))?;
-        }
-        min_at = min_at.min(e.record.captured_at);
-        max_at = max_at.max(e.record.captured_at);
-        let sk = sort_key(&e.record.key);
-        if sk < min_key.0 {
-            min_key = (sk, &e.record.key);
-        } else if sk > max_key.0 {
-            max_key = (sk, &e.record.key);
-        }
+        builder.push(e)?;
     }
-    let heads_compressed = if heads { compress(&head_block, level)? } else { Vec::new() };
-    let body_compressed = compress(&body, level)?;
-    let index = SegmentIndex {
-        shard: shard.to_string(),
-        count: entries.len() as u64,
-        first_sequence: first.sequence.clone(),
-        last_sequence: last.sequence.clone(),
-        min_captured_at: min_at,
-        max_captured_at: max_at,
-        min_key: min_key.1.clone(),
-        max_key: max_key.1.clone(),
-        heads_compressed: heads_compressed.len() as u64,
-        heads_bytes: head_block.len() as u64,
-        heads_xxh3: xxhash_rust::xxh3::xxh3_64(&head_block),
-        body_bytes: body.len() as u64,
-        body_xxh3: xxhash_rust::xxh3::xxh3_64(&body),
-    };
-    let index_bytes = rmp_serde::to_vec_named(&index).map_err(|e| SegmentError::Encode(e.to_string()))?;
-    let mut out = Vec::with_capacity(PREFIX_LEN + index_bytes.len() + heads_compressed.len() + body_compressed.len());
-    out.extend_from_slice(MAGIC);
-    out.push(FORMAT);
-    out.extend_from_slice(&(index_bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(&index_bytes);
-    out.extend_from_slice(&heads_compressed);
-    out.extend_from_slice(&body_compressed);
-    Ok((out, index))
+    builder.finish(level)
 }
 
 /// The index, and where the blocks after it start.

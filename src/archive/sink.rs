@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::segment::Entry;
+use super::segment::{Entry, SegmentBuilder};
 use super::writer::{SegmentWriter, Written};
 use super::ArchiveError;
 use crate::model::ChangeRecord;
@@ -23,10 +23,10 @@ pub struct Flush {
     pub age: Duration,
 }
 
+/// One shard's segment in the making, held encoded (a third of the decoded records' memory).
 #[derive(Default)]
 struct Buffer {
-    entries: Vec<Entry>,
-    bytes: usize,
+    segment: Option<SegmentBuilder>,
     since: Option<Instant>,
     /// Records up to here are archived (an earlier writer may have gone past what we read).
     skip_through: Option<SeqNo>,
@@ -60,15 +60,20 @@ impl ArchiveSink {
     ) -> Result<Option<Written>, ArchiveError> {
         let buffer = self.buffer(shard);
         let mut buffer = buffer.lock().await;
-        for (sequence, record, size) in records {
+        for (sequence, record, _size) in records {
             if buffer.skip_through.as_ref().is_some_and(|s| sequence <= *s) {
                 continue;
             }
             buffer.since.get_or_insert_with(Instant::now);
-            buffer.bytes += size;
-            buffer.entries.push(Entry { sequence, record });
+            let segment = buffer.segment.get_or_insert_with(|| SegmentBuilder::new(shard, false));
+            segment
+                .push(&Entry { sequence, record })
+                .map_err(|source| ArchiveError::Segment { key: shard.to_string(), source })?;
         }
-        let due = buffer.bytes >= self.flush.bytes || buffer.entries.len() >= self.flush.records;
+        let due = buffer
+            .segment
+            .as_ref()
+            .is_some_and(|s| s.bytes() >= self.flush.bytes || s.count() as usize >= self.flush.records);
         if due {
             return self.write(shard, &mut buffer, now_ms).await;
         }
@@ -80,7 +85,7 @@ impl ArchiveSink {
         let buffer = self.buffer(shard);
         let mut buffer = buffer.lock().await;
         let aged = buffer.since.is_some_and(|s| s.elapsed() >= self.flush.age);
-        if buffer.entries.is_empty() || !(aged || force) {
+        if buffer.segment.is_none() || !(aged || force) {
             return Ok(None);
         }
         self.write(shard, &mut buffer, now_ms).await
@@ -91,10 +96,16 @@ impl ArchiveSink {
         self.buffers.lock().unwrap_or_else(|p| p.into_inner()).remove(shard);
     }
 
-    async fn write(&self, shard: &str, buffer: &mut Buffer, now_ms: i64) -> Result<Option<Written>, ArchiveError> {
-        let written = self.writer.write(shard, &buffer.entries, now_ms).await?;
-        buffer.entries.clear();
-        buffer.bytes = 0;
+    async fn write(&self, _shard: &str, buffer: &mut Buffer, now_ms: i64) -> Result<Option<Written>, ArchiveError> {
+        let Some(segment) = buffer.segment.take() else { return Ok(None) };
+        let written = match self.writer.write_built(segment, now_ms).await {
+            Ok(w) => w,
+            Err(e) => {
+                // Nothing of it is checkpointed: the group re-reads it from its checkpoint.
+                buffer.since = None;
+                return Err(e);
+            }
+        };
         buffer.since = None;
         buffer.skip_through = Some(written.through.clone());
         Ok(Some(written))

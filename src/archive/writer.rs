@@ -8,7 +8,7 @@
 use time::OffsetDateTime;
 
 use super::manifest::{ManifestStore, SegmentEntry};
-use super::segment::{self, Entry, LEVEL};
+use super::segment::{self, Entry, SegmentBuilder, LEVEL};
 use super::ArchiveError;
 use crate::backend::state::{PutOutcome, SharedStore};
 use crate::stream::seqno::SeqNo;
@@ -20,8 +20,8 @@ pub fn root(stream: &str) -> String {
 
 /// The key of the raw segment starting with `first` in `shard`: time-partitioned by the first
 /// record's capture time (UTC), so a listing by hour finds it.
-pub fn segment_key(root: &str, shard: &str, first: &Entry) -> String {
-    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(first.record.captured_at) * 1_000_000)
+pub fn segment_key(root: &str, shard: &str, first: &SeqNo, captured_at: i64) -> String {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(captured_at) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
         "{root}segments/dt={:04}-{:02}-{:02}/hh={:02}/{shard}-{}.seg",
@@ -29,8 +29,16 @@ pub fn segment_key(root: &str, shard: &str, first: &Entry) -> String {
         u8::from(at.month()),
         at.day(),
         at.hour(),
-        first.sequence.as_str()
+        first.as_str()
     )
+}
+
+fn built(shard: &str, entries: &[Entry]) -> Result<SegmentBuilder, ArchiveError> {
+    let mut builder = SegmentBuilder::new(shard, false);
+    for e in entries {
+        builder.push(e).map_err(|source| ArchiveError::Segment { key: shard.to_string(), source })?;
+    }
+    Ok(builder)
 }
 
 /// What one write made durable.
@@ -68,24 +76,39 @@ impl SegmentWriter {
     /// Makes `entries` (one shard's, in stream order, at least one) durable as segments and lists
     /// them in the manifest.
     pub async fn write(&self, shard: &str, entries: &[Entry], now_ms: i64) -> Result<Written, ArchiveError> {
-        let Some(last) = entries.last() else {
-            return Err(ArchiveError::Segment { key: shard.to_string(), source: segment::SegmentError::Empty });
+        self.write_built(built(shard, entries)?, now_ms).await
+    }
+
+    /// Makes a built segment durable (and lists it), or what of it is not archived yet.
+    pub async fn write_built(&self, mut builder: SegmentBuilder, now_ms: i64) -> Result<Written, ArchiveError> {
+        let shard = builder.shard().to_string();
+        let segment_error = |key: &str| {
+            let key = key.to_string();
+            move |source| ArchiveError::Segment { key, source }
+        };
+        let Some(last) = builder.last().cloned() else {
+            return Err(segment_error(&shard)(segment::SegmentError::Empty));
         };
         // What the manifest already holds of this shard (folded into a snapshot, whose raw
         // segments retention may have removed, or listed in the tail) is not written again.
         let (manifest, _) = self.manifest.load(&*self.store).await?;
         let tail_end = manifest.tail.iter().filter(|s| s.shard == shard).map(|s| &s.last_sequence).max();
-        let covered = manifest.folded.get(shard).max(tail_end).cloned();
-        let start =
-            covered.as_ref().map_or(0, |c| entries.iter().position(|e| e.sequence > *c).unwrap_or(entries.len()));
-        let mut rest = &entries[start..];
-        let mut listed = Vec::new();
-        let through = covered.filter(|c| *c > last.sequence).unwrap_or_else(|| last.sequence.clone());
+        let covered = manifest.folded.get(&shard).max(tail_end).cloned();
+        let through = covered.clone().filter(|c| *c > last).unwrap_or_else(|| last.clone());
         let mut done = Written { through, written: 0, found: 0, records: 0, bytes: 0 };
-        while let Some(first) = rest.first() {
-            let key = segment_key(&self.root, shard, first);
-            let (bytes, index) = segment::encode(shard, rest, false, LEVEL)
-                .map_err(|source| ArchiveError::Segment { key: key.clone(), source })?;
+        if let Some(c) = &covered {
+            if builder.first().is_some_and(|(first, _)| first <= c) {
+                let rest = builder.entries_after(c).map_err(segment_error(&shard))?;
+                if rest.is_empty() {
+                    return Ok(done);
+                }
+                builder = built(&shard, &rest)?;
+            }
+        }
+        let mut listed = Vec::new();
+        while let Some((first, captured)) = builder.first() {
+            let key = segment_key(&self.root, &shard, first, captured);
+            let (bytes, index) = builder.finish(LEVEL).map_err(segment_error(&key))?;
             let len = bytes.len() as u64;
             match self.store.put_if_absent(&key, bytes).await? {
                 PutOutcome::Written(_) => {
@@ -102,21 +125,23 @@ impl SegmentWriter {
                         what: key.clone(),
                         reason: "exists for a conditional write but not for a read".into(),
                     })?;
-                    let found = segment::read_index(&stored.bytes)
-                        .map_err(|source| ArchiveError::Segment { key: key.clone(), source })?;
+                    let found = segment::read_index(&stored.bytes).map_err(segment_error(&key))?;
                     listed.push(SegmentEntry::new(&key, &found, stored.bytes.len() as u64));
                     done.found += 1;
                     if found.last_sequence > done.through {
                         done.through = found.last_sequence.clone();
                     }
-                    let after = rest.iter().position(|e| e.sequence > found.last_sequence).unwrap_or(rest.len());
-                    if after == 0 {
+                    if found.last_sequence < index.first_sequence {
                         return Err(ArchiveError::Corrupt {
                             what: key,
                             reason: "an existing segment ends before its own first record".into(),
                         });
                     }
-                    rest = &rest[after..];
+                    let rest = builder.entries_after(&found.last_sequence).map_err(segment_error(&key))?;
+                    if rest.is_empty() {
+                        break;
+                    }
+                    builder = built(&shard, &rest)?;
                 }
             }
         }

@@ -26,11 +26,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::watch;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use crate::apply::group::{ConsumerGroup, GroupReport, StopWhen};
 use crate::archive::compact::{compact, CompactOptions};
 use crate::archive::consumer::GROUP;
+use crate::archive::rebuild::rebuild;
 use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
 use crate::capture::events::lookup::LookupCapture;
 use crate::capture::events::queue::{QueueCapture, QueueStats};
@@ -246,6 +247,26 @@ impl TargetConsumer {
     }
 }
 
+/// Rebuilds what earlier runs published from the archive, so the first reconciliation pass
+/// deletes what disappeared while nothing ran. Without it (archive off, or unreadable) the run
+/// goes on with an empty memory, and such deletes wait for `sync --prune`.
+async fn remember_from_archive(pipeline: &Pipeline, publisher: &Publisher) {
+    let a = &pipeline.config.archive;
+    if !a.enabled {
+        return;
+    }
+    let work = a.work_dir.as_deref().map(std::path::Path::new);
+    let budget = (a.merge_memory_mib as usize) << 20;
+    match rebuild(&*pipeline.state, &pipeline.config.stream.name, publisher, budget, work).await {
+        Ok(r) => {
+            info!(objects = r.objects, seconds = r.seconds, "remembered what earlier runs published, from the archive")
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot rebuild what earlier runs published from the archive; objects deleted while lakelog was stopped stay in the targets until `sync --prune`")
+        }
+    }
+}
+
 /// Compacts the archive when its raw tail is large, checking every `archive.compact_check`,
 /// until stopped; never during a pass already running (a stop waits for it to finish).
 struct Compaction {
@@ -325,6 +346,7 @@ pub async fn run(
 ) -> Result<RunReport, RunError> {
     let targets = pipeline.select_targets(target)?;
     let publisher = pipeline.publisher().await?;
+    remember_from_archive(pipeline, &publisher).await;
     let (stop, forward) = Stop::following(shutdown);
     // Not ready until each part has started (and the initial snapshot is done): a copy that is
     // still being made is not current.

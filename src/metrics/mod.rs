@@ -129,7 +129,7 @@ pub fn describe() {
     describe_gauge!(
         ARCHIVE_EARLIEST_RESTORABLE,
         Unit::Seconds,
-        "The earliest time `lakelog restore --at` can restore exactly (Unix seconds)."
+        "The earliest time `lakelog restore --at` can restore exactly (Unix seconds; 0 while the archive is empty)."
     );
     describe_counter!(ARCHIVE_COMPACTIONS, "Archive compactions, by result (ok, failed).");
     describe_gauge!(
@@ -175,6 +175,9 @@ pub fn init_series(targets: &[String]) {
     }
     counter!(DEAD_LETTERS, "target" => CAPTURE_EVENTS, "kind" => "event").absolute(0);
     counter!(ARCHIVE_SEGMENTS).absolute(0);
+    // 0 until the archive is read (and while it is empty).
+    gauge!(ARCHIVE_TAIL_BYTES).set(0.0);
+    gauge!(ARCHIVE_EARLIEST_RESTORABLE).set(0.0);
     counter!(ARCHIVE_BYTES).absolute(0);
     counter!(ARCHIVE_RECORDS).absolute(0);
     for result in ["ok", "failed"] {

@@ -221,6 +221,21 @@ impl Publisher {
         self.state().recorded.iter().collect()
     }
 
+    /// Remembers what an earlier run published (rebuilt from the archive at start), so the first
+    /// reconciliation pass finds what was deleted while nothing ran. What this run has already
+    /// recorded, newer, wins.
+    pub fn remember(&self, recorded: impl IntoIterator<Item = (ObjectKey, Recorded)>) -> u64 {
+        let mut state = self.state();
+        let mut n = 0;
+        for (key, r) in recorded {
+            if state.recorded.get(&key).is_none_or(|have| have.captured_at < r.captured_at) {
+                state.recorded.insert(&key, r);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Totals: records published, stale records dropped.
     pub async fn totals(&self) -> (u64, u64) {
         let s = self.state();

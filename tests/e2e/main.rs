@@ -11,6 +11,7 @@ mod faults;
 mod infra;
 mod keys;
 mod ops;
+mod restart;
 mod rewrite;
 mod run;
 mod shutdown;
