@@ -152,6 +152,8 @@ enum Command {
         #[arg(long)]
         until: Option<String>,
     },
+    /// Archive the change log on its own (as `run` does beside the targets) until SIGTERM/SIGINT.
+    Archive,
     /// Fold the archive's raw tail into a new snapshot now, and apply retention.
     Compact {
         /// Even when the tail is below the compaction threshold.
@@ -375,7 +377,11 @@ impl Command {
             | Command::Dlq(Dlq::Drop { target, .. }) => Some(target),
             Command::Dlq(Dlq::List { target }) => target.as_deref(),
             Command::Restore { target, .. } => target.as_deref(),
-            Command::Validate | Command::Simulate(_) | Command::History { .. } | Command::Compact { .. } => None,
+            Command::Validate
+            | Command::Simulate(_)
+            | Command::History { .. }
+            | Command::Compact { .. }
+            | Command::Archive => None,
         }
     }
 }
@@ -484,6 +490,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let pipeline = Pipeline::connect(cfg).await?;
             let report = commands::history::object_history(&pipeline, object, since, until).await.context("history")?;
             print(&report, output)?;
+        }
+        Command::Archive => {
+            let pipeline = Pipeline::connect(cfg).await?;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                let _ = tx.send(true);
+            });
+            print(&commands::archive::archive(&pipeline, rx).await.context("archive")?, output)?;
         }
         Command::Compact { force } => {
             let pipeline = Pipeline::connect(cfg).await?;

@@ -4,6 +4,7 @@
 //! replay` and `dlq drop` (which act on the dead-letter store and the one target named), and
 //! `simulate` (which writes to the source, for demos and tests).
 
+pub mod archive;
 pub mod compact;
 pub mod diff;
 pub mod dlq;

@@ -29,7 +29,6 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::apply::group::{ConsumerGroup, GroupReport, StopWhen};
-use crate::archive::compact::{compact, CompactOptions};
 use crate::archive::consumer::GROUP;
 use crate::archive::rebuild::rebuild;
 use crate::capture::events::cloudtrail::{CloudTrailCapture, PollStats};
@@ -37,6 +36,7 @@ use crate::capture::events::lookup::LookupCapture;
 use crate::capture::events::queue::{QueueCapture, QueueStats};
 use crate::capture::scan::reconcile::{PassStats, ReconcileReport};
 use crate::capture::Source;
+use crate::commands::archive::Compaction;
 use crate::connect::{Pipeline, PipelineError};
 use crate::metrics as m;
 use crate::metrics::serve::Health;
@@ -264,53 +264,6 @@ async fn remember_from_archive(pipeline: &Pipeline, publisher: &Publisher) {
         Err(e) => {
             warn!(error = %e, "cannot rebuild what earlier runs published from the archive; objects deleted while lakelog was stopped stay in the targets until `sync --prune`")
         }
-    }
-}
-
-/// Compacts the archive when its raw tail is large, checking every `archive.compact_check`,
-/// until stopped; never during a pass already running (a stop waits for it to finish).
-struct Compaction {
-    store: crate::backend::state::SharedStore,
-    stream: String,
-    opts: Option<CompactOptions>,
-    every: Duration,
-}
-
-impl Compaction {
-    fn of(pipeline: &Pipeline) -> Compaction {
-        let a = &pipeline.config.archive;
-        Compaction {
-            store: pipeline.state.clone(),
-            stream: pipeline.config.stream.name.clone(),
-            opts: a.enabled.then(|| CompactOptions::from_config(a)),
-            every: a.compact_check(),
-        }
-    }
-
-    /// How many compactions wrote a snapshot.
-    async fn run(self, mut stop: watch::Receiver<bool>) -> u64 {
-        let Some(opts) = self.opts else { return 0 };
-        let mut done = 0;
-        while !*stop.borrow() {
-            tokio::select! {
-                _ = tokio::time::sleep(self.every) => {}
-                _ = stop.changed() => break,
-            }
-            match compact(&self.store, &self.stream, crate::model::now_millis(), &opts, false).await {
-                Ok(r) => {
-                    m::archive_state(r.tail_bytes, r.earliest_restorable);
-                    if r.snapshot.is_some() {
-                        done += 1;
-                        m::archive_compacted(true);
-                    }
-                }
-                Err(e) => {
-                    m::archive_compacted(false);
-                    warn!(error = %e, "archive compaction failed; retrying at the next check");
-                }
-            }
-        }
-        done
     }
 }
 
