@@ -57,7 +57,7 @@ pub enum QueueError {
 }
 
 /// Counts for reports and tests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct QueueStats {
     pub messages: u64,
     pub duplicates: u64,
