@@ -26,7 +26,7 @@ use tracing::info;
 
 use super::manifest::{ManifestStore, PartEntry, SegmentEntry, SnapshotEntry};
 use super::merge::{MergeError, Merger};
-use super::segment::{self, Entry, Reader, LEVEL};
+use super::segment::{self, Entry, Reader, SegmentIndex, LEVEL};
 use super::writer::root;
 use super::ArchiveError;
 use crate::backend::state::{SharedStore, StateStore};
@@ -109,6 +109,10 @@ fn snapshot_prefix(root: &str, id: &str) -> String {
     format!("{root}snapshots/{id}/")
 }
 
+fn part_key(prefix: &str, n: usize) -> String {
+    format!("{prefix}part-{n:05}.seg")
+}
+
 /// Whether the tail is large enough to compact now.
 pub fn due(manifest: &super::manifest::Manifest, opts: &CompactOptions) -> bool {
     let snapshot_bytes: u64 = manifest.snapshots.last().map_or(0, |s| s.parts.iter().map(|p| p.bytes).sum());
@@ -187,28 +191,64 @@ impl From<MergeError> for ArchiveError {
     }
 }
 
-/// Runs `merger` on a blocking thread; its output arrives in batches on the receiver.
-pub fn merge_in_background(
+/// Runs `merger` on a blocking thread. `gather` turns its output into items (a batch of
+/// entries, an encoded part): it is called with each entry kept and, at the end, with `None`;
+/// each item it returns is sent as soon as it is complete.
+pub fn merge_in_background<T: Send + 'static>(
     merger: Merger,
     keep: impl FnMut(&Entry) -> bool + Send + 'static,
-    batch: usize,
-) -> (mpsc::Receiver<Vec<Entry>>, tokio::task::JoinHandle<Result<super::merge::MergeStats, ArchiveError>>) {
-    let (tx, rx) = mpsc::channel::<Vec<Entry>>(2);
+    mut gather: impl FnMut(Option<Entry>) -> Result<Option<T>, ArchiveError> + Send + 'static,
+) -> (mpsc::Receiver<T>, tokio::task::JoinHandle<Result<super::merge::MergeStats, ArchiveError>>) {
+    let (tx, rx) = mpsc::channel::<T>(2);
     let handle = tokio::task::spawn_blocking(move || {
-        let mut pending = Vec::with_capacity(batch);
-        let stats = merger.finish::<ArchiveError>(keep, |e| {
-            pending.push(e);
-            if pending.len() >= batch {
-                tx.blocking_send(std::mem::take(&mut pending)).map_err(|_| ArchiveError::Stopped)?;
-            }
-            Ok(())
-        })?;
-        if !pending.is_empty() {
-            tx.blocking_send(pending).map_err(|_| ArchiveError::Stopped)?;
-        }
+        let send = |item: Option<T>| match item {
+            Some(item) => tx.blocking_send(item).map_err(|_| ArchiveError::Stopped),
+            None => Ok(()),
+        };
+        let stats = merger.finish::<ArchiveError>(keep, |e| send(gather(Some(e))?))?;
+        send(gather(None)?)?;
         Ok(stats)
     });
     (rx, handle)
+}
+
+/// Gathers entries into batches of `size` (the last one shorter).
+pub fn batches(size: usize) -> impl FnMut(Option<Entry>) -> Result<Option<Vec<Entry>>, ArchiveError> {
+    let mut pending = Vec::new();
+    move |entry| match entry {
+        Some(e) => {
+            pending.push(e);
+            Ok((pending.len() >= size).then(|| std::mem::take(&mut pending)))
+        }
+        None => Ok((!pending.is_empty()).then(|| std::mem::take(&mut pending))),
+    }
+}
+
+/// An encoded snapshot part and its index.
+type Part = (Vec<u8>, SegmentIndex);
+
+/// Gathers entries into snapshot parts of `size` entries, encoded as they arrive: a part is
+/// held compressed, never as its records.
+fn parts(prefix: String, size: u64) -> impl FnMut(Option<Entry>) -> Result<Option<Part>, ArchiveError> {
+    let mut builder: Option<segment::Builder> = None;
+    let mut done = 0usize;
+    move |entry| {
+        let n = done;
+        let encoding = |source| ArchiveError::Segment { key: part_key(&prefix, n), source };
+        let Some(e) = entry else {
+            return builder.take().map(|b| b.finish().map_err(encoding)).transpose();
+        };
+        let b = match &mut builder {
+            Some(b) => b,
+            None => builder.insert(segment::Builder::new("", true, LEVEL).map_err(encoding)?),
+        };
+        b.push(&e).map_err(encoding)?;
+        if b.count() >= size {
+            done += 1;
+            return builder.take().map(|b| b.finish().map_err(encoding)).transpose();
+        }
+        Ok(None)
+    }
 }
 
 /// Compacts the archive of `stream` if its tail is due (or always when `force`).
@@ -264,13 +304,11 @@ pub async fn compact(
             true
         }
     };
-    let (mut rx, merging) = merge_in_background(merger, keep, opts.part_records.max(1));
+    let (mut rx, merging) = merge_in_background(merger, keep, parts(prefix.clone(), opts.part_records.max(1) as u64));
     let mut parts = Vec::new();
     let mut as_of = base.as_ref().map_or(i64::MIN, |b| b.as_of);
-    while let Some(batch) = rx.recv().await {
-        let key = format!("{prefix}part-{:05}.seg", parts.len());
-        let (bytes, index) = segment::encode("", &batch, true, LEVEL)
-            .map_err(|source| ArchiveError::Segment { key: key.clone(), source })?;
+    while let Some((bytes, index)) = rx.recv().await {
+        let key = part_key(&prefix, parts.len());
         as_of = as_of.max(index.max_captured_at);
         let len = bytes.len() as u64;
         store.put(&key, bytes).await?;

@@ -133,10 +133,14 @@ impl Merger {
             return Ok(());
         }
         Self::reduce(&mut self.buffer);
-        let entries: Vec<Entry> = self.buffer.drain(..).map(|(_, e)| e).collect();
         self.buffered = 0;
-        let (bytes, _) = segment::encode("", &entries, false, 1)
-            .map_err(|e| self.scratch_error(std::io::Error::other(e.to_string())))?;
+        let encoding = |e: SegmentError| std::io::Error::other(e.to_string());
+        let mut run = segment::Builder::new("", false, 1).map_err(|e| self.scratch_error(encoding(e)))?;
+        for (_, e) in &self.buffer {
+            run.push(e).map_err(|e| self.scratch_error(encoding(e)))?;
+        }
+        self.buffer.clear();
+        let (bytes, _) = run.finish().map_err(|e| self.scratch_error(encoding(e)))?;
         let path = self.dir.path().join(format!("run-{:06}.seg", self.stats.runs));
         std::fs::write(&path, bytes).map_err(|e| self.scratch_error(e))?;
         self.stats.runs += 1;

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use tokio::sync::mpsc;
 
-use super::compact::{download_parts, merge_in_background, push_segments};
+use super::compact::{batches, download_parts, merge_in_background, push_segments};
 use super::manifest::{Manifest, ManifestStore, SegmentEntry, SnapshotEntry};
 use super::merge::{MergeStats, Merger};
 use super::segment::Entry;
@@ -86,5 +86,5 @@ pub async fn state_at(
     let take = select.clone();
     push_segments(store, &sources.segments, &mut merger, |e| e.record.captured_at <= at && take(&e.record.key)).await?;
     let keep = move |e: &Entry| e.record.op == Op::Upsert && select(&e.record.key);
-    Ok(merge_in_background(merger, keep, batch))
+    Ok(merge_in_background(merger, keep, batches(batch.max(1))))
 }

@@ -130,70 +130,69 @@ pub fn sort_key(key: &ObjectKey) -> Vec<u8> {
     out
 }
 
-fn compress(block: &[u8], level: i32) -> Result<Vec<u8>, SegmentError> {
-    zstd::bulk::compress(block, level).map_err(|e| SegmentError::Encode(e.to_string()))
+/// One block being compressed as it is written, with the length and XXH3-64 of what went in.
+struct Compressing {
+    encoder: zstd::stream::write::Encoder<'static, Vec<u8>>,
+    hasher: xxhash_rust::xxh3::Xxh3,
+    bytes: u64,
 }
 
-/// A segment being built, entry by entry, held encoded (not as decoded records, which take
-/// about three times the memory) until [`SegmentBuilder::finish`] compresses it.
-#[derive(Debug)]
-pub struct SegmentBuilder {
+impl Compressing {
+    fn new(level: i32) -> Result<Compressing, SegmentError> {
+        let encoder =
+            zstd::stream::write::Encoder::new(Vec::new(), level).map_err(|e| SegmentError::Encode(e.to_string()))?;
+        Ok(Compressing { encoder, hasher: xxhash_rust::xxh3::Xxh3::new(), bytes: 0 })
+    }
+
+    fn write(&mut self, item: &[u8]) -> Result<(), SegmentError> {
+        use std::io::Write;
+        self.hasher.update(item);
+        self.bytes += item.len() as u64;
+        self.encoder.write_all(item).map_err(|e| SegmentError::Encode(e.to_string()))
+    }
+
+    /// The compressed block, its uncompressed length and checksum.
+    fn finish(self) -> Result<(Vec<u8>, u64, u64), SegmentError> {
+        let digest = self.hasher.digest();
+        let compressed = self.encoder.finish().map_err(|e| SegmentError::Encode(e.to_string()))?;
+        Ok((compressed, self.bytes, digest))
+    }
+}
+
+/// A key with its [`sort_key`].
+type SortedKey = (Vec<u8>, ObjectKey);
+
+/// A segment built entry by entry, holding only its compressed blocks: a snapshot part of
+/// hundreds of thousands of records is never held decoded, nor uncompressed.
+pub struct Builder {
     shard: String,
-    heads: bool,
-    body: Vec<u8>,
-    head_block: Vec<u8>,
+    body: Compressing,
+    heads: Option<Compressing>,
+    item: Vec<u8>,
     count: u64,
-    first: Option<SeqNo>,
-    last: Option<SeqNo>,
+    /// First and last sequence, smallest and largest key (with its sort key), capture times.
+    sequences: Option<(SeqNo, SeqNo)>,
+    keys: Option<(SortedKey, SortedKey)>,
+    captured: (i64, i64),
     /// The capture time of the first entry (raw segments are named by it).
     first_captured: Option<i64>,
-    captured: (i64, i64),
-    min_key: Option<(Vec<u8>, ObjectKey)>,
-    max_key: Option<(Vec<u8>, ObjectKey)>,
 }
 
-impl SegmentBuilder {
-    /// A segment of `shard` ("" for a snapshot part), with a heads block when `heads`.
-    pub fn new(shard: &str, heads: bool) -> SegmentBuilder {
-        SegmentBuilder {
+impl Builder {
+    /// A segment of `shard` ("" for a snapshot part), with a heads block when `heads`,
+    /// compressed at `level` (`LEVEL` for what is kept; 1 for scratch).
+    pub fn new(shard: &str, heads: bool, level: i32) -> Result<Builder, SegmentError> {
+        Ok(Builder {
             shard: shard.to_string(),
-            heads,
-            body: Vec::new(),
-            head_block: Vec::new(),
+            body: Compressing::new(level)?,
+            heads: if heads { Some(Compressing::new(level)?) } else { None },
+            item: Vec::with_capacity(4096),
             count: 0,
-            first: None,
-            last: None,
-            first_captured: None,
+            sequences: None,
+            keys: None,
             captured: (i64::MAX, i64::MIN),
-            min_key: None,
-            max_key: None,
-        }
-    }
-
-    pub fn push(&mut self, e: &Entry) -> Result<(), SegmentError> {
-        rmp_serde::encode::write_named(&mut self.body, &(e.sequence.as_str(), &e.record))
-            .map_err(|err| SegmentError::Encode(format!("record for {}: {err}", e.record.key)))?;
-        if self.heads {
-            rmp_serde::encode::write_named(&mut self.head_block, &Head::of(e))
-                .map_err(|err| SegmentError::Encode(format!("head of {}: {err}", e.record.key)))?;
-        }
-        self.count += 1;
-        self.first.get_or_insert_with(|| e.sequence.clone());
-        self.first_captured.get_or_insert(e.record.captured_at);
-        self.last = Some(e.sequence.clone());
-        self.captured = (self.captured.0.min(e.record.captured_at), self.captured.1.max(e.record.captured_at));
-        let sk = sort_key(&e.record.key);
-        if self.min_key.as_ref().is_none_or(|(k, _)| sk < *k) {
-            self.min_key = Some((sk.clone(), e.record.key.clone()));
-        }
-        if self.max_key.as_ref().is_none_or(|(k, _)| sk > *k) {
-            self.max_key = Some((sk, e.record.key.clone()));
-        }
-        Ok(())
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count
+            first_captured: None,
+        })
     }
 
     pub fn shard(&self) -> &str {
@@ -202,57 +201,75 @@ impl SegmentBuilder {
 
     /// The first entry's sequence number and capture time.
     pub fn first(&self) -> Option<(&SeqNo, i64)> {
-        Some((self.first.as_ref()?, self.first_captured?))
+        Some((&self.sequences.as_ref()?.0, self.first_captured?))
     }
 
     pub fn last(&self) -> Option<&SeqNo> {
-        self.last.as_ref()
+        self.sequences.as_ref().map(|(_, last)| last)
     }
 
-    /// Encoded (uncompressed) bytes so far.
-    pub fn bytes(&self) -> usize {
-        self.body.len() + self.head_block.len()
+    /// Uncompressed bytes written so far (what a segment size limit counts).
+    pub fn bytes(&self) -> u64 {
+        self.body.bytes + self.heads.as_ref().map_or(0, |h| h.bytes)
     }
 
-    /// The entries pushed after `sequence`, decoded again (for the rare write that finds part of
-    /// its records already archived).
-    pub fn entries_after(&self, sequence: &SeqNo) -> Result<Vec<Entry>, SegmentError> {
-        let mut out = Vec::new();
-        let mut at = &self.body[..];
-        while !at.is_empty() {
-            let (seq, record): (String, ChangeRecord) =
-                rmp_serde::from_read(&mut at).map_err(|e| SegmentError::Decode(e.to_string()))?;
-            let seq = SeqNo::parse(&seq).ok_or_else(|| SegmentError::Decode(format!("bad sequence number {seq:?}")))?;
-            if seq > *sequence {
-                out.push(Entry { sequence: seq, record });
-            }
+    /// Entries added so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn push(&mut self, e: &Entry) -> Result<(), SegmentError> {
+        self.item.clear();
+        rmp_serde::encode::write_named(&mut self.item, &(e.sequence.as_str(), &e.record))
+            .map_err(|err| SegmentError::Encode(format!("record for {}: {err}", e.record.key)))?;
+        self.body.write(&self.item)?;
+        if let Some(heads) = &mut self.heads {
+            self.item.clear();
+            rmp_serde::encode::write_named(&mut self.item, &Head::of(e))
+                .map_err(|err| SegmentError::Encode(format!("head of {}: {err}", e.record.key)))?;
+            heads.write(&self.item)?;
         }
-        Ok(out)
+        self.count += 1;
+        self.first_captured.get_or_insert(e.record.captured_at);
+        match &mut self.sequences {
+            Some((_, last)) => *last = e.sequence.clone(),
+            None => self.sequences = Some((e.sequence.clone(), e.sequence.clone())),
+        }
+        self.captured = (self.captured.0.min(e.record.captured_at), self.captured.1.max(e.record.captured_at));
+        let sk = sort_key(&e.record.key);
+        match &mut self.keys {
+            Some((min, _)) if sk < min.0 => *min = (sk, e.record.key.clone()),
+            Some((_, max)) if sk > max.0 => *max = (sk, e.record.key.clone()),
+            Some(_) => {}
+            None => self.keys = Some(((sk.clone(), e.record.key.clone()), (sk, e.record.key.clone()))),
+        }
+        Ok(())
     }
 
-    /// The segment's bytes and index, compressed at `level` (`LEVEL` for what is kept; 1 for scratch).
-    pub fn finish(&self, level: i32) -> Result<(Vec<u8>, SegmentIndex), SegmentError> {
-        let (Some(first), Some(last), Some(min_key), Some(max_key)) =
-            (self.first.clone(), self.last.clone(), self.min_key.clone(), self.max_key.clone())
-        else {
+    /// The segment's bytes and its index (at least one entry must have been pushed).
+    pub fn finish(self) -> Result<(Vec<u8>, SegmentIndex), SegmentError> {
+        let (Some((first, last)), Some(((_, min_key), (_, max_key)))) = (self.sequences, self.keys) else {
             return Err(SegmentError::Empty);
         };
-        let heads_compressed = if self.heads { compress(&self.head_block, level)? } else { Vec::new() };
-        let body_compressed = compress(&self.body, level)?;
+        let (heads_compressed, heads_bytes, heads_xxh3) = match self.heads {
+            Some(h) => h.finish()?,
+            None => (Vec::new(), 0, xxhash_rust::xxh3::xxh3_64(&[])),
+        };
+        let (body_compressed, body_bytes, body_xxh3) = self.body.finish()?;
         let index = SegmentIndex {
-            shard: self.shard.clone(),
+            shard: self.shard,
             count: self.count,
             first_sequence: first,
             last_sequence: last,
             min_captured_at: self.captured.0,
             max_captured_at: self.captured.1,
-            min_key: min_key.1,
-            max_key: max_key.1,
+            min_key,
+            max_key,
             heads_compressed: heads_compressed.len() as u64,
-            heads_bytes: self.head_block.len() as u64,
-            heads_xxh3: xxhash_rust::xxh3::xxh3_64(&self.head_block),
-            body_bytes: self.body.len() as u64,
-            body_xxh3: xxhash_rust::xxh3::xxh3_64(&self.body),
+            heads_bytes,
+            heads_xxh3,
+            body_bytes,
+            body_xxh3,
         };
         let index_bytes = rmp_serde::to_vec_named(&index).map_err(|e| SegmentError::Encode(e.to_string()))?;
         let mut out =
@@ -275,11 +292,11 @@ pub fn encode(
     heads: bool,
     level: i32,
 ) -> Result<(Vec<u8>, SegmentIndex), SegmentError> {
-    let mut builder = SegmentBuilder::new(shard, heads);
+    let mut builder = Builder::new(shard, heads, level)?;
     for e in entries {
         builder.push(e)?;
     }
-    builder.finish(level)
+    builder.finish()
 }
 
 /// The index, and where the blocks after it start.
@@ -315,19 +332,18 @@ pub fn read_index(bytes: &[u8]) -> Result<SegmentIndex, SegmentError> {
     split(bytes).map(|(index, _)| index)
 }
 
-/// One compressed block, read item by item; its length and checksum are checked once the
-/// last item has been read (a corrupt block fails there at the latest, never silently).
-struct Block<R: BufRead> {
+/// Decompressed bytes are read ahead in chunks this large: an item is decoded from memory, not
+/// from one decompression call (and one checksum update) per MessagePack field.
+const READ_AHEAD: usize = 32 << 10;
+
+/// A decompressing stream that hashes and counts what it yields.
+struct Hashed<R: BufRead> {
     decoder: zstd::stream::read::Decoder<'static, R>,
     hasher: xxhash_rust::xxh3::Xxh3,
     read_bytes: u64,
-    expect_bytes: u64,
-    expect_xxh3: u64,
-    left: u64,
-    failed: bool,
 }
 
-impl<R: BufRead> Read for Block<R> {
+impl<R: BufRead> Read for Hashed<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.decoder.read(buf)?;
         self.hasher.update(&buf[..n]);
@@ -336,18 +352,33 @@ impl<R: BufRead> Read for Block<R> {
     }
 }
 
+/// One compressed block, read item by item; its length and checksum are checked once the
+/// last item has been read (a corrupt block fails there at the latest, never silently).
+struct Block<R: BufRead> {
+    input: std::io::BufReader<Hashed<R>>,
+    expect_bytes: u64,
+    expect_xxh3: u64,
+    left: u64,
+    failed: bool,
+}
+
 impl<R: BufRead> Block<R> {
     fn new(compressed: R, count: u64, bytes: u64, xxh3: u64) -> Result<Block<R>, SegmentError> {
+        let decoder =
+            zstd::stream::read::Decoder::with_buffer(compressed).map_err(|e| SegmentError::Decode(e.to_string()))?;
+        let hashed = Hashed { decoder, hasher: xxhash_rust::xxh3::Xxh3::new(), read_bytes: 0 };
         Ok(Block {
-            decoder: zstd::stream::read::Decoder::with_buffer(compressed)
-                .map_err(|e| SegmentError::Decode(e.to_string()))?,
-            hasher: xxhash_rust::xxh3::Xxh3::new(),
-            read_bytes: 0,
+            input: std::io::BufReader::with_capacity(READ_AHEAD, hashed),
             expect_bytes: bytes,
             expect_xxh3: xxh3,
             left: count,
             failed: false,
         })
+    }
+
+    /// Decompressed bytes consumed by the items read so far (not those read ahead).
+    fn consumed(&self) -> u64 {
+        self.input.get_ref().read_bytes - self.input.buffer().len() as u64
     }
 
     fn next_item<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, SegmentError>> {
@@ -357,16 +388,17 @@ impl<R: BufRead> Block<R> {
         if self.left == 0 {
             self.failed = true; // done either way
             let mut rest = Vec::new();
-            if let Err(e) = self.read_to_end(&mut rest) {
+            if let Err(e) = self.input.read_to_end(&mut rest) {
                 return Some(Err(SegmentError::Decode(e.to_string())));
             }
-            let computed = self.hasher.digest();
-            if self.read_bytes != self.expect_bytes || computed != self.expect_xxh3 {
+            let hashed = self.input.get_ref();
+            let computed = hashed.hasher.digest();
+            if hashed.read_bytes != self.expect_bytes || computed != self.expect_xxh3 {
                 return Some(Err(SegmentError::Checksum { stored: self.expect_xxh3, computed }));
             }
             return None;
         }
-        match rmp_serde::from_read::<_, T>(&mut *self) {
+        match rmp_serde::from_read::<_, T>(&mut self.input) {
             Ok(item) => {
                 self.left -= 1;
                 Some(Ok(item))
@@ -419,7 +451,7 @@ impl<R: BufRead> Reader<R> {
 
     /// Uncompressed bytes read so far (the size of the entries read, for memory budgets).
     pub fn bytes_read(&self) -> u64 {
-        self.body.read_bytes
+        self.body.consumed()
     }
 }
 
@@ -473,6 +505,19 @@ pub fn decode(bytes: &[u8]) -> Result<(SegmentIndex, Vec<Entry>), SegmentError> 
     Ok((index, entries))
 }
 
+/// The entries of a segment after `sequence` (what a write that found part of its records already
+/// archived still has to write).
+pub fn entries_after(bytes: &[u8], sequence: &SeqNo) -> Result<Vec<Entry>, SegmentError> {
+    let mut out = Vec::new();
+    for e in Reader::new(bytes)? {
+        let e = e?;
+        if e.sequence > *sequence {
+            out.push(e);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,6 +552,25 @@ mod tests {
         let heads = Heads::new(&with_heads).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
         assert_eq!(heads, entries(50).iter().map(Head::of).collect::<Vec<_>>(), "read from the heads block");
         assert_eq!(decode(&with_heads).unwrap().1, entries(50));
+    }
+
+    /// The merge budgets by the bytes each entry was read as: read-ahead must not show in them.
+    #[test]
+    fn bytes_read_counts_the_entries_read_not_what_was_read_ahead() {
+        let many = entries(2_000);
+        let (bytes, index) = encode("s", &many, false, LEVEL).unwrap();
+        assert!(index.body_bytes > READ_AHEAD as u64 * 2, "the body spans several read-aheads");
+        let mut reader = Reader::new(&bytes).unwrap();
+        let (mut before, mut sizes) = (0, Vec::new());
+        while let Some(e) = reader.next() {
+            let e = e.unwrap();
+            let encoded = rmp_serde::to_vec_named(&(e.sequence.as_str(), &e.record)).unwrap().len() as u64;
+            sizes.push((reader.bytes_read() - before, encoded));
+            before = reader.bytes_read();
+        }
+        assert_eq!(sizes.len(), 2_000);
+        assert!(sizes.iter().all(|(read, encoded)| read == encoded), "each entry counts its own bytes");
+        assert_eq!(before, index.body_bytes);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use super::segment::{Entry, SegmentBuilder};
+use super::segment::{Builder, Entry, LEVEL};
 use super::writer::{SegmentWriter, Written};
 use super::ArchiveError;
 use crate::model::ChangeRecord;
@@ -23,10 +23,10 @@ pub struct Flush {
     pub age: Duration,
 }
 
-/// One shard's segment in the making, held encoded (a third of the decoded records' memory).
+/// One shard's segment in the making, held compressed as it grows.
 #[derive(Default)]
 struct Buffer {
-    segment: Option<SegmentBuilder>,
+    segment: Option<Builder>,
     since: Option<Instant>,
     /// Records up to here are archived (an earlier writer may have gone past what we read).
     skip_through: Option<SeqNo>,
@@ -65,15 +65,18 @@ impl ArchiveSink {
                 continue;
             }
             buffer.since.get_or_insert_with(Instant::now);
-            let segment = buffer.segment.get_or_insert_with(|| SegmentBuilder::new(shard, false));
-            segment
-                .push(&Entry { sequence, record })
-                .map_err(|source| ArchiveError::Segment { key: shard.to_string(), source })?;
+            let error = |source| ArchiveError::Segment { key: shard.to_string(), source };
+            if buffer.segment.is_none() {
+                buffer.segment = Some(Builder::new(shard, false, LEVEL).map_err(error)?);
+            }
+            if let Some(segment) = &mut buffer.segment {
+                segment.push(&Entry { sequence, record }).map_err(error)?;
+            }
         }
         let due = buffer
             .segment
             .as_ref()
-            .is_some_and(|s| s.bytes() >= self.flush.bytes || s.count() as usize >= self.flush.records);
+            .is_some_and(|s| s.bytes() >= self.flush.bytes as u64 || s.count() as usize >= self.flush.records);
         if due {
             return self.write(shard, &mut buffer, now_ms).await;
         }

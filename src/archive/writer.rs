@@ -8,7 +8,7 @@
 use time::OffsetDateTime;
 
 use super::manifest::{ManifestStore, SegmentEntry};
-use super::segment::{self, Entry, SegmentBuilder, LEVEL};
+use super::segment::{self, Builder, Entry, LEVEL};
 use super::ArchiveError;
 use crate::backend::state::{PutOutcome, SharedStore};
 use crate::stream::seqno::SeqNo;
@@ -33,8 +33,9 @@ pub fn segment_key(root: &str, shard: &str, first: &SeqNo, captured_at: i64) -> 
     )
 }
 
-fn built(shard: &str, entries: &[Entry]) -> Result<SegmentBuilder, ArchiveError> {
-    let mut builder = SegmentBuilder::new(shard, false);
+fn built(shard: &str, entries: &[Entry]) -> Result<Builder, ArchiveError> {
+    let error = |source| ArchiveError::Segment { key: shard.to_string(), source };
+    let mut builder = Builder::new(shard, false, LEVEL).map_err(error)?;
     for e in entries {
         builder.push(e).map_err(|source| ArchiveError::Segment { key: shard.to_string(), source })?;
     }
@@ -80,15 +81,17 @@ impl SegmentWriter {
     }
 
     /// Makes a built segment durable (and lists it), or what of it is not archived yet.
-    pub async fn write_built(&self, mut builder: SegmentBuilder, now_ms: i64) -> Result<Written, ArchiveError> {
+    pub async fn write_built(&self, builder: Builder, now_ms: i64) -> Result<Written, ArchiveError> {
         let shard = builder.shard().to_string();
         let segment_error = |key: &str| {
             let key = key.to_string();
             move |source| ArchiveError::Segment { key, source }
         };
-        let Some(last) = builder.last().cloned() else {
+        let (Some(last), Some((_, first_captured))) = (builder.last().cloned(), builder.first()) else {
             return Err(segment_error(&shard)(segment::SegmentError::Empty));
         };
+        let (mut bytes, mut index) = builder.finish().map_err(segment_error(&shard))?;
+        let mut first_captured = first_captured;
         // What the manifest already holds of this shard (folded into a snapshot, whose raw
         // segments retention may have removed, or listed in the tail) is not written again.
         let (manifest, _) = self.manifest.load(&*self.store).await?;
@@ -96,21 +99,17 @@ impl SegmentWriter {
         let covered = manifest.folded.get(&shard).max(tail_end).cloned();
         let through = covered.clone().filter(|c| *c > last).unwrap_or_else(|| last.clone());
         let mut done = Written { through, written: 0, found: 0, records: 0, bytes: 0 };
-        if let Some(c) = &covered {
-            if builder.first().is_some_and(|(first, _)| first <= c) {
-                let rest = builder.entries_after(c).map_err(segment_error(&shard))?;
-                if rest.is_empty() {
-                    return Ok(done);
-                }
-                builder = built(&shard, &rest)?;
-            }
+        if let Some(c) = covered.as_ref().filter(|c| index.first_sequence <= **c) {
+            let rest = segment::entries_after(&bytes, c).map_err(segment_error(&shard))?;
+            let Some(first) = rest.first() else { return Ok(done) };
+            first_captured = first.record.captured_at;
+            (bytes, index) = segment::encode(&shard, &rest, false, LEVEL).map_err(segment_error(&shard))?;
         }
         let mut listed = Vec::new();
-        while let Some((first, captured)) = builder.first() {
-            let key = segment_key(&self.root, &shard, first, captured);
-            let (bytes, index) = builder.finish(LEVEL).map_err(segment_error(&key))?;
+        loop {
+            let key = segment_key(&self.root, &shard, &index.first_sequence, first_captured);
             let len = bytes.len() as u64;
-            match self.store.put_if_absent(&key, bytes).await? {
+            match self.store.put_if_absent(&key, bytes.clone()).await? {
                 PutOutcome::Written(_) => {
                     listed.push(SegmentEntry::new(&key, &index, len));
                     done.written += 1;
@@ -137,11 +136,10 @@ impl SegmentWriter {
                             reason: "an existing segment ends before its own first record".into(),
                         });
                     }
-                    let rest = builder.entries_after(&found.last_sequence).map_err(segment_error(&key))?;
-                    if rest.is_empty() {
-                        break;
-                    }
-                    builder = built(&shard, &rest)?;
+                    let rest = segment::entries_after(&bytes, &found.last_sequence).map_err(segment_error(&key))?;
+                    let Some(first) = rest.first() else { break };
+                    first_captured = first.record.captured_at;
+                    (bytes, index) = segment::encode(&shard, &rest, false, LEVEL).map_err(segment_error(&key))?;
                 }
             }
         }
