@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::segment::{self, sort_key, Entry, Reader, SegmentError};
+use crate::model::{ObjectKey, Op};
+use crate::stream::seqno::SeqNo;
 
 /// What a record of each kind costs in memory beyond its encoded bytes, roughly (strings and
 /// vectors of the decoded form): the budget counts encoded bytes times this.
@@ -44,6 +46,8 @@ pub struct MergeStats {
     pub keys_out: u64,
     /// Keys whose latest record `keep` dropped (e.g. expired tombstones).
     pub dropped: u64,
+    /// Tables and partitions left out because their database's or table's delete is newer.
+    pub masked: u64,
     /// Scratch runs spilled.
     pub runs: u64,
 }
@@ -112,16 +116,28 @@ impl Merger {
         self.inputs.push((path, true));
     }
 
-    /// Sorts the buffer and keeps the latest record per key.
+    /// Sorts the buffer and keeps the latest record per key, preceded by the key's newest delete
+    /// when that is not the latest (see [`Drops`]; only databases and tables have children).
     fn reduce(buffer: &mut Vec<(Vec<u8>, Entry)>) {
         buffer.sort_by(|(ka, a), (kb, b)| {
             ka.cmp(kb).then_with(|| (a.record.captured_at, &a.sequence).cmp(&(b.record.captured_at, &b.sequence)))
         });
-        // Of each run of equal keys the last is the latest: keep it.
+        // Of each run of equal keys the last is the latest.
         let mut out: Vec<(Vec<u8>, Entry)> = Vec::with_capacity(buffer.len());
         for item in buffer.drain(..) {
-            match out.last_mut() {
-                Some(last) if last.0 == item.0 => *last = item,
+            let same = out.last().is_some_and(|last| last.0 == item.0);
+            let parent = !matches!(item.1.record.key, ObjectKey::Partition { .. });
+            let last_deleted = out.last().is_some_and(|last| last.1.record.op == Op::Delete);
+            match out.len() {
+                // A delete followed by a newer record: keep the delete before it.
+                n if same && parent && last_deleted => {
+                    let earlier_is_same = n >= 2 && out[n - 2].0 == item.0;
+                    if earlier_is_same {
+                        out.remove(n - 2);
+                    }
+                    out.push(item);
+                }
+                n if same => out[n - 1] = item,
                 _ => out.push(item),
             }
         }
@@ -158,8 +174,13 @@ impl Merger {
     where
         E: From<MergeError>,
     {
-        let mut emit = |entry: Entry, stats: &mut MergeStats| -> Result<(), E> {
-            if keep(&entry) {
+        let mut drops = Drops::default();
+        let mut emit = |latest: Latest, stats: &mut MergeStats| -> Result<(), E> {
+            let entry = latest.entry;
+            if drops.masks(&entry, latest.deleted) {
+                stats.masked += 1;
+                Ok(())
+            } else if keep(&entry) {
                 stats.keys_out += 1;
                 out(entry)
             } else {
@@ -171,8 +192,19 @@ impl Merger {
             // Everything fit in memory: no scratch file at all.
             Self::reduce(&mut self.buffer);
             let mut stats = self.stats;
-            for (_, e) in std::mem::take(&mut self.buffer) {
-                emit(e, &mut stats)?;
+            let mut group: Option<(Vec<u8>, Latest)> = None;
+            for (key, e) in std::mem::take(&mut self.buffer) {
+                match &mut group {
+                    Some((k, latest)) if *k == key => latest.add(e),
+                    _ => {
+                        if let Some((_, done)) = group.replace((key, Latest::of(e))) {
+                            emit(done, &mut stats)?;
+                        }
+                    }
+                }
+            }
+            if let Some((_, done)) = group {
+                emit(done, &mut stats)?;
             }
             return Ok(stats);
         }
@@ -190,26 +222,105 @@ impl Merger {
                 heap.push(Reverse(Head { key: sort_key(&head.record.key), source: i, entry: head }));
             }
         }
+        // A source's next entry is read as soon as one is taken: a run may hold two of a key.
         while let Some(Reverse(first)) = heap.pop() {
-            let mut best = first.entry;
             let key = first.key;
-            let mut refill = vec![first.source];
-            while heap.peek().is_some_and(|Reverse(h)| h.key == key) {
-                let Some(Reverse(same)) = heap.pop() else { break };
-                if newer(&same.entry, &best) {
-                    best = same.entry;
-                }
-                refill.push(same.source);
-            }
-            for i in refill {
-                let (path, reader, counted) = &mut sources[i];
+            let mut latest = Latest::of(first.entry);
+            let mut taken = first.source;
+            loop {
+                let (path, reader, counted) = &mut sources[taken];
                 if let Some(e) = next(path, reader, *counted, &mut stats)? {
-                    heap.push(Reverse(Head { key: sort_key(&e.record.key), source: i, entry: e }));
+                    heap.push(Reverse(Head { key: sort_key(&e.record.key), source: taken, entry: e }));
                 }
+                if heap.peek().is_none_or(|Reverse(h)| h.key != key) {
+                    break;
+                }
+                let Some(Reverse(same)) = heap.pop() else { break };
+                latest.add(same.entry);
+                taken = same.source;
             }
-            emit(best, &mut stats)?;
+            emit(latest, &mut stats)?;
         }
         Ok(stats)
+    }
+}
+
+/// When (capture time, sequence) an object was last deleted.
+type Mark = (i64, SeqNo);
+
+fn mark_of(e: &Entry) -> Mark {
+    (e.record.captured_at, e.sequence.clone())
+}
+
+/// The latest record of one key, and the newest delete among its records.
+struct Latest {
+    entry: Entry,
+    deleted: Option<Mark>,
+}
+
+impl Latest {
+    fn of(entry: Entry) -> Latest {
+        let deleted = (entry.record.op == Op::Delete).then(|| mark_of(&entry));
+        Latest { entry, deleted }
+    }
+
+    fn add(&mut self, e: Entry) {
+        if e.record.op == Op::Delete {
+            self.deleted = self.deleted.take().max(Some(mark_of(&e)));
+        }
+        if newer(&e, &self.entry) {
+            self.entry = e;
+        }
+    }
+}
+
+/// The deletes of the database and the table in progress, as the merge's output goes by in key
+/// order (a database, then each of its tables followed by its partitions). A delete of a
+/// database or table stands for its children — capture publishes none for them — so a child
+/// whose latest record is older than its database's or table's newest delete went with it, even
+/// when the database or table was created again since. (Children dropped so are left out of a
+/// snapshot; a lagging shard's record older than a delete folded into an earlier snapshot is not
+/// caught, as with an expired tombstone.)
+#[derive(Default)]
+struct Drops {
+    /// (catalog, database) and its newest delete.
+    database: Option<(String, String, Option<Mark>)>,
+    /// (catalog, database, table) and the newest delete that took its partitions.
+    table: Option<(String, String, String, Option<Mark>)>,
+}
+
+impl Drops {
+    /// Whether `e` (the latest record of its key, whose newest delete is `own`) is of an object
+    /// gone with its parent.
+    fn masks(&mut self, e: &Entry, own: Option<Mark>) -> bool {
+        let older = |mark: &Option<Mark>| mark.as_ref().is_some_and(|m| mark_of(e) < *m);
+        match &e.record.key {
+            ObjectKey::Database { catalog, database } => {
+                self.database = Some((catalog.clone(), database.clone(), own));
+                self.table = None;
+                false
+            }
+            ObjectKey::Table { catalog, database, table } => {
+                let parent = match &self.database {
+                    Some((c, d, mark)) if c == catalog && d == database => mark.clone(),
+                    _ => None,
+                };
+                let masked = older(&parent);
+                // A table gone with its database takes its partitions with it up to that delete;
+                // a live one, up to its own latest delete.
+                let mark = if masked { parent } else { own.max(parent) };
+                self.table = Some((catalog.clone(), database.clone(), table.clone(), mark));
+                masked
+            }
+            ObjectKey::Partition { catalog, database, table, .. } => {
+                let mark = match (&self.table, &self.database) {
+                    (Some((c, d, t, mark)), _) if c == catalog && d == database && t == table => mark.clone(),
+                    (_, Some((c, d, mark))) if c == catalog && d == database => mark.clone(),
+                    _ => None,
+                };
+                older(&mark)
+            }
+        }
     }
 }
 
@@ -255,7 +366,9 @@ impl Ord for Head {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Cause, CauseKind, ChangeRecord, ObjectKey, Origin};
+    use crate::model::{
+        CatalogObject, Cause, CauseKind, ChangeRecord, Database, ObjectKey, Op, Origin, Partition, Table,
+    };
     use crate::stream::seqno::SeqNo;
 
     fn entry(table: u32, at: i64, seq: u64) -> Entry {
@@ -313,6 +426,101 @@ mod tests {
             assert_eq!(out, expected, "budget {budget}");
             assert_eq!((stats.records_in, stats.keys_out), (5_000, expected.len() as u64));
             assert_eq!(stats.runs > 10, budget != usize::MAX, "{stats:?}");
+        }
+    }
+
+    fn record(key: ObjectKey, delete: bool, at: i64, seq: u64) -> Entry {
+        let cause = Cause { kind: CauseKind::Event, event_id: None };
+        let origin = Origin { catalog_id: "1".into(), ..Default::default() };
+        let record = if delete {
+            ChangeRecord::delete(key.clone(), &origin, cause, at)
+        } else {
+            let state = match &key {
+                ObjectKey::Database { database, .. } => {
+                    CatalogObject::Database(Database { name: database.clone(), ..Default::default() })
+                }
+                ObjectKey::Table { database, table, .. } => CatalogObject::Table(Table {
+                    database_name: database.clone(),
+                    name: table.clone(),
+                    ..Default::default()
+                }),
+                ObjectKey::Partition { database, table, values, .. } => CatalogObject::Partition(Partition {
+                    database_name: database.clone(),
+                    table_name: table.clone(),
+                    values: values.clone(),
+                    ..Default::default()
+                }),
+            };
+            ChangeRecord::upsert(state, &origin, cause, at)
+        };
+        assert_eq!(record.key, key);
+        Entry { sequence: SeqNo::parse(&seq.to_string()).unwrap(), record }
+    }
+
+    /// A dropped database's or table's children are not published (its delete stands for them),
+    /// so their latest records are older upserts: the merge must not bring them back.
+    #[test]
+    fn a_database_or_table_delete_takes_the_children_captured_before_it() {
+        let db = |d: &str| ObjectKey::Database { catalog: "1".into(), database: d.into() };
+        let t = |d: &str, t: &str| ObjectKey::Table { catalog: "1".into(), database: d.into(), table: t.into() };
+        let p = |d: &str, t: &str, v: &str| ObjectKey::Partition {
+            catalog: "1".into(),
+            database: d.into(),
+            table: t.into(),
+            values: vec![v.into()],
+        };
+        let records = vec![
+            record(db("gone"), false, 10, 1),
+            record(t("gone", "old"), false, 11, 2),
+            record(p("gone", "old", "1"), false, 12, 3),
+            record(db("gone"), true, 50, 4),
+            // Re-created after the drop: kept, as are children captured after it.
+            record(db("back"), false, 10, 5),
+            record(t("back", "x"), false, 11, 6),
+            record(p("back", "x", "1"), false, 12, 7),
+            record(db("back"), true, 50, 8),
+            record(db("back"), false, 60, 9),
+            record(t("back", "x"), false, 61, 10),
+            record(p("back", "x", "2"), false, 62, 11),
+            // A table dropped in a live database: its older partitions go, newer ones stay.
+            record(db("live"), false, 10, 12),
+            record(t("live", "dropped"), false, 11, 13),
+            record(p("live", "dropped", "1"), false, 12, 14),
+            record(t("live", "dropped"), true, 30, 15),
+            record(t("live", "kept"), false, 11, 16),
+            record(p("live", "kept", "1"), false, 12, 17),
+            record(t("live", "reborn"), false, 11, 18),
+            record(p("live", "reborn", "1"), false, 12, 19),
+            record(t("live", "reborn"), true, 30, 20),
+            record(t("live", "reborn"), false, 40, 21),
+            record(p("live", "reborn", "2"), false, 41, 22),
+        ];
+        for budget in [usize::MAX, 300] {
+            let mut m = Merger::new(budget, None).unwrap();
+            for e in records.iter().rev() {
+                m.push(e.clone(), 100).unwrap();
+            }
+            let (out, stats) = merged(m);
+            let live: Vec<String> =
+                out.iter().filter(|e| e.record.op == Op::Upsert).map(|e| e.record.key.to_string()).collect();
+            assert_eq!(
+                live,
+                [
+                    "1/back",
+                    "1/back/x",
+                    "1/back/x/[2]",
+                    "1/live",
+                    "1/live/kept",
+                    "1/live/kept/[1]",
+                    "1/live/reborn",
+                    "1/live/reborn/[2]"
+                ],
+                "budget {budget}"
+            );
+            let deletes: Vec<String> =
+                out.iter().filter(|e| e.record.op == Op::Delete).map(|e| e.record.key.to_string()).collect();
+            assert_eq!(deletes, ["1/gone", "1/live/dropped"], "the deletes themselves stay");
+            assert_eq!(stats.masked, 5, "budget {budget}: {stats:?}");
         }
     }
 

@@ -420,9 +420,11 @@ impl<'a> TargetRestore<'a> {
                     .await
                     .map_err(|e| ReadError::new(format!("{database}.{table}"), e))?
                     .map(CatalogObject::Table),
+                // Its table or database may not exist in the target (a dropped one comes back).
                 ObjectKey::Partition { database, table, values, .. } => reader
                     .partitions_by_values(database, table, std::slice::from_ref(values))
-                    .await?
+                    .await
+                    .or_else(not_found_is_empty)?
                     .into_iter()
                     .next()
                     .map(CatalogObject::Partition),

@@ -1,6 +1,7 @@
 //! End-to-end tests: lakelog against local AWS emulators over HTTP (endpoint overrides), the same
 //! code path as production. Each test starts its own emulator pair, so tests run in parallel.
 
+mod archive;
 mod capture;
 mod dependency;
 mod diffmem;
