@@ -131,11 +131,13 @@ impl Merger {
             match out.len() {
                 // A delete followed by a newer record: keep the delete before it.
                 n if same && parent && last_deleted => {
-                    let earlier_is_same = n >= 2 && out[n - 2].0 == item.0;
-                    if earlier_is_same {
-                        out.remove(n - 2);
+                    if n >= 2 && out[n - 2].0 == item.0 {
+                        // At most two of a key: the delete takes the older one's place.
+                        out.swap(n - 2, n - 1);
+                        out[n - 1] = item;
+                    } else {
+                        out.push(item);
                     }
-                    out.push(item);
                 }
                 n if same => out[n - 1] = item,
                 _ => out.push(item),
