@@ -149,8 +149,18 @@ pub async fn download_parts(
     snapshot: &SnapshotEntry,
     dir: &std::path::Path,
 ) -> Result<Vec<PathBuf>, ArchiveError> {
+    download_some(store, snapshot, dir, |_| true).await
+}
+
+/// Downloads the parts `wanted` accepts.
+pub async fn download_some(
+    store: &dyn StateStore,
+    snapshot: &SnapshotEntry,
+    dir: &std::path::Path,
+    wanted: impl Fn(&PartEntry) -> bool,
+) -> Result<Vec<PathBuf>, ArchiveError> {
     let mut paths = Vec::new();
-    for (i, part) in snapshot.parts.iter().enumerate() {
+    for (i, part) in snapshot.parts.iter().enumerate().filter(|(_, p)| wanted(p)) {
         let bytes = fetch(store, &part.key).await?;
         let path = dir.join(format!("base-{i:06}.seg"));
         std::fs::write(&path, bytes)
