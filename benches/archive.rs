@@ -344,13 +344,12 @@ impl Bench {
                 raw += encoded as u64;
                 seq[shard] += 1;
                 let sequence = sequence(shard, seq[shard]);
-                let size = encoded / frame.len();
                 let taken: Vec<_> = frame
                     .into_iter()
                     .map(|mut r| {
                         at += 1;
                         r.captured_at = at;
-                        (sequence.clone(), r, size)
+                        (sequence.clone(), r)
                     })
                     .collect();
                 sink_clock.resume();

@@ -487,6 +487,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let (since, until) = (time(since)?, time(until)?);
+            // A name that cannot name an object is a usage error, found before connecting.
+            commands::history::parse_object("", object).map_err(usage)?;
             let pipeline = Pipeline::connect(cfg).await?;
             let report = commands::history::object_history(&pipeline, object, since, until).await.context("history")?;
             print(&report, output)?;

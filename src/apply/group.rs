@@ -83,12 +83,12 @@ pub trait Sink: Send + Sync {
     async fn opened(&self, _shard: &str) {}
 }
 
-/// One record as the group read it: its stream position and its size in the stream.
+/// One record as the group read it, with its stream position (shared by the records packed in
+/// one Kinesis record).
 #[derive(Debug, Clone)]
 pub struct Taken {
     pub sequence: SeqNo,
     pub record: ChangeRecord,
-    pub bytes: usize,
 }
 
 /// What a sink made durable with one batch.
@@ -400,11 +400,7 @@ impl<'a> ShardRun<'a> {
         let mut records = Vec::new();
         for r in &batch.records {
             match codec::decode(&r.data) {
-                Ok(rs) => {
-                    // A frame's size, shared by the records packed in it.
-                    let bytes = r.data.len() / rs.len().max(1);
-                    records.extend(rs.into_iter().map(|record| Taken { sequence: r.seq.clone(), record, bytes }));
-                }
+                Ok(rs) => records.extend(rs.into_iter().map(|record| Taken { sequence: r.seq.clone(), record })),
                 Err(e) => {
                     let dl = DeadLetter::undecodable(target, id, r.seq.as_str(), &r.data, e.to_string());
                     warn!(target = %target, shard = id, seq = %r.seq, error = %e, "undecodable change-log frame, dead-lettering");

@@ -66,7 +66,7 @@ impl Sink for ArchiveConsumer {
     }
 
     async fn take(&self, shard: &str, records: Vec<Taken>, _last: &SeqNo) -> Result<Durable, ApplyError> {
-        let records = records.into_iter().map(|t| (t.sequence, t.record, t.bytes)).collect();
+        let records = records.into_iter().map(|t| (t.sequence, t.record)).collect();
         let written = self.sink.take(shard, records, now_millis()).await.map_err(failed)?;
         Ok(Durable { through: noted(written), stats: Default::default() })
     }

@@ -50,17 +50,17 @@ impl ArchiveSink {
         map.entry(shard.to_string()).or_default().clone()
     }
 
-    /// Takes one batch of a shard (`encoded` is each record's size in the stream); returns what
-    /// became durable, if a segment was written.
+    /// Takes one batch of a shard (records with their stream positions); returns what became
+    /// durable, if a segment was written.
     pub async fn take(
         &self,
         shard: &str,
-        records: Vec<(SeqNo, ChangeRecord, usize)>,
+        records: Vec<(SeqNo, ChangeRecord)>,
         now_ms: i64,
     ) -> Result<Option<Written>, ArchiveError> {
         let buffer = self.buffer(shard);
         let mut buffer = buffer.lock().await;
-        for (sequence, record, _size) in records {
+        for (sequence, record) in records {
             if buffer.skip_through.as_ref().is_some_and(|s| sequence <= *s) {
                 continue;
             }
@@ -78,7 +78,7 @@ impl ArchiveSink {
             .as_ref()
             .is_some_and(|s| s.bytes() >= self.flush.bytes as u64 || s.count() as usize >= self.flush.records);
         if due {
-            return self.write(shard, &mut buffer, now_ms).await;
+            return self.write(&mut buffer, now_ms).await;
         }
         Ok(None)
     }
@@ -91,7 +91,7 @@ impl ArchiveSink {
         if buffer.segment.is_none() || !(aged || force) {
             return Ok(None);
         }
-        self.write(shard, &mut buffer, now_ms).await
+        self.write(&mut buffer, now_ms).await
     }
 
     /// Forgets what is buffered for a shard (its consumer restarts from its checkpoint).
@@ -99,7 +99,7 @@ impl ArchiveSink {
         self.buffers.lock().unwrap_or_else(|p| p.into_inner()).remove(shard);
     }
 
-    async fn write(&self, _shard: &str, buffer: &mut Buffer, now_ms: i64) -> Result<Option<Written>, ArchiveError> {
+    async fn write(&self, buffer: &mut Buffer, now_ms: i64) -> Result<Option<Written>, ArchiveError> {
         let Some(segment) = buffer.segment.take() else { return Ok(None) };
         let written = match self.writer.write_built(segment, now_ms).await {
             Ok(w) => w,

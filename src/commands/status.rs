@@ -206,7 +206,6 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
 async fn archive_status(pipeline: &Pipeline) -> Result<ArchiveStatus, StatusError> {
     let manifests = ManifestStore::new(&root(&pipeline.config.stream.name));
     let (m, _) = manifests.load(&*pipeline.state).await?;
-    crate::metrics::archive_state(m.tail_bytes(), m.earliest_restorable());
     Ok(ArchiveStatus {
         earliest_restorable: m.earliest_restorable().map(rfc3339),
         latest_archived: m.latest_captured_at().map(rfc3339),

@@ -194,3 +194,23 @@ fn a_usage_error_is_json_with_exit_code_2() {
     assert!(error.contains("missing.yaml"), "names the file: {value}");
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("error: {error}")));
 }
+
+/// Arguments that cannot work are usage errors found before anything connects (exit 2), not
+/// connection failures: the repository's pipeline.yaml names an emulator that is not running.
+#[test]
+fn bad_restore_and_history_arguments_are_usage_errors_before_connecting() {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline.yaml");
+    for (args, says) in [
+        (&["restore", "--at", "yesterday", "--target", "dr-west"][..], "RFC 3339"),
+        (
+            &["restore", "--at", "2026-12-01T00:00:00Z", "--target", "dr-west", "--rename-database", "sales"][..],
+            "FROM=TO",
+        ),
+        (&["history", "db./partition"][..], "table name is empty"),
+    ] {
+        let out = lakelog(&config, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
