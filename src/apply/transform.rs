@@ -27,6 +27,7 @@ use crate::config::{LocationRewrite, TargetConfig};
 use crate::model::{CatalogObject, Column, Params, StorageDescriptor};
 
 use crate::model::filter::Filter;
+use crate::model::principal::PrincipalMap;
 
 /// URI schemes that address S3: Hadoop's `s3a` and `s3n` name the same buckets as `s3`.
 const S3_SCHEMES: [&str; 3] = ["s3a", "s3n", "s3"];
@@ -90,6 +91,8 @@ pub struct Transform {
     source_region: String,
     target_catalog: String,
     target_region: String,
+    /// Where this target's Lake Formation grants go (identity for a same-account target).
+    pub principals: PrincipalMap,
 }
 
 impl Transform {
@@ -106,6 +109,7 @@ impl Transform {
             source_region: source_region.to_string(),
             target_catalog: target_catalog.to_string(),
             target_region: target.region.clone(),
+            principals: PrincipalMap::identity(),
         })
     }
 
