@@ -16,7 +16,8 @@
 //! Crash safety: parts and the folded list are written under names fixed by the snapshot id
 //! before the manifest names them, and the manifest changes in one conditional write. A compaction
 //! killed at any point leaves the manifest as it was (a rerun rewrites the same names), or
-//! finished; objects are deleted only once no manifest names them.
+//! finished; objects are deleted only once no manifest names them, by a sweep that every
+//! compaction also starts with, so deletes a killed one did not get to are done by the next.
 
 use std::path::PathBuf;
 
@@ -24,12 +25,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::manifest::{ManifestStore, PartEntry, SegmentEntry, SnapshotEntry};
+use super::manifest::{Manifest, ManifestStore, PartEntry, SegmentEntry, SnapshotEntry};
 use super::merge::{MergeError, Merger};
 use super::segment::{self, Entry, Reader, SegmentIndex, LEVEL};
 use super::writer::root;
 use super::ArchiveError;
-use crate::backend::state::{SharedStore, StateStore};
+use crate::backend::state::{each_key, SharedStore, StateStore};
 use crate::model::Op;
 
 /// How compaction behaves.
@@ -261,6 +262,65 @@ fn parts(prefix: String, size: u64) -> impl FnMut(Option<Entry>) -> Result<Optio
     }
 }
 
+/// What a sweep deleted.
+#[derive(Debug, Clone, Copy, Default)]
+struct Swept {
+    snapshots: u64,
+    segments: u64,
+}
+
+/// Deletes what no reader of `manifest` can need: every snapshot older than its oldest (parts,
+/// the raw segments folded into it, then its folded list — last, so a sweep cut short finds the
+/// segments again), and, once the oldest is the earliest restorable point, the raw segments folded
+/// into it. Idempotent: a compaction killed between its manifest write and its deletes leaves them
+/// to the next one, which starts with a sweep.
+async fn sweep(store: &dyn StateStore, root: &str, manifest: &Manifest) -> Result<Swept, ArchiveError> {
+    let mut swept = Swept::default();
+    let Some(oldest) = manifest.snapshots.first() else { return Ok(swept) };
+    let prefix = format!("{root}snapshots/");
+    let mut older: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    each_key(store, &prefix, |keys| {
+        for key in keys {
+            let id = key[prefix.len()..].split('/').next().unwrap_or_default().to_string();
+            // Ids are zero-padded and increasing: older sorts first.
+            if id.as_str() < oldest.id.as_str() {
+                older.entry(id).or_default().push(key);
+            }
+        }
+    })
+    .await?;
+    for (id, keys) in older {
+        let folded = format!("{prefix}{id}/folded.json");
+        for key in keys.iter().filter(|k| **k != folded) {
+            store.delete(key).await?;
+        }
+        swept.segments += delete_folded(store, &folded, false).await?;
+        store.delete(&folded).await?;
+        swept.snapshots += 1;
+    }
+    if !manifest.from_genesis {
+        swept.segments += delete_folded(store, &oldest.folded, true).await?;
+    }
+    Ok(swept)
+}
+
+/// Deletes the raw segments a snapshot's folded list names, in order; with `unless_done`, nothing
+/// when the last of them is already gone (an earlier sweep finished them). How many it deleted.
+async fn delete_folded(store: &dyn StateStore, folded: &str, unless_done: bool) -> Result<u64, ArchiveError> {
+    let Some(stored) = store.get(folded).await? else { return Ok(0) };
+    let segments: Vec<SegmentEntry> = serde_json::from_slice(&stored.bytes)
+        .map_err(|e| ArchiveError::Corrupt { what: folded.to_string(), reason: e.to_string() })?;
+    match segments.last() {
+        None => return Ok(0),
+        Some(last) if unless_done && !store.exists(&last.key).await? => return Ok(0),
+        Some(_) => {}
+    }
+    for seg in &segments {
+        store.delete(&seg.key).await?;
+    }
+    Ok(segments.len() as u64)
+}
+
 /// Compacts the archive of `stream` if its tail is due (or always when `force`).
 pub async fn compact(
     store: &SharedStore,
@@ -272,9 +332,13 @@ pub async fn compact(
     let root = root(stream);
     let manifests = ManifestStore::new(&root);
     let (manifest, _) = manifests.load(&**store).await?;
+    // What a compaction killed after its manifest write left to delete.
+    let swept = sweep(&**store, &root, &manifest).await?;
     let mut report = CompactReport {
         earliest_restorable: manifest.earliest_restorable(),
         tail_bytes: manifest.tail_bytes(),
+        snapshots_removed: swept.snapshots,
+        segments_removed: swept.segments,
         ..Default::default()
     };
     if !force && !due(&manifest, opts) {
@@ -289,7 +353,7 @@ pub async fn compact(
     let id = format!("{number:08}");
     let prefix = snapshot_prefix(&root, &id);
 
-    let mut merger = Merger::new(opts.merge_budget, opts.work_dir.as_deref())?;
+    let mut merger = Merger::new(opts.merge_budget, opts.work_dir.as_deref())?.keeping_deletes();
     if let Some(b) = &base {
         for path in download_parts(&**store, b, merger.scratch()).await? {
             merger.add_sorted(path);
@@ -344,7 +408,6 @@ pub async fn compact(
 
     // One conditional write: the snapshot in, its segments out of the tail, and retention.
     let cut = now_ms - opts.retention_ms;
-    let mut removed: (Vec<SnapshotEntry>, Vec<String>) = (Vec::new(), Vec::new());
     let base_id = base.as_ref().map(|b| b.id.clone());
     let updated = manifests
         .update(&**store, now_ms, |m| {
@@ -362,13 +425,9 @@ pub async fn compact(
             m.snapshots.push(snapshot.clone());
             // The newest snapshot at or before the cut serves every time from it on; older ones,
             // and the segments folded into it (needed only for times before it), can go.
-            removed = (Vec::new(), Vec::new());
             if let Some(keep_from) = m.snapshots.iter().rposition(|s| s.as_of <= cut) {
-                removed.0 = m.snapshots.drain(..keep_from).collect();
-                if keep_from > 0 || m.from_genesis {
-                    removed.1.push(m.snapshots[0].folded.clone());
-                    m.from_genesis = false;
-                }
+                m.snapshots.drain(..keep_from);
+                m.from_genesis = false;
             }
             Ok(true)
         })
@@ -385,33 +444,9 @@ pub async fn compact(
     report.tail_bytes = updated.tail_bytes();
 
     // Only now, with no manifest naming them, are removed objects deleted.
-    for old in &removed.0 {
-        for p in &old.parts {
-            store.delete(&p.key).await?;
-        }
-        report.snapshots_removed += 1;
-    }
-    for folded in &removed.1 {
-        if let Some(s) = store.get(folded).await? {
-            let segments: Vec<SegmentEntry> = serde_json::from_slice(&s.bytes).unwrap_or_default();
-            for seg in &segments {
-                store.delete(&seg.key).await?;
-            }
-            report.segments_removed += segments.len() as u64;
-        }
-    }
-    for old in &removed.0 {
-        // Its folded list was needed only with it.
-        if !removed.1.contains(&old.folded) {
-            if let Some(s) = store.get(&old.folded).await? {
-                let segments: Vec<SegmentEntry> = serde_json::from_slice(&s.bytes).unwrap_or_default();
-                for seg in &segments {
-                    store.delete(&seg.key).await?;
-                }
-                report.segments_removed += segments.len() as u64;
-            }
-        }
-    }
+    let swept = sweep(&**store, &root, &updated).await?;
+    report.snapshots_removed += swept.snapshots;
+    report.segments_removed += swept.segments;
     info!(snapshot = ?report.snapshot, folded = report.segments_folded, keys = report.keys, "archive compacted");
     Ok(report)
 }

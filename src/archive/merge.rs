@@ -11,6 +11,11 @@
 //! order (the publisher drops older reads), and after resharding a child's sequence numbers
 //! follow its parent's.
 //!
+//! A merge that writes a snapshot ([`Merger::keeping_deletes`]) keeps, beside the record of a
+//! database or table that was deleted and created again, its newest delete, just before it: a
+//! child's record from another shard that arrives later, captured before that delete, is then
+//! still left out when the snapshot is merged again (see [`Drops`]).
+//!
 //! Must never: hold more than the budget plus one record per run, or lose a record to a full
 //! disk (an I/O error fails the merge; nothing is written from a failed merge).
 
@@ -67,6 +72,8 @@ pub struct Merger {
     /// records are counted as they are read).
     inputs: Vec<(PathBuf, bool)>,
     stats: MergeStats,
+    /// Whether the output keeps a re-created parent's newest delete beside its record.
+    keep_deletes: bool,
 }
 
 impl Merger {
@@ -88,7 +95,16 @@ impl Merger {
             buffered: 0,
             inputs: Vec::new(),
             stats: MergeStats::default(),
+            keep_deletes: false,
         })
+    }
+
+    /// Makes the output keep, just before the record of a database or table deleted and created
+    /// again, its newest delete (offered to `keep` like any delete, so it expires as tombstones
+    /// do). For snapshots: their merges must still see that delete to mask older children.
+    pub fn keeping_deletes(mut self) -> Merger {
+        self.keep_deletes = true;
+        self
     }
 
     /// The scratch directory (for sorted inputs downloaded by the caller).
@@ -177,12 +193,24 @@ impl Merger {
         E: From<MergeError>,
     {
         let mut drops = Drops::default();
+        let keep_deletes = self.keep_deletes;
         let mut emit = |latest: Latest, stats: &mut MergeStats| -> Result<(), E> {
-            let entry = latest.entry;
-            if drops.masks(&entry, latest.deleted) {
+            let Latest { entry, delete } = latest;
+            if drops.masks(&entry, delete.as_ref().map(mark_of)) {
                 stats.masked += 1;
-                Ok(())
-            } else if keep(&entry) {
+                return Ok(());
+            }
+            // The latest is newer than its delete, so this is an object created again.
+            let beside = delete.filter(|d| {
+                keep_deletes && entry.record.op == Op::Upsert && !matches!(d.record.key, ObjectKey::Partition { .. })
+            });
+            if let Some(d) = beside {
+                if keep(&d) {
+                    stats.keys_out += 1;
+                    out(d)?;
+                }
+            }
+            if keep(&entry) {
                 stats.keys_out += 1;
                 out(entry)
             } else {
@@ -257,18 +285,18 @@ fn mark_of(e: &Entry) -> Mark {
 /// The latest record of one key, and the newest delete among its records.
 struct Latest {
     entry: Entry,
-    deleted: Option<Mark>,
+    delete: Option<Entry>,
 }
 
 impl Latest {
     fn of(entry: Entry) -> Latest {
-        let deleted = (entry.record.op == Op::Delete).then(|| mark_of(&entry));
-        Latest { entry, deleted }
+        let delete = (entry.record.op == Op::Delete).then(|| entry.clone());
+        Latest { entry, delete }
     }
 
     fn add(&mut self, e: Entry) {
-        if e.record.op == Op::Delete {
-            self.deleted = self.deleted.take().max(Some(mark_of(&e)));
+        if e.record.op == Op::Delete && self.delete.as_ref().is_none_or(|d| newer(&e, d)) {
+            self.delete = Some(e.clone());
         }
         if newer(&e, &self.entry) {
             self.entry = e;
@@ -281,8 +309,9 @@ impl Latest {
 /// database or table stands for its children — capture publishes none for them — so a child
 /// whose latest record is older than its database's or table's newest delete went with it, even
 /// when the database or table was created again since. (Children dropped so are left out of a
-/// snapshot; a lagging shard's record older than a delete folded into an earlier snapshot is not
-/// caught, as with an expired tombstone.)
+/// snapshot, and a snapshot keeps a re-created parent's delete beside it for the tombstone
+/// retention, so a lagging shard's older child folded later is caught too; after that, as with
+/// any expired tombstone, it is not.)
 #[derive(Default)]
 struct Drops {
     /// (catalog, database) and its newest delete.
@@ -553,5 +582,59 @@ mod tests {
         assert!(got.contains(&("t00003".into(), 9)) && got.contains(&("t00004".into(), 5)));
         assert!(got.contains(&("t00020".into(), 9)) && !got.iter().any(|(t, _)| t == "t00007"));
         assert_eq!((stats.records_in, stats.dropped), (13, 1));
+    }
+
+    /// A database dropped and created again, both folded into one snapshot; then a table of the
+    /// old database arrives from a lagging shard, captured before the drop. The snapshot keeps
+    /// the drop beside the new database, so the next fold (and a restore) still leaves the table
+    /// out. Without the kept delete the table came back.
+    #[test]
+    fn a_recreated_database_keeps_its_delete_in_the_snapshot_so_a_late_older_table_stays_gone() {
+        let db = ObjectKey::Database { catalog: "1".into(), database: "sales".into() };
+        let t = ObjectKey::Table { catalog: "1".into(), database: "sales".into(), table: "orders".into() };
+        let mut first = Merger::new(usize::MAX, None).unwrap().keeping_deletes();
+        for e in [record(db.clone(), false, 10, 1), record(db.clone(), true, 30, 3), record(db.clone(), false, 40, 4)] {
+            first.push(e, 100).unwrap();
+        }
+        let (snapshot, _) = merged(first);
+        let ops: Vec<(Op, i64)> = snapshot.iter().map(|e| (e.record.op, e.record.captured_at)).collect();
+        assert_eq!(ops, [(Op::Delete, 30), (Op::Upsert, 40)], "the drop is kept just before the new database");
+        let (part, _) = segment::encode("", &snapshot, true, 1).unwrap();
+
+        for keeping in [true, false] {
+            let mut next = Merger::new(usize::MAX, None).unwrap();
+            if keeping {
+                next = next.keeping_deletes();
+            }
+            let path = next.scratch().join("base.seg");
+            std::fs::write(&path, &part).unwrap();
+            next.add_sorted(path);
+            next.push(record(t.clone(), false, 20, 2), 100).unwrap(); // the lagging shard's table
+            let (out, stats) = merged(next);
+            let keys: Vec<(String, Op)> = out.iter().map(|e| (e.record.key.to_string(), e.record.op)).collect();
+            let expected = if keeping {
+                vec![("1/sales".to_string(), Op::Delete), ("1/sales".to_string(), Op::Upsert)]
+            } else {
+                vec![("1/sales".to_string(), Op::Upsert)]
+            };
+            assert_eq!(keys, expected, "keeping deletes: {keeping}");
+            assert_eq!(stats.masked, 1);
+        }
+
+        // An expired tombstone goes, the beside one too: then the merge is one record per key.
+        let mut m = Merger::new(usize::MAX, None).unwrap().keeping_deletes();
+        for e in [record(db.clone(), true, 30, 3), record(db.clone(), false, 40, 4)] {
+            m.push(e, 100).unwrap();
+        }
+        let mut out = Vec::new();
+        m.finish::<MergeError>(
+            |e| e.record.op != Op::Delete,
+            |e| {
+                out.push(e);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(out.iter().map(|e| e.record.op).collect::<Vec<_>>(), [Op::Upsert]);
     }
 }

@@ -1,7 +1,9 @@
-//! Restore equals the catalog: for random sequences of creates, updates, deletes and re-creates,
-//! random segment boundaries, compactions (with tombstone expiry and retention), writers that
-//! crash before their checkpoint, and writes that fail part-way, the state rebuilt at any
-//! restorable time equals a model of the catalog at that time — and no record is archived twice.
+//! Restore equals the catalog: for random sequences of creates, updates, deletes and re-creates
+//! of databases and of tables (each on another shard than its database, so a table's record can
+//! lag behind its database's drop and re-creation), random segment boundaries, compactions (with
+//! tombstone expiry and retention), writers that crash before their checkpoint, and writes that
+//! fail part-way, the state rebuilt at any restorable time equals a model of the catalog at that
+//! time — and no record is archived twice.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,25 +18,54 @@ use super::writer::{root, SegmentWriter};
 use crate::backend::memory::state::MemoryStore;
 use crate::backend::state::SharedStore;
 use crate::backend::ErrorClass;
-use crate::model::{CatalogObject, Cause, CauseKind, ChangeRecord, Database, ObjectKey, Origin};
+use crate::model::{CatalogObject, Cause, CauseKind, ChangeRecord, Database, ObjectKey, Origin, Table};
 use crate::stream::seqno::SeqNo;
 
 const STREAM: &str = "s";
 
+/// Keys 0..6 are databases `db0`..`db5`; keys 6..9 are table `t` of `db0`..`db2`.
+const DATABASES: u8 = 6;
+const KEYS: u8 = 9;
+
+/// A table's database, for a table's key.
+fn parent(k: u8) -> Option<u8> {
+    (k >= DATABASES).then(|| k - DATABASES)
+}
+
+fn name(k: u8) -> String {
+    match parent(k) {
+        Some(db) => format!("db{db}.t"),
+        None => format!("db{k}"),
+    }
+}
+
 fn key(k: u8) -> ObjectKey {
-    ObjectKey::Database { catalog: "1".into(), database: format!("db{k}") }
+    match parent(k) {
+        Some(db) => ObjectKey::Table { catalog: "1".into(), database: format!("db{db}"), table: "t".into() },
+        None => ObjectKey::Database { catalog: "1".into(), database: format!("db{k}") },
+    }
+}
+
+/// The shard of a key: a table is never on its database's shard.
+fn shard_of(k: u8) -> usize {
+    usize::from(parent(k).map_or(k, |db| db + 1) % 2)
 }
 
 fn record(k: u8, version: Option<u32>, at: i64) -> ChangeRecord {
     let origin = Origin { catalog_id: "1".into(), ..Default::default() };
     let cause = Cause { kind: CauseKind::Event, event_id: None };
-    match version {
-        Some(v) => {
-            let db = Database { name: format!("db{k}"), description: Some(format!("v{v}")), ..Default::default() };
-            ChangeRecord::upsert(CatalogObject::Database(db), &origin, cause, at)
-        }
-        None => ChangeRecord::delete(key(k), &origin, cause, at),
-    }
+    let description = version.map(|v| format!("v{v}"));
+    let state = match (parent(k), description) {
+        (_, None) => return ChangeRecord::delete(key(k), &origin, cause, at),
+        (Some(db), description) => CatalogObject::Table(Table {
+            database_name: format!("db{db}"),
+            name: "t".into(),
+            description,
+            ..Default::default()
+        }),
+        (None, description) => CatalogObject::Database(Database { name: name(k), description, ..Default::default() }),
+    };
+    ChangeRecord::upsert(state, &origin, cause, at)
 }
 
 #[derive(Debug, Clone)]
@@ -55,8 +86,8 @@ enum Step {
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
-        4 => (0u8..6).prop_map(Step::Upsert),
-        2 => (0u8..6).prop_map(Step::Delete),
+        4 => (0u8..KEYS).prop_map(Step::Upsert),
+        2 => (0u8..KEYS).prop_map(Step::Delete),
         2 => (0u8..2).prop_map(Step::Flush),
         1 => (0u8..2).prop_map(Step::CrashAfterHalf),
         1 => (0i64..60, 0i64..300, prop_oneof![Just(i64::MAX / 4), 50i64..400]).prop_map(|(head, tombstones, retention)| Step::Compact { head, tombstones, retention }),
@@ -93,9 +124,15 @@ impl Sim {
     }
 
     fn change(&mut self, k: u8, upsert: bool) {
+        // A table is created only in a database that exists.
+        if let Some(db) = parent(k).filter(|_| upsert) {
+            if !self.model(self.clock).contains_key(&name(db)) {
+                return;
+            }
+        }
         self.clock += 10;
         self.version += 1;
-        let shard = usize::from(k % 2);
+        let shard = shard_of(k);
         self.seq[shard] += 1;
         let v = upsert.then_some(self.version);
         let sequence = SeqNo::parse(&(100 + self.seq[shard]).to_string()).unwrap();
@@ -122,9 +159,14 @@ impl Sim {
         for (k, t, v) in &self.history {
             if *t <= at {
                 match v {
-                    Some(v) => state.insert(format!("db{k}"), format!("v{v}")),
-                    None => state.remove(&format!("db{k}")),
-                };
+                    Some(v) => {
+                        state.insert(name(*k), format!("v{v}"));
+                    }
+                    None => {
+                        // A database's drop takes its tables.
+                        state.retain(|n: &String, _| *n != name(*k) && !n.starts_with(&format!("{}.", name(*k))));
+                    }
+                }
             }
         }
         state
@@ -137,8 +179,13 @@ impl Sim {
         let mut out = BTreeMap::new();
         while let Some(batch) = rx.recv().await {
             for e in batch {
-                let Some(CatalogObject::Database(db)) = e.record.state else { panic!("a database") };
-                out.insert(db.name, db.description.unwrap_or_default());
+                match e.record.state {
+                    Some(CatalogObject::Database(db)) => out.insert(db.name, db.description.unwrap_or_default()),
+                    Some(CatalogObject::Table(t)) => {
+                        out.insert(format!("{}.{}", t.database_name, t.name), t.description.unwrap_or_default())
+                    }
+                    other => panic!("a database or table, not {other:?}"),
+                };
             }
         }
         done.await.expect("join")?;
@@ -164,6 +211,11 @@ async fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 sim.pending[shard] = kept; // the checkpoint never moved: all of it is read again
             }
             Step::Compact { head, tombstones, retention } => {
+                // The promise holds while tombstones outlive the lag of the slowest shard (the
+                // documented rule for `archive.tombstone_retention`): no record still waiting to
+                // be archived is older than a tombstone this compaction may drop.
+                let oldest_pending = sim.pending.iter().flatten().map(|e| e.record.captured_at).min();
+                let tombstones = oldest_pending.map_or(tombstones, |t| tombstones.max(sim.clock - t + 1));
                 let opts = CompactOptions {
                     head_ms: head,
                     tombstone_retention_ms: tombstones,
