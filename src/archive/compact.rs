@@ -6,8 +6,10 @@
 //!   changes is complete).
 //! - How: an external merge ([`super::merge`]) of the newest snapshot's parts and those segments,
 //!   in bounded memory, written as new parts in key order.
-//! - Tombstones (deletes) stay in snapshots for `tombstone_retention`: a late record older than
-//!   the delete (another shard's lagging segment, folded later) then cannot resurrect the object.
+//! - Tombstones (deletes) stay in snapshots for `tombstone_retention`, and longer while a record
+//!   older than them is still raw in the tail: a late record older than the delete (another
+//!   shard's lagging segment, folded later) then cannot resurrect the object. Records not yet
+//!   archived at all are covered while the slowest shard lags less than `tombstone_retention`.
 //! - When: when the tail is large (`tail_bytes`, or a share of the snapshot's size), not on a
 //!   clock: that bounds what a restore reads.
 //! - Retention: snapshots and raw segments are removed once a newer snapshot older than
@@ -360,7 +362,12 @@ pub async fn compact(
         }
     }
     push_segments(&**store, &chosen, &mut merger, |_| true).await?;
-    let expire_before = now_ms - opts.tombstone_retention_ms;
+    // A tombstone older than a record still raw in the tail is kept, expired or not: that record
+    // (another shard's, captured before the delete) may be a child the delete must still mask.
+    let folding: std::collections::BTreeSet<&str> = chosen.iter().map(|s| s.key.as_str()).collect();
+    let oldest_raw =
+        manifest.tail.iter().filter(|s| !folding.contains(s.key.as_str())).map(|s| s.min_captured_at).min();
+    let expire_before = (now_ms - opts.tombstone_retention_ms).min(oldest_raw.unwrap_or(i64::MAX));
     let (tombstones, expired) = (
         std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
         std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
