@@ -29,7 +29,7 @@ use crate::run::{converges, route, run_config};
 use crate::{seed, CatalogDump, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
 
 /// The Region of target `fresh`: in the config from the start, never written by a run.
-const FRESH_REGION: &str = "eu-west-1";
+pub(crate) const FRESH_REGION: &str = "eu-west-1";
 
 /// `run`'s config (events from the queue, reconciliation only at start) with a second target
 /// `fresh`, and an archive that writes a segment within a second and compacts every two seconds
@@ -41,14 +41,14 @@ fn archive_config(emu: &Emulator, name: &str, queue_url: &str) -> String {
     yaml
 }
 
-fn write_config(dir: &tempfile::TempDir, yaml: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &tempfile::TempDir, yaml: &str) -> PathBuf {
     let path = dir.path().join("pipeline.yaml");
     std::fs::write(&path, yaml).expect("write pipeline.yaml");
     path
 }
 
 /// `lakelog -c <config> <args>`; its stdout, after checking it succeeded.
-fn lakelog(config: &Path, args: &[&str]) -> String {
+pub(crate) fn lakelog(config: &Path, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lakelog"))
         .arg("-c")
         .arg(config)

@@ -145,15 +145,24 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<
 }
 
 async fn forward(s: &Shared, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, String> {
+    forward_to(&s.client, &s.upstream, req).await
+}
+
+/// Sends `req` on to `upstream` and returns its answer, bodies in full.
+pub(crate) async fn forward_to(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    upstream: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, String> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let mut out = Request::builder().method(parts.method).uri(format!("{}{path}", s.upstream));
+    let mut out = Request::builder().method(parts.method).uri(format!("{upstream}{path}"));
     for (k, v) in &parts.headers {
         out = out.header(k, v);
     }
     let out = out.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let resp = s.client.request(out).await.map_err(|e| e.to_string())?;
+    let resp = client.request(out).await.map_err(|e| e.to_string())?;
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.map_err(|e| e.to_string())?.to_bytes();
     Ok(Response::from_parts(parts, Full::new(body)))

@@ -3,6 +3,7 @@
 
 mod archive;
 mod capture;
+mod compaction;
 mod dependency;
 mod diffmem;
 mod emulator;
