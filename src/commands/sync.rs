@@ -4,6 +4,9 @@
 //! 2. Publish them to the change log (ordered per table), while
 //! 3. each target's consumer group reads the stream from its checkpoint and applies it, until it
 //!    has applied everything this run published (and whatever an interrupted earlier run left).
+//!    With the archive on, the archive's live objects are remembered first, and those the scan
+//!    did not see are published as deletes after it: gone from the source, so the archive records
+//!    the drop and the targets apply it.
 //! 4. Compare the target with the source key set: objects only in the target are listed, or
 //!    deleted with `--prune`.
 //!
@@ -23,7 +26,7 @@ use std::time::Instant;
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::apply::applier::Applier;
 use crate::apply::dry_run::Planned;
@@ -31,6 +34,7 @@ use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
 use crate::apply::ApplyError;
 use crate::archive::consumer::GROUP;
+use crate::archive::rebuild::rebuild;
 use crate::backend::catalog::PARTITION_DELETE_CHUNK;
 use crate::backend::AwsError;
 use crate::capture::scan::snapshot::{snapshot, ScanStats};
@@ -39,7 +43,7 @@ use crate::catalog::reader::CatalogReader;
 use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError, TargetHandle};
 use crate::model::filter::Filter;
-use crate::model::{identity_hash, ChangeRecord, ObjectKey, ObjectKind, Origin};
+use crate::model::{identity_hash, now_millis, Cause, CauseKind, ChangeRecord, ObjectKey, ObjectKind, Origin};
 use crate::progress::Progress;
 use crate::stream::publisher::{PublishOutcome, Publisher};
 use crate::stream::StreamError;
@@ -398,17 +402,20 @@ struct Replicated {
 /// The copy: the scan published through the [`Publisher`] while each target's consumer group
 /// applies the stream from its checkpoint, until it has applied everything this run published
 /// (and whatever an interrupted earlier run left).
-struct Replication {
+struct Replication<'a> {
     publisher: Arc<Publisher>,
     consumers: Vec<(String, Arc<ConsumerGroup>)>,
+    /// With the archive on: what earlier runs published is rebuilt from it, so objects gone from
+    /// the source since are published as deletes (the archive, and every target, learn of them).
+    archive: Option<&'a Pipeline>,
 }
 
-impl Replication {
+impl<'a> Replication<'a> {
     async fn new(
-        pipeline: &Pipeline,
+        pipeline: &'a Pipeline,
         appliers: &[(&TargetHandle, Applier)],
         progress: &Progress,
-    ) -> Result<Replication, SyncError> {
+    ) -> Result<Replication<'a>, SyncError> {
         let publisher = pipeline.publisher().await?;
         let consumers = appliers
             .iter()
@@ -419,10 +426,51 @@ impl Replication {
             .collect::<Vec<_>>();
         let mut consumers = consumers;
         // The archive drains beside the targets, so what sync publishes is kept too.
+        let mut archive = None;
         if let Some(group) = pipeline.archive_group(Progress::hidden()) {
             consumers.push((GROUP.to_string(), Arc::new(group)));
+            archive = Some(pipeline);
         }
-        Ok(Replication { publisher, consumers })
+        Ok(Replication { publisher, consumers, archive })
+    }
+
+    /// Publishes the scan, then, with the archive on, a delete for every object the archive
+    /// holds as live and the scan did not see: gone from the source since it was recorded.
+    async fn publish(&self, records: mpsc::Receiver<ChangeRecord>) -> Result<PublishOutcome, SyncError> {
+        let Some(pipeline) = self.archive else { return Ok(self.publisher.publish_all(records).await?) };
+        let a = &pipeline.config.archive;
+        let (budget, work) = ((a.merge_memory_mib as usize) << 20, a.work_dir.as_deref().map(std::path::Path::new));
+        match rebuild(&*pipeline.state, &pipeline.config.stream.name, &self.publisher, budget, work).await {
+            Ok(r) => info!(objects = r.objects, seconds = r.seconds, "remembered the archive's live objects"),
+            Err(e) => {
+                warn!(error = %e, "cannot read the archive: objects gone from the source since earlier runs are not recorded as deleted by this sync");
+                return Ok(self.publisher.publish_all(records).await?);
+            }
+        }
+        // Everything the scan reads is recorded after this, and so counts as seen.
+        let started = now_millis();
+        let pass = self.publisher.begin_pass().await;
+        let mut outcome = self.publisher.publish_all(records).await?;
+        let filter = &pipeline.source_filter;
+        let cause = Cause { kind: CauseKind::Snapshot, event_id: None };
+        let deletes: Vec<ChangeRecord> = pass
+            .unseen(started)
+            .into_iter()
+            // An object the scan could not see (excluded since) is not gone.
+            .filter(|k| match k.table() {
+                Some(t) => filter.allows_table(k.database(), t),
+                None => filter.allows_database(k.database()),
+            })
+            .map(|k| ChangeRecord::delete(k, &pipeline.origin, cause.clone(), started))
+            .collect();
+        drop(pass);
+        if !deletes.is_empty() {
+            info!(deletes = deletes.len(), "objects the archive holds are gone from the source");
+        }
+        for chunk in deletes.chunks(STREAM_DELETE_BATCH) {
+            outcome.published += self.publisher.publish(chunk.to_vec()).await?.published;
+        }
+        Ok(outcome)
     }
 
     async fn run(
@@ -432,11 +480,11 @@ impl Replication {
     ) -> Result<Replicated, SyncError> {
         let (end_tx, end) = watch::channel(None);
         let publish = async {
-            let published = self.publisher.publish_all(records).await;
+            let published = self.publish(records).await;
             if published.is_ok() {
                 let _ = end_tx.send(Some(self.publisher.last_sequence().await));
             }
-            published.map_err(SyncError::from)
+            published
         };
         let producing = async {
             let (scanned, published) = tokio::join!(scan, publish);
@@ -468,6 +516,9 @@ impl Replication {
         Ok(Replicated { scanned, published, reports, archived })
     }
 }
+
+/// Deletes published per publisher call.
+const STREAM_DELETE_BATCH: usize = 2000;
 
 /// Records a dry run compares with the targets at a time.
 const PLAN_BATCH: usize = 5000;

@@ -522,3 +522,41 @@ async fn sigkill_while_archiving_a_burst_leaves_every_record_in_exactly_one_segm
     source.assert_same(&restored);
     assert_eq!(source, restored);
 }
+
+/// `lakelog sync` alone (from a schedule, no `run`): an object dropped at the source between two
+/// syncs is recorded as deleted in the archive, so a restore to a time after the drop does not
+/// bring it back, and the target loses it through the change log (no `--prune`). Before, sync
+/// published only what it saw, and the restore resurrected the dropped table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_dropped_between_two_syncs_is_a_delete_in_the_archive() {
+    let emu = Emulator::start();
+    let name = "arc-sync-drop";
+    let n = Names::new(name);
+    let generated = seed(&emu, name, 1, 3, 20).await;
+    let fresh = format!("  - name: fresh\n    region: {FRESH_REGION}\n    endpoint: {}\napply:\n", emu.moto_url);
+    let yaml = crate::config_yaml(&emu, name, "", "").replacen("apply:\n", &fresh, 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(&dir, &yaml);
+    lakelog(&config, &["sync", "--target", "dr"]);
+
+    let src = crate::catalog(&emu, SOURCE_REGION).await;
+    let dropped = partitioned(&generated, &generated.databases[0].name)[0].clone();
+    src.delete_table(&dropped.database_name, &dropped.name).await.expect("drop a table");
+    lakelog(&config, &["sync", "--target", "dr"]);
+
+    let source = CatalogDump::read(&emu, SOURCE_REGION, &n.prefix).await;
+    let target = CatalogDump::read(&emu, TARGET_REGION, &n.prefix).await;
+    assert!(
+        !target.tables.contains_key(&(dropped.database_name.clone(), dropped.name.clone())),
+        "dropped at the target"
+    );
+    assert_eq!(target.partitions.len(), source.partitions.len());
+    lakelog(&config, &["restore", "--at", &rfc3339(now_millis()), "--target", "fresh"]);
+    let restored = CatalogDump::read(&emu, FRESH_REGION, &n.prefix).await;
+    source.assert_same(&restored);
+    assert_eq!(source, restored);
+    let history = lakelog_json(&config, &["history", &format!("{}.{}", dropped.database_name, dropped.name)]);
+    let what: Vec<&str> =
+        history["changes"].as_array().expect("changes").iter().filter_map(|c| c["what"].as_str()).collect();
+    assert_eq!(what.last(), Some(&"deleted"), "{history:#}");
+}
