@@ -787,6 +787,7 @@ mod tests {
         let replication = Replication {
             publisher: Arc::new(Publisher::new(Producer::new(log.clone(), 100_000))),
             consumers: vec![("dr".to_string(), Arc::new(consumer(log.clone())))],
+            archive: None,
         };
         let (reader, filter, origin) = (source(), Filter::new(&[], &[]).expect("filter"), Origin::default());
         let progress = Progress::hidden();
