@@ -4,6 +4,7 @@
 //! initial snapshot). A change older than the restorable window, known only from a snapshot, is
 //! shown as expired, never hidden.
 
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::compact::fetch;
@@ -39,6 +40,9 @@ pub struct Change {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<FieldChange>,
 }
+
+/// Raw segments history fetches ahead of the one it scans (each at most `archive.segment_mib`).
+const FETCH_AHEAD: usize = 4;
 
 /// The history of one object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,10 +106,16 @@ pub async fn history(
     if manifest.earliest_restorable().is_none() {
         return Err(ArchiveError::Empty);
     }
-    let segments = retained_segments(store, &manifest).await?;
+    let mut segments = retained_segments(store, &manifest).await?;
+    // A segment whose records are all after `until` cannot change what is shown.
+    segments.retain(|s| until.is_none_or(|u| s.min_captured_at <= u));
     let mut found: Vec<(String, Entry)> = Vec::new();
-    for s in &segments {
-        let bytes = fetch(store, &s.key).await?;
+    // Fetched a few at a time (S3 latency dominates), scanned in order as they arrive.
+    let mut fetched = futures::stream::iter(segments.iter())
+        .map(|s| async move { fetch(store, &s.key).await.map(|bytes| (s, bytes)) })
+        .buffered(FETCH_AHEAD);
+    while let Some(next) = fetched.next().await {
+        let (s, bytes) = next?;
         for e in Reader::new(&bytes).map_err(|source| ArchiveError::Segment { key: s.key.clone(), source })? {
             let e = e.map_err(|source| ArchiveError::Segment { key: s.key.clone(), source })?;
             if e.record.key == *key {
@@ -220,6 +230,11 @@ mod tests {
         );
         let since = history(&*store, "s", &key(), Some(25), Some(35)).await.unwrap();
         assert_eq!(since.changes.iter().map(|c| c.what).collect::<Vec<_>>(), [What::Updated]);
+        assert_eq!((h.segments_read, since.segments_read), (2, 2));
+        // A window that ends before the second segment begins does not read it.
+        let until = history(&*store, "s", &key(), None, Some(25)).await.unwrap();
+        assert_eq!(until.changes.iter().map(|c| c.what).collect::<Vec<_>>(), [What::Created, What::Unchanged]);
+        assert_eq!(until.segments_read, 1);
     }
 
     #[tokio::test]
