@@ -74,6 +74,8 @@ pub struct Merger {
     stats: MergeStats,
     /// Whether the output keeps a re-created parent's newest delete beside its record.
     keep_deletes: bool,
+    /// Sources merged at once ([`FAN_IN`]; smaller in tests, to exercise the rounds).
+    fan_in: usize,
 }
 
 impl Merger {
@@ -96,6 +98,7 @@ impl Merger {
             inputs: Vec::new(),
             stats: MergeStats::default(),
             keep_deletes: false,
+            fan_in: FAN_IN,
         })
     }
 
@@ -239,40 +242,86 @@ impl Merger {
             return Ok(stats);
         }
         self.spill()?;
-        let mut sources = Vec::with_capacity(self.inputs.len());
-        for (path, counted) in &self.inputs {
-            let reader =
-                Reader::open(path).map_err(|source| MergeError::Input { path: path.display().to_string(), source })?;
-            sources.push((path.clone(), reader, *counted));
-        }
-        let mut heap = BinaryHeap::new();
         let mut stats = self.stats;
-        for (i, (path, reader, counted)) in sources.iter_mut().enumerate() {
-            if let Some(head) = next(path, reader, *counted, &mut stats)? {
-                heap.push(Reverse(Head { key: sort_key(&head.record.key), source: i, entry: head }));
-            }
-        }
-        // A source's next entry is read as soon as one is taken: a run may hold two of a key.
-        while let Some(Reverse(first)) = heap.pop() {
-            let key = first.key;
-            let mut latest = Latest::of(first.entry);
-            let mut taken = first.source;
-            loop {
-                let (path, reader, counted) = &mut sources[taken];
-                if let Some(e) = next(path, reader, *counted, &mut stats)? {
-                    heap.push(Reverse(Head { key: sort_key(&e.record.key), source: taken, entry: e }));
+        // Past FAN_IN sources, the oldest are merged into one run first, as often as needed: a
+        // source holds a decoder and a block, so the final merge's memory stays bounded however
+        // many runs a large input spilled.
+        let mut inputs = std::mem::take(&mut self.inputs);
+        while inputs.len() > self.fan_in {
+            let group: Vec<(PathBuf, bool)> = inputs.drain(..self.fan_in).collect();
+            let path = self.dir.path().join(format!("run-{:06}.seg", stats.runs));
+            stats.runs += 1;
+            let mut run = segment::Builder::new("", false, 1).map_err(|e| scratch(&self.dir, encoding(e)))?;
+            merge_sources(&group, &mut stats, |latest, _| {
+                // Every record a later merge needs: the latest, and a delete it supersedes.
+                if let Some(d) = latest.delete.filter(|_| latest.entry.record.op == Op::Upsert) {
+                    run.push(&d).map_err(|e| scratch(&self.dir, encoding(e)))?;
                 }
-                if heap.peek().is_none_or(|Reverse(h)| h.key != key) {
-                    break;
-                }
-                let Some(Reverse(same)) = heap.pop() else { break };
-                latest.add(same.entry);
-                taken = same.source;
+                run.push(&latest.entry).map_err(|e| scratch(&self.dir, encoding(e)))
+            })?;
+            let (bytes, _) = run.finish().map_err(|e| scratch(&self.dir, encoding(e)))?;
+            std::fs::write(&path, bytes).map_err(|e| scratch(&self.dir, e))?;
+            for (done, _) in &group {
+                // Scratch space back as soon as a run is merged; the directory goes at the end anyway.
+                let _ = std::fs::remove_file(done);
             }
-            emit(latest, &mut stats)?;
+            inputs.push((path, false));
         }
+        merge_sources(&inputs, &mut stats, |latest, stats| emit(latest, stats))?;
         Ok(stats)
     }
+}
+
+/// Sources merged at once; more are merged in rounds.
+const FAN_IN: usize = 64;
+
+fn encoding(e: SegmentError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+fn scratch(dir: &tempfile::TempDir, source: std::io::Error) -> MergeError {
+    MergeError::Scratch { dir: dir.path().display().to_string(), source }
+}
+
+/// Merges sorted sources by key with a heap holding one record per source; calls `emit` with each
+/// key's records folded into a [`Latest`], in key order. `counted` sources count their records in.
+fn merge_sources<E: From<MergeError>>(
+    inputs: &[(PathBuf, bool)],
+    stats: &mut MergeStats,
+    mut emit: impl FnMut(Latest, &mut MergeStats) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut sources = Vec::with_capacity(inputs.len());
+    for (path, counted) in inputs {
+        let reader =
+            Reader::open(path).map_err(|source| MergeError::Input { path: path.display().to_string(), source })?;
+        sources.push((path.clone(), reader, *counted));
+    }
+    let mut heap = BinaryHeap::new();
+    for (i, (path, reader, counted)) in sources.iter_mut().enumerate() {
+        if let Some(head) = next(path, reader, *counted, stats)? {
+            heap.push(Reverse(Head { key: sort_key(&head.record.key), source: i, entry: head }));
+        }
+    }
+    // A source's next entry is read as soon as one is taken: a run may hold two of a key.
+    while let Some(Reverse(first)) = heap.pop() {
+        let key = first.key;
+        let mut latest = Latest::of(first.entry);
+        let mut taken = first.source;
+        loop {
+            let (path, reader, counted) = &mut sources[taken];
+            if let Some(e) = next(path, reader, *counted, stats)? {
+                heap.push(Reverse(Head { key: sort_key(&e.record.key), source: taken, entry: e }));
+            }
+            if heap.peek().is_none_or(|Reverse(h)| h.key != key) {
+                break;
+            }
+            let Some(Reverse(same)) = heap.pop() else { break };
+            latest.add(same.entry);
+            taken = same.source;
+        }
+        emit(latest, stats)?;
+    }
+    Ok(())
 }
 
 /// When (capture time, sequence) an object was last deleted.
@@ -402,6 +451,10 @@ mod tests {
     };
     use crate::stream::seqno::SeqNo;
 
+    /// Merges in tests take at most this many sources at once, so a few spilled runs already
+    /// make the merge go in rounds.
+    const FAN_IN_IN_TESTS: usize = 3;
+
     fn entry(table: u32, at: i64, seq: u64) -> Entry {
         let key = ObjectKey::Table { catalog: "1".into(), database: "db".into(), table: format!("t{table:05}") };
         Entry {
@@ -411,6 +464,7 @@ mod tests {
     }
 
     fn merged(mut m: Merger) -> (Vec<Entry>, MergeStats) {
+        m.fan_in = m.fan_in.min(FAN_IN_IN_TESTS);
         let mut out = Vec::new();
         let stats = m_finish(&mut m, &mut out);
         (out, stats)
