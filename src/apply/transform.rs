@@ -82,6 +82,17 @@ fn is_s3_scheme_before(text: &str, at: usize) -> bool {
     start == 0 || !scheme_char(bytes[start - 1])
 }
 
+/// The principal map of `target`: its `principals` rules, else identity in the source's own
+/// account (`same_account`) and no mapping in another. Validation has already refused bad rules;
+/// should any remain, they are an error here rather than a grant.
+fn principal_map(target: &TargetConfig, same_account: bool) -> Result<PrincipalMap, String> {
+    let at = target.principals_path();
+    let rules = target.principals.as_ref().map(|p| p.rules());
+    PrincipalMap::for_target(rules, same_account, &at).map_err(|problems| {
+        problems.iter().map(|p| format!("{at}.{}: {}", p.key, p.message)).collect::<Vec<_>>().join("; ")
+    })
+}
+
 /// The transform for one target.
 #[derive(Debug, Clone)]
 pub struct Transform {
@@ -109,7 +120,7 @@ impl Transform {
             source_region: source_region.to_string(),
             target_catalog: target_catalog.to_string(),
             target_region: target.region.clone(),
-            principals: PrincipalMap::identity(),
+            principals: principal_map(target, source_catalog == target_catalog)?,
         })
     }
 

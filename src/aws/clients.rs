@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::client::{self, Endpoint};
 use super::cloudtrail::CloudTrailHistory;
 use super::counter::ApiCounter;
+use super::credentials::TargetRole;
 use super::glue::GlueCatalog;
 use super::kinesis::KinesisLog;
 use super::s3::S3Store;
@@ -17,7 +18,7 @@ use crate::backend::history::EventHistory;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, TargetConfig};
 
 /// One target's clients.
 #[derive(Debug, Clone)]
@@ -78,7 +79,7 @@ impl Clients {
         let state_region = config.state.region.as_deref().unwrap_or(&source.region);
         let mut targets = Vec::new();
         for t in &config.targets {
-            let ep = Endpoint::with(&t.region, t.overrides());
+            let ep = Endpoint::for_target(t).await;
             let counter = ApiCounter::new(&t.name);
             targets.push(TargetClients { glue: ep.glue(Some(&counter)).await, sts: ep.sts().await, counter });
         }
@@ -143,6 +144,22 @@ impl Clients {
         let store = S3Store::new(self.state_s3.clone(), bucket, prefix);
         store.ensure_bucket(region, create).await?;
         Ok(Arc::new(store))
+    }
+}
+
+impl Endpoint {
+    /// Where and as whom a target is reached: its endpoints, and its assumed role's credentials
+    /// when it has `assume_role` (else the default chain). Every client of the target (Glue, STS,
+    /// Lake Formation) is built from this, so all of them act in the target's account.
+    pub async fn for_target(t: &TargetConfig) -> Endpoint {
+        let ep = Endpoint::with(&t.region, t.overrides());
+        match &t.assume_role {
+            Some(role) => {
+                let credentials = TargetRole::provider(&ep, &t.name, role).await;
+                ep.with_credentials(credentials)
+            }
+            None => ep,
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`clients`]: every client the config describes, and the backends made from them.
 //! - [`client`]: SDK configuration per (region, endpoint): retries, timeouts, path-style S3.
+//! - [`credentials`]: a target's own credentials (STS AssumeRole with its external id).
 //! - [`error`]: the one place SDK errors are classified (retryable, throttled, not found, ...).
 //! - [`counter`]: an interceptor that counts requests per operation, for metrics and for tests
 //!   that assert how many writes a run made.
@@ -18,6 +19,7 @@ pub mod client;
 pub mod clients;
 pub mod cloudtrail;
 pub mod counter;
+pub mod credentials;
 pub mod error;
 pub mod eventbridge;
 pub mod glue;
