@@ -1,0 +1,214 @@
+//! A target in another account, end to end on two emulator accounts. moto picks the account a
+//! request acts in from its credentials: AssumeRole into `arn:aws:iam::222222222222:role/...`
+//! returns keys that moto files under account 222222222222 (moto/sts/models.py `assume_role`,
+//! moto/core/responses.py `get_current_account`), so a target with `assume_role` writes into
+//! that account's catalog, and the test reads it back with credentials it assumed itself.
+
+use std::sync::Arc;
+
+use aws_sdk_glue::config::{Credentials, Region};
+use lakelog::aws::glue::GlueCatalog;
+use lakelog::backend::catalog::Catalog;
+use lakelog::commands::status::status;
+use lakelog::commands::sync::{sync, SyncOptions};
+use lakelog::config::PipelineConfig;
+use lakelog::connect::Pipeline;
+use lakelog::model::{
+    CatalogObject, Cause, CauseKind, ChangeRecord, Column, Database, DatabaseIdentifier, Partition, StorageDescriptor,
+    Table, TableIdentifier,
+};
+use lakelog::simulate::catalog::GeneratedCatalog;
+use lakelog::state::deadletter::DeadLetter;
+
+use crate::emulator::Emulator;
+use crate::{config_yaml, CatalogDump, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
+
+const TARGET_ACCOUNT: &str = "222222222222";
+const THIRD_ACCOUNT: &str = "333333333333";
+const ROLE: &str = "arn:aws:iam::222222222222:role/lakelog-target";
+
+/// The test config with the target reached through [`ROLE`] (no `catalog_id`: the role's account).
+fn xacct_yaml(emu: &Emulator, name: &str, principals: &str) -> String {
+    let role = format!(
+        "  - name: dr\n    assume_role: {{ role_arn: \"{ROLE}\", external_id: \"xacct-external-id-42\", duration: 15m }}\n{principals}"
+    );
+    config_yaml(emu, name, "", "").replace("  - name: dr\n", &role)
+}
+
+/// A Glue client acting in `account` (through its own AssumeRole, independent of lakelog's).
+async fn glue_in(emu: &Emulator, account: &str, region: &str) -> Arc<dyn Catalog> {
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_sts::config::Region::new(SOURCE_REGION))
+            .endpoint_url(&emu.moto_url)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "test"))
+            .build(),
+    );
+    let out = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/reader"))
+        .role_session_name("xacct-test")
+        .send()
+        .await
+        .expect("assume role");
+    let c = out.credentials.expect("credentials");
+    let creds = Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "assumed");
+    let glue = aws_sdk_glue::Client::from_conf(
+        aws_sdk_glue::Config::builder()
+            .behavior_version_latest()
+            .region(Region::new(region.to_string()))
+            .endpoint_url(&emu.moto_url)
+            .credentials_provider(creds)
+            .build(),
+    );
+    GlueCatalog::retrying(glue, account)
+}
+
+/// A database with a partitioned table, and resource links: into the source catalog (to be
+/// re-pointed at the target) and into a third account (kept).
+fn catalog(prefix: &str, bucket: &str) -> GeneratedCatalog {
+    let db = format!("{prefix}_db");
+    let link_db = |name: &str, catalog: &str, database: &str, region: &str| Database {
+        name: format!("{prefix}_{name}"),
+        target_database: Some(DatabaseIdentifier {
+            catalog_id: Some(catalog.into()),
+            database_name: Some(database.into()),
+            region: Some(region.into()),
+        }),
+        ..Default::default()
+    };
+    let link_table = |name: &str, catalog: &str, database: &str, table: &str, region: &str| Table {
+        database_name: db.clone(),
+        name: name.into(),
+        target_table: Some(TableIdentifier {
+            catalog_id: Some(catalog.into()),
+            database_name: Some(database.into()),
+            name: Some(table.into()),
+            region: Some(region.into()),
+        }),
+        ..Default::default()
+    };
+    let sd = |at: &str| StorageDescriptor {
+        location: Some(format!("s3://{bucket}/{at}")),
+        columns: vec![Column { name: "id".into(), type_: Some("bigint".into()), ..Default::default() }],
+        ..Default::default()
+    };
+    let events = Table {
+        database_name: db.clone(),
+        name: "events".into(),
+        table_type: Some("EXTERNAL_TABLE".into()),
+        partition_keys: vec![Column { name: "dt".into(), type_: Some("string".into()), ..Default::default() }],
+        storage_descriptor: Some(sd("events/")),
+        ..Default::default()
+    };
+    let partitions = ["2026-01-01", "2026-01-02"]
+        .map(|dt| Partition {
+            database_name: db.clone(),
+            table_name: "events".into(),
+            values: vec![dt.into()],
+            storage_descriptor: Some(sd(&format!("events/dt={dt}/"))),
+            ..Default::default()
+        })
+        .to_vec();
+    GeneratedCatalog {
+        databases: vec![
+            Database { name: db.clone(), location_uri: Some(format!("s3://{bucket}/db/")), ..Default::default() },
+            link_db("link", ACCOUNT, &db, SOURCE_REGION),
+            link_db("third", THIRD_ACCOUNT, "shared", "eu-west-1"),
+        ],
+        tables: vec![
+            events,
+            link_table("events_link", ACCOUNT, &db, "events", SOURCE_REGION),
+            link_table("third_link", THIRD_ACCOUNT, "shared", "t", "eu-west-1"),
+        ],
+        partitions,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_in_another_account_is_written_through_its_role_with_links_re_pointed() {
+    let emu = Emulator::start();
+    let name = "xacct-sync";
+    let n = Names::new(name);
+    let generated = catalog(&n.prefix, &n.data_bucket);
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
+        .await
+        .expect("seed");
+
+    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, ""), name).expect("valid config");
+    let pipeline = Pipeline::connect(config).await.expect("connect");
+    assert_eq!(pipeline.targets[0].catalog_id, TARGET_ACCOUNT, "the catalog is the assumed role's account");
+    let report = sync(&pipeline, &SyncOptions::default()).await.expect("sync");
+    assert_eq!(report.targets["dr"].stats.total().dead_lettered, 0);
+
+    // Everything is in account 222222222222's catalog, and nothing in the source account's
+    // catalog of the target Region.
+    let source = CatalogDump::read(&emu, SOURCE_REGION, &n.prefix).await;
+    let target = CatalogDump::of(glue_in(&emu, TARGET_ACCOUNT, TARGET_REGION).await, &n.prefix).await.expect("read");
+    assert!(CatalogDump::read(&emu, TARGET_REGION, &n.prefix).await.databases.is_empty());
+    assert_eq!((source.databases.len(), source.tables.len(), source.partitions.len()), (3, 3, 2));
+
+    // What the target must hold: the source, locations rewritten, and links into the source
+    // catalog re-pointed at the target catalog and Region; the third account's link kept.
+    let mut want = source.rewritten(&format!("s3://{}", n.data_bucket), &format!("s3://{}-dr", n.data_bucket));
+    let link = want.databases.get_mut(&format!("{}_link", n.prefix)).expect("link");
+    if let Some(t) = link.target_database.as_mut() {
+        t.catalog_id = Some(TARGET_ACCOUNT.into());
+        t.region = Some(TARGET_REGION.into());
+    }
+    let db = format!("{}_db", n.prefix);
+    let table_link = want.tables.get_mut(&(db.clone(), "events_link".to_string())).expect("table link");
+    if let Some(t) = table_link.target_table.as_mut() {
+        t.catalog_id = Some(TARGET_ACCOUNT.into());
+        t.region = Some(TARGET_REGION.into());
+    }
+    want.assert_same(&target);
+    let third = &target.databases[&format!("{}_third", n.prefix)];
+    assert_eq!(third.target_database.as_ref().and_then(|t| t.catalog_id.as_deref()), Some(THIRD_ACCOUNT));
+    let third = &target.tables[&(db, "third_link".to_string())];
+    assert_eq!(third.target_table.as_ref().and_then(|t| t.region.as_deref()), Some("eu-west-1"));
+
+    // A second sync through the role (a new process: its own request counts) writes nothing.
+    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, ""), name).expect("valid config");
+    let pipeline = Pipeline::connect(config).await.expect("connect");
+    let again = sync(&pipeline, &SyncOptions::default()).await.expect("sync again");
+    assert_eq!(again.targets["dr"].write_calls, 0, "{:?}", again.targets["dr"].api_calls);
+}
+
+/// `lakelog status` lists the principals parked as unmapped, grouped, with the key that maps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_unmapped_principals_from_the_dead_letter_store() {
+    let emu = Emulator::start();
+    let name = "xacct-status";
+    let principals = "    principals: { account_map: { \"123456789012\": \"222222222222\" } }\n";
+    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, principals), name).expect("valid config");
+    let pipeline = Pipeline::connect(config).await.expect("connect");
+    pipeline.publisher().await.expect("the stream");
+
+    // The grants lf's applier parks: their principals as the target's map leaves them.
+    let map = &pipeline.applier(&pipeline.targets[0], true).expect("applier").transform().principals.clone();
+    let db = CatalogObject::Database(Database { name: "db".into(), ..Default::default() });
+    let record = ChangeRecord::upsert(db, &pipeline.origin, Cause { kind: CauseKind::Snapshot, event_id: None }, 1_000);
+    let unmapped = ["arn:aws:organizations::123456789012:ou/o-abc123/ou-ab12-cdef", "arn:aws:iam::444444444444:role/x"];
+    for (i, p) in unmapped.iter().chain(&unmapped[..1]).enumerate() {
+        let lakelog::model::principal::Mapped::Unmapped { reason } = map.map(p) else { panic!("{p} is mapped") };
+        let mut dl = DeadLetter::unmapped_principal("dr", &record, p, reason);
+        dl.parked_at += i as i64;
+        pipeline.dead_letters.park(&dl).await.expect("park");
+    }
+    assert!(matches!(
+        map.map("arn:aws:iam::123456789012:role/analyst"),
+        lakelog::model::principal::Mapped::To(t) if t == "arn:aws:iam::222222222222:role/analyst"
+    ));
+
+    let report = status(&pipeline, None, 100).await.expect("status");
+    let dr = &report.targets[0];
+    assert_eq!(dr.dead_letters, 3);
+    let listed: Vec<(&str, usize)> = dr.unmapped_principals.iter().map(|u| (u.principal.as_str(), u.grants)).collect();
+    assert_eq!(listed, [(unmapped[1], 1), (unmapped[0], 2)]);
+    assert!(dr.unmapped_principals[0].reason.contains("targets[dr].principals.account_map"), "{:?}", dr);
+    assert!(dr.unmapped_principals[1].reason.contains("targets[dr].principals.map"), "{:?}", dr);
+    let text = report.to_string();
+    assert!(text.contains(&format!("unmapped principal {}: 2 grant(s) not made", unmapped[0])), "{text}");
+}
