@@ -20,6 +20,7 @@ use crate::aws::clients::Clients;
 use crate::aws::counter::ApiCounter;
 use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
+use crate::backend::extras::CatalogExtras;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
@@ -132,6 +133,11 @@ impl Pipeline {
             targets,
             clients,
         })
+    }
+
+    /// What the source catalog holds beside what lakelog replicates (for `diff` to list).
+    pub fn source_extras(&self) -> Arc<dyn CatalogExtras> {
+        self.clients.source_extras(&self.origin.catalog_id)
     }
 
     /// Requests capture's re-reads sent to the source catalog, per operation, since connecting.

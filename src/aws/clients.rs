@@ -9,11 +9,13 @@ use super::cloudtrail::CloudTrailHistory;
 use super::counter::ApiCounter;
 use super::credentials::TargetRole;
 use super::glue::GlueCatalog;
+use super::glue_extras::GlueExtras;
 use super::kinesis::KinesisLog;
 use super::s3::S3Store;
 use super::sqs::SqsQueue;
 use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
+use crate::backend::extras::CatalogExtras;
 use crate::backend::history::EventHistory;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
@@ -102,6 +104,11 @@ impl Clients {
     /// The source catalog as scans read it (uncounted), retried by the default policy.
     pub fn source_catalog(&self, catalog_id: &str) -> Arc<dyn Catalog> {
         GlueCatalog::retrying(self.source_glue.clone(), catalog_id)
+    }
+
+    /// What the source catalog holds beside what lakelog replicates (uncounted, one attempt per read).
+    pub fn source_extras(&self, catalog_id: &str) -> Arc<dyn CatalogExtras> {
+        Arc::new(GlueExtras::new(self.source_glue.clone(), catalog_id))
     }
 
     /// The source catalog as capture's re-reads read it (counted by `source_counter`).

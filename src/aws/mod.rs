@@ -11,6 +11,7 @@
 //! - [`eventbridge`]: delivering events and routing them to a queue (the demo and tests only).
 //! - [`glue`]: [`glue::GlueCatalog`], the Glue Data Catalog behind `backend::catalog::Catalog`.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
+//! - [`glue_extras`]: the Glue reads of what lakelog does not replicate ([`crate::backend::extras::CatalogExtras`]).
 //! - [`kinesis`]: the change log on Kinesis ([`crate::backend::changelog::ChangeLog`]).
 //! - [`s3`]: the state store (and trail-bucket reads) on S3.
 //! - [`sqs`]: the event queue on SQS ([`crate::backend::queue::EventQueue`]).
@@ -24,6 +25,7 @@ pub mod error;
 pub mod eventbridge;
 pub mod glue;
 pub mod glue_convert;
+pub mod glue_extras;
 pub mod kinesis;
 pub mod s3;
 pub mod sqs;

@@ -211,4 +211,30 @@ mod tests {
         store.remove(&listed[0].0).await.unwrap();
         assert_eq!(store.keys(CAPTURE_EVENTS).await.unwrap().len(), 1);
     }
+
+    /// Parking an unmapped principal counts it for its target; other dead letters do not.
+    #[test]
+    fn an_unmapped_principal_is_counted_when_parked() {
+        use crate::model::{CatalogObject, Cause, CauseKind, Database, Origin};
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let origin = Origin { account: "1".into(), region: "r".into(), catalog_id: "1".into() };
+        let db = CatalogObject::Database(Database { name: "db".into(), ..Default::default() });
+        let record = ChangeRecord::upsert(db, &origin, Cause { kind: CauseKind::Snapshot, event_id: None }, 1);
+        let store = DeadLetterStore::new(Arc::new(MemoryStore::new()));
+        let listed = metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            runtime.block_on(async {
+                for p in ["111111111111", "arn:aws:iam::1:role/x"] {
+                    store.park(&DeadLetter::unmapped_principal("dr", &record, p, "no rule".into())).await.unwrap();
+                }
+                store.park(&DeadLetter::for_record("dr", &record, "rejected".into(), None)).await.unwrap();
+                store.list("dr").await.unwrap()
+            })
+        });
+        let text = handle.render();
+        let line = format!("{}{{target=\"dr\"}} 2", crate::metrics::UNMAPPED_PRINCIPALS);
+        assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+        assert_eq!(listed.iter().filter(|(_, d)| d.class == UNMAPPED_PRINCIPAL).count(), 2);
+    }
 }

@@ -212,3 +212,38 @@ async fn status_lists_unmapped_principals_from_the_dead_letter_store() {
     let text = report.to_string();
     assert!(text.contains(&format!("unmapped principal {}: 2 grant(s) not made", unmapped[0])), "{text}");
 }
+
+/// `lakelog diff` says what it does not replicate rather than skipping it: on the emulator,
+/// which answers GetPartitionIndexes (with none) but implements neither GetCatalogs,
+/// GetColumnStatisticsForTable nor GetUserDefinedFunctions, those kinds are reported as not
+/// checked, and the exit codes stay diff's (0 in sync, 3 drift).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_lists_what_it_cannot_check_and_keeps_its_exit_codes() {
+    let emu = Emulator::start();
+    let name = "xacct-scope";
+    let n = Names::new(name);
+    let generated = catalog(&n.prefix, &n.data_bucket);
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
+        .await
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, xacct_yaml(&emu, name, "")).expect("write config");
+    let (code, _) = crate::errors::lakelog_json(&path, &["sync"]);
+    assert_eq!(code, 0);
+
+    let (code, diff) = crate::errors::lakelog_json(&path, &["diff", "--target", "dr"]);
+    assert_eq!(code, 0, "in sync: {diff}");
+    let scope = &diff["not_replicated"];
+    let unchecked: Vec<&str> =
+        scope["not_checked"].as_object().expect("not_checked").keys().map(String::as_str).collect();
+    assert_eq!(unchecked, ["catalog", "column statistics", "user-defined function"], "{scope}");
+    assert_eq!(scope["objects"].as_array().map(Vec::len), Some(0), "{scope}");
+
+    // Drift in the target's account still exits 3.
+    let target = glue_in(&emu, TARGET_ACCOUNT, TARGET_REGION).await;
+    target.delete_table(&format!("{}_db", n.prefix), "events_link").await.expect("delete");
+    let (code, diff) = crate::errors::lakelog_json(&path, &["diff", "--target", "dr"]);
+    assert_eq!(code, 3, "{diff}");
+    assert_eq!(diff["missing"][0]["object"], format!("{}_db.events_link", n.prefix));
+}
