@@ -247,3 +247,37 @@ async fn diff_lists_what_it_cannot_check_and_keeps_its_exit_codes() {
     assert_eq!(code, 3, "{diff}");
     assert_eq!(diff["missing"][0]["object"], format!("{}_db.events_link", n.prefix));
 }
+
+/// The external id reaches STS and nothing else: a `sync` through the role, every crate logging
+/// at trace level (the SDK's requests included), never shows it, nor does `validate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_external_id_never_reaches_a_log_or_printed_output() {
+    let emu = Emulator::start();
+    let name = "xacct-secret";
+    let n = Names::new(name);
+    let generated = catalog(&n.prefix, &n.data_bucket);
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
+        .await
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, xacct_yaml(&emu, name, "")).expect("write config");
+    let secret = "xacct-external-id-42";
+    for args in [&["--log-json", "sync"][..], &["--output", "json", "validate"][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lakelog"))
+            .args(["-c"])
+            .arg(&path)
+            .args(args)
+            .env("LAKELOG_LOG", "trace")
+            .output()
+            .expect("run lakelog");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        if args[0] == "--log-json" {
+            assert!(stderr.contains("AssumeRole"), "the role was assumed with the SDK tracing it: {stderr}");
+        }
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{args:?} showed the external id");
+    }
+    let target = CatalogDump::of(glue_in(&emu, TARGET_ACCOUNT, TARGET_REGION).await, &n.prefix).await.expect("read");
+    assert_eq!(target.tables.len(), 3, "the sync went through the role");
+}
