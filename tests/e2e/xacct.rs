@@ -169,6 +169,20 @@ async fn a_target_in_another_account_is_written_through_its_role_with_links_re_p
     let third = &target.tables[&(db, "third_link".to_string())];
     assert_eq!(third.target_table.as_ref().and_then(|t| t.region.as_deref()), Some("eu-west-1"));
 
+    // The role's credentials carry their expiry (15m asked), which is when the SDK's identity
+    // cache asks for new ones (shortly before).
+    use aws_credential_types::provider::ProvideCredentials;
+    let t = &pipeline.config.targets[0];
+    let role = t.assume_role.as_ref().expect("assume_role");
+    let ep = lakelog::aws::client::Endpoint::with(&t.region, t.overrides());
+    let credentials = lakelog::aws::credentials::TargetRole::provider(&ep, &t.name, role)
+        .await
+        .provide_credentials()
+        .await
+        .expect("assumed credentials");
+    let left = credentials.expiry().expect("an expiry").duration_since(std::time::SystemTime::now()).expect("future");
+    assert!((840..=900).contains(&left.as_secs()), "{left:?}");
+
     // A second sync through the role (a new process: its own request counts) writes nothing.
     let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, ""), name).expect("valid config");
     let pipeline = Pipeline::connect(config).await.expect("connect");
