@@ -115,7 +115,14 @@ impl Pipeline {
             let catalog_id = c
                 .catalog_id(t.catalog_id.as_deref())
                 .await
-                .map_err(aws(&format!("the account of target {} (STS)", t.name)))?;
+                .map_err(aws(&match &t.assume_role {
+                    // The external id is not named: it is a secret.
+                    Some(role) => format!(
+                        "the account of target {} (STS, as role {}; check targets[{}].assume_role and the role's trust policy)",
+                        t.name, role.role_arn, t.name
+                    ),
+                    None => format!("the account of target {} (STS)", t.name),
+                }))?;
             let catalog = c.catalog(&catalog_id, t.skip_archive);
             targets.push(TargetHandle { config: t.clone(), catalog_id, catalog, counter: c.counter.clone() });
         }
