@@ -295,3 +295,89 @@ async fn the_external_id_never_reaches_a_log_or_printed_output() {
     let target = CatalogDump::of(glue_in(&emu, TARGET_ACCOUNT, TARGET_REGION).await, &n.prefix).await.expect("read");
     assert_eq!(target.tables.len(), 3, "the sync went through the role");
 }
+
+/// Lake Formation in the target's account, through lakelog's credentials for the target, with a
+/// principal mapped by the target's rules; one the rules do not map is not granted.
+///
+/// Until the Lake Formation applier (issue 12 part A) lands, the test makes the grants the
+/// applier will make: it reads the source's grants, maps each principal with the target's
+/// `PrincipalMap`, and grants with a client built from the target's endpoint exactly as lakelog
+/// builds its target clients (`Endpoint::for_target`). With the applier, the middle part becomes
+/// `lakelog sync` (and an unmapped principal a dead letter that `dlq replay` applies after a
+/// rule is added); the assertions on the two accounts stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_formation_grants_go_to_mapped_principals_in_the_target_account() {
+    use aws_sdk_lakeformation::types::{DataLakePrincipal, DatabaseResource, Permission, Resource};
+    use lakelog::model::principal::Mapped;
+
+    let emu = Emulator::start();
+    let name = "xacct-lf";
+    let n = Names::new(name);
+    let principals = "    principals: { account_map: { \"123456789012\": \"222222222222\" } }\n";
+    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, principals), name).expect("valid config");
+    let lf = |conf: &aws_config::SdkConfig| aws_sdk_lakeformation::Client::new(conf);
+    let source_ep = lakelog::aws::client::Endpoint::with(SOURCE_REGION, config.source.overrides());
+    let source_lf = lf(&source_ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+    let target_ep = lakelog::aws::client::Endpoint::for_target(&config.targets[0]).await;
+    let target_lf = lf(&target_ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+
+    let db = format!("{}_db", n.prefix);
+    let resource = Resource::builder().database(DatabaseResource::builder().name(&db).build().expect("db")).build();
+    let analyst = "arn:aws:iam::123456789012:role/analyst";
+    let partner = "arn:aws:iam::444444444444:role/partner";
+    for p in [analyst, partner] {
+        source_lf
+            .grant_permissions()
+            .principal(DataLakePrincipal::builder().data_lake_principal_identifier(p).build())
+            .resource(resource.clone())
+            .permissions(Permission::Describe)
+            .send()
+            .await
+            .expect("source grant");
+    }
+
+    let pipeline = Pipeline::connect(config).await.expect("connect");
+    let applier = pipeline.applier(&pipeline.targets[0], false).expect("applier");
+    let map = &applier.transform().principals;
+    let listed = source_lf.list_permissions().send().await.expect("source grants");
+    let mut unmapped = Vec::new();
+    for g in listed.principal_resource_permissions() {
+        let p = g.principal().and_then(|p| p.data_lake_principal_identifier()).unwrap_or_default();
+        match map.map(p) {
+            Mapped::To(to) => {
+                target_lf
+                    .grant_permissions()
+                    .principal(DataLakePrincipal::builder().data_lake_principal_identifier(to).build())
+                    .resource(resource.clone())
+                    .set_permissions(Some(g.permissions().to_vec()))
+                    .send()
+                    .await
+                    .expect("target grant");
+            }
+            Mapped::Unmapped { reason } => unmapped.push((p.to_string(), reason)),
+        }
+    }
+
+    let principals_of = |out: aws_sdk_lakeformation::operation::list_permissions::ListPermissionsOutput| {
+        let mut ps: Vec<String> = out
+            .principal_resource_permissions()
+            .iter()
+            .filter_map(|g| g.principal()?.data_lake_principal_identifier().map(str::to_string))
+            .collect();
+        ps.sort();
+        ps
+    };
+    let in_target = principals_of(target_lf.list_permissions().send().await.expect("target grants"));
+    assert_eq!(in_target, ["arn:aws:iam::222222222222:role/analyst"], "only the mapped principal, in account 222");
+    // The source account's Lake Formation in the target Region holds nothing: the grant went
+    // to account 222222222222, not to the Region.
+    let ep = lakelog::aws::client::Endpoint::with(TARGET_REGION, pipeline.config.source.overrides());
+    let own_account_lf = lf(&ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+    let in_own_account = principals_of(own_account_lf.list_permissions().send().await.expect("list"));
+    assert!(in_own_account.is_empty(), "{in_own_account:?}");
+    let in_source = principals_of(source_lf.list_permissions().send().await.expect("source grants"));
+    assert_eq!(in_source, [analyst, partner], "the source account's grants are untouched");
+    assert_eq!(unmapped.len(), 1, "{unmapped:?}");
+    assert_eq!(unmapped[0].0, partner);
+    assert!(unmapped[0].1.contains("targets[dr].principals.account_map"), "{unmapped:?}");
+}
