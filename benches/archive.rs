@@ -495,6 +495,8 @@ impl Bench {
             exclude: Vec::new(),
             location_rewrite: Vec::new(),
             skip_archive: true,
+            assume_role: None,
+            principals: None,
         };
         let transform = Transform::new(&config, ACCOUNT, "us-east-1", ACCOUNT).unwrap_or_else(|e| fail("transform", e));
         let applier = Applier::new(

@@ -20,6 +20,7 @@ use crate::aws::clients::Clients;
 use crate::aws::counter::ApiCounter;
 use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
+use crate::backend::extras::CatalogExtras;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
@@ -114,7 +115,14 @@ impl Pipeline {
             let catalog_id = c
                 .catalog_id(t.catalog_id.as_deref())
                 .await
-                .map_err(aws(&format!("the account of target {} (STS)", t.name)))?;
+                .map_err(aws(&match &t.assume_role {
+                    // The external id is not named: it is a secret.
+                    Some(role) => format!(
+                        "the account of target {} (STS, as role {}; check targets[{}].assume_role and the role's trust policy)",
+                        t.name, role.role_arn, t.name
+                    ),
+                    None => format!("the account of target {} (STS)", t.name),
+                }))?;
             let catalog = c.catalog(&catalog_id, t.skip_archive);
             targets.push(TargetHandle { config: t.clone(), catalog_id, catalog, counter: c.counter.clone() });
         }
@@ -132,6 +140,11 @@ impl Pipeline {
             targets,
             clients,
         })
+    }
+
+    /// What the source catalog holds beside what lakelog replicates (for `diff` to list).
+    pub fn source_extras(&self) -> Arc<dyn CatalogExtras> {
+        self.clients.source_extras(&self.origin.catalog_id)
     }
 
     /// Requests capture's re-reads sent to the source catalog, per operation, since connecting.

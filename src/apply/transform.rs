@@ -82,6 +82,17 @@ fn is_s3_scheme_before(text: &str, at: usize) -> bool {
     start == 0 || !scheme_char(bytes[start - 1])
 }
 
+/// The principal map of `target`: its `principals` rules, else identity in the source's own
+/// account (`same_account`) and no mapping in another. Validation has already refused bad rules;
+/// should any remain, they are an error here rather than a grant.
+fn principal_map(target: &TargetConfig, same_account: bool) -> Result<PrincipalMap, String> {
+    let at = target.principals_path();
+    let rules = target.principals.as_ref().map(|p| p.rules());
+    PrincipalMap::for_target(rules, same_account, &at).map_err(|problems| {
+        problems.iter().map(|p| format!("{at}.{}: {}", p.key, p.message)).collect::<Vec<_>>().join("; ")
+    })
+}
+
 /// The transform for one target.
 #[derive(Debug, Clone)]
 pub struct Transform {
@@ -109,7 +120,7 @@ impl Transform {
             source_region: source_region.to_string(),
             target_catalog: target_catalog.to_string(),
             target_region: target.region.clone(),
-            principals: PrincipalMap::identity(),
+            principals: principal_map(target, source_catalog == target_catalog)?,
         })
     }
 
@@ -615,5 +626,33 @@ mod tests {
         let link = out.target_table.expect("link");
         assert_eq!(link.catalog_id.as_deref(), Some("222222222222"));
         assert_eq!(link.region.as_deref(), Some("us-west-2"));
+    }
+
+    /// A link into the source catalog follows the copy; one into any other catalog (a third
+    /// account, or the source account's catalog of another Region) keeps pointing there.
+    #[test]
+    fn resource_links_into_the_source_catalog_are_re_pointed_and_others_kept() {
+        let t = transform();
+        let link = |catalog: Option<&str>, region: Option<&str>| {
+            let db = crate::model::Database {
+                name: "l".into(),
+                target_database: Some(crate::model::DatabaseIdentifier {
+                    catalog_id: catalog.map(str::to_string),
+                    database_name: Some("db".into()),
+                    region: region.map(str::to_string),
+                }),
+                ..Default::default()
+            };
+            let CatalogObject::Database(out) = t.apply(&CatalogObject::Database(db)) else { panic!() };
+            let id = out.target_database.expect("link");
+            (id.catalog_id, id.region)
+        };
+        let s = |v: &str| Some(v.to_string());
+        assert_eq!(link(Some("111111111111"), Some("us-east-1")), (s("222222222222"), s("us-west-2")));
+        assert_eq!(link(Some("111111111111"), None), (s("222222222222"), None));
+        assert_eq!(link(None, Some("us-east-1")), (None, s("us-west-2")));
+        assert_eq!(link(Some("333333333333"), Some("eu-west-1")), (s("333333333333"), s("eu-west-1")));
+        assert_eq!(link(Some("333333333333"), Some("us-east-1")), (s("333333333333"), s("us-east-1")));
+        assert_eq!(link(Some("111111111111"), Some("eu-west-1")), (s("111111111111"), s("eu-west-1")));
     }
 }

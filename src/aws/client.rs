@@ -21,6 +21,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 use super::counter::ApiCounter;
 use crate::backend::retry::RetryPolicy;
@@ -36,6 +37,9 @@ pub struct Endpoint {
     /// SDK-level attempts per call: 1, because every call site retries through
     /// [`crate::backend::retry::RetryPolicy`]; more would multiply the attempts that policy allows.
     pub max_attempts: u32,
+    /// Credentials of this section's own (a target's assumed role, see `aws::credentials`);
+    /// `None`: the default credential chain.
+    pub credentials: Option<SharedCredentialsProvider>,
 }
 
 impl Endpoint {
@@ -46,7 +50,13 @@ impl Endpoint {
 
     /// A section's overrides, resolved per service.
     pub fn with(region: &str, overrides: EndpointOverrides) -> Endpoint {
-        Endpoint { region: region.to_string(), overrides, max_attempts: 1 }
+        Endpoint { region: region.to_string(), overrides, max_attempts: 1, credentials: None }
+    }
+
+    /// The same endpoints, every client signing with `credentials`.
+    pub fn with_credentials(mut self, credentials: SharedCredentialsProvider) -> Endpoint {
+        self.credentials = Some(credentials);
+        self
     }
 
     /// The configured URL for `service` (`None`: the SDK's environment variables, then AWS).
@@ -54,7 +64,7 @@ impl Endpoint {
         self.overrides.url(service)
     }
 
-    /// SDK configuration for one service (credentials chain, region, retries, timeouts, and the
+    /// SDK configuration for one service (credentials: the section's own or the default chain; region, retries, timeouts, and the
     /// service's configured endpoint, if any).
     pub async fn sdk_config(&self, service: Service) -> SdkConfig {
         self.load(self.url(service)).await
@@ -77,6 +87,9 @@ impl Endpoint {
             );
         if let Some(url) = url {
             loader = loader.endpoint_url(url);
+        }
+        if let Some(credentials) = &self.credentials {
+            loader = loader.credentials_provider(credentials.clone());
         }
         loader.load().await
     }

@@ -7,17 +7,20 @@ use std::sync::Arc;
 use super::client::{self, Endpoint};
 use super::cloudtrail::CloudTrailHistory;
 use super::counter::ApiCounter;
+use super::credentials::TargetRole;
 use super::glue::GlueCatalog;
+use super::glue_extras::GlueExtras;
 use super::kinesis::KinesisLog;
 use super::s3::S3Store;
 use super::sqs::SqsQueue;
 use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
+use crate::backend::extras::CatalogExtras;
 use crate::backend::history::EventHistory;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, TargetConfig};
 
 /// One target's clients.
 #[derive(Debug, Clone)]
@@ -78,7 +81,7 @@ impl Clients {
         let state_region = config.state.region.as_deref().unwrap_or(&source.region);
         let mut targets = Vec::new();
         for t in &config.targets {
-            let ep = Endpoint::with(&t.region, t.overrides());
+            let ep = Endpoint::for_target(t).await;
             let counter = ApiCounter::new(&t.name);
             targets.push(TargetClients { glue: ep.glue(Some(&counter)).await, sts: ep.sts().await, counter });
         }
@@ -101,6 +104,11 @@ impl Clients {
     /// The source catalog as scans read it (uncounted), retried by the default policy.
     pub fn source_catalog(&self, catalog_id: &str) -> Arc<dyn Catalog> {
         GlueCatalog::retrying(self.source_glue.clone(), catalog_id)
+    }
+
+    /// What the source catalog holds beside what lakelog replicates (uncounted, one attempt per read).
+    pub fn source_extras(&self, catalog_id: &str) -> Arc<dyn CatalogExtras> {
+        Arc::new(GlueExtras::new(self.source_glue.clone(), catalog_id))
     }
 
     /// The source catalog as capture's re-reads read it (counted by `source_counter`).
@@ -143,6 +151,22 @@ impl Clients {
         let store = S3Store::new(self.state_s3.clone(), bucket, prefix);
         store.ensure_bucket(region, create).await?;
         Ok(Arc::new(store))
+    }
+}
+
+impl Endpoint {
+    /// Where and as whom a target is reached: its endpoints, and its assumed role's credentials
+    /// when it has `assume_role` (else the default chain). Every client of the target (Glue, STS,
+    /// Lake Formation) is built from this, so all of them act in the target's account.
+    pub async fn for_target(t: &TargetConfig) -> Endpoint {
+        let ep = Endpoint::with(&t.region, t.overrides());
+        match &t.assume_role {
+            Some(role) => {
+                let credentials = TargetRole::provider(&ep, &t.name, role).await;
+                ep.with_credentials(credentials)
+            }
+            None => ep,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! - [`error`]: [`AwsError`] and [`ErrorClass`].
 //! - [`retry`]: full-jitter retries driven by the class, and the AIMD concurrency limiter.
 //! - [`catalog`]: one Glue Data Catalog ([`catalog::Catalog`]), and retries around any of them.
+//! - [`extras`]: what a catalog holds that lakelog does not replicate, for `diff` to list.
 //! - [`changelog`]: the change log (Kinesis): sharded, ordered per shard, at least once.
 //! - [`state`]: the state store (get, conditional put, list, delete) checkpoints, dead letters and
 //!   cursors sit on.
@@ -14,6 +15,7 @@
 pub mod catalog;
 pub mod changelog;
 pub mod error;
+pub mod extras;
 pub mod history;
 pub mod memory;
 pub mod queue;

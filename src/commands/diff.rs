@@ -17,6 +17,8 @@
 //! rewritten-from location (`location_rewrite[].from`) makes the object drift, whatever the
 //! source says, because its copy would read the source Region's data.
 
+pub mod scope;
+
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::fmt;
 use std::time::Instant;
@@ -76,6 +78,8 @@ pub struct DiffReport {
     pub missing: Vec<Drift>,
     pub extra: Vec<Drift>,
     pub different: Vec<Drift>,
+    /// The source's objects lakelog does not replicate (listed, not compared; never drift).
+    pub not_replicated: scope::NotReplicated,
     pub seconds: f64,
 }
 
@@ -97,6 +101,7 @@ impl fmt::Display for DiffReport {
         write_drifts(f, "missing in the target", &self.missing)?;
         write_drifts(f, "only in the target", &self.extra)?;
         write_drifts(f, "different", &self.different)?;
+        write!(f, "{}", self.not_replicated)?;
         if self.drifted() == 0 {
             writeln!(f, "in sync")?;
         } else {
@@ -232,12 +237,14 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
     };
 
     let mut report = DiffReport { target: target.to_string(), ..Default::default() };
+    let mut scope = scope::Scope::default();
     let desired_dbs: BTreeMap<String, CatalogObject> = source
         .databases()
         .await
         .map_err(read("source databases"))?
         .into_iter()
         .filter(|d| in_scope(&d.name, None))
+        .inspect(|d| scope.database(d))
         .map(|d| (d.name.clone(), applier.transform().apply(&CatalogObject::Database(d))))
         .collect();
     let actual_dbs: BTreeMap<String, CatalogObject> = dest
@@ -263,6 +270,7 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
         };
         let mut pairs: BTreeMap<String, (Option<Table>, Option<Table>)> = BTreeMap::new();
         for t in source_tables.into_iter().filter(|t| in_scope(db, Some(&t.name))) {
+            scope.table(&t);
             let slot = pairs.entry(t.name.clone()).or_default();
             slot.0 = Some(t);
         }
@@ -281,6 +289,7 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
         report.keep_first(limit);
     }
     report.keep_first(limit);
+    report.not_replicated = scope.read(&*pipeline.source_extras(), limit).await;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

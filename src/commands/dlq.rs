@@ -249,6 +249,7 @@ mod tests {
             record: None,
             raw_hex: None,
             body: None,
+            principal: None,
             parked_at: 1_700_000_000_000,
         };
         let listing = Listing(vec![Entry { id: "e1".into(), store: "dr".into(), letter }]);

@@ -3,6 +3,7 @@
 //! `lakelog run` is running or stopped, from any machine with read access to the stream and the
 //! state bucket.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
@@ -13,7 +14,7 @@ use crate::commands::restore::rfc3339;
 use crate::connect::{Pipeline, PipelineError};
 use crate::model::{codec, now_millis};
 use crate::state::checkpoint::CheckpointStore;
-use crate::state::deadletter::CAPTURE_EVENTS;
+use crate::state::deadletter::{DeadLetter, CAPTURE_EVENTS, UNMAPPED_PRINCIPAL};
 use crate::stream::admin::list_shards;
 use crate::stream::consumer::ShardReader;
 use crate::stream::StreamError;
@@ -65,7 +66,38 @@ pub struct TargetStatus {
     pub backlog_records: u64,
     pub backlog_complete: bool,
     pub dead_letters: usize,
+    /// Source principals no mapping rule maps into this target, from the dead-letter store
+    /// (entries of class `unmapped_principal`): their grants were not made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unmapped_principals: Vec<UnmappedPrincipal>,
     pub shards: Vec<ShardStatus>,
+}
+
+/// One source principal whose grants wait for a mapping rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnmappedPrincipal {
+    pub principal: String,
+    /// Parked grants naming it.
+    pub grants: usize,
+    /// The newest entry's reason: which config key would map it.
+    pub reason: String,
+}
+
+/// The unmapped principals among a target's dead letters, by principal, with the newest reason.
+pub fn unmapped_principals(letters: &[DeadLetter]) -> Vec<UnmappedPrincipal> {
+    let mut by: BTreeMap<&str, UnmappedPrincipal> = BTreeMap::new();
+    for l in letters.iter().filter(|l| l.class == UNMAPPED_PRINCIPAL) {
+        let principal = l.principal.as_deref().unwrap_or(&l.key);
+        let entry = by.entry(principal).or_insert_with(|| UnmappedPrincipal {
+            principal: principal.to_string(),
+            grants: 0,
+            reason: String::new(),
+        });
+        entry.grants += 1;
+        // Listed oldest first: the last one seen is the newest.
+        entry.reason = l.reason.clone();
+    }
+    by.into_values().collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +150,13 @@ impl fmt::Display for StatusReport {
                 "target {}: lag {:.1}s, backlog {}{more} records, {} dead letters",
                 t.name, t.lag_seconds, t.backlog_records, t.dead_letters
             )?;
+            for u in &t.unmapped_principals {
+                writeln!(
+                    f,
+                    "  unmapped principal {}: {} grant(s) not made; {} (then `lakelog dlq replay --target {}`)",
+                    u.principal, u.grants, u.reason, t.name
+                )?;
+            }
             writeln!(
                 f,
                 "  {:<24} {:>12} {:>10} {:>9} {:>12} {:>10}  checkpoint",
@@ -190,6 +229,9 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
             backlog_records: out.iter().map(|s| s.backlog_records).sum(),
             backlog_complete: out.iter().all(|s| s.backlog_complete),
             dead_letters: pipeline.dead_letters.keys(name).await?.len(),
+            unmapped_principals: unmapped_principals(
+                &pipeline.dead_letters.list(name).await?.into_iter().map(|(_, l)| l).collect::<Vec<_>>(),
+            ),
             shards: out,
         });
     }
@@ -270,4 +312,34 @@ async fn shard_status(
         backlog_complete: complete,
         closed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{CatalogObject, Cause, CauseKind, ChangeRecord, Database, Origin};
+
+    #[test]
+    fn unmapped_principals_are_grouped_by_principal_with_the_newest_reason() {
+        let origin =
+            Origin { account: "111111111111".into(), region: "us-east-1".into(), catalog_id: "111111111111".into() };
+        let db = CatalogObject::Database(Database { name: "db".into(), ..Default::default() });
+        let record = ChangeRecord::upsert(db, &origin, Cause { kind: CauseKind::Snapshot, event_id: None }, 1);
+        let role = "arn:aws:iam::111111111111:role/a";
+        let mut letters = vec![
+            DeadLetter::unmapped_principal("dr", &record, role, "old reason".into()),
+            DeadLetter::for_record("dr", &record, "a rejected write".into(), None),
+            DeadLetter::unmapped_principal("dr", &record, "111111111111", "account".into()),
+            DeadLetter::unmapped_principal("dr", &record, role, "new reason".into()),
+        ];
+        letters[1].principal = None;
+        let got = unmapped_principals(&letters);
+        assert_eq!(
+            got,
+            vec![
+                UnmappedPrincipal { principal: "111111111111".into(), grants: 1, reason: "account".into() },
+                UnmappedPrincipal { principal: role.into(), grants: 2, reason: "new reason".into() },
+            ]
+        );
+    }
 }

@@ -4,7 +4,10 @@
 //! ignored setting. Defaults are named functions (one per field), shared by serde and the
 //! `Default` impls of the optional sections. Nothing here checks values: see `validate`.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::endpoints::{EndpointOverrides, ServiceEndpoints};
 
@@ -190,6 +193,15 @@ pub struct TargetConfig {
     /// exhaust Glue's table-version quota in the replica.
     #[serde(default = "default_true")]
     pub skip_archive: bool,
+    /// A role lakelog assumes for every call to this target (a target in another account). Without
+    /// it, the target is reached with the default credential chain, like the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assume_role: Option<AssumeRoleConfig>,
+    /// How the source's Lake Formation principals map to this target's (see
+    /// `model::principal`). Without it: every principal maps to itself when the target is in the
+    /// source's account, and none is granted when it is in another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principals: Option<PrincipalsConfig>,
 }
 
 /// Rewrites S3 URIs whose bucket (and optional key prefix) matches `from`, at a name boundary
@@ -476,5 +488,123 @@ impl TargetConfig {
     /// `endpoint` and `endpoints` of this target.
     pub fn overrides(&self) -> EndpointOverrides {
         EndpointOverrides::new(self.endpoint.as_deref(), &self.endpoints)
+    }
+}
+
+/// The role a target is reached through: STS AssumeRole from the default credential chain, with
+/// the target's STS endpoint; the credentials are renewed before they expire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssumeRoleConfig {
+    /// The role in the target account, e.g. `arn:aws:iam::222222222222:role/lakelog-target`
+    /// (`infra/cloudformation/target-account.yaml` creates one). Without `catalog_id`, the target
+    /// catalog is this role's account.
+    pub role_arn: String,
+    /// The external id the role's trust policy requires (`sts:ExternalId`). A secret: write it as
+    /// `${ENV_VAR}`; lakelog never logs or prints it (`validate --output json` shows `<redacted>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<Secret>,
+    /// The role session name, as the target account's CloudTrail shows it. Default: `lakelog-<target name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
+    /// How long one set of credentials is valid (15m to 12h, and at most the role's maximum
+    /// session duration, 1h unless raised); lakelog renews them before they expire.
+    #[serde(default = "default_session_duration")]
+    pub duration: String,
+}
+
+impl AssumeRoleConfig {
+    /// The session name: as configured, else `lakelog-<target>` (cut to STS's 64 characters).
+    pub fn session_name(&self, target: &str) -> String {
+        match &self.session_name {
+            Some(name) => name.clone(),
+            None => format!("lakelog-{target}").chars().take(64).collect(),
+        }
+    }
+
+    /// The configured duration; validation has already checked it parses.
+    pub fn duration(&self) -> std::time::Duration {
+        duration(&self.duration)
+    }
+}
+
+fn default_session_duration() -> String {
+    "1h".into()
+}
+
+/// A value that must never reach a log, an error message or printed output: its `Debug` and
+/// `Serialize` say `<redacted>`; [`Secret::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one call that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// `targets[].principals`: how Lake Formation principals of the source map to the target's. The
+/// rules and their order are documented in `model::principal`; a principal no rule maps is
+/// never granted (it is reported and parked as "unmapped principal").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalsConfig {
+    /// Source account id → target account id, for IAM role and user ARNs (quote the ids).
+    #[serde(default)]
+    pub account_map: BTreeMap<String, String>,
+    /// Source principal → target principal, exactly. Wins over every other rule; the only way to
+    /// map a whole account, `<account>:IAMPrincipals`, an organization or an OU. Each maps to a
+    /// principal of its own kind, and no two to the same one.
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    /// Source SAML identity provider ARN → the target account's: SAML users and groups keep
+    /// their name under the target's provider.
+    #[serde(default)]
+    pub saml_providers: BTreeMap<String, String>,
+    /// IAM Identity Center users and groups keep their id: set it when the target account uses
+    /// the source's Identity Center instance (the same organization).
+    #[serde(default)]
+    pub keep_identity_center: bool,
+    /// Grant `IAMAllowedPrincipals` in the target too (off: in a target that uses Lake Formation
+    /// permissions it would open the resource to every IAM principal IAM allows).
+    #[serde(default)]
+    pub keep_iam_allowed_principals: bool,
+}
+
+impl PrincipalsConfig {
+    /// The rules, as the model maps with them.
+    pub fn rules(&self) -> crate::model::principal::Rules {
+        crate::model::principal::Rules {
+            account_map: self.account_map.clone(),
+            map: self.map.clone(),
+            saml_providers: self.saml_providers.clone(),
+            keep_identity_center: self.keep_identity_center,
+            keep_iam_allowed_principals: self.keep_iam_allowed_principals,
+        }
+    }
+}
+
+impl TargetConfig {
+    /// Where this target's principal rules sit, as reasons name them: `targets[<name>].principals`.
+    pub fn principals_path(&self) -> String {
+        format!("targets[{}].principals", self.name)
     }
 }

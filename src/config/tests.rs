@@ -290,3 +290,42 @@ apply: { concurrency: -1, max_attempts: 3.7 }
     );
     assert!(problem_at(&problems, "apply.max_attempts").message.contains("floating point `3.7`"));
 }
+
+/// A target's role and principal rules: checked with their full paths, and the external id
+/// (a secret) is never shown, neither in a problem nor in the config printed back.
+#[test]
+fn assume_role_and_principals_are_checked_and_the_external_id_never_shown() {
+    let target = |extra: &str| GOOD.replace("region: us-west-2\n", &format!("region: us-west-2\n{extra}"));
+    let good = target(
+        "    assume_role: { role_arn: \"arn:aws:iam::222222222222:role/lakelog-target\", external_id: \"ext-id-0123456789\" }\n    \
+         principals: { account_map: { \"123456789012\": \"222222222222\" }, keep_identity_center: true }\n",
+    );
+    let c = PipelineConfig::from_yaml(&good, "t.yaml").expect("valid");
+    let role = c.targets[0].assume_role.as_ref().expect("role");
+    assert_eq!(role.external_id.as_ref().map(|s| s.expose()), Some("ext-id-0123456789"));
+    assert_eq!((role.session_name("dr"), role.duration().as_secs()), ("lakelog-dr".to_string(), 3600));
+    let printed = format!("{} {c:?}", serde_json::to_string(&c).expect("json"));
+    assert!(!printed.contains("ext-id-0123456789") && printed.contains("<redacted>"), "{printed}");
+
+    let bad = target(
+        "    assume_role: { role_arn: \"arn:aws:iam::2222:user/x\", external_id: \"s3cr3t value!\", session_name: \"a b\", duration: 13h }\n    \
+         principals: { account_map: { \"123456789012\": \"22\" }, map: { \"arn:aws:iam::123456789012:role/a\": \"IAMAllowedPrincipals\" } }\n",
+    );
+    let Err(ConfigError::Invalid { problems, .. }) = PipelineConfig::from_yaml(&bad, "t.yaml") else {
+        panic!("bad role and rules must be rejected")
+    };
+    let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "targets[0].assume_role.role_arn",
+            "targets[0].assume_role.external_id",
+            "targets[0].assume_role.session_name",
+            "targets[0].assume_role.duration",
+            "targets[0].principals.account_map",
+            "targets[0].principals.map",
+        ]
+    );
+    let text = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(!text.contains("s3cr3t"), "{text}");
+}

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use super::load::Sections;
 use super::sections::{
-    ApplyConfig, ArchiveConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig, LocationRewrite, MetricsConfig,
-    SourceConfig, StateConfig, StreamConfig, TargetConfig,
+    ApplyConfig, ArchiveConfig, AssumeRoleConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig,
+    LocationRewrite, MetricsConfig, SourceConfig, StateConfig, StreamConfig, TargetConfig,
 };
 use super::{EndpointOverrides, Problems, Service};
 
@@ -203,6 +203,73 @@ impl TargetConfig {
         check_filters(path, &self.include, &self.exclude, problems);
         for (j, r) in self.location_rewrite.iter().enumerate() {
             r.validate(&format!("{path}.location_rewrite[{j}]"), problems);
+        }
+        if let Some(role) = &self.assume_role {
+            role.validate(&field(path, "assume_role"), problems);
+        }
+        if let Some(p) = &self.principals {
+            let at = field(path, "principals");
+            for problem in p.rules().problems() {
+                problems.add(field(&at, &problem.key), problem.message);
+            }
+        }
+    }
+}
+
+impl AssumeRoleConfig {
+    /// STS's limits. The external id is a secret: its problems never quote it.
+    pub fn validate(&self, path: &str, problems: &mut Problems) {
+        let mut parts = self.role_arn.splitn(6, ':');
+        let arn_ok = matches!(
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some("arn"), Some(partition), Some("iam"), Some(""), Some(account), Some(role))
+                if !partition.is_empty()
+                    && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+                    && role.strip_prefix("role/").is_some_and(|n| !n.is_empty() && !n.ends_with('/') && !n.contains('*'))
+        );
+        if !arn_ok {
+            problems.add(
+                field(path, "role_arn"),
+                format!(
+                    "`{}` is not an IAM role ARN; write arn:aws:iam::<12-digit account>:role/<name>",
+                    self.role_arn
+                ),
+            );
+        }
+        if let Some(id) = &self.external_id {
+            let id = id.expose();
+            let ok = (2..=1224).contains(&id.len())
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c));
+            if !ok {
+                problems.add(
+                    field(path, "external_id"),
+                    "is not a valid external id (2 to 1224 of letters, digits and + = , . @ : / - _); the value is not shown",
+                );
+            }
+        }
+        if let Some(name) = &self.session_name {
+            let ok = (2..=64).contains(&name.len())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c));
+            if !ok {
+                problems.add(
+                    field(path, "session_name"),
+                    format!("`{name}` is not a role session name (2 to 64 of letters, digits and + = , . @ - _)"),
+                );
+            }
+        }
+        match humantime::parse_duration(&self.duration) {
+            Ok(d) if (900..=43_200).contains(&d.as_secs()) => {}
+            Ok(_) => problems.add(
+                field(path, "duration"),
+                format!(
+                    "{} is out of range; STS allows 15m to 12h (and at most the role's maximum session duration)",
+                    self.duration
+                ),
+            ),
+            Err(e) => problems.add(
+                field(path, "duration"),
+                format!("`{}` is not a duration ({e}); write e.g. 1h, 45m", self.duration),
+            ),
         }
     }
 }

@@ -27,6 +27,7 @@ pub const SOURCE_API_CALLS: &str = "lakelog_source_api_calls_total";
 pub const THROTTLES: &str = "lakelog_throttles_total";
 pub const DEAD_LETTERS: &str = "lakelog_dead_letters_total";
 pub const DEAD_LETTER_DEPTH: &str = "lakelog_dead_letter_depth";
+pub const UNMAPPED_PRINCIPALS: &str = "lakelog_unmapped_principals_total";
 pub const APPLY_RETRIES: &str = "lakelog_apply_retries_total";
 pub const APPLY_CONCURRENCY_LIMIT: &str = "lakelog_apply_concurrency_limit";
 pub const DEPENDENCY_WAITS: &str = "lakelog_apply_dependency_waits";
@@ -51,7 +52,7 @@ pub const ARCHIVE_COMPACTIONS: &str = "lakelog_archive_compactions_total";
 pub const APPLY_BATCH_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// Every metric name, for tests and documentation.
-pub const ALL: [&str; 28] = [
+pub const ALL: [&str; 29] = [
     RECORDS_CAPTURED,
     RECORDS_PUBLISHED,
     KINESIS_PUT_RETRIES,
@@ -61,6 +62,7 @@ pub const ALL: [&str; 28] = [
     THROTTLES,
     DEAD_LETTERS,
     DEAD_LETTER_DEPTH,
+    UNMAPPED_PRINCIPALS,
     APPLY_RETRIES,
     APPLY_CONCURRENCY_LIMIT,
     DEPENDENCY_WAITS,
@@ -93,6 +95,10 @@ pub fn describe() {
     describe_counter!(THROTTLES, "Requests AWS throttled, by stage (capture, publish, consume, apply) and service.");
     describe_counter!(DEAD_LETTERS, "Records parked in the dead-letter store, by target and kind.");
     describe_gauge!(DEAD_LETTER_DEPTH, "Records currently parked in the dead-letter store, by target.");
+    describe_counter!(
+        UNMAPPED_PRINCIPALS,
+        "Grants not made because no principal mapping rule maps their source principal (parked as unmapped principal), by target."
+    );
     describe_counter!(APPLY_RETRIES, "Retries of target calls after retryable errors, by target.");
     describe_gauge!(
         APPLY_CONCURRENCY_LIMIT,
@@ -169,6 +175,7 @@ pub fn init_series(targets: &[String]) {
         counter!(APPLY_RETRIES, "target" => t.clone()).absolute(0);
         gauge!(DEPENDENCY_WAITS, "target" => t.clone()).set(0.0);
         counter!(CHECKPOINT_WRITES, "target" => t.clone()).absolute(0);
+        counter!(UNMAPPED_PRINCIPALS, "target" => t.clone()).absolute(0);
         for kind in ["database", "table", "partition", "frame"] {
             counter!(DEAD_LETTERS, "target" => t.clone(), "kind" => kind).absolute(0);
         }
@@ -257,6 +264,13 @@ pub fn dead_letters(target: &str, kind: &'static str, n: u64) {
 /// The depth as listed in the store (at start-up, periodically, after a replay).
 pub fn dead_letter_depth(target: &str, depth: usize) {
     gauge!(DEAD_LETTER_DEPTH, "target" => target.to_string()).set(depth as f64);
+}
+
+/// Grants parked because their principal is unmapped in `target`.
+pub fn unmapped_principals(target: &str, n: u64) {
+    if n > 0 {
+        counter!(UNMAPPED_PRINCIPALS, "target" => target.to_string()).increment(n);
+    }
 }
 
 pub fn apply_retry(target: &str) {

@@ -34,8 +34,16 @@ pub struct DeadLetter {
     /// The message body, for an event that could not be parsed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// The source principal no mapping rule maps, for an [`UNMAPPED_PRINCIPAL`] entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     pub parked_at: i64,
 }
+
+/// The class of a grant parked because no rule maps its principal into the target
+/// (`model::principal`): never granted, listed by `lakelog status`, applied by `dlq replay` once
+/// a rule maps it.
+pub const UNMAPPED_PRINCIPAL: &str = "unmapped_principal";
 
 impl DeadLetter {
     pub fn for_record(target: &str, record: &ChangeRecord, reason: String, err: Option<&AwsError>) -> DeadLetter {
@@ -48,7 +56,18 @@ impl DeadLetter {
             record: Some(record.clone()),
             raw_hex: None,
             body: None,
+            principal: None,
             parked_at: now_millis(),
+        }
+    }
+
+    /// A record (a grant) whose source principal no rule maps into `target`; `reason` is the
+    /// mapping's (it names the principal and the config key that would map it).
+    pub fn unmapped_principal(target: &str, record: &ChangeRecord, principal: &str, reason: String) -> DeadLetter {
+        DeadLetter {
+            class: UNMAPPED_PRINCIPAL.to_string(),
+            principal: Some(principal.to_string()),
+            ..DeadLetter::for_record(target, record, reason, None)
         }
     }
 
@@ -62,6 +81,7 @@ impl DeadLetter {
             record: None,
             raw_hex: Some(raw.iter().map(|b| format!("{b:02x}")).collect()),
             body: None,
+            principal: None,
             parked_at: now_millis(),
         }
     }
@@ -88,6 +108,7 @@ impl DeadLetter {
             record: None,
             raw_hex: None,
             body: Some(body.to_string()),
+            principal: None,
             parked_at: now_millis(),
         }
     }
@@ -112,12 +133,16 @@ impl DeadLetterStore {
         format!("dead-letter/{target}/")
     }
 
-    /// Parks one dead letter durably; returns its key.
+    /// Parks one dead letter durably; returns its key. An unmapped principal is counted
+    /// (`lakelog_unmapped_principals_total`) here, whoever parks it.
     pub async fn park(&self, dl: &DeadLetter) -> Result<String, AwsError> {
         let body = encode(dl)?;
         let id = xxhash_rust::xxh3::xxh3_64(&body);
         let key = format!("{}{:013}-{id:016x}.json", Self::prefix(&dl.target), dl.parked_at);
         self.store.put(&key, body).await?;
+        if dl.class == UNMAPPED_PRINCIPAL {
+            crate::metrics::unmapped_principals(&dl.target, 1);
+        }
         Ok(key)
     }
 
@@ -185,5 +210,31 @@ mod tests {
         assert_eq!(listed.iter().map(|(_, d)| d.key.as_str()).collect::<Vec<_>>(), ["m-0", "m-1"]);
         store.remove(&listed[0].0).await.unwrap();
         assert_eq!(store.keys(CAPTURE_EVENTS).await.unwrap().len(), 1);
+    }
+
+    /// Parking an unmapped principal counts it for its target; other dead letters do not.
+    #[test]
+    fn an_unmapped_principal_is_counted_when_parked() {
+        use crate::model::{CatalogObject, Cause, CauseKind, Database, Origin};
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let origin = Origin { account: "1".into(), region: "r".into(), catalog_id: "1".into() };
+        let db = CatalogObject::Database(Database { name: "db".into(), ..Default::default() });
+        let record = ChangeRecord::upsert(db, &origin, Cause { kind: CauseKind::Snapshot, event_id: None }, 1);
+        let store = DeadLetterStore::new(Arc::new(MemoryStore::new()));
+        let listed = metrics::with_local_recorder(&recorder, || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            runtime.block_on(async {
+                for p in ["111111111111", "arn:aws:iam::1:role/x"] {
+                    store.park(&DeadLetter::unmapped_principal("dr", &record, p, "no rule".into())).await.unwrap();
+                }
+                store.park(&DeadLetter::for_record("dr", &record, "rejected".into(), None)).await.unwrap();
+                store.list("dr").await.unwrap()
+            })
+        });
+        let text = handle.render();
+        let line = format!("{}{{target=\"dr\"}} 2", crate::metrics::UNMAPPED_PRINCIPALS);
+        assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
+        assert_eq!(listed.iter().filter(|(_, d)| d.class == UNMAPPED_PRINCIPAL).count(), 2);
     }
 }

@@ -19,6 +19,7 @@ mod run;
 mod shutdown;
 mod state;
 mod sync;
+mod xacct;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,7 +149,12 @@ impl CatalogDump {
         region: &str,
         prefix: &str,
     ) -> Result<CatalogDump, lakelog::capture::CaptureError> {
-        let reader = CatalogReader::new(crate::catalog(emu, region).await, 1);
+        Self::of(crate::catalog(emu, region).await, prefix).await
+    }
+
+    /// Every object under `prefix` in `catalog` (any account), keeping only writable fields.
+    pub async fn of(catalog: Arc<dyn Catalog>, prefix: &str) -> Result<CatalogDump, lakelog::capture::CaptureError> {
+        let reader = CatalogReader::new(catalog, 1);
         let mut dump = CatalogDump::default();
         for db in reader.databases().await? {
             if !db.name.starts_with(prefix) {

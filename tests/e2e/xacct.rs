@@ -1,0 +1,383 @@
+//! A target in another account, end to end on two emulator accounts. moto picks the account a
+//! request acts in from its credentials: AssumeRole into `arn:aws:iam::222222222222:role/...`
+//! returns keys that moto files under account 222222222222 (moto/sts/models.py `assume_role`,
+//! moto/core/responses.py `get_current_account`), so a target with `assume_role` writes into
+//! that account's catalog, and the test reads it back with credentials it assumed itself.
+
+use std::sync::Arc;
+
+use aws_sdk_glue::config::{Credentials, Region};
+use lakelog::aws::glue::GlueCatalog;
+use lakelog::backend::catalog::Catalog;
+use lakelog::commands::status::status;
+use lakelog::commands::sync::{sync, SyncOptions};
+use lakelog::config::PipelineConfig;
+use lakelog::connect::Pipeline;
+use lakelog::model::{
+    CatalogObject, Cause, CauseKind, ChangeRecord, Column, Database, DatabaseIdentifier, Partition, StorageDescriptor,
+    Table, TableIdentifier,
+};
+use lakelog::simulate::catalog::GeneratedCatalog;
+use lakelog::state::deadletter::DeadLetter;
+
+use crate::emulator::Emulator;
+use crate::{config_yaml, CatalogDump, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
+
+const TARGET_ACCOUNT: &str = "222222222222";
+const THIRD_ACCOUNT: &str = "333333333333";
+const ROLE: &str = "arn:aws:iam::222222222222:role/lakelog-target";
+
+/// The test config with the target reached through [`ROLE`] (no `catalog_id`: the role's account).
+fn xacct_yaml(emu: &Emulator, name: &str, principals: &str) -> String {
+    let role = format!(
+        "  - name: dr\n    assume_role: {{ role_arn: \"{ROLE}\", external_id: \"xacct-external-id-42\", duration: 15m }}\n{principals}"
+    );
+    config_yaml(emu, name, "", "").replace("  - name: dr\n", &role)
+}
+
+/// A Glue client acting in `account` (through its own AssumeRole, independent of lakelog's).
+async fn glue_in(emu: &Emulator, account: &str, region: &str) -> Arc<dyn Catalog> {
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_sts::config::Region::new(SOURCE_REGION))
+            .endpoint_url(&emu.moto_url)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "test"))
+            .build(),
+    );
+    let out = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/reader"))
+        .role_session_name("xacct-test")
+        .send()
+        .await
+        .expect("assume role");
+    let c = out.credentials.expect("credentials");
+    let creds = Credentials::new(c.access_key_id, c.secret_access_key, Some(c.session_token), None, "assumed");
+    let glue = aws_sdk_glue::Client::from_conf(
+        aws_sdk_glue::Config::builder()
+            .behavior_version_latest()
+            .region(Region::new(region.to_string()))
+            .endpoint_url(&emu.moto_url)
+            .credentials_provider(creds)
+            .build(),
+    );
+    GlueCatalog::retrying(glue, account)
+}
+
+/// A database with a partitioned table, and resource links: into the source catalog (to be
+/// re-pointed at the target) and into a third account (kept).
+fn catalog(prefix: &str, bucket: &str) -> GeneratedCatalog {
+    let db = format!("{prefix}_db");
+    let link_db = |name: &str, catalog: &str, database: &str, region: &str| Database {
+        name: format!("{prefix}_{name}"),
+        target_database: Some(DatabaseIdentifier {
+            catalog_id: Some(catalog.into()),
+            database_name: Some(database.into()),
+            region: Some(region.into()),
+        }),
+        ..Default::default()
+    };
+    let link_table = |name: &str, catalog: &str, database: &str, table: &str, region: &str| Table {
+        database_name: db.clone(),
+        name: name.into(),
+        target_table: Some(TableIdentifier {
+            catalog_id: Some(catalog.into()),
+            database_name: Some(database.into()),
+            name: Some(table.into()),
+            region: Some(region.into()),
+        }),
+        ..Default::default()
+    };
+    let sd = |at: &str| StorageDescriptor {
+        location: Some(format!("s3://{bucket}/{at}")),
+        columns: vec![Column { name: "id".into(), type_: Some("bigint".into()), ..Default::default() }],
+        ..Default::default()
+    };
+    let events = Table {
+        database_name: db.clone(),
+        name: "events".into(),
+        table_type: Some("EXTERNAL_TABLE".into()),
+        partition_keys: vec![Column { name: "dt".into(), type_: Some("string".into()), ..Default::default() }],
+        storage_descriptor: Some(sd("events/")),
+        ..Default::default()
+    };
+    let partitions = ["2026-01-01", "2026-01-02"]
+        .map(|dt| Partition {
+            database_name: db.clone(),
+            table_name: "events".into(),
+            values: vec![dt.into()],
+            storage_descriptor: Some(sd(&format!("events/dt={dt}/"))),
+            ..Default::default()
+        })
+        .to_vec();
+    GeneratedCatalog {
+        databases: vec![
+            Database { name: db.clone(), location_uri: Some(format!("s3://{bucket}/db/")), ..Default::default() },
+            link_db("link", ACCOUNT, &db, SOURCE_REGION),
+            link_db("third", THIRD_ACCOUNT, "shared", "eu-west-1"),
+        ],
+        tables: vec![
+            events,
+            link_table("events_link", ACCOUNT, &db, "events", SOURCE_REGION),
+            link_table("third_link", THIRD_ACCOUNT, "shared", "t", "eu-west-1"),
+        ],
+        partitions,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_in_another_account_is_written_through_its_role_with_links_re_pointed() {
+    let emu = Emulator::start();
+    let name = "xacct-sync";
+    let n = Names::new(name);
+    let generated = catalog(&n.prefix, &n.data_bucket);
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
+        .await
+        .expect("seed");
+
+    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, ""), name).expect("valid config");
+    let pipeline = Pipeline::connect(config).await.expect("connect");
+    assert_eq!(pipeline.targets[0].catalog_id, TARGET_ACCOUNT, "the catalog is the assumed role's account");
+    let report = sync(&pipeline, &SyncOptions::default()).await.expect("sync");
+    assert_eq!(report.targets["dr"].stats.total().dead_lettered, 0);
+
+    // Everything is in account 222222222222's catalog, and nothing in the source account's
+    // catalog of the target Region.
+    let source = CatalogDump::read(&emu, SOURCE_REGION, &n.prefix).await;
+    let target = CatalogDump::of(glue_in(&emu, TARGET_ACCOUNT, TARGET_REGION).await, &n.prefix).await.expect("read");
+    assert!(CatalogDump::read(&emu, TARGET_REGION, &n.prefix).await.databases.is_empty());
+    assert_eq!((source.databases.len(), source.tables.len(), source.partitions.len()), (3, 3, 2));
+
+    // What the target must hold: the source, locations rewritten, and links into the source
+    // catalog re-pointed at the target catalog and Region; the third account's link kept.
+    let mut want = source.rewritten(&format!("s3://{}", n.data_bucket), &format!("s3://{}-dr", n.data_bucket));
+    let link = want.databases.get_mut(&format!("{}_link", n.prefix)).expect("link");
+    if let Some(t) = link.target_database.as_mut() {
+        t.catalog_id = Some(TARGET_ACCOUNT.into());
+        t.region = Some(TARGET_REGION.into());
+    }
+    let db = format!("{}_db", n.prefix);
+    let table_link = want.tables.get_mut(&(db.clone(), "events_link".to_string())).expect("table link");
+    if let Some(t) = table_link.target_table.as_mut() {
+        t.catalog_id = Some(TARGET_ACCOUNT.into());
+        t.region = Some(TARGET_REGION.into());
+    }
+    want.assert_same(&target);
+    let third = &target.databases[&format!("{}_third", n.prefix)];
+    assert_eq!(third.target_database.as_ref().and_then(|t| t.catalog_id.as_deref()), Some(THIRD_ACCOUNT));
+    let third = &target.tables[&(db, "third_link".to_string())];
+    assert_eq!(third.target_table.as_ref().and_then(|t| t.region.as_deref()), Some("eu-west-1"));
+
+    // The role's credentials carry their expiry (15m asked), which is when the SDK's identity
+    // cache asks for new ones (shortly before).
+    use aws_credential_types::provider::ProvideCredentials;
+    let t = &pipeline.config.targets[0];
+    let role = t.assume_role.as_ref().expect("assume_role");
+    let ep = lakelog::aws::client::Endpoint::with(&t.region, t.overrides());
+    let credentials = lakelog::aws::credentials::TargetRole::provider(&ep, &t.name, role)
+        .await
+        .provide_credentials()
+        .await
+        .expect("assumed credentials");
+    let left = credentials.expiry().expect("an expiry").duration_since(std::time::SystemTime::now()).expect("future");
+    assert!((840..=900).contains(&left.as_secs()), "{left:?}");
+
+    // A second sync through the role (a new process: its own request counts) writes nothing.
+    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, ""), name).expect("valid config");
+    let pipeline = Pipeline::connect(config).await.expect("connect");
+    let again = sync(&pipeline, &SyncOptions::default()).await.expect("sync again");
+    assert_eq!(again.targets["dr"].write_calls, 0, "{:?}", again.targets["dr"].api_calls);
+}
+
+/// `lakelog status` lists the principals parked as unmapped, grouped, with the key that maps them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_unmapped_principals_from_the_dead_letter_store() {
+    let emu = Emulator::start();
+    let name = "xacct-status";
+    let principals = "    principals: { account_map: { \"123456789012\": \"222222222222\" } }\n";
+    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, principals), name).expect("valid config");
+    let pipeline = Pipeline::connect(config).await.expect("connect");
+    pipeline.publisher().await.expect("the stream");
+
+    // The grants lf's applier parks: their principals as the target's map leaves them.
+    let map = &pipeline.applier(&pipeline.targets[0], true).expect("applier").transform().principals.clone();
+    let db = CatalogObject::Database(Database { name: "db".into(), ..Default::default() });
+    let record = ChangeRecord::upsert(db, &pipeline.origin, Cause { kind: CauseKind::Snapshot, event_id: None }, 1_000);
+    let unmapped = ["arn:aws:organizations::123456789012:ou/o-abc123/ou-ab12-cdef", "arn:aws:iam::444444444444:role/x"];
+    for (i, p) in unmapped.iter().chain(&unmapped[..1]).enumerate() {
+        let lakelog::model::principal::Mapped::Unmapped { reason } = map.map(p) else { panic!("{p} is mapped") };
+        let mut dl = DeadLetter::unmapped_principal("dr", &record, p, reason);
+        dl.parked_at += i as i64;
+        pipeline.dead_letters.park(&dl).await.expect("park");
+    }
+    assert!(matches!(
+        map.map("arn:aws:iam::123456789012:role/analyst"),
+        lakelog::model::principal::Mapped::To(t) if t == "arn:aws:iam::222222222222:role/analyst"
+    ));
+
+    let report = status(&pipeline, None, 100).await.expect("status");
+    let dr = &report.targets[0];
+    assert_eq!(dr.dead_letters, 3);
+    let listed: Vec<(&str, usize)> = dr.unmapped_principals.iter().map(|u| (u.principal.as_str(), u.grants)).collect();
+    assert_eq!(listed, [(unmapped[1], 1), (unmapped[0], 2)]);
+    assert!(dr.unmapped_principals[0].reason.contains("targets[dr].principals.account_map"), "{:?}", dr);
+    assert!(dr.unmapped_principals[1].reason.contains("targets[dr].principals.map"), "{:?}", dr);
+    let text = report.to_string();
+    assert!(text.contains(&format!("unmapped principal {}: 2 grant(s) not made", unmapped[0])), "{text}");
+}
+
+/// `lakelog diff` says what it does not replicate rather than skipping it: on the emulator,
+/// which answers GetPartitionIndexes (with none) but implements neither GetCatalogs,
+/// GetColumnStatisticsForTable nor GetUserDefinedFunctions, those kinds are reported as not
+/// checked, and the exit codes stay diff's (0 in sync, 3 drift).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_lists_what_it_cannot_check_and_keeps_its_exit_codes() {
+    let emu = Emulator::start();
+    let name = "xacct-scope";
+    let n = Names::new(name);
+    let generated = catalog(&n.prefix, &n.data_bucket);
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
+        .await
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, xacct_yaml(&emu, name, "")).expect("write config");
+    let (code, _) = crate::errors::lakelog_json(&path, &["sync"]);
+    assert_eq!(code, 0);
+
+    let (code, diff) = crate::errors::lakelog_json(&path, &["diff", "--target", "dr"]);
+    assert_eq!(code, 0, "in sync: {diff}");
+    let scope = &diff["not_replicated"];
+    let unchecked: Vec<&str> =
+        scope["not_checked"].as_object().expect("not_checked").keys().map(String::as_str).collect();
+    assert_eq!(unchecked, ["catalog", "column statistics", "user-defined function"], "{scope}");
+    assert_eq!(scope["objects"].as_array().map(Vec::len), Some(0), "{scope}");
+
+    // Drift in the target's account still exits 3.
+    let target = glue_in(&emu, TARGET_ACCOUNT, TARGET_REGION).await;
+    target.delete_table(&format!("{}_db", n.prefix), "events_link").await.expect("delete");
+    let (code, diff) = crate::errors::lakelog_json(&path, &["diff", "--target", "dr"]);
+    assert_eq!(code, 3, "{diff}");
+    assert_eq!(diff["missing"][0]["object"], format!("{}_db.events_link", n.prefix));
+}
+
+/// The external id reaches STS and nothing else: a `sync` through the role, every crate logging
+/// at trace level (the SDK's requests included), never shows it, nor does `validate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_external_id_never_reaches_a_log_or_printed_output() {
+    let emu = Emulator::start();
+    let name = "xacct-secret";
+    let n = Names::new(name);
+    let generated = catalog(&n.prefix, &n.data_bucket);
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
+        .await
+        .expect("seed");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, xacct_yaml(&emu, name, "")).expect("write config");
+    let secret = "xacct-external-id-42";
+    for args in [&["--log-json", "sync"][..], &["--output", "json", "validate"][..]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lakelog"))
+            .args(["-c"])
+            .arg(&path)
+            .args(args)
+            .env("LAKELOG_LOG", "trace")
+            .output()
+            .expect("run lakelog");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        if args[0] == "--log-json" {
+            assert!(stderr.contains("AssumeRole"), "the role was assumed with the SDK tracing it: {stderr}");
+        }
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{args:?} showed the external id");
+    }
+    let target = CatalogDump::of(glue_in(&emu, TARGET_ACCOUNT, TARGET_REGION).await, &n.prefix).await.expect("read");
+    assert_eq!(target.tables.len(), 3, "the sync went through the role");
+}
+
+/// Lake Formation in the target's account, through lakelog's credentials for the target, with a
+/// principal mapped by the target's rules; one the rules do not map is not granted.
+///
+/// Until the Lake Formation applier (issue 12 part A) lands, the test makes the grants the
+/// applier will make: it reads the source's grants, maps each principal with the target's
+/// `PrincipalMap`, and grants with a client built from the target's endpoint exactly as lakelog
+/// builds its target clients (`Endpoint::for_target`). With the applier, the middle part becomes
+/// `lakelog sync` (and an unmapped principal a dead letter that `dlq replay` applies after a
+/// rule is added); the assertions on the two accounts stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lake_formation_grants_go_to_mapped_principals_in_the_target_account() {
+    use aws_sdk_lakeformation::types::{DataLakePrincipal, DatabaseResource, Permission, Resource};
+    use lakelog::model::principal::Mapped;
+
+    let emu = Emulator::start();
+    let name = "xacct-lf";
+    let n = Names::new(name);
+    let principals = "    principals: { account_map: { \"123456789012\": \"222222222222\" } }\n";
+    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, principals), name).expect("valid config");
+    let lf = |conf: &aws_config::SdkConfig| aws_sdk_lakeformation::Client::new(conf);
+    let source_ep = lakelog::aws::client::Endpoint::with(SOURCE_REGION, config.source.overrides());
+    let source_lf = lf(&source_ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+    let target_ep = lakelog::aws::client::Endpoint::for_target(&config.targets[0]).await;
+    let target_lf = lf(&target_ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+
+    let db = format!("{}_db", n.prefix);
+    let resource = Resource::builder().database(DatabaseResource::builder().name(&db).build().expect("db")).build();
+    let analyst = "arn:aws:iam::123456789012:role/analyst";
+    let partner = "arn:aws:iam::444444444444:role/partner";
+    for p in [analyst, partner] {
+        source_lf
+            .grant_permissions()
+            .principal(DataLakePrincipal::builder().data_lake_principal_identifier(p).build())
+            .resource(resource.clone())
+            .permissions(Permission::Describe)
+            .send()
+            .await
+            .expect("source grant");
+    }
+
+    let pipeline = Pipeline::connect(config).await.expect("connect");
+    let applier = pipeline.applier(&pipeline.targets[0], false).expect("applier");
+    let map = &applier.transform().principals;
+    let listed = source_lf.list_permissions().send().await.expect("source grants");
+    let mut unmapped = Vec::new();
+    for g in listed.principal_resource_permissions() {
+        let p = g.principal().and_then(|p| p.data_lake_principal_identifier()).unwrap_or_default();
+        match map.map(p) {
+            Mapped::To(to) => {
+                target_lf
+                    .grant_permissions()
+                    .principal(DataLakePrincipal::builder().data_lake_principal_identifier(to).build())
+                    .resource(resource.clone())
+                    .set_permissions(Some(g.permissions().to_vec()))
+                    .send()
+                    .await
+                    .expect("target grant");
+            }
+            Mapped::Unmapped { reason } => unmapped.push((p.to_string(), reason)),
+        }
+    }
+
+    let principals_of = |out: aws_sdk_lakeformation::operation::list_permissions::ListPermissionsOutput| {
+        let mut ps: Vec<String> = out
+            .principal_resource_permissions()
+            .iter()
+            .filter_map(|g| g.principal()?.data_lake_principal_identifier().map(str::to_string))
+            .collect();
+        ps.sort();
+        ps
+    };
+    let in_target = principals_of(target_lf.list_permissions().send().await.expect("target grants"));
+    assert_eq!(in_target, ["arn:aws:iam::222222222222:role/analyst"], "only the mapped principal, in account 222");
+    // The source account's Lake Formation in the target Region holds nothing: the grant went
+    // to account 222222222222, not to the Region.
+    let ep = lakelog::aws::client::Endpoint::with(TARGET_REGION, pipeline.config.source.overrides());
+    let own_account_lf = lf(&ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+    let in_own_account = principals_of(own_account_lf.list_permissions().send().await.expect("list"));
+    assert!(in_own_account.is_empty(), "{in_own_account:?}");
+    let in_source = principals_of(source_lf.list_permissions().send().await.expect("source grants"));
+    assert_eq!(in_source, [analyst, partner], "the source account's grants are untouched");
+    assert_eq!(unmapped.len(), 1, "{unmapped:?}");
+    assert_eq!(unmapped[0].0, partner);
+    assert!(unmapped[0].1.contains("targets[dr].principals.account_map"), "{unmapped:?}");
+}
