@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::client::{self, Endpoint};
 use super::cloudtrail::CloudTrailHistory;
 use super::counter::ApiCounter;
+use super::dynamodb::DynamoLeases;
 use super::glue::GlueCatalog;
 use super::kinesis::KinesisLog;
 use super::s3::S3Store;
@@ -14,9 +15,11 @@ use super::sqs::SqsQueue;
 use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
 use crate::backend::history::EventHistory;
+use crate::backend::lease::LeaseStore;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
+use crate::config::CoordinationMode;
 use crate::config::PipelineConfig;
 
 /// One target's clients.
@@ -48,6 +51,8 @@ pub struct Clients {
     pub kinesis: aws_sdk_kinesis::Client,
     /// The state bucket.
     pub state_s3: aws_sdk_s3::Client,
+    /// The lease table (`state.coordination.mode: leases`).
+    pub state_dynamodb: Option<aws_sdk_dynamodb::Client>,
     /// In `config.targets` order.
     pub targets: Vec<TargetClients>,
 }
@@ -92,6 +97,12 @@ impl Clients {
             cloudtrail,
             kinesis: Endpoint::with(stream_region, config.stream.overrides()).kinesis().await,
             state_s3: Endpoint::with(state_region, config.state.overrides()).s3().await,
+            state_dynamodb: match config.state.coordination.mode {
+                CoordinationMode::Leases => {
+                    Some(Endpoint::with(state_region, config.state.overrides()).dynamodb().await)
+                }
+                CoordinationMode::Single => None,
+            },
             targets,
         }
     }
@@ -136,6 +147,14 @@ impl Clients {
     /// The change log.
     pub fn log(&self, stream: &str) -> Arc<dyn ChangeLog> {
         Arc::new(KinesisLog::new(self.kinesis.clone(), stream))
+    }
+
+    /// The lease table, checked (and created when `create`); `None` unless the coordination mode
+    /// is `leases`.
+    pub async fn leases(&self, table: &str, create: bool) -> Option<Result<Arc<dyn LeaseStore>, AwsError>> {
+        let client = self.state_dynamodb.clone()?;
+        let store = DynamoLeases::new(client, table);
+        Some(store.ensure_table(create).await.map(|()| Arc::new(store) as Arc<dyn LeaseStore>))
     }
 
     /// The state store: the state bucket and prefix, checked (and created when `create`).

@@ -18,6 +18,7 @@ pub mod client;
 pub mod clients;
 pub mod cloudtrail;
 pub mod counter;
+pub mod dynamodb;
 pub mod error;
 pub mod eventbridge;
 pub mod glue;

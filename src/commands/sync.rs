@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::info;
 
 use crate::apply::applier::Applier;
+use crate::apply::coordination::Coordinator;
 use crate::apply::dry_run::Planned;
 use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
@@ -182,6 +183,8 @@ impl TargetReport {
 pub enum SyncError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("{0}")]
+    Lock(#[from] crate::state::lock::LockError),
     #[error("scanning the source: {0}")]
     Capture(#[from] CaptureError),
     #[error("publishing to the change log: {0}")]
@@ -401,6 +404,8 @@ struct Replicated {
 struct Replication {
     publisher: Arc<Publisher>,
     consumers: Vec<(String, Arc<ConsumerGroup>)>,
+    /// The groups' single-writer locks (or leases), released once they are drained.
+    coordinator: Coordinator,
 }
 
 impl Replication {
@@ -409,20 +414,28 @@ impl Replication {
         appliers: &[(&TargetHandle, Applier)],
         progress: &Progress,
     ) -> Result<Replication, SyncError> {
-        let publisher = pipeline.publisher().await?;
-        let consumers = appliers
+        let mut groups: Vec<(String, ConsumerGroup)> = appliers
             .iter()
             .map(|(t, applier)| {
-                let group = pipeline.consumer_group(applier.clone(), progress.clone(), None, false);
-                (t.config.name.clone(), Arc::new(group))
+                (t.config.name.clone(), pipeline.consumer_group(applier.clone(), progress.clone(), None, false))
             })
-            .collect::<Vec<_>>();
-        let mut consumers = consumers;
+            .collect();
         // The archive drains beside the targets, so what sync publishes is kept too.
         if let Some(group) = pipeline.archive_group(Progress::hidden()) {
-            consumers.push((GROUP.to_string(), Arc::new(group)));
+            groups.push((GROUP.to_string(), group));
         }
-        Ok(Replication { publisher, consumers })
+        // Before publishing: a sync beside a running `run` is refused, not interleaved with it.
+        let names: Vec<String> = groups.iter().map(|(n, _)| n.clone()).collect();
+        let coordinator = pipeline.coordinate(&names).await?;
+        let publisher = pipeline.publisher().await?;
+        let consumers = groups
+            .into_iter()
+            .map(|(name, mut group)| {
+                coordinator.coordinate(&mut group);
+                (name, Arc::new(group))
+            })
+            .collect();
+        Ok(Replication { publisher, consumers, coordinator })
     }
 
     async fn run(
@@ -455,6 +468,7 @@ impl Replication {
             produced = &mut producing => (produced?, draining.await),
             drained = &mut draining => (producing.await?, drained),
         };
+        self.coordinator.release().await;
         info!(records = published.published, frames = published.frames, calls = published.put_calls, "published");
         let (mut reports, mut archived) = (BTreeMap::new(), None);
         for (name, result) in drained {
@@ -720,6 +734,7 @@ mod tests {
             progress: Progress::hidden(),
             log_batches: false,
             health: None,
+            coordination: Default::default(),
         }
     }
 
@@ -736,6 +751,7 @@ mod tests {
         let replication = Replication {
             publisher: Arc::new(Publisher::new(Producer::new(log.clone(), 100_000))),
             consumers: vec![("dr".to_string(), Arc::new(consumer(log.clone())))],
+            coordinator: Coordinator::Single(crate::state::lock::GroupLocks::none()),
         };
         let (reader, filter, origin) = (source(), Filter::new(&[], &[]).expect("filter"), Origin::default());
         let progress = Progress::hidden();

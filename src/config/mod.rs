@@ -26,8 +26,9 @@ use thiserror::Error;
 
 pub use endpoints::{EndpointOverrides, Service, ServiceEndpoints};
 pub use sections::{
-    duration, parse_listen, ApplyConfig, ArchiveConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig,
-    LocationRewrite, MetricsConfig, SourceConfig, StateConfig, StreamConfig, TargetConfig,
+    duration, parse_listen, ApplyConfig, ArchiveConfig, CloudTrailConfig, CloudTrailLookupConfig, CoordinationConfig,
+    CoordinationMode, EventsConfig, LocationRewrite, MetricsConfig, SourceConfig, StateConfig, StreamConfig,
+    TargetConfig,
 };
 
 /// The whole pipeline.
