@@ -408,3 +408,139 @@ async fn changed(rx: &mut watch::Receiver<bool>) {
         std::future::pending::<()>().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::changelog::HashRange;
+    use crate::backend::memory::lease::MemoryLeases;
+
+    const T: Timing = Timing { lease_duration: Duration::from_secs(10), renew_interval: Duration::from_secs(3) };
+
+    fn shard(id: &str, parent: Option<&str>) -> ShardInfo {
+        ShardInfo {
+            shard_id: id.into(),
+            parent: parent.map(str::to_string),
+            adjacent_parent: None,
+            hash_range: HashRange { start: 0, end: u128::MAX },
+            ending_sequence: None,
+        }
+    }
+
+    fn shards(n: usize) -> Vec<ShardInfo> {
+        (0..n).map(|i| shard(&format!("s{i}"), None)).collect()
+    }
+
+    async fn workers(store: &Arc<MemoryLeases>, n: usize) -> Vec<Arc<Worker>> {
+        let ws: Vec<Arc<Worker>> = (0..n).map(|i| Worker::new(store.clone(), "dr", &format!("w{i}"), T)).collect();
+        ws[0].ensure(&shards(4)).await.expect("rows");
+        ws
+    }
+
+    async fn rounds(ws: &[Arc<Worker>], n: usize) {
+        for _ in 0..n {
+            for w in ws {
+                w.round().await.expect("round");
+            }
+        }
+    }
+
+    fn counts(ws: &[Arc<Worker>]) -> Vec<usize> {
+        ws.iter().map(|w| w.held().len()).collect()
+    }
+
+    /// Every shard has exactly one holder.
+    fn one_owner_each(ws: &[Arc<Worker>], n: usize) {
+        let mut all: Vec<String> = ws.iter().flat_map(|w| w.held()).collect();
+        all.sort();
+        let before = all.len();
+        all.dedup();
+        assert_eq!((before, all.len()), (n, n), "{:?}", ws.iter().map(|w| w.held()).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn workers_share_the_shards_and_a_newcomer_takes_from_the_busiest() {
+        let store = Arc::new(MemoryLeases::new());
+        let ws = workers(&store, 3).await;
+        rounds(&ws[..1], 1).await;
+        assert_eq!(counts(&ws[..1]), [4], "alone, a worker takes every free lease");
+        rounds(&ws, 4).await;
+        let mut c = counts(&ws);
+        c.sort();
+        assert_eq!(c, [1, 1, 2], "balanced to the share (4 leases, 3 workers)");
+        one_owner_each(&ws, 4);
+        let switched: u64 = (0..4).map(|i| store.row(&format!("dr:s{i}")).expect("row").owner_switches).sum();
+        assert_eq!(switched, 2, "two leases were taken from the busiest worker");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_workers_leases_are_taken_only_once_expired() {
+        let store = Arc::new(MemoryLeases::new());
+        let ws = workers(&store, 2).await;
+        rounds(&ws, 3).await;
+        assert_eq!(counts(&ws), [2, 2]);
+        // w1 dies: it renews no more. w0 sees its counters stand still.
+        let survivor = &ws[..1];
+        tokio::time::advance(T.renew_interval).await;
+        rounds(survivor, 1).await;
+        assert_eq!(counts(survivor), [2], "not yet expired");
+        tokio::time::advance(T.lease_duration).await;
+        rounds(survivor, 1).await;
+        assert_eq!(counts(survivor), [4], "expired leases are taken over");
+        assert!(
+            !ws[1].holds("s0") && ws[1].held().iter().all(|s| !ws[1].holds(s)),
+            "the dead worker's deadline passed"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_that_lost_its_lease_cannot_checkpoint_and_is_fenced_when_late() {
+        let store = Arc::new(MemoryLeases::new());
+        let ws = workers(&store, 2).await;
+        rounds(&ws[..1], 1).await;
+        assert!(ws[0].holds("s0"));
+        assert_eq!(ws[0].checkpoint("s0", "100", 1, None, 1).await.expect("cp"), Swap::Done);
+        // Paused past its deadline: fenced before anyone could take it, and nothing is written.
+        tokio::time::advance(T.valid_for()).await;
+        assert!(!ws[0].holds("s0"), "fenced at the local deadline");
+        assert_eq!(ws[0].checkpoint("s0", "200", 2, None, 2).await.expect("cp"), Swap::Lost);
+        assert_eq!(store.row("dr:s0").expect("row").checkpoint, "100");
+        // w1 takes it once expired; the old owner's renewal loses and drops it.
+        tokio::time::advance(T.lease_duration).await;
+        rounds(&ws[1..], 2).await;
+        assert!(ws[1].holds("s0"));
+        assert_eq!(ws[1].checkpoint("s0", "300", 3, None, 3).await.expect("cp"), Swap::Done);
+        let row = store.row("dr:s0").expect("row");
+        assert_eq!((row.checkpoint.as_str(), row.owner.as_deref()), ("300", Some("w1")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_child_is_leased_only_after_its_parent_reached_shard_end() {
+        let store = Arc::new(MemoryLeases::new());
+        let w = Worker::new(store.clone(), "archive.segments", "w0", T);
+        w.ensure(&[shard("p", None), shard("c", Some("p"))]).await.expect("rows");
+        w.round().await.expect("round");
+        assert_eq!(w.held(), ["p"], "the child waits for its parent");
+        assert_eq!(w.shard_ended("p").await.expect("end"), Swap::Done);
+        w.round().await.expect("round");
+        assert_eq!(w.held(), ["c"]);
+        assert_eq!(store.row("archive.segments:p").expect("row").owner, None, "an ended lease is let go");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn released_leases_are_taken_at_the_next_round_and_a_failed_renewal_keeps_the_lease_until_its_deadline() {
+        let store = Arc::new(MemoryLeases::new());
+        let ws = workers(&store, 2).await;
+        rounds(&ws, 3).await;
+        store.fail_next("update");
+        tokio::time::advance(T.renew_interval).await;
+        ws[0].round().await.expect("round");
+        assert_eq!(ws[0].held().len(), 2, "a failed renewal is retried, the lease is still held");
+        ws[0].release_all().await;
+        assert!(ws[0].held().is_empty());
+        rounds(&ws[1..], 1).await;
+        assert_eq!(counts(&ws[1..]), [4], "released leases need no expiry");
+    }
+}
