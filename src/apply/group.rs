@@ -579,6 +579,8 @@ impl<'a> ShardRun<'a> {
     }
 
     /// Stops before a write this process may no longer make (its lock or lease has lapsed).
+    /// The error is the group's usual one, as the async steps around it return.
+    #[allow(clippy::result_large_err)]
     fn may_write(&self) -> Result<(), ApplyError> {
         match self.group.coordination.fence() {
             Some(f) if !f.holds(self.id) => {
