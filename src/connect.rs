@@ -13,6 +13,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::apply::applier::Applier;
+use crate::apply::coordination::{Coordinator, LeaseWorkers};
 use crate::apply::group::ConsumerGroup;
 use crate::apply::transform::Transform;
 use crate::archive::consumer::ArchiveConsumer;
@@ -31,11 +32,14 @@ use crate::capture::resolve::Resolver;
 use crate::capture::scan::reconcile::{Reconciler, Reconciliation};
 use crate::catalog::reader::CatalogReader;
 use crate::config::{PipelineConfig, TargetConfig};
+use crate::lease::worker::Worker;
+use crate::lease::{process_id, Timing};
 use crate::model::filter::Filter;
 use crate::model::Origin;
 use crate::progress::Progress;
 use crate::state::checkpoint::StoredCheckpoints;
 use crate::state::deadletter::DeadLetterStore;
+use crate::state::lock::{GroupLocks, LockError};
 use crate::stream::admin::ensure_stream;
 use crate::stream::producer::Producer;
 use crate::stream::publisher::Publisher;
@@ -250,6 +254,7 @@ impl Pipeline {
             progress,
             log_batches,
             health,
+            coordination: Default::default(),
         }
     }
 
@@ -278,7 +283,36 @@ impl Pipeline {
             progress,
             log_batches: false,
             health: None,
+            coordination: Default::default(),
         })
+    }
+
+    /// Takes what this process needs to consume `groups` beside other processes: each group's
+    /// single-writer lock (refused while another process holds one), or under leases a started
+    /// lease worker per group.
+    pub async fn coordinate(&self, groups: &[String]) -> Result<Coordinator, LockError> {
+        let c = &self.config.state.coordination;
+        let timing = Timing { lease_duration: c.lease_duration(), renew_interval: c.renew_interval() };
+        let stream = &self.config.stream.name;
+        let table = c.table(stream);
+        match self.clients.leases(&table, c.create_table_if_missing).await {
+            None => Ok(Coordinator::Single(GroupLocks::acquire(&self.state, stream, groups, timing).await?)),
+            Some(Err(source)) => {
+                Err(LockError::Aws { group: groups.join(", "), location: format!("dynamodb://{table}"), source })
+            }
+            Some(Ok(store)) => {
+                let id = c.worker_id.clone().unwrap_or_else(process_id);
+                tracing::info!(worker = %id, table = %table, "sharing the stream through the lease table");
+                let workers = groups.iter().map(|g| Worker::new(store.clone(), g, &id, timing)).collect();
+                Ok(Coordinator::Leases(LeaseWorkers::start(workers, self.log.clone())))
+            }
+        }
+    }
+
+    /// The lease table (`None`: the coordination mode is `single`), for `status`.
+    pub async fn lease_table(&self) -> Option<Result<Arc<dyn crate::backend::lease::LeaseStore>, AwsError>> {
+        let c = &self.config.state.coordination;
+        self.clients.leases(&c.table(&self.config.stream.name), false).await
     }
 
     /// The targets a command applies to: one by name, or all.

@@ -17,6 +17,7 @@ pub const LAYERS: &[(&str, u8)] = &[
     ("aws", 4),
     ("catalog", 5),
     ("stream", 5),
+    ("lease", 5),
     ("state", 6),
     ("capture", 7),
     ("apply", 7),

@@ -18,8 +18,10 @@
 //! 4. [`aws`]: the only module that knows the AWS SDK: clients per service endpoint, the adapters
 //!    implementing the backend traits, SDK ↔ model conversions, the error classifier.
 //! 5. [`catalog`]: paged, segmented reads of any catalog; [`stream`]: the ordered, batched
-//!    producer, the publisher with its compact per-object memory, the per-shard reader.
-//! 6. [`state`]: checkpoints, dead letters and CloudTrail cursors, typed views over the state store.
+//!    producer, the publisher with its compact per-object memory, the per-shard reader;
+//!    [`lease`]: the write fence, and the lease workers that share shards between processes.
+//! 6. [`state`]: checkpoints, dead letters, CloudTrail cursors and the single-writer lock, typed
+//!    views over the state store.
 //! 7. [`capture`]: the source's changes into records (`capture::scan`: snapshot and reconciliation;
 //!    `capture::events`: SQS, trail files, LookupEvents; one resolve-and-publish step);
 //!    [`apply`]: per-target transform, the applier, dry runs, consumer groups, lag;
@@ -39,6 +41,7 @@ pub mod catalog;
 pub mod commands;
 pub mod config;
 pub mod connect;
+pub mod lease;
 pub mod metrics;
 pub mod model;
 pub mod progress;

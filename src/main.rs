@@ -35,7 +35,8 @@ mod exit {
     pub const OK: u8 = 0;
     /// A runtime failure (AWS unreachable, target unavailable, ...).
     pub const FAILED: u8 = 1;
-    /// The configuration or the arguments are invalid.
+    /// The configuration or the arguments are invalid, or another process already consumes
+    /// this config's stream (`state.coordination.mode: single`).
     pub const CONFIG: u8 = 2;
     /// The command worked and found something that needs attention: drift (`diff`), records
     /// still failing (`dlq replay`), lag above `--max-lag` (`status`).
@@ -349,7 +350,11 @@ fn error_message(e: &anyhow::Error) -> String {
 
 /// Prints a failure (stderr; and stdout as JSON with `--output json`); returns its exit code.
 fn report_failure(e: &anyhow::Error, output: Output) -> ExitCode {
-    let code = if e.chain().any(|c| c.is::<Usage>()) { exit::CONFIG } else { exit::FAILED };
+    // Another process holding the groups' lock is for the user to resolve, as a bad config is.
+    let refused = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<lakelog::state::lock::LockError>().is_some_and(|l| l.is_refusal())
+    };
+    let code = if e.chain().any(|c| c.is::<Usage>() || refused(c)) { exit::CONFIG } else { exit::FAILED };
     let message = error_message(e);
     eprintln!("error: {message}");
     if output == Output::Json {

@@ -24,11 +24,13 @@ use crate::apply::stats::ApplyStats;
 use crate::apply::watermark::Watermark;
 use crate::apply::ApplyError;
 use crate::backend::changelog::{ChangeLog, ShardInfo};
+use crate::lease::worker::Worker;
+use crate::lease::Fence;
 use crate::metrics::{self as m, ShardClocks};
 use crate::model::seqno::SeqNo;
 use crate::model::{codec, now_millis, ChangeRecord, ObjectKind, Op};
 use crate::progress::Progress;
-use crate::state::checkpoint::{next_checkpoint, Checkpoint, CheckpointStore};
+use crate::state::checkpoint::{next_checkpoint, Checkpoint, CheckpointError, CheckpointStore};
 use crate::state::deadletter::{DeadLetter, DeadLetterStore};
 use crate::stream::admin::list_shards;
 use crate::stream::consumer::{ReadBatch, ShardReader};
@@ -133,6 +135,32 @@ pub struct ConsumerGroup {
     pub log_batches: bool,
     /// The `/readyz` component this group reports ready once it reads every shard (`lakelog run`).
     pub health: Option<String>,
+    /// How this process shares the group's shards with other processes.
+    pub coordination: Coordination,
+}
+
+/// How a consumer group shares its shards with other processes.
+#[derive(Clone, Default)]
+pub enum Coordination {
+    /// This process reads every shard, a child after its parents; `Some`: writes are fenced by
+    /// the single-writer lock (`None`: unfenced, for one-off readers and unit tests).
+    Single(Option<Arc<dyn Fence>>),
+    /// Only the shards this worker leases; a child's lease is handed out once its parents ended
+    /// (by whichever worker read them), and a lost lease stops its shard before the next write.
+    Leases(Arc<Worker>),
+    /// No fence and no lock (the default of groups built outside a command).
+    #[default]
+    Unfenced,
+}
+
+impl Coordination {
+    fn fence(&self) -> Option<&dyn Fence> {
+        match self {
+            Coordination::Single(f) => f.as_deref(),
+            Coordination::Leases(w) => Some(&**w),
+            Coordination::Unfenced => None,
+        }
+    }
 }
 
 impl ConsumerGroup {
@@ -167,6 +195,13 @@ impl ConsumerGroup {
             done_rx.insert(shard.shard_id.clone(), rx);
         }
         let mut tasks = JoinSet::new();
+        if let Coordination::Leases(worker) = &self.coordination {
+            for shard in shards {
+                let (me, stop, worker) = (self.clone(), stop.clone(), worker.clone());
+                tasks.spawn(async move { me.run_leased(&shard, stop, &worker).await });
+            }
+            return tasks;
+        }
         for shard in shards {
             let parents: Vec<watch::Receiver<bool>> = shard.parents().filter_map(|p| done_rx.get(p).cloned()).collect();
             let done = done_tx.remove(&shard.shard_id);
@@ -184,6 +219,35 @@ impl ConsumerGroup {
             });
         }
         tasks
+    }
+
+    /// Reads `shard` whenever this worker holds its lease, until `stop` or the shard's end; a
+    /// lost lease stops the reading before its next write, and it resumes if the lease comes
+    /// back.
+    async fn run_leased(&self, shard: &ShardInfo, stop: StopWhen, worker: &Worker) -> ShardOutcome {
+        let id = &shard.shard_id;
+        let mut total =
+            (ApplyStats::default(), ShardReport { shard: id.clone(), ..Default::default() }, LagRecorder::default());
+        loop {
+            tokio::select! {
+                _ = worker.wait_held(id) => {}
+                _ = stop.finished() => return Ok(total),
+            }
+            match self.run_shard(shard, stop.clone()).await {
+                Ok((stats, report, lag)) => {
+                    total.0.merge(&stats);
+                    total.1 = report;
+                    total.2.merge(&lag);
+                    return Ok(total);
+                }
+                Err(ApplyError::Fenced { .. } | ApplyError::Checkpoint(CheckpointError::Conflict { .. })) => {
+                    warn!(target = %self.group(), shard = %id, worker = worker.id(), "lease lost; stopped reading the shard before its next write");
+                    worker.forget(id);
+                    self.sink.watermark().released(id);
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// One line per batch that changed the target (what an operator watches arrive).
@@ -215,6 +279,9 @@ impl ConsumerGroup {
             let caught_up = empty && arrival.behind == 0;
             if batch.end_of_shard || stop.reached(run.id, run.read.as_ref(), caught_up) {
                 run.settle(true).await?;
+                if batch.end_of_shard {
+                    run.ended().await?;
+                }
                 run.watermark.ended(run.id);
                 break;
             }
@@ -264,6 +331,18 @@ async fn join_shards(mut tasks: JoinSet<ShardOutcome>) -> Result<GroupReport, Ap
 }
 
 impl StopWhen {
+    /// Returns once the stop is decided (the producer's end is known, or the signal is on); a
+    /// leased shard that is not this worker's has nothing to drain then.
+    async fn finished(&self) {
+        let closed = match self {
+            StopWhen::Drained(end) => end.clone().wait_for(|e| e.is_some()).await.is_err(),
+            StopWhen::Signal(sig) => sig.clone().wait_for(|s| *s).await.is_err(),
+        };
+        if closed {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// Whether `shard`, applied up to `position` (and `caught_up` with the stream's tip), is done.
     fn reached(&self, shard: &str, position: Option<&SeqNo>, caught_up: bool) -> bool {
         match self {
@@ -430,6 +509,7 @@ impl<'a> ShardRun<'a> {
         let times: Vec<(i64, Option<i64>)> =
             records.iter().map(|r| (r.record.captured_at, r.record.changed_at)).collect();
         self.watermark.batch_read(self.id, newest, parents_in(records.iter().map(|t| &t.record)));
+        self.may_write()?;
         let durable = self.group.sink.take(self.id, records, last).await?;
         self.watermark.batch_done(self.id);
         let applied_at = now_millis();
@@ -445,6 +525,7 @@ impl<'a> ShardRun<'a> {
         if self.undurable == 0 {
             return Ok(());
         }
+        self.may_write()?;
         if let Some(through) = self.group.sink.idle(self.id, force).await? {
             self.durable(through).await?;
         }
@@ -469,12 +550,45 @@ impl<'a> ShardRun<'a> {
     /// Saves the checkpoint at `seq`: the batch up to it is applied (or dead-lettered).
     async fn checkpoint(&mut self, seq: SeqNo, applied: u64, newest: Option<i64>) -> Result<(), ApplyError> {
         let next = next_checkpoint(self.checkpoint.as_ref(), seq.clone(), applied, newest);
+        self.may_write()?;
         self.group.checkpoints.save(&self.target, self.id, &next).await?;
         self.clocks.checkpoint_moved(&self.target, self.id, next.updated_at);
         self.checkpoint = Some(next);
         self.report.checkpoint = Some(seq.to_string());
         self.position = Some(seq);
         Ok(())
+    }
+
+    /// The shard is read to its end and its last checkpoint written: under leases, its lease
+    /// says so (`SHARD_END`), which lets its children be leased.
+    async fn ended(&self) -> Result<(), ApplyError> {
+        if let Coordination::Leases(worker) = &self.group.coordination {
+            let fenced = || ApplyError::Fenced { group: self.target.clone(), shard: self.id.to_string() };
+            let swap = worker.shard_ended(self.id).await.map_err(|source| {
+                ApplyError::Checkpoint(CheckpointError::Aws {
+                    group: self.target.clone(),
+                    shard: self.id.to_string(),
+                    source,
+                })
+            })?;
+            if swap == crate::backend::lease::Swap::Lost {
+                return Err(fenced());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops before a write this process may no longer make (its lock or lease has lapsed).
+    /// The error is the group's usual one, as the async steps around it return.
+    #[allow(clippy::result_large_err)]
+    fn may_write(&self) -> Result<(), ApplyError> {
+        match self.group.coordination.fence() {
+            Some(f) if !f.holds(self.id) => {
+                warn!(target = %self.target, shard = self.id, "no longer the shard's owner; stopping before the next write");
+                Err(ApplyError::Fenced { group: self.target.clone(), shard: self.id.to_string() })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The batch's replication lag (from the newest capture in it) and its log lines.
@@ -581,6 +695,7 @@ mod tests {
             progress: Progress::hidden(),
             log_batches: false,
             health: None,
+            coordination: Coordination::default(),
         })
     }
 

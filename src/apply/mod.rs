@@ -12,6 +12,7 @@
 //! fields, or move a checkpoint past a record that is neither applied nor dead-lettered.
 
 pub mod applier;
+pub mod coordination;
 pub mod dry_run;
 pub mod group;
 pub mod lag;
@@ -35,6 +36,8 @@ pub enum ApplyError {
     DeadLetter { target: String, source: AwsError },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error("consumer group {group} no longer owns shard {shard} (its lock or lease lapsed or was taken over); stopped before writing")]
+    Fenced { group: String, shard: String },
     #[error(transparent)]
     Stream(#[from] crate::stream::StreamError),
 }

@@ -142,6 +142,15 @@ impl Watermark {
         self.update(shard, |m| m.caught_up_at = m.caught_up_at.max(Some(at)));
     }
 
+    /// This process stopped reading the shard (its lease went to another worker): what it holds
+    /// is unknown here again.
+    pub fn released(&self, shard: &str) {
+        self.update(shard, |m| {
+            m.opening = true;
+            m.pending.clear();
+        });
+    }
+
     /// The shard is closed and read to its end.
     pub fn ended(&self, shard: &str) {
         self.update(shard, |m| {

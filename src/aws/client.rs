@@ -128,6 +128,10 @@ impl Endpoint {
         aws_sdk_eventbridge::Client::new(&self.load(self.overrides.all.as_deref()).await)
     }
 
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config(Service::DynamoDb).await)
+    }
+
     pub async fn sts(&self) -> aws_sdk_sts::Client {
         aws_sdk_sts::Client::new(&self.sdk_config(Service::Sts).await)
     }

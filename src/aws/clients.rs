@@ -8,6 +8,7 @@ use super::client::{self, Endpoint};
 use super::cloudtrail::CloudTrailHistory;
 use super::counter::ApiCounter;
 use super::credentials::TargetRole;
+use super::dynamodb::DynamoLeases;
 use super::glue::GlueCatalog;
 use super::glue_extras::GlueExtras;
 use super::kinesis::KinesisLog;
@@ -17,10 +18,11 @@ use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
 use crate::backend::extras::CatalogExtras;
 use crate::backend::history::EventHistory;
+use crate::backend::lease::LeaseStore;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
-use crate::config::{PipelineConfig, TargetConfig};
+use crate::config::{CoordinationMode, PipelineConfig, TargetConfig};
 
 /// One target's clients.
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub struct Clients {
     pub kinesis: aws_sdk_kinesis::Client,
     /// The state bucket.
     pub state_s3: aws_sdk_s3::Client,
+    /// The lease table (`state.coordination.mode: leases`).
+    pub state_dynamodb: Option<aws_sdk_dynamodb::Client>,
     /// In `config.targets` order.
     pub targets: Vec<TargetClients>,
 }
@@ -95,6 +99,12 @@ impl Clients {
             cloudtrail,
             kinesis: Endpoint::with(stream_region, config.stream.overrides()).kinesis().await,
             state_s3: Endpoint::with(state_region, config.state.overrides()).s3().await,
+            state_dynamodb: match config.state.coordination.mode {
+                CoordinationMode::Leases => {
+                    Some(Endpoint::with(state_region, config.state.overrides()).dynamodb().await)
+                }
+                CoordinationMode::Single => None,
+            },
             targets,
         }
     }
@@ -144,6 +154,14 @@ impl Clients {
     /// The change log.
     pub fn log(&self, stream: &str) -> Arc<dyn ChangeLog> {
         Arc::new(KinesisLog::new(self.kinesis.clone(), stream))
+    }
+
+    /// The lease table, checked (and created when `create`); `None` unless the coordination mode
+    /// is `leases`.
+    pub async fn leases(&self, table: &str, create: bool) -> Option<Result<Arc<dyn LeaseStore>, AwsError>> {
+        let client = self.state_dynamodb.clone()?;
+        let store = DynamoLeases::new(client, table);
+        Some(store.ensure_table(create).await.map(|()| Arc::new(store) as Arc<dyn LeaseStore>))
     }
 
     /// The state store: the state bucket and prefix, checked (and created when `create`).

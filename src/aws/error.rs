@@ -57,7 +57,9 @@ impl ErrorClass {
             "AlreadyExistsException" | "ResourceInUseException" | "BucketAlreadyOwnedByYou" => {
                 ErrorClass::AlreadyExists
             }
-            "PreconditionFailed" | "ConditionalRequestConflict" => ErrorClass::Conflict,
+            "PreconditionFailed" | "ConditionalRequestConflict" | "ConditionalCheckFailedException" => {
+                ErrorClass::Conflict
+            }
             _ => ErrorClass::Permanent,
         }
     }

@@ -21,6 +21,7 @@ pub mod clients;
 pub mod cloudtrail;
 pub mod counter;
 pub mod credentials;
+pub mod dynamodb;
 pub mod error;
 pub mod eventbridge;
 pub mod glue;

@@ -10,6 +10,8 @@
 //!   cursors sit on.
 //! - [`queue`]: the event queue (SQS): at least once, unordered, visibility timeouts.
 //! - [`history`]: the event history (CloudTrail LookupEvents): paged, late but not lost.
+//! - [`lease`]: the lease table (DynamoDB): one owner per lease, every change conditional on
+//!   its counter.
 //! - [`memory`]: in-memory fakes of every backend trait.
 
 pub mod catalog;
@@ -17,6 +19,7 @@ pub mod changelog;
 pub mod error;
 pub mod extras;
 pub mod history;
+pub mod lease;
 pub mod memory;
 pub mod queue;
 pub mod retry;

@@ -82,11 +82,31 @@ impl fmt::Display for ArchiveReport {
 pub enum ArchiveRunError {
     #[error("archive.enabled is false in the config; set it to true to archive the change log")]
     Disabled,
+    #[error("{0}")]
+    Lock(#[from] crate::state::lock::LockError),
+    #[error("{0}; the archive stopped")]
+    Lost(String),
 }
 
 /// Archives until `shutdown` turns true (the batch in hand is written and checkpointed first).
 pub async fn archive(pipeline: &Pipeline, shutdown: watch::Receiver<bool>) -> Result<ArchiveReport, ArchiveRunError> {
-    let group = Arc::new(pipeline.archive_group(Progress::hidden()).ok_or(ArchiveRunError::Disabled)?);
+    let mut group = pipeline.archive_group(Progress::hidden()).ok_or(ArchiveRunError::Disabled)?;
+    let coordinator = pipeline.coordinate(&[crate::archive::consumer::GROUP.to_string()]).await?;
+    coordinator.coordinate(&mut group);
+    let group = Arc::new(group);
+    // Lost to another process for good: stop as on SIGTERM, and say so.
+    let (stop_tx, stop) = watch::channel(false);
+    let mut lost = coordinator.lost();
+    let mut outer = shutdown.clone();
+    let forward = tokio::spawn(async move {
+        let reason = tokio::select! {
+            _ = outer.wait_for(|s| *s) => None,
+            l = lost.wait_for(|l| l.is_some()) => l.ok().and_then(|l| l.clone()),
+        };
+        let _ = stop_tx.send(true);
+        reason
+    });
+    let shutdown = stop;
     let compacting = tokio::spawn(Compaction::of(pipeline).run(shutdown.clone()));
     let mut archived = 0;
     loop {
@@ -105,5 +125,10 @@ pub async fn archive(pipeline: &Pipeline, shutdown: watch::Receiver<bool>) -> Re
         }
     }
     let compactions = compacting.await.unwrap_or_default();
+    forward.abort();
+    if let Ok(Some(reason)) = forward.await {
+        return Err(ArchiveRunError::Lost(reason));
+    }
+    coordinator.release().await;
     Ok(ArchiveReport { archived, compactions })
 }

@@ -56,6 +56,10 @@ pub enum RunError {
     Queue(#[from] crate::capture::events::queue::QueueError),
     #[error(transparent)]
     CloudTrail(#[from] crate::capture::events::cloudtrail::CloudTrailError),
+    #[error("{0}")]
+    Lock(#[from] crate::state::lock::LockError),
+    #[error("{0}; the run stopped")]
+    Lost(String),
 }
 
 /// What a run did, reported at shutdown.
@@ -276,9 +280,27 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<RunReport, RunError> {
     let targets = pipeline.select_targets(target)?;
+    // Before anything starts: a second process with the same config is refused here.
+    let mut groups: Vec<String> = targets.iter().map(|t| t.config.name.clone()).collect();
+    if pipeline.config.archive.enabled {
+        groups.push(GROUP.to_string());
+    }
+    let coordinator = pipeline.coordinate(&groups).await?;
     let publisher = pipeline.publisher().await?;
     remember_from_archive(pipeline, &publisher).await;
     let (stop, forward) = Stop::following(shutdown);
+    // A group lost to another process for good stops the whole run (its capture too).
+    let mut lost = coordinator.lost();
+    let on_lost = {
+        let tx = stop.tx.clone();
+        tokio::spawn(async move {
+            let reason = lost.wait_for(|l| l.is_some()).await.ok().and_then(|l| l.clone());
+            if reason.is_some() {
+                let _ = tx.send(true);
+            }
+            reason
+        })
+    };
     // Not ready until each part has started (and the initial snapshot is done): a copy that is
     // still being made is not current.
     let health = Health::global();
@@ -302,15 +324,16 @@ pub async fn run(
     let (mut consumers, mut unbuilt) = (Vec::new(), Vec::new());
     for t in &targets {
         match pipeline.applier(t, false) {
-            Ok(applier) => consumers.push(TargetConsumer {
-                name: t.config.name.clone(),
-                group: Arc::new(pipeline.consumer_group(
+            Ok(applier) => {
+                let mut group = pipeline.consumer_group(
                     applier,
                     Progress::hidden(),
                     Some(format!("target {}", t.config.name)),
                     true,
-                )),
-            }),
+                );
+                coordinator.coordinate(&mut group);
+                consumers.push(TargetConsumer { name: t.config.name.clone(), group: Arc::new(group) })
+            }
             Err(e) => {
                 error!(target = %t.config.name, error = %e, "cannot build the applier");
                 unbuilt.push((t.config.name.clone(), GroupReport::default()));
@@ -318,7 +341,8 @@ pub async fn run(
         }
     }
 
-    if let Some(group) = pipeline.archive_group(Progress::hidden()) {
+    if let Some(mut group) = pipeline.archive_group(Progress::hidden()) {
+        coordinator.coordinate(&mut group);
         consumers.push(TargetConsumer { name: GROUP.to_string(), group: Arc::new(group) });
     }
     let compaction = Compaction::of(pipeline);
@@ -330,6 +354,8 @@ pub async fn run(
     let producing = async {
         let (captured, reconciled) =
             tokio::join!(Box::pin(capture.run(stop.clone())), Box::pin(reconciliation.run(stop.receiver())));
+        // Draining from here: no new leases; the ones held are drained, then let go.
+        coordinator.stopping();
         let Ok(reconciled) = reconciled;
         let _ = end_tx.send(Some(publisher.last_sequence().await));
         (captured, reconciled)
@@ -341,6 +367,11 @@ pub async fn run(
     groups.extend(unbuilt);
     forward.abort();
     depth.abort();
+    on_lost.abort();
+    if let Ok(Some(reason)) = on_lost.await {
+        return Err(RunError::Lost(reason));
+    }
+    coordinator.release().await;
     let compactions = compacting.await.unwrap_or_default();
     report(pipeline, &targets, &publisher, captured, reconciled, groups, compactions).await
 }

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::apply::applier::Applier;
+use crate::apply::coordination::Coordinator;
 use crate::apply::dry_run::Planned;
 use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
@@ -186,6 +187,8 @@ impl TargetReport {
 pub enum SyncError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    #[error("{0}")]
+    Lock(#[from] crate::state::lock::LockError),
     #[error("scanning the source: {0}")]
     Capture(#[from] CaptureError),
     #[error("publishing to the change log: {0}")]
@@ -408,6 +411,8 @@ struct Replication<'a> {
     /// With the archive on: what earlier runs published is rebuilt from it, so objects gone from
     /// the source since are published as deletes (the archive, and every target, learn of them).
     archive: Option<&'a Pipeline>,
+    /// The groups' single-writer locks (or leases), released once they are drained.
+    coordinator: Coordinator,
 }
 
 impl<'a> Replication<'a> {
@@ -416,22 +421,30 @@ impl<'a> Replication<'a> {
         appliers: &[(&TargetHandle, Applier)],
         progress: &Progress,
     ) -> Result<Replication<'a>, SyncError> {
-        let publisher = pipeline.publisher().await?;
-        let consumers = appliers
+        let mut groups: Vec<(String, ConsumerGroup)> = appliers
             .iter()
             .map(|(t, applier)| {
-                let group = pipeline.consumer_group(applier.clone(), progress.clone(), None, false);
-                (t.config.name.clone(), Arc::new(group))
+                (t.config.name.clone(), pipeline.consumer_group(applier.clone(), progress.clone(), None, false))
             })
-            .collect::<Vec<_>>();
-        let mut consumers = consumers;
+            .collect();
         // The archive drains beside the targets, so what sync publishes is kept too.
         let mut archive = None;
         if let Some(group) = pipeline.archive_group(Progress::hidden()) {
-            consumers.push((GROUP.to_string(), Arc::new(group)));
+            groups.push((GROUP.to_string(), group));
             archive = Some(pipeline);
         }
-        Ok(Replication { publisher, consumers, archive })
+        // Before publishing: a sync beside a running `run` is refused, not interleaved with it.
+        let names: Vec<String> = groups.iter().map(|(n, _)| n.clone()).collect();
+        let coordinator = pipeline.coordinate(&names).await?;
+        let publisher = pipeline.publisher().await?;
+        let consumers = groups
+            .into_iter()
+            .map(|(name, mut group)| {
+                coordinator.coordinate(&mut group);
+                (name, Arc::new(group))
+            })
+            .collect();
+        Ok(Replication { publisher, consumers, coordinator, archive })
     }
 
     /// Publishes the scan, then, with the archive on, a delete for every object the archive
@@ -478,31 +491,37 @@ impl<'a> Replication<'a> {
         scan: impl Future<Output = Result<Scanned, CaptureError>>,
         records: mpsc::Receiver<ChangeRecord>,
     ) -> Result<Replicated, SyncError> {
-        let (end_tx, end) = watch::channel(None);
-        let publish = async {
-            let published = self.publish(records).await;
-            if published.is_ok() {
-                let _ = end_tx.send(Some(self.publisher.last_sequence().await));
+        // The futures borrow `self`; they end before the locks are released, also on failure.
+        let outcome: Result<_, SyncError> = async {
+            let (end_tx, end) = watch::channel(None);
+            let publish = async {
+                let published = self.publish(records).await;
+                if published.is_ok() {
+                    let _ = end_tx.send(Some(self.publisher.last_sequence().await));
+                }
+                published
+            };
+            let producing = async {
+                let (scanned, published) = tokio::join!(scan, publish);
+                first_cause(scanned, published)
+            };
+            let draining = futures::future::join_all(self.consumers.iter().map(|(name, group)| {
+                let stop = StopWhen::Drained(end.clone());
+                async move { (name.clone(), group.clone().run(stop).await) }
+            }));
+            tokio::pin!(producing);
+            tokio::pin!(draining);
+            // Consumers stop only once the producer says where the end is; if capture or publish
+            // fails first, returning here drops (cancels) them. Consumers can only finish earlier by
+            // failing, and then their error is the one to report.
+            tokio::select! {
+                produced = &mut producing => Ok((produced?, draining.await)),
+                drained = &mut draining => Ok((producing.await?, drained)),
             }
-            published
-        };
-        let producing = async {
-            let (scanned, published) = tokio::join!(scan, publish);
-            first_cause(scanned, published)
-        };
-        let draining = futures::future::join_all(self.consumers.iter().map(|(name, group)| {
-            let stop = StopWhen::Drained(end.clone());
-            async move { (name.clone(), group.clone().run(stop).await) }
-        }));
-        tokio::pin!(producing);
-        tokio::pin!(draining);
-        // Consumers stop only once the producer says where the end is; if capture or publish
-        // fails first, returning here drops (cancels) them. Consumers can only finish earlier by
-        // failing, and then their error is the one to report.
-        let ((scanned, published), drained) = tokio::select! {
-            produced = &mut producing => (produced?, draining.await),
-            drained = &mut draining => (producing.await?, drained),
-        };
+        }
+        .await;
+        self.coordinator.release().await;
+        let ((scanned, published), drained) = outcome?;
         info!(records = published.published, frames = published.frames, calls = published.put_calls, "published");
         let (mut reports, mut archived) = (BTreeMap::new(), None);
         for (name, result) in drained {
@@ -771,6 +790,7 @@ mod tests {
             progress: Progress::hidden(),
             log_batches: false,
             health: None,
+            coordination: Default::default(),
         }
     }
 
@@ -788,6 +808,7 @@ mod tests {
             publisher: Arc::new(Publisher::new(Producer::new(log.clone(), 100_000))),
             consumers: vec![("dr".to_string(), Arc::new(consumer(log.clone())))],
             archive: None,
+            coordinator: Coordinator::Single(crate::state::lock::GroupLocks::none()),
         };
         let (reader, filter, origin) = (source(), Filter::new(&[], &[]).expect("filter"), Origin::default());
         let progress = Progress::hidden();

@@ -105,7 +105,7 @@ pub struct ServiceEndpoints {
     /// AWS Lake Formation (not called yet; accepted and checked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lakeformation: Option<String>,
-    /// Amazon DynamoDB (not called yet; accepted and checked).
+    /// Amazon DynamoDB (the lease table of `state.coordination.mode: leases`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dynamodb: Option<String>,
 }

@@ -27,8 +27,8 @@ use thiserror::Error;
 pub use endpoints::{EndpointOverrides, Service, ServiceEndpoints};
 pub use sections::{
     duration, parse_listen, ApplyConfig, ArchiveConfig, AssumeRoleConfig, CloudTrailConfig, CloudTrailLookupConfig,
-    EventsConfig, LocationRewrite, MetricsConfig, PrincipalsConfig, Secret, SourceConfig, StateConfig, StreamConfig,
-    TargetConfig,
+    CoordinationConfig, CoordinationMode, EventsConfig, LocationRewrite, MetricsConfig, PrincipalsConfig, Secret,
+    SourceConfig, StateConfig, StreamConfig, TargetConfig,
 };
 
 /// The whole pipeline.

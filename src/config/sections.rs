@@ -158,6 +158,83 @@ pub struct StateConfig {
     /// Create the bucket when it does not exist (meant for local runs; production buckets come from `infra/`).
     #[serde(default)]
     pub create_bucket_if_missing: bool,
+    /// How several `lakelog` processes with this config share the change log.
+    #[serde(default)]
+    pub coordination: CoordinationConfig,
+}
+
+/// How the consumer groups of several processes share the change log (`state.coordination`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinationConfig {
+    /// `single` (the default): one process consumes; a second one with the same config is
+    /// refused at start (an expiring lock per consumer group in the state bucket). `leases`: any
+    /// number of processes share the shards through a KCL-style lease table in DynamoDB.
+    #[serde(default)]
+    pub mode: CoordinationMode,
+    /// The DynamoDB lease table (`leases`): one table for every consumer group of the stream.
+    /// Default: `lakelog-<stream.name>-leases`.
+    #[serde(default)]
+    pub table: Option<String>,
+    /// Create the lease table (on-demand) when it does not exist; meant for local runs, in AWS
+    /// the table comes from `infra/`.
+    #[serde(default)]
+    pub create_table_if_missing: bool,
+    /// A lease (or the single-process lock) that is not renewed for this long is expired and
+    /// may be taken over by another process.
+    #[serde(default = "default_lease_duration")]
+    pub lease_duration: String,
+    /// How often leases (and the lock) are renewed and a worker looks for leases to take; at
+    /// most a third of `lease_duration`.
+    #[serde(default = "default_renew_interval")]
+    pub renew_interval: String,
+    /// This process's id in the lease table; unique per process. Default: host name, process id
+    /// and a random suffix.
+    #[serde(default)]
+    pub worker_id: Option<String>,
+}
+
+/// See [`CoordinationConfig::mode`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoordinationMode {
+    #[default]
+    Single,
+    Leases,
+}
+
+impl Default for CoordinationConfig {
+    fn default() -> Self {
+        CoordinationConfig {
+            mode: CoordinationMode::Single,
+            table: None,
+            create_table_if_missing: false,
+            lease_duration: default_lease_duration(),
+            renew_interval: default_renew_interval(),
+            worker_id: None,
+        }
+    }
+}
+
+impl CoordinationConfig {
+    pub fn lease_duration(&self) -> std::time::Duration {
+        duration(&self.lease_duration)
+    }
+    pub fn renew_interval(&self) -> std::time::Duration {
+        duration(&self.renew_interval)
+    }
+    /// The lease table of `stream`.
+    pub fn table(&self, stream: &str) -> String {
+        self.table.clone().unwrap_or_else(|| format!("lakelog-{stream}-leases"))
+    }
+}
+
+/// KCL's default failover time is 10 s; renewing every 3 s leaves two more tries before expiry.
+fn default_lease_duration() -> String {
+    "10s".into()
+}
+fn default_renew_interval() -> String {
+    "3s".into()
 }
 
 /// One replica catalog.

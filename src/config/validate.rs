@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use super::load::Sections;
 use super::sections::{
-    ApplyConfig, ArchiveConfig, AssumeRoleConfig, CloudTrailConfig, CloudTrailLookupConfig, EventsConfig,
-    LocationRewrite, MetricsConfig, SourceConfig, StateConfig, StreamConfig, TargetConfig,
+    ApplyConfig, ArchiveConfig, AssumeRoleConfig, CloudTrailConfig, CloudTrailLookupConfig, CoordinationConfig,
+    EventsConfig, LocationRewrite, MetricsConfig, SourceConfig, StateConfig, StreamConfig, TargetConfig,
 };
 use super::{EndpointOverrides, Problems, Service};
 
@@ -181,6 +181,48 @@ impl StateConfig {
             check_region(&field(path, "region"), r, problems);
         }
         self.overrides().validate(path, problems);
+        self.coordination.validate(&field(path, "coordination"), problems);
+    }
+}
+
+impl CoordinationConfig {
+    pub fn validate(&self, path: &str, problems: &mut Problems) {
+        let mut parsed = Vec::new();
+        for (name, text) in [("lease_duration", &self.lease_duration), ("renew_interval", &self.renew_interval)] {
+            match humantime::parse_duration(text) {
+                Ok(d) if d < std::time::Duration::from_secs(1) => {
+                    problems.add(field(path, name), format!("`{text}` is shorter than 1s"))
+                }
+                Ok(d) => parsed.push(d),
+                Err(e) => problems.add(field(path, name), format!("`{text}` is not a duration ({e}); write e.g. 10s")),
+            }
+        }
+        if let [lease, renew] = parsed[..] {
+            if renew * 3 > lease {
+                problems.add(
+                    field(path, "renew_interval"),
+                    format!(
+                        "{} is more than a third of lease_duration {}: a lease would expire after one slow renewal; shorten it or lengthen lease_duration",
+                        self.renew_interval, self.lease_duration
+                    ),
+                );
+            }
+        }
+        if let Some(t) = &self.table {
+            let ok = (3..=255).contains(&t.len())
+                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !ok {
+                problems.add(
+                    field(path, "table"),
+                    format!("`{t}` is not a DynamoDB table name; use 3 to 255 letters, digits, -, _ and ."),
+                );
+            }
+        }
+        if let Some(w) = &self.worker_id {
+            if w.trim().is_empty() {
+                problems.add(field(path, "worker_id"), "is empty; leave it out for a generated id");
+            }
+        }
     }
 }
 

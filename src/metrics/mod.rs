@@ -47,6 +47,9 @@ pub const ARCHIVE_RECORDS: &str = "lakelog_archive_records_total";
 pub const ARCHIVE_TAIL_BYTES: &str = "lakelog_archive_tail_bytes";
 pub const ARCHIVE_EARLIEST_RESTORABLE: &str = "lakelog_archive_earliest_restorable_timestamp_seconds";
 pub const ARCHIVE_COMPACTIONS: &str = "lakelog_archive_compactions_total";
+pub const LEASES_HELD: &str = "lakelog_leases_held";
+pub const LEASE_TAKEOVERS: &str = "lakelog_lease_takeovers_total";
+pub const LEASE_RENEW_FAILURES: &str = "lakelog_lease_renew_failures_total";
 
 /// Bucket bounds of [`APPLY_BATCH_DURATION`] (seconds).
 pub const APPLY_BATCH_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -86,6 +89,15 @@ pub const ALL: [&str; 29] = [
 
 /// Describes every metric (call once at start-up, after installing a recorder).
 pub fn describe() {
+    describe_gauge!(
+        LEASES_HELD,
+        "Shard leases this worker holds, by consumer group (state.coordination.mode: leases)."
+    );
+    describe_counter!(LEASE_TAKEOVERS, "Leases this worker took from another worker (expired or balanced), by group.");
+    describe_counter!(
+        LEASE_RENEW_FAILURES,
+        "Lease or single-writer lock renewals that failed or found the lease taken, by group."
+    );
     describe_counter!(RECORDS_CAPTURED, "Change records read from the source, by kind and cause.");
     describe_counter!(RECORDS_PUBLISHED, "Change records acknowledged by Kinesis, by kind.");
     describe_counter!(KINESIS_PUT_RETRIES, "Kinesis entries re-sent after a partial PutRecords failure.");
@@ -293,6 +305,21 @@ pub fn replication_lag(target: &str, shard: &str, seconds: f64) {
 pub fn behind_latest(target: &str, shard: &str, millis: i64) {
     gauge!(KINESIS_BEHIND_LATEST, "target" => target.to_string(), "shard" => shard.to_string())
         .set(millis.max(0) as f64 / 1000.0);
+}
+
+/// Shard leases this worker holds for `group`.
+pub fn leases_held(group: &str, n: usize) {
+    gauge!(LEASES_HELD, "group" => group.to_string()).set(n as f64);
+}
+
+/// A lease of `group` taken from another worker.
+pub fn lease_taken_over(group: &str) {
+    counter!(LEASE_TAKEOVERS, "group" => group.to_string()).increment(1);
+}
+
+/// A renewal (lease or lock) of `group` that failed or was lost.
+pub fn lease_renew_failed(group: &str) {
+    counter!(LEASE_RENEW_FAILURES, "group" => group.to_string()).increment(1);
 }
 
 pub fn checkpoint_written(target: &str) {

@@ -131,6 +131,62 @@ impl CheckpointStore for StoredCheckpoints {
     }
 }
 
+/// Checkpoints in the lease rows of one worker (`state.coordination.mode: leases`): a save is a
+/// conditional write on the lease's counter, so it lands only while this worker holds the lease
+/// ([`CheckpointError::Conflict`] otherwise); a load reads the row as this worker took it.
+pub struct LeasedCheckpoints {
+    worker: std::sync::Arc<crate::lease::worker::Worker>,
+}
+
+impl LeasedCheckpoints {
+    pub fn new(worker: std::sync::Arc<crate::lease::worker::Worker>) -> LeasedCheckpoints {
+        LeasedCheckpoints { worker }
+    }
+}
+
+/// A lease row's checkpoint as lakelog's (`None`: at the trim horizon).
+pub fn of_lease(lease: &crate::backend::lease::Lease) -> Option<Checkpoint> {
+    SeqNo::parse(&lease.checkpoint).map(|sequence| Checkpoint {
+        sequence,
+        updated_at: lease.checkpoint_at.unwrap_or(0),
+        records: lease.records,
+        newest_captured_at: lease.newest_captured_at,
+    })
+}
+
+#[async_trait]
+impl CheckpointStore for LeasedCheckpoints {
+    async fn load(&self, group: &str, shard: &str) -> Result<Option<Checkpoint>, CheckpointError> {
+        match self.worker.lease(shard) {
+            Some(lease) => Ok(of_lease(&lease)),
+            None => Err(CheckpointError::Conflict { group: group.into(), shard: shard.into() }),
+        }
+    }
+
+    async fn save(&self, group: &str, shard: &str, checkpoint: &Checkpoint) -> Result<(), CheckpointError> {
+        let written = self
+            .worker
+            .checkpoint(
+                shard,
+                checkpoint.sequence.as_str(),
+                checkpoint.records,
+                checkpoint.newest_captured_at,
+                checkpoint.updated_at,
+            )
+            .await
+            .map_err(|source| CheckpointError::Aws { group: group.into(), shard: shard.into(), source })?;
+        match written {
+            crate::backend::lease::Swap::Done => {
+                m::checkpoint_written(group);
+                Ok(())
+            }
+            crate::backend::lease::Swap::Lost => {
+                Err(CheckpointError::Conflict { group: group.into(), shard: shard.into() })
+            }
+        }
+    }
+}
+
 /// All checkpoints of one group, for status and tests.
 pub async fn load_group(
     store: &dyn CheckpointStore,

@@ -12,6 +12,7 @@
 pub mod checkpoint;
 pub mod cursor;
 pub mod deadletter;
+pub mod lock;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

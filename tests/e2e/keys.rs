@@ -199,6 +199,7 @@ async fn a_frame_with_one_flipped_bit_is_dead_lettered_and_the_frames_beside_it_
         progress: Progress::new(false),
         log_batches: false,
         health: None,
+        coordination: Default::default(),
     });
     let (_end_tx, end_rx) = tokio::sync::watch::channel(Some(ends));
     let applied = group.run(StopWhen::Drained(end_rx)).await.expect("the consumer keeps going");

@@ -7,5 +7,6 @@
 pub mod catalog;
 pub mod changelog;
 pub mod history;
+pub mod lease;
 pub mod queue;
 pub mod state;
