@@ -1079,6 +1079,26 @@ mod tests {
         assert_eq!(memory.len(), 3);
     }
 
+    /// The dictionary's worst case: a single column of values that never repeat (a timestamp per
+    /// partition). Admission stops at a quarter of the values written, so the table costs about
+    /// what storing every value whole does (1 + 1 + 19 + 16 bytes an entry, plus its index slot).
+    #[test]
+    fn values_that_never_repeat_cost_about_what_storing_them_whole_does() {
+        let mut memory = RecordedMemory::default();
+        let n = 100_000;
+        for i in 0..n {
+            let (day, second) = (i / 86_400, i % 86_400);
+            let ts = format!("2026-01-{:02}T{:02}:{:02}:{:02}", 1 + day, second / 3600, second / 60 % 60, second % 60);
+            let k = key("1", "db", Some("events"), Some(&[ts.as_str()]));
+            memory.insert(&k, Recorded { captured_at: i as i64, hash: Some(i as u64) });
+        }
+        assert_eq!(memory.len(), n);
+        let per_object = memory.heap_bytes() as f64 / n as f64;
+        let whole = (1 + 1 + 19 + PAYLOAD) as f64 + 4.0 / 0.75;
+        println!("values that never repeat: {per_object:.1} bytes per object (whole: {whole:.1})");
+        assert!(per_object <= whole + 8.0, "{per_object:.1} bytes per object, {whole:.1} stored whole");
+    }
+
     /// Estimated from capacities (the allocator-measured figure is the `recorded_memory` test
     /// binary's): 1,000,000 partitions of two values in 200 tables.
     #[test]
