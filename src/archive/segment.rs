@@ -649,7 +649,8 @@ mod tests {
             let mut bin = Vec::new();
             rmp::encode::write_bin(&mut bin, &vec![7u8; len]).unwrap();
             values.push(bin);
-            let map: std::collections::BTreeMap<String, u8> = (0..len.min(70_000)).map(|i| (i.to_string(), 1)).collect();
+            let map: std::collections::BTreeMap<String, u8> =
+                (0..len.min(70_000)).map(|i| (i.to_string(), 1)).collect();
             values.push(rmp_serde::to_vec(&map).unwrap());
         }
         for len in [1u32, 2, 4, 8, 16, 3, 300, 70_000] {

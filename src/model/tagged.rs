@@ -36,8 +36,9 @@ macro_rules! kind_tagged {
         const _: () = {
             type Target = $name;
 
-            // The same variants, externally tagged: what decodes a variant once its tag is known.
-            #[allow(dead_code)]
+            // The same variants, externally tagged: what decodes a variant once its tag is known
+            // (never built: only its derived `deserialize`, which builds the real enum, runs).
+            #[allow(dead_code, clippy::large_enum_variant)]
             #[derive(serde::Deserialize)]
             #[serde(remote = "Target", rename_all = "snake_case")]
             enum Mirror { $($body)* }
@@ -268,7 +269,8 @@ mod tests {
     /// derive, as does the sequence form; unknown fields are ignored, as before.
     #[test]
     fn kind_anywhere_and_the_sequence_form_still_decode() {
-        let json = r#"{"catalog":"1","database":"db","kind":"partition","table":"t","values":["2026-01-01","eu"],"extra":1}"#;
+        let json =
+            r#"{"catalog":"1","database":"db","kind":"partition","table":"t","values":["2026-01-01","eu"],"extra":1}"#;
         assert_eq!(serde_json::from_str::<ObjectKey>(json).unwrap(), partition_key());
         let json = r#"{"values":["2026-01-01"],"kind":"partition","database_name":"db","table_name":"t"}"#;
         let p = Partition {
