@@ -510,22 +510,32 @@ impl Bench {
         let mut clock = Clock::new();
         let (mut rx, merging) = stream().await;
         let (mut objects, mut stats) = (0u64, lakelog::apply::stats::ApplyStats::default());
-        while let Some(batch) = rx.recv().await {
+        // Where the wall time goes: waiting for the state (read, decompress, decode, merge on the
+        // merge thread) or applying it (compare with the target) on this one.
+        let (mut waiting, mut applying) = (0f64, 0f64);
+        loop {
+            let t = Instant::now();
+            let Some(batch) = rx.recv().await else { break };
+            waiting += t.elapsed().as_secs_f64();
+            let t = Instant::now();
             objects += batch.len() as u64;
             let records: Vec<ChangeRecord> = batch.into_iter().map(|e: Entry| e.record).collect();
             stats.merge(&applier.apply(records).await.unwrap_or_else(|e| fail("apply", e)));
+            applying += t.elapsed().as_secs_f64();
         }
         merging.await.unwrap_or_else(|e| fail("merge", e)).unwrap_or_else(|e| fail("merge", e));
         clock.pause();
         let t = stats.total();
         println!(
             "archive restore ({} objects of {} databases, against a MemoryCatalog holding them): {} unchanged, \
-             {} written; {}; {} (the target's copy included)",
+             {} written; {}; {:.1} s applying, {:.1} s waiting for the state; {} (the target's copy included)",
             thousands(objects as f64),
             chunks,
             thousands(t.unchanged as f64),
             t.changed(),
             clock.rates(objects),
+            applying,
+            waiting,
             peak_rss()
         );
     }

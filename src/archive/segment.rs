@@ -354,8 +354,15 @@ impl<R: BufRead> Read for Hashed<R> {
 
 /// One compressed block, read item by item; its length and checksum are checked once the
 /// last item has been read (a corrupt block fails there at the latest, never silently).
+///
+/// Items are decoded from a window of decompressed bytes holding at least the whole item (its
+/// extent found by [`item_len`] first), so strings are borrowed from the window rather than
+/// copied through a reader one `read` at a time (most of a restore's decoding time before).
 struct Block<R: BufRead> {
-    input: std::io::BufReader<Hashed<R>>,
+    input: Hashed<R>,
+    window: Vec<u8>,
+    /// Where the next item starts in `window`.
+    start: usize,
     expect_bytes: u64,
     expect_xxh3: u64,
     left: u64,
@@ -366,9 +373,11 @@ impl<R: BufRead> Block<R> {
     fn new(compressed: R, count: u64, bytes: u64, xxh3: u64) -> Result<Block<R>, SegmentError> {
         let decoder =
             zstd::stream::read::Decoder::with_buffer(compressed).map_err(|e| SegmentError::Decode(e.to_string()))?;
-        let hashed = Hashed { decoder, hasher: xxhash_rust::xxh3::Xxh3::new(), read_bytes: 0 };
+        let input = Hashed { decoder, hasher: xxhash_rust::xxh3::Xxh3::new(), read_bytes: 0 };
         Ok(Block {
-            input: std::io::BufReader::with_capacity(READ_AHEAD, hashed),
+            input,
+            window: Vec::with_capacity(READ_AHEAD),
+            start: 0,
             expect_bytes: bytes,
             expect_xxh3: xxh3,
             left: count,
@@ -378,7 +387,31 @@ impl<R: BufRead> Block<R> {
 
     /// Decompressed bytes consumed by the items read so far (not those read ahead).
     fn consumed(&self) -> u64 {
-        self.input.get_ref().read_bytes - self.input.buffer().len() as u64
+        self.input.read_bytes - (self.window.len() - self.start) as u64
+    }
+
+    /// Reads at least `more` bytes past the window's end (fewer at the end of the block); false
+    /// when the block has no more.
+    fn refill(&mut self, more: usize) -> std::io::Result<bool> {
+        self.window.drain(..self.start);
+        self.start = 0;
+        let have = self.window.len();
+        let want = have + more.max(READ_AHEAD);
+        self.window.resize(want, 0);
+        let mut end = have;
+        while end < have + more {
+            match self.input.read(&mut self.window[end..]) {
+                Ok(0) => break,
+                Ok(n) => end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.window.truncate(end);
+                    return Err(e);
+                }
+            }
+        }
+        self.window.truncate(end);
+        Ok(end > have)
     }
 
     fn next_item<T: serde::de::DeserializeOwned>(&mut self) -> Option<Result<T, SegmentError>> {
@@ -391,24 +424,92 @@ impl<R: BufRead> Block<R> {
             if let Err(e) = self.input.read_to_end(&mut rest) {
                 return Some(Err(SegmentError::Decode(e.to_string())));
             }
-            let hashed = self.input.get_ref();
-            let computed = hashed.hasher.digest();
-            if hashed.read_bytes != self.expect_bytes || computed != self.expect_xxh3 {
+            let computed = self.input.hasher.digest();
+            if self.input.read_bytes != self.expect_bytes || computed != self.expect_xxh3 {
                 return Some(Err(SegmentError::Checksum { stored: self.expect_xxh3, computed }));
             }
             return None;
         }
-        match rmp_serde::from_read::<_, T>(&mut self.input) {
+        let fail = |this: &mut Self, message: String| {
+            this.failed = true;
+            Some(Err(SegmentError::Decode(message)))
+        };
+        let len = loop {
+            match item_len(&self.window[self.start..]) {
+                Ok(len) => break len,
+                // A length past what the block declares is damage: fail before reading it all.
+                Err(Some(need)) if need as u64 <= self.expect_bytes.saturating_sub(self.consumed()) => {
+                    let more = need - (self.window.len() - self.start);
+                    match self.refill(more) {
+                        Ok(true) => {}
+                        Ok(false) => return fail(self, "the block ends inside an item".into()),
+                        Err(e) => return fail(self, e.to_string()),
+                    }
+                }
+                Err(_) => return fail(self, "an item is not MessagePack or overruns its block".into()),
+            }
+        };
+        let item = &self.window[self.start..self.start + len];
+        match rmp_serde::from_slice::<T>(item) {
             Ok(item) => {
+                self.start += len;
                 self.left -= 1;
                 Some(Ok(item))
             }
-            Err(e) => {
-                self.failed = true;
-                Some(Err(SegmentError::Decode(e.to_string())))
-            }
+            Err(e) => fail(self, e.to_string()),
         }
     }
+}
+
+/// The length of the MessagePack value at the start of `b`, or `Err(Some(n))` when `b` ends
+/// before it does (it needs at least `n` bytes), `Err(None)` when it is not MessagePack.
+fn item_len(b: &[u8]) -> Result<usize, Option<usize>> {
+    let (mut pos, mut pending) = (0usize, 1usize);
+    // A big-endian length of `n` bytes at `pos`.
+    let len_at = |pos: usize, n: usize| -> Result<usize, Option<usize>> {
+        let bytes = b.get(pos..pos + n).ok_or(Some(pos + n))?;
+        Ok(bytes.iter().fold(0usize, |acc, x| (acc << 8) | usize::from(*x)))
+    };
+    while pending > 0 {
+        pending -= 1;
+        let marker = *b.get(pos).ok_or(Some(pos + 1 + pending))?;
+        pos += 1;
+        match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => {}
+            0x80..=0x8f => pending += 2 * usize::from(marker & 0x0f),
+            0x90..=0x9f => pending += usize::from(marker & 0x0f),
+            0xa0..=0xbf => pos += usize::from(marker & 0x1f),
+            0xc1 => return Err(None),
+            // bin and str: a 1-, 2- or 4-byte length, then the bytes
+            0xc4 | 0xd9 => pos += 1 + len_at(pos, 1)?,
+            0xc5 | 0xda => pos += 2 + len_at(pos, 2)?,
+            0xc6 | 0xdb => pos += 4 + len_at(pos, 4)?,
+            // ext: a length, a type byte, the bytes
+            0xc7 => pos += 2 + len_at(pos, 1)?,
+            0xc8 => pos += 3 + len_at(pos, 2)?,
+            0xc9 => pos += 5 + len_at(pos, 4)?,
+            0xca => pos += 4,
+            0xcb => pos += 8,
+            0xcc | 0xd0 => pos += 1,
+            0xcd | 0xd1 => pos += 2,
+            0xce | 0xd2 => pos += 4,
+            0xcf | 0xd3 => pos += 8,
+            // fixext 1, 2, 4, 8, 16: a type byte, the bytes
+            0xd4 => pos += 2,
+            0xd5 => pos += 3,
+            0xd6 => pos += 5,
+            0xd7 => pos += 9,
+            0xd8 => pos += 17,
+            0xdc => (pending, pos) = (pending + len_at(pos, 2)?, pos + 2),
+            0xdd => (pending, pos) = (pending + len_at(pos, 4)?, pos + 4),
+            0xde => (pending, pos) = (pending + 2 * len_at(pos, 2)?, pos + 2),
+            0xdf => (pending, pos) = (pending + 2 * len_at(pos, 4)?, pos + 4),
+        }
+        if pos > b.len() {
+            return Err(Some(pos + pending));
+        }
+    }
+    Ok(pos)
 }
 
 /// Streams a segment's entries in order, decompressing as it goes, from memory or from a file.
@@ -526,6 +627,49 @@ mod tests {
     pub(crate) fn delete(db: &str, table: &str, at: i64) -> ChangeRecord {
         let key = ObjectKey::Table { catalog: "1".into(), database: db.into(), table: table.into() };
         ChangeRecord::delete(key, &Origin::default(), Cause { kind: CauseKind::Event, event_id: None }, at)
+    }
+
+    /// Every MessagePack form, at each size boundary of its length: `item_len` finds where the
+    /// value ends, and every shorter prefix asks for more bytes than it has.
+    #[test]
+    fn item_len_finds_the_extent_of_every_messagepack_form() {
+        let mut values = vec![
+            rmp_serde::to_vec(&()).unwrap(),
+            rmp_serde::to_vec(&true).unwrap(),
+            rmp_serde::to_vec(&1.5f32).unwrap(),
+            rmp_serde::to_vec(&-1.5f64).unwrap(),
+        ];
+        for n in [0i64, 127, 128, 255, 256, 65_535, 65_536, 1 << 33, -1, -33, -129, -32_769, -(1 << 33)] {
+            values.push(rmp_serde::to_vec(&n).unwrap());
+        }
+        values.push(rmp_serde::to_vec(&u64::MAX).unwrap());
+        for len in [0usize, 31, 32, 255, 256, 65_535, 65_536] {
+            values.push(rmp_serde::to_vec(&"x".repeat(len)).unwrap());
+            values.push(rmp_serde::to_vec(&vec![1u8; len]).unwrap()); // an array of fixints
+            let mut bin = Vec::new();
+            rmp::encode::write_bin(&mut bin, &vec![7u8; len]).unwrap();
+            values.push(bin);
+            let map: std::collections::BTreeMap<String, u8> =
+                (0..len.min(70_000)).map(|i| (i.to_string(), 1)).collect();
+            values.push(rmp_serde::to_vec(&map).unwrap());
+        }
+        for len in [1u32, 2, 4, 8, 16, 3, 300, 70_000] {
+            let mut ext = Vec::new();
+            rmp::encode::write_ext_meta(&mut ext, len, 5).unwrap();
+            ext.extend(std::iter::repeat_n(0u8, len as usize));
+            values.push(ext);
+        }
+        values.push(rmp_serde::to_vec_named(&entries(3).pop().unwrap().record).unwrap());
+        for v in &values {
+            assert_eq!(item_len(v), Ok(v.len()), "{:02x?}", &v[..v.len().min(8)]);
+            let mut followed = v.clone();
+            followed.extend_from_slice(&[0xc0, 0xc0]);
+            assert_eq!(item_len(&followed), Ok(v.len()));
+            for cut in [0, 1, v.len() / 2, v.len() - 1].into_iter().filter(|cut| *cut < v.len()) {
+                assert!(matches!(item_len(&v[..cut]), Err(Some(n)) if n > cut), "cut {cut} of {}", v.len());
+            }
+        }
+        assert_eq!(item_len(&[0xc1]), Err(None));
     }
 
     fn entries(n: u64) -> Vec<Entry> {

@@ -360,16 +360,19 @@ impl Partition {
     }
 }
 
+// Encoded `{"kind": "partition", ...}`; `kind_tagged!` decodes it without buffering (a variant
+// added here needs nothing else).
+super::tagged::kind_tagged! {
 /// Any replicated catalog object.
 // Tables are larger than partitions; boxing would cost an allocation per record on the hot path
 // for no gain, since records are built once and moved rarely.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogObject {
     Database(Database),
     Table(Table),
     Partition(Partition),
+}
 }
 
 impl CatalogObject {

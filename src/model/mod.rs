@@ -8,6 +8,7 @@ pub mod filter;
 pub mod principal;
 pub mod record;
 pub mod seqno;
+pub mod tagged;
 
 pub use catalog::*;
 pub use record::*;

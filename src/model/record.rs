@@ -10,15 +10,18 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::CatalogObject;
 
+// Encoded `{"kind": "table", ...}`; `kind_tagged!` decodes it without buffering (a variant added
+// here needs nothing else).
+super::tagged::kind_tagged! {
 /// The identity of one catalog object in the source.
 ///
 /// `catalog` is the source catalog id (the account id for the default catalog).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectKey {
     Database { catalog: String, database: String },
     Table { catalog: String, database: String, table: String },
     Partition { catalog: String, database: String, table: String, values: Vec<String> },
+}
 }
 
 /// The longest stream partition key lakelog writes, in UTF-8 bytes. Kinesis allows 256
