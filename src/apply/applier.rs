@@ -80,12 +80,18 @@ struct Writes {
     database_deletes: Vec<ChangeRecord>,
     /// Upserts whose state is missing or of another kind than their key: they are dead-lettered.
     malformed: Vec<ChangeRecord>,
+    /// Lake Formation records (upserts and deletes), applied after the Glue upserts.
+    lake_formation: Vec<ChangeRecord>,
 }
 
 impl Writes {
     fn sort(latest: HashMap<ObjectKey, ChangeRecord>, transform: &Transform) -> Writes {
         let mut w = Writes::default();
         for (key, rec) in latest {
+            if key.lake_formation().is_some() {
+                w.lake_formation.push(rec);
+                continue;
+            }
             match (rec.op, rec.state.as_ref().map(|s| transform.apply(s))) {
                 (Op::Upsert, Some(CatalogObject::Database(d))) if key.kind() == ObjectKind::Database => {
                     w.database_upserts.push((rec, d))
@@ -104,6 +110,7 @@ impl Writes {
                     ObjectKey::Partition { database, table, .. } => {
                         w.partition_deletes.entry((database.clone(), table.clone())).or_default().push(rec)
                     }
+                    ObjectKey::LakeFormation { .. } => w.malformed.push(rec),
                 },
                 _ => w.malformed.push(rec),
             }
@@ -228,6 +235,16 @@ impl Applier {
         settled(ObjectKind::Table);
         let upserts = writes.partition_upserts.into_iter().map(|((db, t), items)| self.upsert_partitions(db, t, items));
         let upserted = self.concurrently(upserts).await?;
+        // Not applied by this applier yet: parked with the reason, never dropped, so that `dlq
+        // replay` applies them once Lake Formation apply is there.
+        for rec in &writes.lake_formation {
+            let reason = format!(
+                "target {} does not apply Lake Formation objects ({}) yet; replay it with a lakelog that does",
+                self.name, rec.key
+            );
+            self.park(rec, reason, None).await?;
+            stats.add(rec.key.kind(), Outcome::DeadLettered, 1);
+        }
         let deletes = writes.partition_deletes.into_iter().map(|((db, t), items)| self.delete_partitions(db, t, items));
         let deleted = self.concurrently(deletes).await?;
         for s in upserted.iter().chain(deleted.iter()) {
@@ -870,6 +887,14 @@ impl<'a> Parent<'a> {
             ObjectKey::Partition { catalog, database, table, .. } => {
                 ObjectKey::Table { catalog: catalog.clone(), database: database.clone(), table: table.clone() }
             }
+            // The table or database a Lake Formation object is on; none at catalog level.
+            ObjectKey::LakeFormation { catalog, lf } => match (lf.database(), lf.table()) {
+                ("", _) => return None,
+                (d, Some(t)) => {
+                    ObjectKey::Table { catalog: catalog.clone(), database: d.to_string(), table: t.to_string() }
+                }
+                (d, None) => ObjectKey::Database { catalog: catalog.clone(), database: d.to_string() },
+            },
         };
         Some(Parent { key, database, table })
     }

@@ -9,12 +9,14 @@
 //!   cursors sit on.
 //! - [`queue`]: the event queue (SQS): at least once, unordered, visibility timeouts.
 //! - [`history`]: the event history (CloudTrail LookupEvents): paged, late but not lost.
+//! - [`lakeformation`]: one catalog's Lake Formation (grants, LF-tags, filters, settings).
 //! - [`memory`]: in-memory fakes of every backend trait.
 
 pub mod catalog;
 pub mod changelog;
 pub mod error;
 pub mod history;
+pub mod lakeformation;
 pub mod memory;
 pub mod queue;
 pub mod retry;

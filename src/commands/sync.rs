@@ -209,6 +209,11 @@ fn key_identity(key: &ObjectKey) -> u128 {
         ObjectKey::Database { database, .. } => identity(database, None, None),
         ObjectKey::Table { database, table, .. } => identity(database, Some(table), None),
         ObjectKey::Partition { database, table, values, .. } => identity(database, Some(table), Some(values)),
+        // A marker keeps Lake Formation keys apart from every Glue name; the key's JSON is its
+        // whole identity.
+        ObjectKey::LakeFormation { lf, .. } => {
+            identity_hash(["\u{0}lakeformation", serde_json::to_string(lf).unwrap_or_default().as_str()])
+        }
     }
 }
 
