@@ -9,11 +9,13 @@ use super::cloudtrail::CloudTrailHistory;
 use super::counter::ApiCounter;
 use super::glue::GlueCatalog;
 use super::kinesis::KinesisLog;
+use super::lakeformation::LfCatalog;
 use super::s3::S3Store;
 use super::sqs::SqsQueue;
 use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
 use crate::backend::history::EventHistory;
+use crate::backend::lakeformation::LakeFormation;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
@@ -24,6 +26,8 @@ use crate::config::PipelineConfig;
 pub struct TargetClients {
     /// Counted by `counter`.
     pub glue: aws_sdk_glue::Client,
+    /// Lake Formation (`source.lakeformation`), counted by `counter`.
+    pub lakeformation: Option<aws_sdk_lakeformation::Client>,
     pub sts: aws_sdk_sts::Client,
     pub counter: ApiCounter,
 }
@@ -39,6 +43,8 @@ pub struct Clients {
     pub capture_glue: aws_sdk_glue::Client,
     pub source_counter: ApiCounter,
     pub source_sts: aws_sdk_sts::Client,
+    /// The source's Lake Formation (`source.lakeformation`; not counted, as scans are not).
+    pub source_lakeformation: Option<aws_sdk_lakeformation::Client>,
     /// The events queue (`source.events`).
     pub sqs: Option<aws_sdk_sqs::Client>,
     /// The trail's bucket (`source.cloudtrail`).
@@ -80,13 +86,26 @@ impl Clients {
         for t in &config.targets {
             let ep = Endpoint::with(&t.region, t.overrides());
             let counter = ApiCounter::new(&t.name);
-            targets.push(TargetClients { glue: ep.glue(Some(&counter)).await, sts: ep.sts().await, counter });
+            let lakeformation = match source.lakeformation {
+                true => Some(ep.lakeformation(Some(&counter)).await),
+                false => None,
+            };
+            targets.push(TargetClients {
+                glue: ep.glue(Some(&counter)).await,
+                lakeformation,
+                sts: ep.sts().await,
+                counter,
+            });
         }
         Clients {
             source_glue: src.glue(None).await,
             capture_glue: src.glue(Some(&source_counter)).await,
             source_counter,
             source_sts: src.sts().await,
+            source_lakeformation: match source.lakeformation {
+                true => Some(src.lakeformation(None).await),
+                false => None,
+            },
             sqs,
             trail_s3,
             cloudtrail,
@@ -106,6 +125,13 @@ impl Clients {
     /// The source catalog as capture's re-reads read it (counted by `source_counter`).
     pub fn capture_catalog(&self, catalog_id: &str) -> Arc<dyn Catalog> {
         GlueCatalog::retrying(self.capture_glue.clone(), catalog_id)
+    }
+
+    /// The source's Lake Formation (`None`: `source.lakeformation` is off), one attempt per call.
+    pub fn source_lake_formation(&self, catalog_id: &str) -> Option<Arc<dyn LakeFormation>> {
+        self.source_lakeformation
+            .as_ref()
+            .map(|c| Arc::new(LfCatalog::new(c.clone(), catalog_id)) as Arc<dyn LakeFormation>)
     }
 
     /// The source account's catalog id: `configured`, else the account of the credentials (STS).
@@ -156,5 +182,11 @@ impl TargetClients {
     /// every request counted.
     pub fn catalog(&self, catalog_id: &str, skip_archive: bool) -> Arc<dyn Catalog> {
         Arc::new(GlueCatalog::new(self.glue.clone(), catalog_id).skip_archive(skip_archive))
+    }
+
+    /// The target's Lake Formation (`None`: `source.lakeformation` is off), one attempt per
+    /// call, every request counted.
+    pub fn lake_formation(&self, catalog_id: &str) -> Option<Arc<dyn LakeFormation>> {
+        self.lakeformation.as_ref().map(|c| Arc::new(LfCatalog::new(c.clone(), catalog_id)) as Arc<dyn LakeFormation>)
     }
 }

@@ -10,6 +10,8 @@
 //! - [`eventbridge`]: delivering events and routing them to a queue (the demo and tests only).
 //! - [`glue`]: [`glue::GlueCatalog`], the Glue Data Catalog behind `backend::catalog::Catalog`.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
+//! - [`lakeformation`]: [`lakeformation::LfCatalog`], Lake Formation behind
+//!   `backend::lakeformation::LakeFormation`, with its SDK ↔ model conversions.
 //! - [`kinesis`]: the change log on Kinesis ([`crate::backend::changelog::ChangeLog`]).
 //! - [`s3`]: the state store (and trail-bucket reads) on S3.
 //! - [`sqs`]: the event queue on SQS ([`crate::backend::queue::EventQueue`]).
@@ -23,5 +25,6 @@ pub mod eventbridge;
 pub mod glue;
 pub mod glue_convert;
 pub mod kinesis;
+pub mod lakeformation;
 pub mod s3;
 pub mod sqs;

@@ -7,5 +7,6 @@
 pub mod catalog;
 pub mod changelog;
 pub mod history;
+pub mod lakeformation;
 pub mod queue;
 pub mod state;
