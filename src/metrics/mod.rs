@@ -46,12 +46,13 @@ pub const ARCHIVE_RECORDS: &str = "lakelog_archive_records_total";
 pub const ARCHIVE_TAIL_BYTES: &str = "lakelog_archive_tail_bytes";
 pub const ARCHIVE_EARLIEST_RESTORABLE: &str = "lakelog_archive_earliest_restorable_timestamp_seconds";
 pub const ARCHIVE_COMPACTIONS: &str = "lakelog_archive_compactions_total";
+pub const UNMAPPED_PRINCIPALS: &str = "lakelog_lf_unmapped_principals_total";
 
 /// Bucket bounds of [`APPLY_BATCH_DURATION`] (seconds).
 pub const APPLY_BATCH_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
 /// Every metric name, for tests and documentation.
-pub const ALL: [&str; 28] = [
+pub const ALL: [&str; 29] = [
     RECORDS_CAPTURED,
     RECORDS_PUBLISHED,
     KINESIS_PUT_RETRIES,
@@ -80,6 +81,7 @@ pub const ALL: [&str; 28] = [
     ARCHIVE_TAIL_BYTES,
     ARCHIVE_EARLIEST_RESTORABLE,
     ARCHIVE_COMPACTIONS,
+    UNMAPPED_PRINCIPALS,
 ];
 
 /// Describes every metric (call once at start-up, after installing a recorder).
@@ -92,6 +94,10 @@ pub fn describe() {
     describe_counter!(SOURCE_API_CALLS, "Requests sent to the source catalog by capture, by operation and outcome.");
     describe_counter!(THROTTLES, "Requests AWS throttled, by stage (capture, publish, consume, apply) and service.");
     describe_counter!(DEAD_LETTERS, "Records parked in the dead-letter store, by target and kind.");
+    describe_counter!(
+        UNMAPPED_PRINCIPALS,
+        "Lake Formation grants never made because no principal mapping rule matched (parked), by target."
+    );
     describe_gauge!(DEAD_LETTER_DEPTH, "Records currently parked in the dead-letter store, by target.");
     describe_counter!(APPLY_RETRIES, "Retries of target calls after retryable errors, by target.");
     describe_gauge!(
@@ -268,6 +274,12 @@ pub fn apply_concurrency_limit(target: &str, limit: usize) {
 }
 
 /// `delta`: +1 when a record starts waiting for its parent, -1 when it stops.
+pub fn unmapped_principals(target: &str, n: u64) {
+    if n > 0 {
+        counter!(UNMAPPED_PRINCIPALS, "target" => target.to_string()).increment(n);
+    }
+}
+
 pub fn dependency_waits(target: &str, delta: f64) {
     gauge!(DEPENDENCY_WAITS, "target" => target.to_string()).increment(delta);
 }
