@@ -192,29 +192,49 @@ impl Applier {
         if records.is_empty() {
             return Ok(());
         }
-        let current = self.target_grants(lf).await?;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
-        let (mut grants, mut revokes) = (Vec::new(), Vec::new());
+        // Principals mapped and resources waited for first, then the target listed: a listing
+        // taken before a wait could miss what another shard granted meanwhile.
+        let mut wanted: Vec<Option<(String, Option<Permission>)>> = Vec::with_capacity(records.len());
         for (i, rec) in records.iter().enumerate() {
-            let Some(LfKey::Permission { principal, resource }) = rec.key.lake_formation() else { continue };
+            let Some(LfKey::Permission { principal, .. }) = rec.key.lake_formation() else {
+                wanted.push(None);
+                continue;
+            };
             let target_principal = match self.transform.principals.map(principal) {
                 Mapped::To(p) => p,
                 Mapped::Unmapped { reason } => {
                     outcomes[i] = Some(self.park_unmapped(rec, &reason).await?);
+                    wanted.push(None);
                     continue;
                 }
             };
-            let have = current.get(&(target_principal.clone(), resource.clone()));
             let want = match desired(rec) {
                 Some(LfObject::Permission(p)) => Some(Permission { principal: target_principal.clone(), ..p.clone() }),
                 Some(_) => {
-                    let reason = "malformed record: a permission key with another kind of state".to_string();
-                    self.park(rec, reason, None).await?;
-                    outcomes[i] = Some(Outcome::DeadLettered);
+                    outcomes[i] = Some(self.malformed(rec).await?);
+                    wanted.push(None);
                     continue;
                 }
                 None => None,
             };
+            // A grant needs its database or table in the target; a revoke does not.
+            if want.is_some() && !self.resource_ready(rec, present).await? {
+                outcomes[i] = Some(Outcome::DeadLettered);
+                wanted.push(None);
+                continue;
+            }
+            wanted.push(Some((target_principal, want)));
+        }
+        let current = self.target_grants(lf).await?;
+        let (mut grants, mut revokes) = (Vec::new(), Vec::new());
+        for (i, (rec, w)) in records.iter().zip(wanted).enumerate() {
+            let (Some(LfKey::Permission { resource, .. }), Some((target_principal, want))) =
+                (rec.key.lake_formation(), w)
+            else {
+                continue;
+            };
+            let have = current.get(&(target_principal, resource.clone()));
             let (grant, revoke) = match (have, &want) {
                 (Some(h), Some(w)) if h == w => (None, None),
                 (None, None) => (None, None),
@@ -237,11 +257,6 @@ impl Applier {
             };
             if grant.is_none() && revoke.is_none() {
                 outcomes[i] = Some(Outcome::Unchanged);
-                continue;
-            }
-            // A grant needs its database or table in the target; a revoke does not.
-            if grant.is_some() && !self.resource_ready(rec, present).await? {
-                outcomes[i] = Some(Outcome::DeadLettered);
                 continue;
             }
             outcomes[i] = Some(match (have, &want) {

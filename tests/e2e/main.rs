@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod infra;
 mod keys;
+mod lakeformation;
 mod ops;
 mod restart;
 mod rewrite;
