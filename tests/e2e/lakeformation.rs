@@ -236,3 +236,74 @@ async fn a_grant_whose_table_reaches_the_target_later_is_applied_once_it_exists(
     assert_eq!(grants(&*target).await, grants(&*source).await);
     assert!(catalog(&emu, TARGET_REGION).await.get_table(&db, "orders").await.expect("read").is_some());
 }
+
+/// A CloudTrail record of a Lake Formation call (the shape of the CloudTrail docs: the request in
+/// camelCase under `requestParameters`).
+fn revoke_record(id: &str, principal: &str, db: &str, table: &str) -> serde_json::Value {
+    serde_json::json!({
+        "eventVersion": "1.08", "eventSource": "lakeformation.amazonaws.com", "eventName": "RevokePermissions",
+        "eventID": id, "eventTime": "2026-12-01T10:00:00Z", "awsRegion": SOURCE_REGION,
+        "requestParameters": {
+            "catalogId": ACCOUNT,
+            "principal": {"dataLakePrincipalIdentifier": principal},
+            "resource": {"table": {"catalogId": ACCOUNT, "databaseName": db, "name": table}},
+            "permissions": ["SELECT"]
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cloudtrail_revoke_is_re_read_into_a_delete_and_reconciliation_deletes_a_revoke_it_missed() {
+    use lakelog::capture::events::parse::parse_cloudtrail_record;
+    use lakelog::capture::scan::reconcile::Reconciler;
+    use lakelog::model::lakeformation::LfKey;
+    use lakelog::model::{ObjectKey, Op};
+    use lakelog::stream::producer::Producer;
+    use lakelog::stream::publisher::Publisher;
+
+    let emu = Emulator::start();
+    let name = "lfevents";
+    let seeded = seed(&emu, name, 1, 2, 1).await;
+    let db = seeded.databases[0].name.clone();
+    let (t0, t1) = (seeded.tables[0].name.clone(), seeded.tables[1].name.clone());
+    let source = lake_formation(&emu, SOURCE_REGION).await;
+    let on = |t: &str| LfResource::Table { database: db.clone(), table: t.to_string() };
+    let (by_event, by_pass) =
+        (permission(ANALYST, on(&t0), &["SELECT"], &[]), permission(ENGINEER, on(&t1), &["SELECT"], &[]));
+    assert!(source.grant(&[by_event.clone(), by_pass.clone()]).await.expect("grant").is_empty());
+
+    let pipeline = Pipeline::connect(lf_config(&emu, name, "")).await.expect("connect");
+    lakelog::stream::admin::ensure_stream(pipeline.log.as_ref(), 2, true).await.expect("stream");
+    let publisher = Arc::new(Publisher::new(Producer::new(pipeline.log.clone(), 100_000)));
+    let reconciler = Reconciler {
+        reader: pipeline.source.clone(),
+        filter: pipeline.source_filter.clone(),
+        origin: pipeline.origin.clone(),
+        publisher: publisher.clone(),
+    };
+    let first = reconciler.pass(CauseKind::Snapshot).await.expect("snapshot");
+    // Two grants and the settings.
+    assert_eq!(first.scanned.lake_formation, 3, "{first:?}");
+
+    // One revoke arrives as a CloudTrail record: re-read, it is a delete of that grant.
+    assert!(source.revoke(std::slice::from_ref(&by_event)).await.expect("revoke").is_empty());
+    let parsed = parse_cloudtrail_record(&revoke_record("ev-1", ANALYST, &db, &t0)).expect("parses").expect("a change");
+    let cause = Cause { kind: CauseKind::Event, event_id: Some(parsed.id.clone()) };
+    let records = pipeline.resolver().resolve(&parsed.hints, &cause).await.expect("resolve");
+    let key = |p: &Permission| ObjectKey::LakeFormation {
+        catalog: ACCOUNT.into(),
+        lf: LfKey::Permission { principal: p.principal.clone(), resource: p.resource.clone() },
+    };
+    assert_eq!(records.iter().map(|r| (r.op, r.key.clone())).collect::<Vec<_>>(), vec![(Op::Delete, key(&by_event))]);
+    publisher.publish(records).await.expect("publish");
+
+    // The other revoke has no event: the next pass finds the grant gone and deletes it.
+    assert!(source.revoke(std::slice::from_ref(&by_pass)).await.expect("revoke").is_empty());
+    let second = reconciler.pass(CauseKind::Reconcile).await.expect("second pass");
+    assert_eq!((second.changed, second.deleted), (0, 1), "{second:?}");
+    // Both are recorded as deleted (a delete is remembered without a state).
+    let recorded = publisher.recorded().await;
+    for p in [&by_event, &by_pass] {
+        assert_eq!(recorded.get(&key(p)).map(|r| r.hash), Some(None), "{}", p.principal);
+    }
+}
