@@ -9,6 +9,10 @@ which neither tests lakelog's paging nor resembles what it meets in production.
 This wrapper patches those three responses to page as AWS does (opaque NextToken, MaxResults
 capped at AWS's limits), and to honour Segment (each partition belongs to exactly one segment,
 chosen by a stable hash of its values), then runs moto's own server with the given arguments.
+It also fixes one emulator bug of Lake Formation: moto's BatchGrantPermissions and
+BatchRevokePermissions read each entry's grantable permissions from `PermissionsWithGrantOptions`,
+but the API (and every SDK) sends `PermissionsWithGrantOption`, so grantable permissions were lost
+through the batch calls. The entries are given the name moto reads before moto's own code runs.
 Everything else is moto unchanged.
 """
 
@@ -18,6 +22,7 @@ import zlib
 from moto.core.responses import ActionResult
 from moto.glue.exceptions import InvalidInputException
 from moto.glue.responses import GlueResponse
+from moto.lakeformation.models import LakeFormationBackend
 from moto.server import main
 
 # AWS's page limits (API reference: MaxResults ranges).
@@ -76,6 +81,21 @@ def get_partitions(self):
     page, token = _page(params, partitions, PARTITION_PAGE)
     return _result("Partitions", [p.as_dict() for p in page], token)
 
+
+def _grant_option_name(batch):
+    """Wraps moto's batch grant/revoke so entries carry the field name moto reads (emulator bug)."""
+
+    def patched(self, catalog_id, entries):
+        for entry in entries or []:
+            if "PermissionsWithGrantOption" in entry and "PermissionsWithGrantOptions" not in entry:
+                entry["PermissionsWithGrantOptions"] = entry["PermissionsWithGrantOption"]
+        return batch(self, catalog_id, entries)
+
+    return patched
+
+
+LakeFormationBackend.batch_grant_permissions = _grant_option_name(LakeFormationBackend.batch_grant_permissions)
+LakeFormationBackend.batch_revoke_permissions = _grant_option_name(LakeFormationBackend.batch_revoke_permissions)
 
 GlueResponse.get_databases = get_databases
 GlueResponse.get_tables = get_tables

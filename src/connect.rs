@@ -22,6 +22,7 @@ use crate::aws::counter::ApiCounter;
 use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
 use crate::backend::extras::CatalogExtras;
+use crate::backend::lakeformation::LakeFormation;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
 use crate::backend::AwsError;
@@ -30,6 +31,7 @@ use crate::capture::events::lookup::{LookupCapture, LookupReader};
 use crate::capture::events::queue::{queue_url, QueueCapture, QueueError};
 use crate::capture::resolve::Resolver;
 use crate::capture::scan::reconcile::{Reconciler, Reconciliation};
+use crate::catalog::lakeformation::LfReader;
 use crate::catalog::reader::CatalogReader;
 use crate::config::{PipelineConfig, TargetConfig};
 use crate::lease::worker::Worker;
@@ -64,7 +66,9 @@ pub struct TargetHandle {
     pub catalog_id: String,
     /// The target's catalog, one attempt per call (its applier adds the target's retry policy).
     pub catalog: Arc<dyn Catalog>,
-    /// Counts every request sent to this target's Glue.
+    /// The target's Lake Formation (`source.lakeformation`), one attempt per call.
+    pub lake_formation: Option<Arc<dyn LakeFormation>>,
+    /// Counts every request sent to this target's Glue and Lake Formation.
     pub counter: ApiCounter,
 }
 
@@ -104,7 +108,10 @@ impl Pipeline {
             .source_catalog_id(config.source.catalog_id.as_deref())
             .await
             .map_err(aws("the source account (STS)"))?;
-        let source = CatalogReader::new(clients.source_catalog(&catalog_id), config.source.partition_segments);
+        let mut source = CatalogReader::new(clients.source_catalog(&catalog_id), config.source.partition_segments);
+        if let Some(lf) = clients.source_lake_formation(&catalog_id) {
+            source = source.with_lake_formation(LfReader::new(lf));
+        }
         let origin = Origin { account: catalog_id.clone(), region: config.source.region.clone(), catalog_id };
 
         let log = clients.log(&config.stream.name);
@@ -128,7 +135,14 @@ impl Pipeline {
                     None => format!("the account of target {} (STS)", t.name),
                 }))?;
             let catalog = c.catalog(&catalog_id, t.skip_archive);
-            targets.push(TargetHandle { config: t.clone(), catalog_id, catalog, counter: c.counter.clone() });
+            let lake_formation = c.lake_formation(&catalog_id);
+            targets.push(TargetHandle {
+                config: t.clone(),
+                catalog_id,
+                catalog,
+                lake_formation,
+                counter: c.counter.clone(),
+            });
         }
         let source_filter =
             Filter::new(&config.source.include, &config.source.exclude).map_err(PipelineError::Filter)?;
@@ -159,7 +173,11 @@ impl Pipeline {
     /// Re-reads the source objects that events name (counted in [`Pipeline::source_api_calls`]).
     pub fn resolver(&self) -> Resolver {
         let source = self.clients.capture_catalog(&self.origin.catalog_id);
-        Resolver::new(source, self.origin.clone(), self.source_filter.clone())
+        let resolver = Resolver::new(source, self.origin.clone(), self.source_filter.clone());
+        match self.source.lake_formation() {
+            Some(lf) => resolver.with_lake_formation(lf.clone()),
+            None => resolver,
+        }
     }
 
     /// The one publishing path into the change log (creating the stream if allowed): every
@@ -344,13 +362,17 @@ impl Pipeline {
         let transform =
             Transform::new(&target.config, &self.origin.catalog_id, &self.origin.region, &target.catalog_id)
                 .map_err(PipelineError::Filter)?;
-        Ok(Applier::new(
+        let applier = Applier::new(
             &target.config.name,
             target.catalog.clone(),
             transform,
             self.dead_letters.clone(),
             self.config.apply.clone(),
             dry_run,
-        ))
+        );
+        Ok(match &target.lake_formation {
+            Some(lf) => applier.with_lake_formation(lf.clone()),
+            None => applier,
+        })
     }
 }

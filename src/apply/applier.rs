@@ -33,6 +33,7 @@ use super::ApplyError;
 use crate::backend::catalog::{
     Catalog, ItemError, RetryingCatalog, PARTITION_DELETE_CHUNK, PARTITION_GET_CHUNK, PARTITION_WRITE_CHUNK,
 };
+use crate::backend::lakeformation::LakeFormation;
 use crate::backend::retry::{Aimd, RetryPolicy};
 use crate::backend::{AwsError, ErrorClass};
 use crate::catalog::reader::CatalogReader;
@@ -44,17 +45,20 @@ use crate::state::deadletter::{DeadLetter, DeadLetterStore};
 /// Applies records to one target.
 #[derive(Debug, Clone)]
 pub struct Applier {
-    name: String,
+    pub(super) name: String,
     /// The target behind its retry policy (and, in a dry run, behind the recorder).
     target: Arc<dyn Catalog>,
     /// Reads of the same catalog, through the same retries.
     reader: CatalogReader,
-    retry: RetryPolicy,
-    transform: Transform,
-    dead_letters: DeadLetterStore,
-    cfg: ApplyConfig,
+    pub(super) retry: RetryPolicy,
+    pub(super) transform: Transform,
+    pub(super) dead_letters: DeadLetterStore,
+    pub(super) cfg: ApplyConfig,
     /// Set in a dry run: where the writes went instead of the target.
-    dry_run: Option<Arc<DryRunCatalog>>,
+    pub(super) dry_run: Option<Arc<DryRunCatalog>>,
+    /// The target's Lake Formation (`source.lakeformation`); one attempt per call, retried by
+    /// `retry`. `None`: Lake Formation records are parked.
+    pub(super) lake_formation: Option<Arc<dyn LakeFormation>>,
     /// Read progress of the consumer group feeding this applier.
     watermark: Arc<Watermark>,
     /// Target databases seen to exist, so a table's parent is read once, not before every create.
@@ -80,12 +84,18 @@ struct Writes {
     database_deletes: Vec<ChangeRecord>,
     /// Upserts whose state is missing or of another kind than their key: they are dead-lettered.
     malformed: Vec<ChangeRecord>,
+    /// Lake Formation records (upserts and deletes), applied after the Glue upserts.
+    lake_formation: Vec<ChangeRecord>,
 }
 
 impl Writes {
     fn sort(latest: HashMap<ObjectKey, ChangeRecord>, transform: &Transform) -> Writes {
         let mut w = Writes::default();
         for (key, rec) in latest {
+            if key.lake_formation().is_some() {
+                w.lake_formation.push(rec);
+                continue;
+            }
             match (rec.op, rec.state.as_ref().map(|s| transform.apply(s))) {
                 (Op::Upsert, Some(CatalogObject::Database(d))) if key.kind() == ObjectKind::Database => {
                     w.database_upserts.push((rec, d))
@@ -104,6 +114,7 @@ impl Writes {
                     ObjectKey::Partition { database, table, .. } => {
                         w.partition_deletes.entry((database.clone(), table.clone())).or_default().push(rec)
                     }
+                    ObjectKey::LakeFormation { .. } => w.malformed.push(rec),
                 },
                 _ => w.malformed.push(rec),
             }
@@ -142,7 +153,13 @@ impl Applier {
             dry_run,
             watermark: Arc::default(),
             known_databases: Arc::default(),
+            lake_formation: None,
         }
+    }
+
+    /// Applies Lake Formation records to `lf` (see `apply::permissions`).
+    pub fn with_lake_formation(self, lf: Arc<dyn LakeFormation>) -> Applier {
+        Applier { lake_formation: Some(lf), ..self }
     }
 
     /// Where the consumer group reports how far it has read each shard.
@@ -203,7 +220,10 @@ impl Applier {
     fn latest_in_scope(&self, records: Vec<ChangeRecord>, stats: &mut ApplyStats) -> HashMap<ObjectKey, ChangeRecord> {
         let mut latest = HashMap::new();
         for r in records {
-            if self.transform.allows(r.key.database(), r.key.table()) {
+            // Catalog-level Lake Formation objects (LF-tags, settings...) are in no database: in
+            // every target's scope.
+            let catalog_level = r.key.lake_formation().is_some() && r.key.database().is_empty();
+            if catalog_level || self.transform.allows(r.key.database(), r.key.table()) {
                 latest.insert(r.key.clone(), r);
             } else {
                 stats.add(r.key.kind(), Outcome::Filtered, 1);
@@ -228,6 +248,8 @@ impl Applier {
         settled(ObjectKind::Table);
         let upserts = writes.partition_upserts.into_iter().map(|((db, t), items)| self.upsert_partitions(db, t, items));
         let upserted = self.concurrently(upserts).await?;
+        // After the Glue upserts (a grant's table exists by then), before the Glue deletes.
+        self.apply_lake_formation(writes.lake_formation, stats).await?;
         let deletes = writes.partition_deletes.into_iter().map(|((db, t), items)| self.delete_partitions(db, t, items));
         let deleted = self.concurrently(deletes).await?;
         for s in upserted.iter().chain(deleted.iter()) {
@@ -270,11 +292,16 @@ impl Applier {
         }
     }
 
-    fn unavailable(&self, err: AwsError) -> ApplyError {
+    pub(super) fn unavailable(&self, err: AwsError) -> ApplyError {
         ApplyError::Unavailable { target: self.name.clone(), attempts: self.cfg.max_attempts, source: err }
     }
 
-    async fn park(&self, rec: &ChangeRecord, reason: String, err: Option<&AwsError>) -> Result<(), ApplyError> {
+    pub(super) async fn park(
+        &self,
+        rec: &ChangeRecord,
+        reason: String,
+        err: Option<&AwsError>,
+    ) -> Result<(), ApplyError> {
         warn!(target = %self.name, key = %rec.key, reason = %reason, "dead-lettering record");
         // A dry run changes nothing, the dead-letter store included; the count says what would be parked.
         if self.dry_run.is_some() {
@@ -289,7 +316,7 @@ impl Applier {
     }
 
     /// Turns a final error into an outcome: retryable → the batch fails; else dead-letter.
-    async fn settle(&self, rec: &ChangeRecord, err: AwsError) -> Result<Outcome, ApplyError> {
+    pub(super) async fn settle(&self, rec: &ChangeRecord, err: AwsError) -> Result<Outcome, ApplyError> {
         if err.class.is_retryable() {
             return Err(self.unavailable(err));
         }
@@ -299,7 +326,7 @@ impl Applier {
     }
 
     /// Dead-letters a child whose parent will not come.
-    async fn orphan(&self, rec: &ChangeRecord, parent: &Parent<'_>) -> Result<Outcome, ApplyError> {
+    pub(super) async fn orphan(&self, rec: &ChangeRecord, parent: &Parent<'_>) -> Result<Outcome, ApplyError> {
         let why = match self.watermark.verdict(&parent.key, rec.captured_at, self.grace()) {
             Verdict::Detached => format!("after waiting {}s", self.cfg.dependency_wait_seconds),
             _ => "and every shard of the change log has been read past the time it was captured".to_string(),
@@ -349,7 +376,7 @@ impl Applier {
     /// Waits until `parent` of `rec` exists (`true`) or can no longer arrive (`false`). Spends
     /// reads only: the parent is checked after each change of the group's progress, at most a few
     /// times a second.
-    async fn await_parent(&self, rec: &ChangeRecord, parent: &Parent<'_>) -> Result<bool, AwsError> {
+    pub(super) async fn await_parent(&self, rec: &ChangeRecord, parent: &Parent<'_>) -> Result<bool, AwsError> {
         // Nothing writes during a dry run: a parent neither in the target nor planned cannot come.
         let detached_wait = if self.dry_run.is_some() { Duration::ZERO } else { self.grace() };
         let started = Instant::now();
@@ -852,16 +879,16 @@ struct CreateRound {
 
 /// The parent a child is created under: its key in the change log (source names, for the
 /// watermark) and its names in the target (after the transform).
-struct Parent<'a> {
-    key: ObjectKey,
-    database: &'a str,
-    table: Option<&'a str>,
+pub(super) struct Parent<'a> {
+    pub(super) key: ObjectKey,
+    pub(super) database: &'a str,
+    pub(super) table: Option<&'a str>,
 }
 
 impl<'a> Parent<'a> {
     /// The parent of the child keyed `child` (a table's database, a partition's table), named
     /// `database` / `table` in the target; `None` for a database, which has no parent.
-    fn of(child: &ObjectKey, database: &'a str, table: Option<&'a str>) -> Option<Parent<'a>> {
+    pub(super) fn of(child: &ObjectKey, database: &'a str, table: Option<&'a str>) -> Option<Parent<'a>> {
         let key = match child {
             ObjectKey::Database { .. } => return None,
             ObjectKey::Table { catalog, database, .. } => {
@@ -870,6 +897,14 @@ impl<'a> Parent<'a> {
             ObjectKey::Partition { catalog, database, table, .. } => {
                 ObjectKey::Table { catalog: catalog.clone(), database: database.clone(), table: table.clone() }
             }
+            // The table or database a Lake Formation object is on; none at catalog level.
+            ObjectKey::LakeFormation { catalog, lf } => match (lf.database(), lf.table()) {
+                ("", _) => return None,
+                (d, Some(t)) => {
+                    ObjectKey::Table { catalog: catalog.clone(), database: d.to_string(), table: t.to_string() }
+                }
+                (d, None) => ObjectKey::Database { catalog: catalog.clone(), database: d.to_string() },
+            },
         };
         Some(Parent { key, database, table })
     }

@@ -4,6 +4,8 @@
 //! - [`transform`]: per-target location rewrite and catalog mapping.
 //! - [`applier`]: compare-then-write of a batch of records on a target `backend::catalog::Catalog`,
 //!   retries, dependency waits, dead letters.
+//! - [`permissions`]: Lake Formation records on a target `backend::lakeformation::LakeFormation`:
+//!   batched grants and revokes, LF-tags before their assignments, settings, filters.
 //! - [`dry_run`]: the catalog a dry run writes to: reads pass to the target, writes are recorded.
 //! - [`stats`]: created / updated / deleted / unchanged counts per object kind.
 //! - [`watermark`]: how far the consumer group has read each shard (may a missing parent still come?).
@@ -16,6 +18,7 @@ pub mod coordination;
 pub mod dry_run;
 pub mod group;
 pub mod lag;
+pub mod permissions;
 pub mod stats;
 pub mod transform;
 pub mod watermark;

@@ -219,6 +219,9 @@ impl Transform {
                 }
             }
             CatalogObject::Partition(_) => {}
+            // Principals are mapped by the applier (`apply::permissions`), never here: an
+            // unmapped one must be parked, not rewritten.
+            CatalogObject::LakeFormation { .. } => {}
         }
         out
     }
@@ -328,6 +331,8 @@ pub fn visit_locations(object: &mut CatalogObject, f: &mut Visit<'_>) {
             }
             visit_params(parameters, "parameters", None, f);
         }
+        // Registered locations are S3 ARNs, not URIs; they are replicated as they are.
+        CatalogObject::LakeFormation { .. } => {}
     }
 }
 

@@ -392,6 +392,20 @@ impl Drops {
                 self.table = Some((catalog.clone(), database.clone(), table.clone(), mark));
                 masked
             }
+            // A Lake Formation object on a table or database goes with it, as Lake Formation
+            // drops a dropped table's grants, tags and filters; a catalog-level one (database
+            // `""`) has no parent.
+            ObjectKey::LakeFormation { catalog, lf } => {
+                let (database, table) = (lf.database(), lf.table());
+                let mark = match (&self.table, &self.database, table) {
+                    (Some((c, d, t, mark)), _, Some(table)) if c == catalog && d == database && t == table => {
+                        mark.clone()
+                    }
+                    (_, Some((c, d, mark)), _) if c == catalog && d == database && !database.is_empty() => mark.clone(),
+                    _ => None,
+                };
+                older(&mark)
+            }
             ObjectKey::Partition { catalog, database, table, .. } => {
                 let mark = match (&self.table, &self.database) {
                     (Some((c, d, t, mark)), _) if c == catalog && d == database && t == table => mark.clone(),
@@ -535,11 +549,72 @@ mod tests {
                     values: values.clone(),
                     ..Default::default()
                 }),
+                ObjectKey::LakeFormation { catalog, lf } => {
+                    use crate::model::lakeformation::{LfKey, LfObject, LfTag, Permission};
+                    let lf = match lf {
+                        LfKey::Permission { principal, resource } => LfObject::Permission(Permission::new(
+                            principal.clone(),
+                            resource.clone(),
+                            vec!["SELECT".into()],
+                            vec![],
+                            None,
+                        )),
+                        LfKey::LfTag { key } => LfObject::LfTag(LfTag { key: key.clone(), values: vec!["v".into()] }),
+                        other => unreachable!("not built by these tests: {other} in {catalog}"),
+                    };
+                    CatalogObject::LakeFormation { lf }
+                }
             };
             ChangeRecord::upsert(state, &origin, cause, at)
         };
         assert_eq!(record.key, key);
         Entry { sequence: SeqNo::parse(&seq.to_string()).unwrap(), record }
+    }
+
+    /// Lake Formation drops a table's grants with it: a grant captured before its table's (or
+    /// database's) delete goes, one captured after stays, and a catalog-level object (an LF-tag)
+    /// has no parent to go with.
+    #[test]
+    fn a_table_or_database_delete_takes_the_grants_on_it_captured_before_it() {
+        use crate::model::lakeformation::{LfKey, LfResource};
+        let db = |d: &str| ObjectKey::Database { catalog: "1".into(), database: d.into() };
+        let t = |d: &str, t: &str| ObjectKey::Table { catalog: "1".into(), database: d.into(), table: t.into() };
+        let grant = |principal: &str, resource| ObjectKey::LakeFormation {
+            catalog: "1".into(),
+            lf: LfKey::Permission { principal: principal.into(), resource },
+        };
+        let on_table = |d: &str, t: &str| LfResource::Table { database: d.into(), table: t.into() };
+        let records = vec![
+            record(db("live"), false, 10, 1),
+            record(t("live", "dropped"), false, 11, 2),
+            record(grant("old", on_table("live", "dropped")), false, 12, 3),
+            record(t("live", "dropped"), true, 30, 4),
+            record(t("live", "dropped"), false, 40, 5),
+            record(grant("new", on_table("live", "dropped")), false, 41, 6),
+            record(db("gone"), false, 10, 7),
+            record(grant("old", LfResource::TableWildcard { database: "gone".into() }), false, 12, 8),
+            record(db("gone"), true, 50, 9),
+            record(
+                ObjectKey::LakeFormation { catalog: "1".into(), lf: LfKey::LfTag { key: "k".into() } },
+                false,
+                5,
+                10,
+            ),
+        ];
+        for budget in [usize::MAX, 300] {
+            let mut m = Merger::new(budget, None).unwrap();
+            for e in records.iter().rev() {
+                m.push(e.clone(), 100).unwrap();
+            }
+            let (out, _) = merged(m);
+            let live: Vec<String> =
+                out.iter().filter(|e| e.record.op == Op::Upsert).map(|e| e.record.key.to_string()).collect();
+            assert_eq!(
+                live,
+                ["1: LF-tag k", "1/live", "1/live/dropped", "1: permission of new on table live.dropped",],
+                "budget {budget}"
+            );
+        }
     }
 
     /// A dropped database's or table's children are not published (its delete stands for them),

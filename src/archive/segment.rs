@@ -122,10 +122,20 @@ pub fn sort_key(key: &ObjectKey) -> Vec<u8> {
     if let Some(t) = key.table() {
         push(t);
     }
-    if let ObjectKey::Partition { values, .. } = key {
-        for v in values {
-            push(v);
+    match key {
+        ObjectKey::Partition { values, .. } => {
+            for v in values {
+                push(v);
+            }
         }
+        // After its table's (or database's, or for a catalog-level one the empty database's)
+        // names: `0x00 0x02`, which no escaped name or separator starts with, then the key's JSON
+        // (its whole identity), so it sorts inside its table's run and never equals another key.
+        ObjectKey::LakeFormation { lf, .. } => {
+            out.extend_from_slice(&[0, 2]);
+            out.extend_from_slice(serde_json::to_string(lf).unwrap_or_default().as_bytes());
+        }
+        _ => {}
     }
     out
 }

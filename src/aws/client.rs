@@ -110,6 +110,15 @@ impl Endpoint {
         aws_sdk_glue::Client::from_conf(b.build())
     }
 
+    pub async fn lakeformation(&self, counter: Option<&ApiCounter>) -> aws_sdk_lakeformation::Client {
+        let conf = self.sdk_config(Service::LakeFormation).await;
+        let mut b = aws_sdk_lakeformation::config::Builder::from(&conf);
+        if let Some(c) = counter {
+            b = b.interceptor(c.clone());
+        }
+        aws_sdk_lakeformation::Client::from_conf(b.build())
+    }
+
     pub async fn kinesis(&self) -> aws_sdk_kinesis::Client {
         aws_sdk_kinesis::Client::new(&self.sdk_config(Service::Kinesis).await)
     }

@@ -12,12 +12,14 @@ use super::dynamodb::DynamoLeases;
 use super::glue::GlueCatalog;
 use super::glue_extras::GlueExtras;
 use super::kinesis::KinesisLog;
+use super::lakeformation::LfCatalog;
 use super::s3::S3Store;
 use super::sqs::SqsQueue;
 use crate::backend::catalog::Catalog;
 use crate::backend::changelog::ChangeLog;
 use crate::backend::extras::CatalogExtras;
 use crate::backend::history::EventHistory;
+use crate::backend::lakeformation::LakeFormation;
 use crate::backend::lease::LeaseStore;
 use crate::backend::queue::EventQueue;
 use crate::backend::state::SharedStore;
@@ -29,6 +31,8 @@ use crate::config::{CoordinationMode, PipelineConfig, TargetConfig};
 pub struct TargetClients {
     /// Counted by `counter`.
     pub glue: aws_sdk_glue::Client,
+    /// Lake Formation (`source.lakeformation`), counted by `counter`.
+    pub lakeformation: Option<aws_sdk_lakeformation::Client>,
     pub sts: aws_sdk_sts::Client,
     pub counter: ApiCounter,
 }
@@ -44,6 +48,8 @@ pub struct Clients {
     pub capture_glue: aws_sdk_glue::Client,
     pub source_counter: ApiCounter,
     pub source_sts: aws_sdk_sts::Client,
+    /// The source's Lake Formation (`source.lakeformation`; not counted, as scans are not).
+    pub source_lakeformation: Option<aws_sdk_lakeformation::Client>,
     /// The events queue (`source.events`).
     pub sqs: Option<aws_sdk_sqs::Client>,
     /// The trail's bucket (`source.cloudtrail`).
@@ -87,13 +93,26 @@ impl Clients {
         for t in &config.targets {
             let ep = Endpoint::for_target(t).await;
             let counter = ApiCounter::new(&t.name);
-            targets.push(TargetClients { glue: ep.glue(Some(&counter)).await, sts: ep.sts().await, counter });
+            let lakeformation = match source.lakeformation {
+                true => Some(ep.lakeformation(Some(&counter)).await),
+                false => None,
+            };
+            targets.push(TargetClients {
+                glue: ep.glue(Some(&counter)).await,
+                lakeformation,
+                sts: ep.sts().await,
+                counter,
+            });
         }
         Clients {
             source_glue: src.glue(None).await,
             capture_glue: src.glue(Some(&source_counter)).await,
             source_counter,
             source_sts: src.sts().await,
+            source_lakeformation: match source.lakeformation {
+                true => Some(src.lakeformation(None).await),
+                false => None,
+            },
             sqs,
             trail_s3,
             cloudtrail,
@@ -124,6 +143,13 @@ impl Clients {
     /// The source catalog as capture's re-reads read it (counted by `source_counter`).
     pub fn capture_catalog(&self, catalog_id: &str) -> Arc<dyn Catalog> {
         GlueCatalog::retrying(self.capture_glue.clone(), catalog_id)
+    }
+
+    /// The source's Lake Formation (`None`: `source.lakeformation` is off), one attempt per call.
+    pub fn source_lake_formation(&self, catalog_id: &str) -> Option<Arc<dyn LakeFormation>> {
+        self.source_lakeformation
+            .as_ref()
+            .map(|c| Arc::new(LfCatalog::new(c.clone(), catalog_id)) as Arc<dyn LakeFormation>)
     }
 
     /// The source account's catalog id: `configured`, else the account of the credentials (STS).
@@ -198,5 +224,11 @@ impl TargetClients {
     /// every request counted.
     pub fn catalog(&self, catalog_id: &str, skip_archive: bool) -> Arc<dyn Catalog> {
         Arc::new(GlueCatalog::new(self.glue.clone(), catalog_id).skip_archive(skip_archive))
+    }
+
+    /// The target's Lake Formation (`None`: `source.lakeformation` is off), one attempt per
+    /// call, every request counted.
+    pub fn lake_formation(&self, catalog_id: &str) -> Option<Arc<dyn LakeFormation>> {
+        self.lakeformation.as_ref().map(|c| Arc::new(LfCatalog::new(c.clone(), catalog_id)) as Arc<dyn LakeFormation>)
     }
 }

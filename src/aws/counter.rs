@@ -52,7 +52,9 @@ pub struct ApiCounter {
 
 /// Whether an operation name changes the catalog.
 pub fn is_write(operation: &str) -> bool {
-    const WRITE_PREFIXES: [&str; 13] = [
+    const WRITE_PREFIXES: [&str; 15] = [
+        "Register",
+        "Deregister",
         "Create",
         "Update",
         "Delete",

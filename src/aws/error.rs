@@ -75,6 +75,22 @@ impl AwsError {
 }
 
 impl AwsError {
+    /// Lake Formation: the endpoint does not offer the operation at all. An HTTP 404 without an
+    /// AWS error code is how moto answers an operation it does not implement (ListLFTagExpressions,
+    /// ListLakeFormationOptIns, GetDataCellsFilter); a missing object on AWS always carries a code
+    /// (`EntityNotFoundException`). Read by the Lake Formation adapter as "not offered".
+    pub(crate) fn is_not_offered(&self) -> bool {
+        self.service == "lakeformation" && self.class == ErrorClass::NotFound && self.code.is_none()
+    }
+
+    /// An HTTP 500 without an AWS error code: an unhandled exception page (moto's answer to some
+    /// reads of objects it never stored), never AWS's own error format, which carries a code.
+    pub(crate) fn is_bare_server_error(&self) -> bool {
+        self.class == ErrorClass::Retryable && self.code.is_none() && self.message.starts_with("HTTP 500")
+    }
+}
+
+impl AwsError {
     /// Classifies an SDK error. The message is one short line an operator can act on: the
     /// service's own message, or the HTTP status with the start of the body, or the root cause of
     /// a failed connection and what to check. Never the SDK's Debug dump, each cause once.

@@ -12,6 +12,8 @@
 //! - [`glue`]: [`glue::GlueCatalog`], the Glue Data Catalog behind `backend::catalog::Catalog`.
 //! - [`glue_convert`]: Glue SDK types ↔ lakelog model.
 //! - [`glue_extras`]: the Glue reads of what lakelog does not replicate ([`crate::backend::extras::CatalogExtras`]).
+//! - [`lakeformation`]: [`lakeformation::LfCatalog`], Lake Formation behind
+//!   `backend::lakeformation::LakeFormation`, with its SDK ↔ model conversions.
 //! - [`kinesis`]: the change log on Kinesis ([`crate::backend::changelog::ChangeLog`]).
 //! - [`s3`]: the state store (and trail-bucket reads) on S3.
 //! - [`sqs`]: the event queue on SQS ([`crate::backend::queue::EventQueue`]).
@@ -28,5 +30,6 @@ pub mod glue;
 pub mod glue_convert;
 pub mod glue_extras;
 pub mod kinesis;
+pub mod lakeformation;
 pub mod s3;
 pub mod sqs;

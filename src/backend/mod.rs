@@ -12,6 +12,7 @@
 //! - [`history`]: the event history (CloudTrail LookupEvents): paged, late but not lost.
 //! - [`lease`]: the lease table (DynamoDB): one owner per lease, every change conditional on
 //!   its counter.
+//! - [`lakeformation`]: one catalog's Lake Formation (grants, LF-tags, filters, settings).
 //! - [`memory`]: in-memory fakes of every backend trait.
 
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod changelog;
 pub mod error;
 pub mod extras;
 pub mod history;
+pub mod lakeformation;
 pub mod lease;
 pub mod memory;
 pub mod queue;

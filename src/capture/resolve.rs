@@ -17,9 +17,12 @@ use super::events::hint::Hint;
 use super::CaptureError;
 use crate::backend::catalog::{Catalog, PARTITION_GET_CHUNK};
 use crate::backend::ErrorClass;
+use crate::capture::scan::lakeformation::in_scope;
+use crate::catalog::lakeformation::LfReader;
 use crate::catalog::reader::{CatalogReader, PartitionPage};
 use crate::catalog::ReadError;
 use crate::model::filter::Filter;
+use crate::model::lakeformation::LfKey;
 use crate::model::{now_millis, CatalogObject, Cause, ChangeRecord, ObjectKey, Origin};
 use crate::stream::publisher::Publisher;
 use crate::stream::StreamError;
@@ -54,6 +57,11 @@ impl Resolver {
     /// Re-reads `source` (the catalog of `origin`), through its retries.
     pub fn new(source: Arc<dyn Catalog>, origin: Origin, filter: Filter) -> Resolver {
         Resolver { reader: CatalogReader::new(source, 1), filter, origin }
+    }
+
+    /// Lake Formation hints are re-read from `lf` (`source.lakeformation`).
+    pub fn with_lake_formation(self, lf: LfReader) -> Resolver {
+        Resolver { reader: self.reader.with_lake_formation(lf), ..self }
     }
 
     fn key(&self, database: &str, table: Option<&str>, values: Option<&[String]>) -> ObjectKey {
@@ -93,6 +101,7 @@ impl Resolver {
         let mut tables = BTreeSet::new();
         let mut deep = BTreeSet::new();
         let mut partitions: BTreeMap<(String, String), BTreeSet<Vec<String>>> = BTreeMap::new();
+        let mut lake_formation: Vec<LfKey> = Vec::new();
         for h in hints {
             match h {
                 Hint::Database { database } => {
@@ -107,6 +116,7 @@ impl Resolver {
                 Hint::Partitions { database, table, values } => {
                     partitions.entry((database.clone(), table.clone())).or_default().extend(values.iter().cloned());
                 }
+                Hint::LakeFormation { lf } => lake_formation.push(lf.clone()),
             }
         }
         let upsert = |state, at| ChangeRecord::upsert(state, &self.origin, cause.clone(), at);
@@ -151,7 +161,47 @@ impl Resolver {
                 out.extend(found.into_iter().map(|p| upsert(CatalogObject::Partition(p), at)));
             }
         }
+        self.resolve_lake_formation(lake_formation, cause, &mut out).await?;
         Ok(Resolution { records: out, whole_tables })
+    }
+
+    /// Lake Formation hints: one read of the objects named (grants in one listing), an upsert
+    /// for each found, a delete for each gone. Without `source.lakeformation` they are an error,
+    /// so a replay keeps the dead letter instead of reporting it done.
+    async fn resolve_lake_formation(
+        &self,
+        keys: Vec<LfKey>,
+        cause: &Cause,
+        out: &mut Vec<ChangeRecord>,
+    ) -> Result<(), CaptureError> {
+        let keys: Vec<LfKey> = keys.into_iter().filter(|k| in_scope(&self.filter, k)).collect();
+        let Some(first) = keys.first() else { return Ok(()) };
+        let Some(lf) = self.reader.lake_formation() else {
+            let why = "Lake Formation is not replicated (source.lakeformation is false); set it to true to re-read it";
+            return Err(CaptureError::aws(
+                first.to_string(),
+                crate::backend::AwsError::invalid_response("lakeformation", "re-read", why),
+            ));
+        };
+        let at = now_millis();
+        let mut found = lf.objects(&keys).await?;
+        for k in keys {
+            match found.remove(&k) {
+                Some(o) => out.push(ChangeRecord::upsert(
+                    CatalogObject::LakeFormation { lf: o },
+                    &self.origin,
+                    cause.clone(),
+                    at,
+                )),
+                None => out.push(ChangeRecord::delete(
+                    ObjectKey::LakeFormation { catalog: self.origin.catalog_id.clone(), lf: k },
+                    &self.origin,
+                    cause.clone(),
+                    at,
+                )),
+            }
+        }
+        Ok(())
     }
 
     /// Sends every partition of a table to `out` as upserts, a page at a time; a table dropped

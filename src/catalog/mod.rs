@@ -1,5 +1,6 @@
-//! The Glue catalog backend.
+//! The Glue catalog backend, and the catalog's Lake Formation (`lakeformation`).
 
+pub mod lakeformation;
 pub mod reader;
 
 use thiserror::Error;

@@ -24,6 +24,8 @@ use crate::model::{Database, Partition, Table};
 pub struct CatalogReader {
     catalog: Arc<dyn Catalog>,
     segments: i32,
+    /// The catalog's Lake Formation, when it is replicated too (`source.lakeformation`).
+    lake_formation: Option<super::lakeformation::LfReader>,
 }
 
 /// Partitions read per channel message.
@@ -35,7 +37,17 @@ const UNPROCESSED_ROUNDS: u64 = 10;
 impl CatalogReader {
     /// Reads `catalog`, a table's partitions in `segments` parallel segments (1 to 10).
     pub fn new(catalog: Arc<dyn Catalog>, segments: i32) -> CatalogReader {
-        CatalogReader { catalog, segments: segments.clamp(1, 10) }
+        CatalogReader { catalog, segments: segments.clamp(1, 10), lake_formation: None }
+    }
+
+    /// Scans read the catalog's Lake Formation too.
+    pub fn with_lake_formation(self, lf: super::lakeformation::LfReader) -> CatalogReader {
+        CatalogReader { lake_formation: Some(lf), ..self }
+    }
+
+    /// The catalog's Lake Formation (`None`: not replicated).
+    pub fn lake_formation(&self) -> Option<&super::lakeformation::LfReader> {
+        self.lake_formation.as_ref()
     }
 
     /// The catalog read (for one-off reads and writes through the same retries).
@@ -231,7 +243,7 @@ fn next_page(current: Option<String>, next: Option<String>) -> Option<String> {
 }
 
 /// Every item of a paged list, `page` called with each page's token until the last.
-async fn collect_pages<T, F, Fut>(page: F) -> Result<Vec<T>, AwsError>
+pub(super) async fn collect_pages<T, F, Fut>(page: F) -> Result<Vec<T>, AwsError>
 where
     F: Fn(Option<String>) -> Fut,
     Fut: std::future::Future<Output = Result<Page<T>, AwsError>>,

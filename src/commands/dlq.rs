@@ -174,6 +174,7 @@ fn hint_for(key: &ObjectKey) -> Hint {
         ObjectKey::Partition { database, table, values, .. } => {
             Hint::Partitions { database: database.clone(), table: table.clone(), values: vec![values.clone()] }
         }
+        ObjectKey::LakeFormation { lf, .. } => Hint::LakeFormation { lf: lf.clone() },
     }
 }
 

@@ -181,12 +181,15 @@ fn renamed(mut record: ChangeRecord, rename: &Option<(String, String)>) -> Chang
         ObjectKey::Database { database, .. }
         | ObjectKey::Table { database, .. }
         | ObjectKey::Partition { database, .. } => set(database),
+        // Lake Formation objects keep their names: a renamed restore is of the Glue catalog,
+        // and a grant on the old name would be a grant on another database.
+        ObjectKey::LakeFormation { .. } => {}
     }
     match &mut record.state {
         Some(CatalogObject::Database(d)) => set(&mut d.name),
         Some(CatalogObject::Table(t)) => set(&mut t.database_name),
         Some(CatalogObject::Partition(p)) => set(&mut p.database_name),
-        None => {}
+        Some(CatalogObject::LakeFormation { .. }) | None => {}
     }
     record
 }
@@ -358,6 +361,8 @@ impl<'a> TargetRestore<'a> {
                     self.table = Some((database.clone(), table.clone(), HashSet::from([values_hash(values)])));
                 }
             },
+            // Grants and tags ride along with their table; they track no Glue object.
+            ObjectKey::LakeFormation { .. } => {}
         }
         self.check_iceberg(&record).await;
         self.pending.push(record);
@@ -428,6 +433,8 @@ impl<'a> TargetRestore<'a> {
                     .into_iter()
                     .next()
                     .map(CatalogObject::Partition),
+                // Not read for the plan: shown as a write, which apply skips when in sync.
+                ObjectKey::LakeFormation { .. } => None,
             };
             match current {
                 None => self.line("create", r.key.to_string(), Vec::new()),

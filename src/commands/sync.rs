@@ -38,8 +38,10 @@ use crate::archive::consumer::GROUP;
 use crate::archive::rebuild::rebuild;
 use crate::backend::catalog::PARTITION_DELETE_CHUNK;
 use crate::backend::AwsError;
+use crate::capture::scan::lakeformation::target_deletes;
 use crate::capture::scan::snapshot::{snapshot, ScanStats};
 use crate::capture::CaptureError;
+use crate::catalog::lakeformation::LfReader;
 use crate::catalog::reader::CatalogReader;
 use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError, TargetHandle};
@@ -216,6 +218,11 @@ fn key_identity(key: &ObjectKey) -> u128 {
         ObjectKey::Database { database, .. } => identity(database, None, None),
         ObjectKey::Table { database, table, .. } => identity(database, Some(table), None),
         ObjectKey::Partition { database, table, values, .. } => identity(database, Some(table), Some(values)),
+        // A marker keeps Lake Formation keys apart from every Glue name; the key's JSON is its
+        // whole identity.
+        ObjectKey::LakeFormation { lf, .. } => {
+            identity_hash(["\u{0}lakeformation", serde_json::to_string(lf).unwrap_or_default().as_str()])
+        }
     }
 }
 
@@ -306,7 +313,13 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
 
     let (records_tx, records) = mpsc::channel::<ChangeRecord>(256);
     let (reader, filter, origin) = (&pipeline.source, &pipeline.source_filter, &pipeline.origin);
-    let scan = SourceScan { reader, filter, origin, progress: &progress }.run(records_tx);
+    // A grant only in a target is revoked with --prune, as other objects only in a target are
+    // deleted: a grant the source revoked is already a delete (the archive remembers it).
+    let lf_targets = match opts.prune {
+        true => targets.iter().filter_map(|t| t.lake_formation.clone().map(LfReader::new)).collect(),
+        false => Vec::new(),
+    };
+    let scan = SourceScan { reader, filter, origin, progress: &progress, lf_targets }.run(records_tx);
     let replicate = async {
         if opts.dry_run {
             Plan { appliers: &appliers }.run(scan, records).await
@@ -350,6 +363,9 @@ struct SourceScan<'a> {
     filter: &'a Filter,
     origin: &'a Origin,
     progress: &'a Progress,
+    /// The Lake Formation of each target synced (`source.lakeformation`): what it holds that the
+    /// scan did not see becomes a delete record (see `capture::scan::lakeformation`).
+    lf_targets: Vec<LfReader>,
 }
 
 /// What the scan saw.
@@ -364,18 +380,42 @@ impl SourceScan<'_> {
     async fn run(self, out: mpsc::Sender<ChangeRecord>) -> Result<Scanned, CaptureError> {
         let (tx, mut rx) = mpsc::channel::<ChangeRecord>(256);
         let scan = async move { snapshot(self.reader, self.filter, self.origin, &tx, self.progress).await };
+        let (filter, origin, lf_targets) = (self.filter, self.origin, self.lf_targets);
         let note = async move {
             let mut keys = SourceKeys::default();
+            // The databases and tables seen, whose LF-tags are compared on each target.
+            let mut tagged = Vec::new();
             while let Some(r) = rx.recv().await {
                 keys.note(&r.key);
+                if !lf_targets.is_empty() {
+                    match &r.key {
+                        ObjectKey::Database { database, .. } => tagged.push((database.clone(), None)),
+                        ObjectKey::Table { database, table, .. } => {
+                            tagged.push((database.clone(), Some(table.clone())))
+                        }
+                        _ => {}
+                    }
+                }
                 if out.send(r).await.is_err() {
-                    break;
+                    return (keys, Ok(0));
                 }
             }
-            keys
+            // The scan is complete here (its sender is gone): every key it saw is noted.
+            let cause = Cause { kind: CauseKind::Snapshot, event_id: None };
+            let mut deletes = 0;
+            for target in &lf_targets {
+                let seen = |k: &ObjectKey| keys.has(key_identity(k));
+                match target_deletes(target, filter, origin, &cause, &tagged, seen, &out).await {
+                    Ok(n) => deletes += n,
+                    Err(e) => return (keys, Err(e)),
+                }
+            }
+            (keys, Ok(deletes))
         };
-        let (stats, keys) = tokio::join!(scan, note);
-        Ok(Scanned { stats: stats?, keys })
+        let (stats, (keys, deletes)) = tokio::join!(scan, note);
+        let mut stats = stats?;
+        stats.lake_formation += deletes?;
+        Ok(Scanned { stats, keys })
     }
 }
 
@@ -813,7 +853,14 @@ mod tests {
         let (reader, filter, origin) = (source(), Filter::new(&[], &[]).expect("filter"), Origin::default());
         let progress = Progress::hidden();
         let (tx, rx) = mpsc::channel(256);
-        let scan = SourceScan { reader: &reader, filter: &filter, origin: &origin, progress: &progress }.run(tx);
+        let scan = SourceScan {
+            reader: &reader,
+            filter: &filter,
+            origin: &origin,
+            progress: &progress,
+            lf_targets: Vec::new(),
+        }
+        .run(tx);
 
         let copied = tokio::time::timeout(Duration::from_secs(3600), replication.run(scan, rx)).await;
         match copied {

@@ -53,6 +53,12 @@ pub struct SourceConfig {
     /// recorded; they make lost events harmless).
     #[serde(default = "default_reconcile_interval")]
     pub reconcile_interval_seconds: u64,
+    /// Replicate Lake Formation too (grants, LF-tags and their assignments, data cells filters,
+    /// settings, registered locations; see the README's "Lake Formation"). Default `false`: it
+    /// needs `lakeformation:*` read rights on the source and write rights on every target, and a
+    /// target whose grants are managed by hand would see them changed.
+    #[serde(default)]
+    pub lakeformation: bool,
 }
 
 /// A CloudTrail trail's log files in S3.

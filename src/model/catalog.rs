@@ -372,6 +372,10 @@ pub enum CatalogObject {
     Database(Database),
     Table(Table),
     Partition(Partition),
+    /// A Lake Formation object (see `model::lakeformation`).
+    LakeFormation {
+        lf: super::lakeformation::LfObject,
+    },
 }
 }
 
@@ -382,6 +386,7 @@ impl CatalogObject {
             CatalogObject::Database(d) => CatalogObject::Database(d.writable()),
             CatalogObject::Table(t) => CatalogObject::Table(t.writable()),
             CatalogObject::Partition(p) => CatalogObject::Partition(p.writable()),
+            CatalogObject::LakeFormation { lf } => CatalogObject::LakeFormation { lf: lf.writable() },
         }
     }
 }

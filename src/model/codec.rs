@@ -272,6 +272,9 @@ mod tests {
     const GOLDEN_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v1.bin");
     const GOLDEN_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v1.json");
     const GOLDEN_V2_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v2.bin");
+    /// The Lake Formation kinds (added after v2's first release: same frame version, new kinds).
+    const GOLDEN_LF_BIN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v2-lakeformation.bin");
+    const GOLDEN_LF_JSON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/changelog-v2-lakeformation.json");
     /// The golden v2 frame's checksum, as the reference xxHash computes it.
     const GOLDEN_V2_CHECKSUM: u64 = 0xcd48_00a1_9995_260d;
 
@@ -440,6 +443,124 @@ mod tests {
         ]
     }
 
+    /// The records pinned by the Lake Formation golden files: every kind, every resource type
+    /// and every field set at least once, and a delete (a revoke).
+    fn golden_lf_records() -> Vec<ChangeRecord> {
+        use crate::model::lakeformation::*;
+        let origin =
+            Origin { account: "123456789012".into(), region: "us-east-1".into(), catalog_id: "123456789012".into() };
+        let cause = Cause { kind: CauseKind::Cloudtrail, event_id: Some("ct-1".into()) };
+        let pair = |k: &str, v: &[&str]| LfTagPair::new(k, v.iter().map(|s| s.to_string()).collect());
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let resources = vec![
+            LfResource::Catalog,
+            LfResource::Database { database: "sales".into() },
+            LfResource::Table { database: "sales".into(), table: "orders".into() },
+            LfResource::TableWildcard { database: "sales".into() },
+            LfResource::TableWithColumns {
+                database: "sales".into(),
+                table: "orders".into(),
+                columns: ColumnSelection::Names { names: names(&["amount", "id"]) },
+            },
+            LfResource::TableWithColumns {
+                database: "sales".into(),
+                table: "orders".into(),
+                columns: ColumnSelection::Wildcard { excluded: names(&["ssn"]) },
+            },
+            LfResource::DataLocation { arn: "arn:aws:s3:::lake/sales".into() },
+            LfResource::DataCellsFilter { database: "sales".into(), table: "orders".into(), name: "eu_only".into() },
+            LfResource::LfTag { key: "domain".into(), values: names(&["finance", "sales"]) },
+            LfResource::LfTagPolicy { resource_type: "TABLE".into(), expression: vec![pair("domain", &["sales"])] },
+            LfResource::LfTagExpression { resource_type: Some("DATABASE".into()), name: "sales_data".into() },
+        ];
+        let mut out: Vec<ChangeRecord> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(i, resource)| {
+                let p = Permission::new(
+                    "arn:aws:iam::123456789012:role/analyst".into(),
+                    resource,
+                    names(&["SELECT", "DESCRIBE"]),
+                    if i == 0 { names(&["DESCRIBE"]) } else { Vec::new() },
+                    (i == 2).then(|| "context.sourceIp = '10.0.0.0/8'".to_string()),
+                );
+                ChangeRecord::upsert(
+                    CatalogObject::LakeFormation { lf: LfObject::Permission(p) },
+                    &origin,
+                    cause.clone(),
+                    1_770_000_000_000 + i as i64,
+                )
+            })
+            .collect();
+        let objects = vec![
+            LfObject::LfTag(LfTag { key: "domain".into(), values: names(&["finance", "sales"]) }),
+            LfObject::ResourceTags(ResourceTags {
+                database: "sales".into(),
+                table: Some("orders".into()),
+                tags: vec![pair("domain", &["sales"])],
+                columns: [("ssn".to_string(), vec![pair("pii", &["true"])])].into_iter().collect(),
+            }),
+            LfObject::LfTagExpression(LfTagExpression {
+                name: "sales_data".into(),
+                description: Some("sales tables".into()),
+                expression: vec![pair("domain", &["sales"])],
+            }),
+            LfObject::DataCellsFilter(DataCellsFilter {
+                database: "sales".into(),
+                table: "orders".into(),
+                name: "eu_only".into(),
+                row_filter: Some("region = 'eu'".into()),
+                columns: ColumnSelection::Wildcard { excluded: names(&["ssn"]) },
+                version: Some("3".into()),
+            }),
+            LfObject::DataLakeSettings(DataLakeSettings {
+                admins: names(&["arn:aws:iam::123456789012:role/admin"]),
+                read_only_admins: names(&["arn:aws:iam::123456789012:role/auditor"]),
+                create_database_default_permissions: vec![PrincipalPermissions {
+                    principal: Some("IAM_ALLOWED_PRINCIPALS".into()),
+                    permissions: names(&["ALL"]),
+                }],
+                create_table_default_permissions: vec![],
+                trusted_resource_owners: names(&["210987654321"]),
+                allow_external_data_filtering: true,
+                external_data_filtering_allow_list: names(&["210987654321"]),
+                authorized_session_tag_value_list: names(&["emr"]),
+                allow_full_table_external_data_access: true,
+                parameters: params(&[("CROSS_ACCOUNT_VERSION", "4")]),
+            }),
+            LfObject::DataLocation(DataLocation {
+                arn: "arn:aws:s3:::lake/sales".into(),
+                role_arn: Some("arn:aws:iam::123456789012:role/lf-reader".into()),
+                with_federation: true,
+                hybrid_access_enabled: true,
+            }),
+            LfObject::OptIn(OptIn {
+                principal: "arn:aws:iam::123456789012:role/analyst".into(),
+                resource: LfResource::Table { database: "sales".into(), table: "orders".into() },
+                condition: Some("true".into()),
+            }),
+        ];
+        for (i, lf) in objects.into_iter().enumerate() {
+            let state = CatalogObject::LakeFormation { lf };
+            out.push(ChangeRecord::upsert(state, &origin, cause.clone(), 1_770_000_001_000 + i as i64));
+        }
+        let revoked = LfKey::Permission {
+            principal: "arn:aws:iam::123456789012:role/former".into(),
+            resource: LfResource::Database { database: "sales".into() },
+        };
+        out.push(ChangeRecord::delete(
+            ObjectKey::LakeFormation { catalog: "123456789012".into(), lf: revoked },
+            &origin,
+            cause,
+            1_770_000_002_000,
+        ));
+        out
+    }
+
+    fn golden_lf_json_text() -> String {
+        serde_json::to_string_pretty(&golden_lf_records()).expect("json") + "\n"
+    }
+
     fn golden_json_text() -> String {
         serde_json::to_string_pretty(&golden_records()).expect("json") + "\n"
     }
@@ -457,6 +578,8 @@ mod tests {
             (GOLDEN_BIN, encode_as(&records, FrameVersion::V1).expect("encode v1")),
             (GOLDEN_JSON, golden_json_text().into_bytes()),
             (GOLDEN_V2_BIN, encode_as(&records, FrameVersion::V2).expect("encode v2")),
+            (GOLDEN_LF_BIN, encode(&golden_lf_records()).expect("encode lake formation")),
+            (GOLDEN_LF_JSON, golden_lf_json_text().into_bytes()),
         ];
         for (path, bytes) in files {
             if !std::path::Path::new(path).exists() {
@@ -620,6 +743,34 @@ mod tests {
             builder.push_encoded(&FrameBuilder::encode_record(r).expect("record"));
         }
         assert_same_bytes(&builder.finish(), &bytes, "FrameBuilder: the v2 wire format changed");
+    }
+
+    #[test]
+    fn golden_lake_formation_frame_decodes_and_encodes_identically() {
+        let bytes = std::fs::read(GOLDEN_LF_BIN).expect("golden lake formation file (bless once with LAKELOG_BLESS=1)");
+        let records = golden_lf_records();
+        assert_eq!(decode(&bytes).expect("decodes"), records);
+        assert_same_bytes(&encode(&records).expect("encode"), &bytes, "the Lake Formation wire format changed");
+        let text = std::fs::read_to_string(GOLDEN_LF_JSON).expect("golden lake formation json");
+        let parsed: Vec<ChangeRecord> = serde_json::from_str(&text).expect("json");
+        assert_eq!(parsed, records);
+        assert_eq!(text, golden_lf_json_text(), "the JSON rendering of the Lake Formation records changed");
+        // Every kind is pinned, and each key is the key of its state.
+        let kinds: std::collections::BTreeSet<_> = records.iter().map(|r| r.key.kind()).collect();
+        assert_eq!(kinds.len(), 8, "{kinds:?}");
+        for r in records.iter().filter(|r| r.state.is_some()) {
+            let state = r.state.as_ref().expect("state");
+            assert_eq!(r.key, ObjectKey::of("123456789012", state));
+        }
+    }
+
+    /// Glue records and Lake Formation records in one frame, as a batch of one table's key
+    /// carries them: a release reading both kinds reads old frames and new ones alike.
+    #[test]
+    fn glue_and_lake_formation_records_share_a_frame() {
+        let mut records = golden_records();
+        records.extend(golden_lf_records());
+        assert_eq!(decode(&encode(&records).expect("encode")).expect("decode"), records);
     }
 
     /// v2 changed the header only: its body is v1's, byte for byte.
@@ -1152,6 +1303,7 @@ mod tests {
             CatalogObject::Partition(p) => {
                 p.meta = PartitionMeta { catalog_id: Some(text.into()), creation_time: Some(seed) }
             }
+            CatalogObject::LakeFormation { .. } => {}
         }
         out
     }
@@ -1186,6 +1338,7 @@ mod tests {
             (CatalogObject::Partition(p), _) => {
                 p.parameters.insert("lakelog.test-key-not-generated".into(), "x".into());
             }
+            (CatalogObject::LakeFormation { .. }, _) => unreachable!("object() generates Glue objects only"),
         }
         out
     }

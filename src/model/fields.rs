@@ -25,6 +25,7 @@ pub fn json(object: &CatalogObject) -> Value {
         CatalogObject::Database(d) => serde_json::to_value(d),
         CatalogObject::Table(t) => serde_json::to_value(t),
         CatalogObject::Partition(p) => serde_json::to_value(p),
+        CatalogObject::LakeFormation { lf } => serde_json::to_value(lf),
     };
     value.unwrap_or(Value::Null)
 }

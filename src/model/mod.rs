@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod codec;
 pub mod fields;
 pub mod filter;
+pub mod lakeformation;
 pub mod principal;
 pub mod record;
 pub mod seqno;

@@ -9,6 +9,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::CatalogObject;
+use super::lakeformation::LfKey;
 
 // Encoded `{"kind": "table", ...}`; `kind_tagged!` decodes it without buffering (a variant added
 // here needs nothing else).
@@ -18,9 +19,26 @@ super::tagged::kind_tagged! {
 /// `catalog` is the source catalog id (the account id for the default catalog).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectKey {
-    Database { catalog: String, database: String },
-    Table { catalog: String, database: String, table: String },
-    Partition { catalog: String, database: String, table: String, values: Vec<String> },
+    Database {
+        catalog: String,
+        database: String,
+    },
+    Table {
+        catalog: String,
+        database: String,
+        table: String,
+    },
+    Partition {
+        catalog: String,
+        database: String,
+        table: String,
+        values: Vec<String>,
+    },
+    /// A Lake Formation object of the catalog (see `model::lakeformation`).
+    LakeFormation {
+        catalog: String,
+        lf: LfKey,
+    },
 }
 }
 
@@ -36,6 +54,15 @@ pub enum ObjectKind {
     Database,
     Table,
     Partition,
+    /// Lake Formation: the grants of one principal on one resource.
+    Permission,
+    LfTag,
+    LfTagAssignment,
+    LfTagExpression,
+    DataCellsFilter,
+    DataLakeSettings,
+    DataLocation,
+    LfOptIn,
 }
 
 impl ObjectKind {
@@ -44,7 +71,22 @@ impl ObjectKind {
             ObjectKind::Database => "database",
             ObjectKind::Table => "table",
             ObjectKind::Partition => "partition",
+            ObjectKind::Permission => "permission",
+            ObjectKind::LfTag => "lf_tag",
+            ObjectKind::LfTagAssignment => "lf_tag_assignment",
+            ObjectKind::LfTagExpression => "lf_tag_expression",
+            ObjectKind::DataCellsFilter => "data_cells_filter",
+            ObjectKind::DataLakeSettings => "data_lake_settings",
+            ObjectKind::DataLocation => "data_location",
+            ObjectKind::LfOptIn => "lf_opt_in",
         }
+    }
+}
+
+impl ObjectKind {
+    /// A Lake Formation kind (replicated only with `source.lakeformation`).
+    pub fn is_lake_formation(self) -> bool {
+        !matches!(self, ObjectKind::Database | ObjectKind::Table | ObjectKind::Partition)
     }
 }
 
@@ -60,6 +102,7 @@ impl ObjectKey {
             ObjectKey::Database { .. } => ObjectKind::Database,
             ObjectKey::Table { .. } => ObjectKind::Table,
             ObjectKey::Partition { .. } => ObjectKind::Partition,
+            ObjectKey::LakeFormation { lf, .. } => lf.kind(),
         }
     }
 
@@ -67,23 +110,37 @@ impl ObjectKey {
         match self {
             ObjectKey::Database { catalog, .. }
             | ObjectKey::Table { catalog, .. }
-            | ObjectKey::Partition { catalog, .. } => catalog,
+            | ObjectKey::Partition { catalog, .. }
+            | ObjectKey::LakeFormation { catalog, .. } => catalog,
         }
     }
 
+    /// The database this key belongs to; `""` for a catalog-level Lake Formation object (LF-tags,
+    /// settings, ...: no Glue database has an empty name).
     pub fn database(&self) -> &str {
         match self {
             ObjectKey::Database { database, .. }
             | ObjectKey::Table { database, .. }
             | ObjectKey::Partition { database, .. } => database,
+            ObjectKey::LakeFormation { lf, .. } => lf.database(),
         }
     }
 
-    /// The table this key belongs to (itself for a table, its table for a partition).
+    /// The table this key belongs to (itself for a table, its table for a partition, the table a
+    /// Lake Formation object is on).
     pub fn table(&self) -> Option<&str> {
         match self {
             ObjectKey::Database { .. } => None,
             ObjectKey::Table { table, .. } | ObjectKey::Partition { table, .. } => Some(table),
+            ObjectKey::LakeFormation { lf, .. } => lf.table(),
+        }
+    }
+
+    /// The Lake Formation key, for a Lake Formation object.
+    pub fn lake_formation(&self) -> Option<&LfKey> {
+        match self {
+            ObjectKey::LakeFormation { lf, .. } => Some(lf),
+            _ => None,
         }
     }
 
@@ -98,9 +155,19 @@ impl ObjectKey {
     /// character) can make it far longer: then the key is as much of the readable form as fits,
     /// cut on a character boundary, then `~` and the XXH3-128 of the identity in 32 hex digits.
     /// Deterministic, so one table keeps one key; a collision would only share a shard.
+    ///
+    /// A Lake Formation object on a table or database rides with that table's or database's key,
+    /// so a grant is read after the object it is on, from the same shard. Catalog-level ones
+    /// (LF-tags, expressions, settings, locations, and grants on them) share one key per catalog,
+    /// `catalog//lakeformation` (no Glue database is named `""`): a tag is read before the
+    /// grants on it and the expressions naming it, and a location before its grants.
     pub fn stream_partition_key(&self) -> String {
-        let parts: Vec<&str> =
-            [Some(self.catalog()), Some(self.database()), self.table()].into_iter().flatten().collect();
+        let lf_catalog_level = matches!(self, ObjectKey::LakeFormation { lf, .. } if lf.database().is_empty());
+        let parts: Vec<&str> = if lf_catalog_level {
+            vec![self.catalog(), "", "lakeformation"]
+        } else {
+            [Some(self.catalog()), Some(self.database()), self.table()].into_iter().flatten().collect()
+        };
         let readable = parts.join("/");
         if readable.len() <= MAX_STREAM_KEY_BYTES {
             return readable;
@@ -127,6 +194,7 @@ impl ObjectKey {
                 table: p.table_name.clone(),
                 values: p.values.clone(),
             },
+            CatalogObject::LakeFormation { lf } => ObjectKey::LakeFormation { catalog, lf: lf.key() },
         }
     }
 }
@@ -139,6 +207,7 @@ impl fmt::Display for ObjectKey {
             ObjectKey::Partition { catalog, database, table, values } => {
                 write!(f, "{catalog}/{database}/{table}/[{}]", values.join(","))
             }
+            ObjectKey::LakeFormation { catalog, lf } => write!(f, "{catalog}: {lf}"),
         }
     }
 }

@@ -48,8 +48,9 @@ pub struct Published {
 
 struct Frame {
     builder: FrameBuilder,
-    /// Records per kind, in `ObjectKind` order (database, table, partition), for metrics.
-    kinds: [u32; 3],
+    /// Records per kind, in `ObjectKind` order (database, table, partition, then every Lake
+    /// Formation kind together), for metrics.
+    kinds: [u32; 4],
 }
 
 fn kind_index(kind: ObjectKind) -> usize {
@@ -57,11 +58,12 @@ fn kind_index(kind: ObjectKind) -> usize {
         ObjectKind::Database => 0,
         ObjectKind::Table => 1,
         ObjectKind::Partition => 2,
+        _ => 3,
     }
 }
 
 /// A finished frame: its bytes, record count and records per kind.
-type Ready = (Vec<u8>, u32, [u32; 3]);
+type Ready = (Vec<u8>, u32, [u32; 4]);
 
 /// Publishes change records to one stream.
 #[derive(Debug, Clone)]
@@ -130,7 +132,7 @@ impl Producer {
         let frames = pending.entry(key).or_default();
         let fits = frames.back().is_some_and(|f| f.builder.frame_len() + encoded.len() <= limit);
         if !fits {
-            frames.push_back(Frame { builder: FrameBuilder::default(), kinds: [0; 3] });
+            frames.push_back(Frame { builder: FrameBuilder::default(), kinds: [0; 4] });
         }
         if let Some(f) = frames.back_mut() {
             f.builder.push_encoded(&encoded);
@@ -154,7 +156,7 @@ impl Producer {
             });
             ready.insert(key, finished.collect());
         }
-        let mut by_kind = [0u64; 3];
+        let mut by_kind = [0u64; 4];
         let mut backoff = Duration::from_millis(50);
         while !ready.is_empty() {
             // One head frame per key, within call limits.
@@ -225,6 +227,8 @@ impl Producer {
         for kind in [ObjectKind::Database, ObjectKind::Table, ObjectKind::Partition] {
             m::records_published(kind.as_str(), by_kind[kind_index(kind)]);
         }
+        // One label for every Lake Formation kind: they are few, and labels stay few.
+        m::records_published("lakeformation", by_kind[3]);
         Ok(())
     }
 }

@@ -48,11 +48,19 @@ pub struct RecordedMemory {
     /// by it (it was recorded after the pass started, so it is not the pass's to delete).
     marking: bool,
     limits: Limits,
+    /// Lake Formation objects, by key: far fewer than partitions (grants, tags, filters), so a
+    /// plain map; kept apart so the Glue nodes stay compact.
+    lake_formation: HashMap<ObjectKey, Mark>,
 }
 
 impl Default for RecordedMemory {
     fn default() -> Self {
-        RecordedMemory { catalogs: HashMap::new(), marking: false, limits: Limits::DEFAULT }
+        RecordedMemory {
+            catalogs: HashMap::new(),
+            marking: false,
+            limits: Limits::DEFAULT,
+            lake_formation: HashMap::new(),
+        }
     }
 }
 
@@ -93,8 +101,12 @@ impl RecordedMemory {
 
     /// What was recorded for `key`.
     pub fn get(&self, key: &ObjectKey) -> Option<Recorded> {
+        if key.lake_formation().is_some() {
+            return self.lake_formation.get(key).map(|m| m.recorded);
+        }
         let db = self.database(key.catalog(), key.database())?;
         match key {
+            ObjectKey::LakeFormation { .. } => None,
             ObjectKey::Database { .. } => db.own.map(|m| m.recorded),
             ObjectKey::Table { table, .. } => db.tables.get(table.as_str())?.own.map(|m| m.recorded),
             ObjectKey::Partition { table, values, .. } => {
@@ -105,12 +117,16 @@ impl RecordedMemory {
 
     /// What was recorded for `key`, marking it seen by the running pass.
     pub fn see(&mut self, key: &ObjectKey) -> Option<Recorded> {
-        let db = self.database_mut(key.catalog(), key.database())?;
         let mark = |m: &mut Mark| {
             m.seen = true;
             m.recorded
         };
+        if key.lake_formation().is_some() {
+            return self.lake_formation.get_mut(key).map(mark);
+        }
+        let db = self.database_mut(key.catalog(), key.database())?;
         match key {
+            ObjectKey::LakeFormation { .. } => None,
             ObjectKey::Database { .. } => db.own.as_mut().map(mark),
             ObjectKey::Table { table, .. } => db.tables.get_mut(table.as_str())?.own.as_mut().map(mark),
             ObjectKey::Partition { table, values, .. } => {
@@ -123,6 +139,10 @@ impl RecordedMemory {
     pub fn insert(&mut self, key: &ObjectKey, recorded: Recorded) {
         let (marking, limits) = (self.marking, self.limits);
         let mark = Some(Mark { recorded, seen: marking });
+        if key.lake_formation().is_some() {
+            self.lake_formation.insert(key.clone(), Mark { recorded, seen: marking });
+            return;
+        }
         // Names are allocated only for a database or table seen for the first time.
         let (catalog, database) = (key.catalog(), key.database());
         if self.database(catalog, database).is_none() {
@@ -135,6 +155,7 @@ impl RecordedMemory {
                 return;
             }
             ObjectKey::Table { table, .. } | ObjectKey::Partition { table, .. } => table.as_str(),
+            ObjectKey::LakeFormation { .. } => return,
         };
         if !db.tables.contains_key(table) {
             db.tables.insert(table.into(), TableNode::default());
@@ -163,9 +184,20 @@ impl RecordedMemory {
             let latest = match key {
                 ObjectKey::Database { .. } => databases.entry((catalog, database)).or_insert(*at),
                 ObjectKey::Table { table, .. } => tables.entry((catalog, database, table)).or_insert(*at),
-                ObjectKey::Partition { .. } => continue,
+                ObjectKey::Partition { .. } | ObjectKey::LakeFormation { .. } => continue,
             };
             *latest = (*latest).max(*at);
+        }
+        // Lake Formation objects on a dropped table or database went with it (as in Lake
+        // Formation), unless recorded after the delete.
+        if !self.lake_formation.is_empty() {
+            self.lake_formation.retain(|key, m| {
+                let (catalog, database) = (key.catalog(), key.database());
+                let db_at = databases.get(&(catalog, database));
+                let table_at = key.table().and_then(|t| tables.get(&(catalog, database, t)));
+                let at = db_at.into_iter().chain(table_at).max();
+                at.is_none_or(|at| m.recorded.captured_at > *at)
+            });
         }
         let limits = self.limits;
         for ((catalog, database), at) in &databases {
@@ -198,6 +230,9 @@ impl RecordedMemory {
     /// serialises them).
     pub fn begin_pass(&mut self) {
         self.marking = true;
+        for m in self.lake_formation.values_mut() {
+            m.seen = false;
+        }
         for db in self.catalogs.values_mut().flat_map(|dbs| dbs.values_mut()) {
             if let Some(m) = db.own.as_mut() {
                 m.seen = false;
@@ -218,7 +253,11 @@ impl RecordedMemory {
     pub fn end_pass(&mut self, started: i64) -> Vec<ObjectKey> {
         self.marking = false;
         let gone = |r: Recorded| r.hash.is_some() && r.captured_at < started;
-        let mut keys = Vec::new();
+        // Every Lake Formation object gone is listed, its table's delete or not: revoking a
+        // grant that went with its table is a no-op, and an explicit revoke also covers a
+        // service that keeps grants of dropped tables.
+        let mut keys: Vec<ObjectKey> =
+            self.lake_formation.iter().filter(|(_, m)| !m.seen && gone(m.recorded)).map(|(k, _)| k.clone()).collect();
         for (catalog, dbs) in &self.catalogs {
             for (database, db) in dbs {
                 let (catalog, database) = (catalog.to_string(), database.to_string());
@@ -250,34 +289,41 @@ impl RecordedMemory {
 
     /// Every key with what was recorded for it (keys are built as they are visited).
     pub fn iter(&self) -> impl Iterator<Item = (ObjectKey, Recorded)> + '_ {
-        self.catalogs.iter().flat_map(|(catalog, dbs)| {
-            dbs.iter().flat_map(move |(database, db)| {
-                let own = db.own.map(|m| {
-                    (ObjectKey::Database { catalog: catalog.to_string(), database: database.to_string() }, m.recorded)
-                });
-                let tables = db.tables.iter().flat_map(move |(table, t)| {
-                    let own = t.own.map(|m| {
-                        let key = ObjectKey::Table {
-                            catalog: catalog.to_string(),
-                            database: database.to_string(),
-                            table: table.to_string(),
-                        };
-                        (key, m.recorded)
+        let lake_formation = self.lake_formation.iter().map(|(k, m)| (k.clone(), m.recorded));
+        self.catalogs
+            .iter()
+            .flat_map(|(catalog, dbs)| {
+                dbs.iter().flat_map(move |(database, db)| {
+                    let own = db.own.map(|m| {
+                        (
+                            ObjectKey::Database { catalog: catalog.to_string(), database: database.to_string() },
+                            m.recorded,
+                        )
                     });
-                    let partitions = t.partitions.iter().map(move |(enc, p)| {
-                        let key = ObjectKey::Partition {
-                            catalog: catalog.to_string(),
-                            database: database.to_string(),
-                            table: table.to_string(),
-                            values: decode(&enc),
-                        };
-                        (key, p.recorded())
+                    let tables = db.tables.iter().flat_map(move |(table, t)| {
+                        let own = t.own.map(|m| {
+                            let key = ObjectKey::Table {
+                                catalog: catalog.to_string(),
+                                database: database.to_string(),
+                                table: table.to_string(),
+                            };
+                            (key, m.recorded)
+                        });
+                        let partitions = t.partitions.iter().map(move |(enc, p)| {
+                            let key = ObjectKey::Partition {
+                                catalog: catalog.to_string(),
+                                database: database.to_string(),
+                                table: table.to_string(),
+                                values: decode(&enc),
+                            };
+                            (key, p.recorded())
+                        });
+                        own.into_iter().chain(partitions)
                     });
-                    own.into_iter().chain(partitions)
-                });
-                own.into_iter().chain(tables)
+                    own.into_iter().chain(tables)
+                })
             })
-        })
+            .chain(lake_formation)
     }
 
     /// Number of keys recorded.
@@ -287,11 +333,12 @@ impl RecordedMemory {
             let tables: usize = db.tables.values().map(|t| usize::from(t.own.is_some()) + t.partitions.len()).sum();
             usize::from(db.own.is_some()) + tables
         })
-        .sum()
+        .sum::<usize>()
+            + self.lake_formation.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.catalogs.is_empty()
+        self.catalogs.is_empty() && self.lake_formation.is_empty()
     }
 
     /// Heap bytes held, estimated from capacities (names, maps, arenas, indexes; allocator
@@ -300,6 +347,7 @@ impl RecordedMemory {
         use std::mem::size_of;
         let map = |cap: usize, entry: usize| cap * (entry + 1);
         let mut bytes = map(self.catalogs.capacity(), size_of::<(Box<str>, HashMap<Box<str>, DatabaseNode>)>());
+        bytes += map(self.lake_formation.capacity(), size_of::<(ObjectKey, Mark)>());
         for (catalog, dbs) in &self.catalogs {
             bytes += catalog.len() + map(dbs.capacity(), size_of::<(Box<str>, DatabaseNode)>());
             for (database, db) in dbs {
@@ -906,7 +954,7 @@ mod tests {
                 let latest = match k {
                     ObjectKey::Database { .. } => databases.entry((c, d)).or_insert(*at),
                     ObjectKey::Table { table, .. } => tables.entry((c, d, table.clone())).or_insert(*at),
-                    ObjectKey::Partition { .. } => continue,
+                    ObjectKey::Partition { .. } | ObjectKey::LakeFormation { .. } => continue,
                 };
                 *latest = (*latest).max(*at);
             }
@@ -918,6 +966,7 @@ mod tests {
                 };
                 let of_table = match k {
                     ObjectKey::Partition { table, .. } => tables.get(&(c, d, table.clone())),
+                    ObjectKey::LakeFormation { .. } => k.table().and_then(|t| tables.get(&(c, d, t.to_string()))),
                     _ => None,
                 };
                 of_database.into_iter().chain(of_table).all(|at| r.captured_at > *at)
@@ -952,6 +1001,7 @@ mod tests {
                         !gone_dbs.contains(&(k.catalog(), k.database()))
                             && !gone_tables.contains(&(k.catalog(), k.database(), table.as_str()))
                     }
+                    ObjectKey::LakeFormation { .. } => true,
                 })
                 .map(|k| (*k).clone())
                 .collect()

@@ -12,6 +12,7 @@ mod errors;
 mod faults;
 mod infra;
 mod keys;
+mod lakeformation;
 mod lease;
 mod ops;
 mod restart;

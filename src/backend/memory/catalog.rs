@@ -215,6 +215,8 @@ impl State {
                 let key = (p.database_name.clone(), p.table_name.clone());
                 self.partitions.entry(key).or_default().insert(p.values.clone(), p);
             }
+            // Lake Formation objects live in the Lake Formation fake (`memory::lakeformation`).
+            CatalogObject::LakeFormation { .. } => {}
         }
     }
 

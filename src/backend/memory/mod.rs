@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod changelog;
 pub mod history;
+pub mod lakeformation;
 pub mod lease;
 pub mod queue;
 pub mod state;

@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::lakeformation::LfKey;
+
 /// One thing to re-read in the source.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -20,6 +22,8 @@ pub enum Hint {
     /// Re-read the table and every partition of it: for changes whose extent is unknown
     /// (an unknown `typeOfChange`, a partition event without its partition list).
     TableDeep { database: String, table: String },
+    /// Re-read one Lake Formation object (a delete record when it is gone).
+    LakeFormation { lf: LfKey },
 }
 
 /// A parsed event: its id (for de-duplication and the record's cause), its time, its hints.

@@ -3,6 +3,7 @@
 
 pub mod cloudtrail;
 pub mod hint;
+pub mod lakeformation;
 pub mod lookup;
 pub mod parse;
 pub mod queue;

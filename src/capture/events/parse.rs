@@ -15,7 +15,9 @@
 //!   - "AWS API Call via CloudTrail" (with `source` `aws.glue`): `detail` is a CloudTrail record.
 //! - **CloudTrail records** ([`parse_cloudtrail_record`]): `eventSource`, `eventName`, `eventID`,
 //!   `eventTime`, `requestParameters`, `errorCode`, `readOnly`... Only successful, mutating calls
-//!   to `glue.amazonaws.com` are changes; every other record is `Ok(None)`.
+//!   to `glue.amazonaws.com` and `lakeformation.amazonaws.com` (see `super::lakeformation`,
+//!   also through EventBridge with `source` `aws.lakeformation`) are changes; every other record
+//!   is `Ok(None)`.
 //! - **CloudTrail log files** ([`parse_cloudtrail_file`]): `{"Records": [...]}` (gzip in S3; the
 //!   caller decompresses).
 //!
@@ -49,6 +51,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use super::hint::{Hint, ParsedEvent};
+use super::lakeformation::{LF_EVENT_SOURCE, LF_SOURCE};
 
 /// Largest message body accepted (SQS allows 256 KiB; anything larger is not an AWS event).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -99,10 +102,12 @@ pub fn parse_eventbridge(body: &str) -> Result<ParsedEvent, EventError> {
     let detail_type = envelope.get("detail-type").and_then(Value::as_str);
     let label = detail_type.unwrap_or("EventBridge event");
     let source = required_str(envelope, "source", label)?;
-    if source != GLUE_SOURCE {
+    let detail_type = detail_type.ok_or_else(|| missing("detail-type", label))?;
+    // Lake Formation's calls come as "AWS API Call via CloudTrail" with their own source.
+    let lake_formation = source == LF_SOURCE && detail_type == CLOUDTRAIL_API_CALL;
+    if source != GLUE_SOURCE && !lake_formation {
         return Err(EventError::WrongSource { found: source.to_string() });
     }
-    let detail_type = detail_type.ok_or_else(|| missing("detail-type", label))?;
     if ![TABLE_STATE_CHANGE, DATABASE_STATE_CHANGE, CLOUDTRAIL_API_CALL].contains(&detail_type) {
         return Err(EventError::UnknownDetailType { detail_type: detail_type.to_string() });
     }
@@ -246,7 +251,8 @@ const READ_PREFIXES: [&str; 4] = ["Get", "List", "Search", "BatchGet"];
 
 /// The hints of a CloudTrail record, `None` when it is not a successful, mutating Glue call.
 fn cloudtrail_hints(record: &Map<String, Value>) -> Result<Option<Vec<Hint>>, EventError> {
-    if record.get("eventSource").and_then(Value::as_str) != Some(GLUE_EVENT_SOURCE) {
+    let source = record.get("eventSource").and_then(Value::as_str);
+    if source != Some(GLUE_EVENT_SOURCE) && source != Some(LF_EVENT_SOURCE) {
         return Ok(None);
     }
     // The call failed: nothing changed.
@@ -264,6 +270,9 @@ fn cloudtrail_hints(record: &Map<String, Value>) -> Result<Option<Vec<Hint>>, Ev
     }
     let empty = Map::new();
     let params = record.get("requestParameters").and_then(Value::as_object).unwrap_or(&empty);
+    if source == Some(LF_EVENT_SOURCE) {
+        return super::lakeformation::hints(event, params);
+    }
     let p = Params { params };
     let hints = match event {
         "CreateDatabase" => vec![Hint::Database {

@@ -1,4 +1,5 @@
-//! The full scan: one full-state upsert record per database, table and partition in scope.
+//! The full scan: one full-state upsert record per database, table and partition in scope, then
+//! (with `source.lakeformation`) per Lake Formation object (`scan::lakeformation`).
 //!
 //! Records of one table are emitted in order (the table before its partitions) on one channel,
 //! so the producer keeps that order per stream partition key. Tables are scanned concurrently.
@@ -19,6 +20,13 @@ pub struct ScanStats {
     pub databases: u64,
     pub tables: u64,
     pub partitions: u64,
+    /// Lake Formation objects (`source.lakeformation`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lake_formation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Tables whose partitions are read at the same time.
@@ -48,6 +56,8 @@ pub async fn scan(
     let cause = Cause { kind, event_id: None };
     let record = |state, at| ChangeRecord::upsert(state, origin, cause.clone(), at);
     let mut stats = ScanStats::default();
+    // The databases and tables whose Lake Formation tags are read after the Glue part.
+    let mut tagged: Vec<(String, Option<String>)> = Vec::new();
     let listed_at = now_millis();
     for db in reader.databases().await? {
         if !filter.allows_database(&db.name) {
@@ -65,6 +75,10 @@ pub async fn scan(
             .filter(|t| filter.allows_table(&t.database_name, &t.name))
             .collect();
         stats.tables += tables.len() as u64;
+        if reader.lake_formation().is_some() {
+            tagged.push((db_name.clone(), None));
+            tagged.extend(tables.iter().map(|t| (t.database_name.clone(), Some(t.name.clone()))));
+        }
         let partitions: u64 = futures::stream::iter(tables.into_iter().map(|table| {
             let record = &record;
             async move {
@@ -98,6 +112,10 @@ pub async fn scan(
         .await?;
         stats.partitions += partitions;
     }
+    if let Some(lf) = reader.lake_formation() {
+        stats.lake_formation = super::lakeformation::scan(lf, filter, origin, &cause, &tagged, out).await?;
+        progress.inc_scanned(stats.lake_formation);
+    }
     let cause_label = match kind {
         CauseKind::Reconcile => "reconcile",
         _ => "snapshot",
@@ -105,5 +123,6 @@ pub async fn scan(
     m::records_captured("database", cause_label, stats.databases);
     m::records_captured("table", cause_label, stats.tables);
     m::records_captured("partition", cause_label, stats.partitions);
+    m::records_captured("lakeformation", cause_label, stats.lake_formation);
     Ok(stats)
 }
