@@ -509,10 +509,12 @@ impl<'a> Replication<'a> {
         let deletes: Vec<ChangeRecord> = pass
             .unseen(started)
             .into_iter()
-            // An object the scan could not see (excluded since) is not gone.
-            .filter(|k| match k.table() {
-                Some(t) => filter.allows_table(k.database(), t),
-                None => filter.allows_database(k.database()),
+            // An object the scan could not see (excluded since) is not gone. Catalog-level Lake
+            // Formation objects (LF-tags, settings) belong to no database: always in scope.
+            .filter(|k| match (k.database(), k.table()) {
+                ("", _) => k.lake_formation().is_some(),
+                (db, Some(t)) => filter.allows_table(db, t),
+                (db, None) => filter.allows_database(db),
             })
             .map(|k| ChangeRecord::delete(k, &pipeline.origin, cause.clone(), started))
             .collect();
