@@ -12,7 +12,8 @@
 //!   own clock, as the KCL does; no clocks are compared) is expired and may be taken.
 //! - **Taking and balancing**: a worker takes unowned and expired leases up to its share
 //!   (leases / live workers, rounded up); holding fewer with none free, it takes one lease a
-//!   round from the busiest worker if that one holds more than the share.
+//!   round from the busiest worker if that one holds more than the share (or the share, while
+//!   this worker lacks two or more).
 //! - **Parents first**: a child shard's lease is taken only once every parent's lease reached
 //!   `SHARD_END` (a parent with no row has left the stream's retention), so per-key order holds
 //!   across a reshard whichever workers read the shards.
@@ -326,11 +327,13 @@ impl Worker {
         if !free.is_empty() {
             return free.into_iter().take(share - mine).cloned().collect();
         }
-        // Nothing free: one lease from the busiest worker, if it holds more than its share.
+        // Nothing free: one lease from the busiest worker, if it holds more than its share, or
+        // just its share while this worker lacks two or more (KCL's rule: with 4 leases held 2
+        // and 2, a third worker would otherwise never get one).
         let Some((busiest, n)) = load.iter().max_by_key(|(o, n)| (**n, std::cmp::Reverse(**o))) else {
             return Vec::new();
         };
-        if *n <= share {
+        if *n < share || (*n == share && mine + 1 >= share) {
             return Vec::new();
         }
         active.into_iter().filter(|l| l.owner.as_deref() == Some(*busiest)).take(1).cloned().collect()
@@ -473,6 +476,22 @@ mod tests {
         one_owner_each(&ws, 4);
         let switched: u64 = (0..4).map(|i| store.row(&format!("dr:s{i}")).expect("row").owner_switches).sum();
         assert_eq!(switched, 2, "two leases were taken from the busiest worker");
+    }
+
+    /// Two workers took two leases each before a third started: it still gets one.
+    #[tokio::test(start_paused = true)]
+    async fn a_late_third_worker_takes_one_of_two_workers_two_leases_each() {
+        let store = Arc::new(MemoryLeases::new());
+        let ws = workers(&store, 3).await;
+        rounds(&ws[..2], 4).await;
+        let mut c = counts(&ws[..2]);
+        c.sort();
+        assert_eq!(c, [2, 2], "two workers share four leases");
+        rounds(&ws, 6).await;
+        let mut c = counts(&ws);
+        c.sort();
+        assert_eq!(c, [1, 1, 2], "the third worker took one");
+        one_owner_each(&ws, 4);
     }
 
     #[tokio::test(start_paused = true)]
