@@ -7,4 +7,12 @@ cd "$root"
 
 scripts/emulator.sh install
 scripts/tools.sh install
-cargo test --locked "$@"
+if [ "$#" -gt 0 ]; then
+  exec cargo test --locked "$@"
+fi
+# The multi-process tests (names starting `serial_`: three lakelog workers sharing leases, a
+# worker paused past its lease) run after the rest, one at a time: beside the whole suite on two
+# cores their workers' 2-second lease renewals compete with everything else (seen there, not alone:
+# a paused-worker run whose target never converged, not explained yet). Same tests, same asserts.
+cargo test --locked -- --skip serial_
+cargo test --locked --test e2e serial_ -- --test-threads=1

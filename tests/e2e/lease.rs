@@ -245,7 +245,7 @@ async fn until(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_workers_share_four_shards_and_a_killed_workers_leases_are_taken_over() {
+async fn serial_three_workers_share_four_shards_and_a_killed_workers_leases_are_taken_over() {
     let emu = Emulator::start();
     let name = "lease-kill";
     let (eb, _sqs, queue) = route(&emu, name).await;
@@ -295,7 +295,7 @@ async fn three_workers_share_four_shards_and_a_killed_workers_leases_are_taken_o
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_paused_past_its_lease_makes_no_write_under_it_after_waking() {
+async fn serial_a_worker_paused_past_its_lease_makes_no_write_under_it_after_waking() {
     let emu = Emulator::start();
     let name = "lease-stale";
     let (eb, _sqs, queue) = route(&emu, name).await;
