@@ -420,6 +420,33 @@ fn entry_errors(operation: &'static str, failures: &[sdk::BatchPermissionsFailur
 }
 
 /// The database or table resource of a tag call (`column` narrows it to one column).
+/// The resource and tag pairs of an add or remove of LF-tags.
+fn tagging(
+    op: &'static str,
+    catalog: &str,
+    database: &str,
+    table: Option<&str>,
+    column: Option<&str>,
+    tags: &[LfTagPair],
+) -> Result<(sdk::Resource, Vec<sdk::LfTagPair>), AwsError> {
+    let resource = tagged_resource(op, catalog, database, table, column)?;
+    let pairs = tags.iter().map(|t| tag_pair(op, catalog, t)).collect::<Result<Vec<_>, _>>()?;
+    Ok((resource, pairs))
+}
+
+/// Per-tag failures of an add or remove (a tag or value missing): the call did not do its job.
+fn first_tag_failure(op: &'static str, failures: &[sdk::LfTagError]) -> Result<(), AwsError> {
+    match failures.first() {
+        Some(f) => Err(AwsError::batch_item(
+            SERVICE,
+            op,
+            f.error.as_ref().and_then(|e| e.error_code.as_deref()),
+            f.error.as_ref().and_then(|e| e.error_message.as_deref()),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn tagged_resource(
     op: &'static str,
     catalog: &str,
@@ -573,21 +600,11 @@ impl LakeFormation for LfCatalog {
         tags: &[LfTagPair],
     ) -> Result<(), AwsError> {
         const OP: &str = "AddLFTagsToResource";
-        let resource = tagged_resource(OP, &self.catalog_id, database, table, column)?;
-        let tags = tags.iter().map(|t| tag_pair(OP, &self.catalog_id, t)).collect::<Result<Vec<_>, _>>()?;
+        let (resource, tags) = tagging(OP, &self.catalog_id, database, table, column, tags)?;
         let req =
             self.lf.add_lf_tags_to_resource().catalog_id(&self.catalog_id).resource(resource).set_lf_tags(Some(tags));
         let out = req.send().await.map_err(sdk_error(OP))?;
-        // Per-tag failures (a tag or value missing): the call applied nothing useful.
-        match out.failures().first() {
-            Some(f) => Err(AwsError::batch_item(
-                SERVICE,
-                OP,
-                f.error.as_ref().and_then(|e| e.error_code.as_deref()),
-                f.error.as_ref().and_then(|e| e.error_message.as_deref()),
-            )),
-            None => Ok(()),
-        }
+        first_tag_failure(OP, out.failures())
     }
 
     async fn remove_resource_tags(
@@ -598,8 +615,7 @@ impl LakeFormation for LfCatalog {
         tags: &[LfTagPair],
     ) -> Result<(), AwsError> {
         const OP: &str = "RemoveLFTagsFromResource";
-        let resource = tagged_resource(OP, &self.catalog_id, database, table, column)?;
-        let tags = tags.iter().map(|t| tag_pair(OP, &self.catalog_id, t)).collect::<Result<Vec<_>, _>>()?;
+        let (resource, tags) = tagging(OP, &self.catalog_id, database, table, column, tags)?;
         let req = self
             .lf
             .remove_lf_tags_from_resource()
@@ -607,15 +623,7 @@ impl LakeFormation for LfCatalog {
             .resource(resource)
             .set_lf_tags(Some(tags));
         let out = req.send().await.map_err(sdk_error(OP))?;
-        match out.failures().first() {
-            Some(f) => Err(AwsError::batch_item(
-                SERVICE,
-                OP,
-                f.error.as_ref().and_then(|e| e.error_code.as_deref()),
-                f.error.as_ref().and_then(|e| e.error_message.as_deref()),
-            )),
-            None => Ok(()),
-        }
+        first_tag_failure(OP, out.failures())
     }
 
     async fn tag_expressions_page(&self, token: Option<&str>) -> Result<Option<Page<LfTagExpression>>, AwsError> {
