@@ -11,7 +11,7 @@ if [ "$#" -gt 0 ]; then
   exec cargo test --locked "$@"
 fi
 # The multi-process tests (names starting `serial_`: three lakelog workers sharing leases, and a
-# worker paused past its lease, ignored for now: see it) run after the rest, one at a time: each
+# worker paused past its lease) run after the rest, one at a time: each
 # runs several lakelog processes whose 2-second lease renewals should not compete with the whole
 # suite on two cores. Same tests, same asserts.
 cargo test --locked -- --skip serial_

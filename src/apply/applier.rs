@@ -857,7 +857,7 @@ impl PartitionUpserts<'_> {
         for (rec, want) in items {
             self.records.insert(want.values.clone(), rec);
             match current.get(&want.values) {
-                Some(cur) if cur.writable() == want => self.stats.add(ObjectKind::Partition, Outcome::Unchanged, 1),
+                Some(cur) if cur.writable_eq(&want) => self.stats.add(ObjectKind::Partition, Outcome::Unchanged, 1),
                 Some(_) => update.push(want),
                 None => create.push(want),
             }

@@ -143,10 +143,15 @@ impl Watermark {
     }
 
     /// This process stopped reading the shard (its lease went to another worker): what it holds
-    /// is unknown here again.
+    /// is unknown here again. How far it had read is forgotten too: the batch it stopped in was
+    /// read but never applied, and whoever reads the shard next starts at the last checkpoint,
+    /// before it (kept, a retaken shard counted as read past that batch's parents before reading
+    /// them again, and their children were dead-lettered).
     pub fn released(&self, shard: &str) {
         self.update(shard, |m| {
             m.opening = true;
+            m.newest = None;
+            m.caught_up_at = None;
             m.pending.clear();
         });
     }
@@ -239,6 +244,23 @@ mod tests {
         assert_eq!(w.verdict(&db("d"), 1_000, GRACE), Verdict::Passed);
         w.opened("child");
         assert_eq!(w.verdict(&db("d"), 1_000, GRACE), Verdict::Wait, "once read, the child counts");
+    }
+
+    #[test]
+    fn a_shard_released_before_its_batch_was_applied_holds_its_parents_again_when_retaken() {
+        let w = group(&["a", "b"]);
+        w.batch_read("a", Some(9_000), HashSet::new());
+        // b read a batch holding the database, then lost its lease before applying it.
+        w.batch_read("b", Some(5_000), HashSet::from([db("d")]));
+        w.caught_up("b", 60_000);
+        w.released("b");
+        assert_eq!(w.verdict(&db("d"), 2_000, GRACE), Verdict::Wait, "another worker reads b");
+        // Retaken: reading starts again at the checkpoint, before the database.
+        w.opened("b");
+        assert_eq!(w.verdict(&db("d"), 2_000, GRACE), Verdict::Wait, "b has not read the database again");
+        w.batch_read("b", Some(5_000), HashSet::from([db("d")]));
+        w.batch_done("b");
+        assert_eq!(w.verdict(&db("d"), 2_000, GRACE), Verdict::Passed);
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Resolver {
     /// Every record for a set of hints, collected (whole tables included: for small uses, such
     /// as a dead-letter replay; capture streams them instead).
     pub async fn resolve(&self, hints: &[Hint], cause: &Cause) -> Result<Vec<ChangeRecord>, CaptureError> {
-        let Resolution { mut records, whole_tables } = self.resolve_split(hints, cause).await?;
+        let Resolution { mut records, whole_tables } = self.resolve_split(hints, cause, None).await?;
         let (tx, mut rx) = mpsc::channel(1);
         let read = async move {
             for (db, t) in &whole_tables {
@@ -96,7 +96,20 @@ impl Resolver {
 
     /// Records for a set of hints (merged: each object is read once), except the partitions of
     /// whole-table re-reads.
-    pub async fn resolve_split(&self, hints: &[Hint], cause: &Cause) -> Result<Resolution, CaptureError> {
+    ///
+    /// With `publisher`, a child is never published ahead of its parent: hints for a table's
+    /// partitions re-read the table first when `publisher` has no live record of it, and hints
+    /// for a table its database. SQS keeps no order (and with leases another worker may hold the
+    /// CreateTable message): a BatchCreatePartition hint resolved alone put the partitions on
+    /// their shard before their table's record, and the applier, having read every shard past
+    /// the partitions' capture time, dead-lettered them as orphans while their table was still
+    /// to come behind them.
+    pub async fn resolve_split(
+        &self,
+        hints: &[Hint],
+        cause: &Cause,
+        publisher: Option<&Publisher>,
+    ) -> Result<Resolution, CaptureError> {
         let mut databases = BTreeSet::new();
         let mut tables = BTreeSet::new();
         let mut deep = BTreeSet::new();
@@ -118,6 +131,19 @@ impl Resolver {
                 }
                 Hint::LakeFormation { lf } => lake_formation.push(lf.clone()),
             }
+        }
+        if let Some(publisher) = publisher {
+            let missing = |db: &str, t: Option<&str>| !publisher.has_live(&self.key(db, t, None));
+            let orphans: Vec<(String, String)> = partitions
+                .keys()
+                .filter(|(d, t)| !deep.contains(&(d.clone(), t.clone())))
+                .filter(|(d, t)| missing(d, Some(t)))
+                .cloned()
+                .collect();
+            tables.extend(orphans);
+            let without_db: Vec<String> =
+                tables.iter().chain(deep.iter()).map(|(d, _)| d).filter(|d| missing(d, None)).cloned().collect();
+            databases.extend(without_db);
         }
         let upsert = |state, at| ChangeRecord::upsert(state, &self.origin, cause.clone(), at);
         let delete = |key, at| ChangeRecord::delete(key, &self.origin, cause.clone(), at);
@@ -268,5 +294,51 @@ impl Resolver {
         let published = published.map_err(WholeTableError::Stream)?;
         read.map_err(WholeTableError::Read)?;
         Ok(published)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::memory::catalog::MemoryCatalog;
+    use crate::backend::memory::changelog::MemoryLog;
+    use crate::model::{CauseKind, Database, Partition, Table};
+    use crate::stream::producer::Producer;
+
+    async fn source() -> Arc<MemoryCatalog> {
+        let c = Arc::new(MemoryCatalog::new("1"));
+        c.create_database(&Database { name: "db".into(), ..Default::default() }).await.expect("db");
+        c.create_table(&Table { database_name: "db".into(), name: "t".into(), ..Default::default() }).await.expect("t");
+        let p = Partition {
+            database_name: "db".into(),
+            table_name: "t".into(),
+            values: vec!["1".into()],
+            ..Default::default()
+        };
+        c.create_partitions("db", "t", &[p]).await.expect("partition");
+        c
+    }
+
+    fn kinds(records: &[ChangeRecord]) -> Vec<String> {
+        records.iter().map(|r| r.key.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_partition_hint_whose_table_was_never_published_re_reads_the_table_and_database_first() {
+        let origin = Origin { catalog_id: "1".into(), ..Default::default() };
+        let resolver = Resolver::new(source().await, origin, Filter::default());
+        let publisher = Publisher::new(Producer::new(Arc::new(MemoryLog::new("s", 1)), 100_000));
+        let cause = Cause { kind: CauseKind::Event, event_id: None };
+        let hints = [Hint::Partitions { database: "db".into(), table: "t".into(), values: vec![vec!["1".into()]] }];
+        let first = resolver.resolve_split(&hints, &cause, Some(&publisher)).await.expect("resolve").records;
+        assert_eq!(kinds(&first), ["1/db", "1/db/t", "1/db/t/[1]"], "parents first");
+        assert!(first.windows(2).all(|w| w[0].captured_at <= w[1].captured_at), "parents captured no later");
+        // Once they are published, the partitions' hint reads the partitions only.
+        publisher.publish(first).await.expect("publish");
+        let again = resolver.resolve_split(&hints, &cause, Some(&publisher)).await.expect("resolve").records;
+        assert_eq!(kinds(&again), ["1/db/t/[1]"]);
+        // Without a publisher (a dead-letter replay), only what the hints name.
+        let alone = resolver.resolve_split(&hints, &cause, None).await.expect("resolve").records;
+        assert_eq!(kinds(&alone), ["1/db/t/[1]"]);
     }
 }

@@ -358,6 +358,29 @@ impl Partition {
     pub fn writable(&self) -> Partition {
         Partition { meta: PartitionMeta::default(), ..self.clone() }
     }
+
+    /// `self.writable() == other.writable()` without copying either: apply compares every
+    /// partition of a batch with the target's (a restore of 1M objects spent a fifth of its CPU
+    /// cloning them). Destructured, so a field added to `Partition` must be placed here.
+    pub fn writable_eq(&self, other: &Partition) -> bool {
+        let Partition {
+            database_name,
+            table_name,
+            values,
+            last_access_time,
+            storage_descriptor,
+            parameters,
+            last_analyzed_time,
+            meta: _,
+        } = self;
+        *database_name == other.database_name
+            && *table_name == other.table_name
+            && *values == other.values
+            && *last_access_time == other.last_access_time
+            && *storage_descriptor == other.storage_descriptor
+            && *parameters == other.parameters
+            && *last_analyzed_time == other.last_analyzed_time
+    }
 }
 
 // Encoded `{"kind": "partition", ...}`; `kind_tagged!` decodes it without buffering (a variant
@@ -387,6 +410,43 @@ impl CatalogObject {
             CatalogObject::Table(t) => CatalogObject::Table(t.writable()),
             CatalogObject::Partition(p) => CatalogObject::Partition(p.writable()),
             CatalogObject::LakeFormation { lf } => CatalogObject::LakeFormation { lf: lf.writable() },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writable_eq_is_equality_of_the_writable_parts() {
+        let base = Partition {
+            database_name: "db".into(),
+            table_name: "t".into(),
+            values: vec!["1".into()],
+            parameters: [("k".to_string(), "v".to_string())].into_iter().collect(),
+            ..Default::default()
+        };
+        let with_meta =
+            Partition { meta: PartitionMeta { catalog_id: Some("1".into()), creation_time: Some(5) }, ..base.clone() };
+        let changes: [fn(&mut Partition); 7] = [
+            |p| p.database_name.push('x'),
+            |p| p.table_name.push('x'),
+            |p| p.values.push("2".into()),
+            |p| p.last_access_time = Some(1),
+            |p| p.storage_descriptor = Some(StorageDescriptor::default()),
+            |p| {
+                p.parameters.insert("k2".into(), "v".into());
+            },
+            |p| p.last_analyzed_time = Some(1),
+        ];
+        assert!(with_meta.writable_eq(&base) && base.writable_eq(&with_meta));
+        assert_eq!(with_meta.writable() == base.writable(), with_meta.writable_eq(&base));
+        for change in changes {
+            let mut other = base.clone();
+            change(&mut other);
+            assert!(!other.writable_eq(&base), "{other:?}");
+            assert_eq!(other.writable() == base.writable(), other.writable_eq(&base));
         }
     }
 }

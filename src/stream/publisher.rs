@@ -221,6 +221,12 @@ impl Publisher {
         self.state().recorded.iter().collect()
     }
 
+    /// Whether the last record published for `key` (by this process, or remembered from the
+    /// archive) is an upsert: the object is live as far as the stream knows.
+    pub fn has_live(&self, key: &ObjectKey) -> bool {
+        self.state().recorded.get(key).is_some_and(|r| r.hash.is_some())
+    }
+
     /// Remembers what an earlier run published (rebuilt from the archive at start), so the first
     /// reconciliation pass finds what was deleted while nothing ran. What this run has already
     /// recorded, newer, wins.

@@ -380,7 +380,7 @@ pub(super) async fn resolve_and_publish(
     // the publisher's ordering rule settles any overlap between them.
     // Collected first: a closure over borrowed work held across the awaits would make this
     // future not `Send` for every lifetime (a compiler limitation).
-    let reads: Vec<_> = events.iter().map(|ev| resolve(resolver, kind, ev)).collect();
+    let reads: Vec<_> = events.iter().map(|ev| resolve(resolver, publisher, kind, ev)).collect();
     let resolved: Vec<Result<Resolution, CaptureError>> =
         futures::stream::iter(reads).buffered(RESOLVE_CONCURRENCY).collect().await;
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(events.len());
@@ -475,9 +475,14 @@ async fn publish_batch(
     }
 }
 
-async fn resolve(resolver: &Resolver, kind: CauseKind, event: &ParsedEvent) -> Result<Resolution, CaptureError> {
+async fn resolve(
+    resolver: &Resolver,
+    publisher: &Publisher,
+    kind: CauseKind,
+    event: &ParsedEvent,
+) -> Result<Resolution, CaptureError> {
     let cause = Cause { kind, event_id: Some(event.id.clone()) };
-    let mut resolved = resolver.resolve_split(&event.hints, &cause).await?;
+    let mut resolved = resolver.resolve_split(&event.hints, &cause, Some(publisher)).await?;
     for r in &mut resolved.records {
         r.changed_at = event.time_ms;
     }
