@@ -180,7 +180,15 @@ impl ConsumerGroup {
             (s.shard_id.clone(), after_parents)
         }));
         let tasks = self.spawn_shards(shards, &stop);
-        let report = join_shards(tasks).await;
+        let report = match &self.coordination {
+            Coordination::Leases(worker) => {
+                tokio::select! {
+                    report = join_shards(tasks) => report,
+                    never = follow_others(worker, &watermark) => match never {},
+                }
+            }
+            _ => join_shards(tasks).await,
+        };
         watermark.detach();
         report
     }
@@ -292,6 +300,18 @@ impl ConsumerGroup {
             }
         }
         Ok((run.stats, run.report, run.lag))
+    }
+}
+
+/// Under leases: the shards other workers read count by their lease rows (as the worker last
+/// listed them, every renewal interval), so a child here waits for a parent only while another
+/// worker may still hold it unapplied.
+async fn follow_others(worker: &Worker, watermark: &Watermark) -> std::convert::Infallible {
+    loop {
+        for l in worker.others() {
+            watermark.elsewhere(l.shard(), l.newest_captured_at, l.caught_up_at, l.ended());
+        }
+        tokio::time::sleep(worker.renew_interval()).await;
     }
 }
 
@@ -444,6 +464,9 @@ impl<'a> ShardRun<'a> {
         if arrival.behind == 0 {
             m::replication_lag(&self.target, self.id, 0.0);
             self.watermark.caught_up(self.id, arrival.read_at);
+            if let Coordination::Leases(worker) = &self.group.coordination {
+                worker.caught_up(self.id, arrival.read_at);
+            }
         }
     }
 

@@ -19,6 +19,11 @@
 //! objects of its kind (databases, then tables), so a child never gives up on a parent that a
 //! blocked batch of another shard has read but not yet written.
 //!
+//! Under leases a shard another worker reads counts by what that worker wrote in its lease row
+//! (the newest capture time it applied, when it was last caught up): what it has applied is in
+//! the target, so a child here waits no longer for it. Without that, a child whose parent never
+//! comes waited for ever, and its shard with it.
+//!
 //! Without a consumer group (a dead-letter replay, a dry run) nothing reports progress: the
 //! watermark is detached and the applier falls back to waiting at most `grace`.
 
@@ -43,6 +48,9 @@ struct ShardMark {
     caught_up_at: Option<i64>,
     /// Parents (database and table upserts) in the batch being applied, not yet written.
     pending: HashSet<ObjectKey>,
+    /// What another worker applied of it (newest capture time, caught up at), from its lease
+    /// row: in the target already, whoever reads the shard now.
+    elsewhere: (Option<i64>, Option<i64>),
 }
 
 impl ShardMark {
@@ -53,9 +61,10 @@ impl ShardMark {
         if self.done {
             return true;
         }
-        !self.opening
-            && (self.newest.is_some_and(|n| n >= t)
-                || self.caught_up_at.is_some_and(|c| c >= t.saturating_add(grace_ms)))
+        let past = |(newest, caught_up_at): (Option<i64>, Option<i64>)| {
+            newest.is_some_and(|n| n >= t) || caught_up_at.is_some_and(|c| c >= t.saturating_add(grace_ms))
+        };
+        past(self.elsewhere) || (!self.opening && past((self.newest, self.caught_up_at)))
     }
 }
 
@@ -153,6 +162,15 @@ impl Watermark {
             m.newest = None;
             m.caught_up_at = None;
             m.pending.clear();
+        });
+    }
+
+    /// Another worker's lease row of the shard: the newest capture time it applied, when it was
+    /// last caught up, and whether the shard is read to its end.
+    pub fn elsewhere(&self, shard: &str, newest: Option<i64>, caught_up_at: Option<i64>, ended: bool) {
+        self.update(shard, |m| {
+            m.elsewhere = (m.elsewhere.0.max(newest), m.elsewhere.1.max(caught_up_at));
+            m.done |= ended;
         });
     }
 
@@ -261,6 +279,31 @@ mod tests {
         w.batch_read("b", Some(5_000), HashSet::from([db("d")]));
         w.batch_done("b");
         assert_eq!(w.verdict(&db("d"), 2_000, GRACE), Verdict::Passed);
+    }
+
+    #[test]
+    fn a_shard_another_worker_reads_counts_by_what_its_lease_row_says_was_applied() {
+        let w = Watermark::default();
+        w.attach([("mine".to_string(), false), ("theirs".to_string(), false)]);
+        w.opened("mine");
+        w.batch_read("mine", Some(10_000), HashSet::new());
+        assert_eq!(w.verdict(&db("d"), 5_000, GRACE), Verdict::Wait, "nothing known of theirs");
+        w.elsewhere("theirs", Some(4_999), None, false);
+        assert_eq!(w.verdict(&db("d"), 5_000, GRACE), Verdict::Wait, "applied up to before the child");
+        w.elsewhere("theirs", None, Some(5_000 + 30_000), false);
+        assert_eq!(w.verdict(&db("d"), 5_000, GRACE), Verdict::Passed, "idle there since, a grace after");
+        assert_eq!(w.verdict(&db("d"), 6_000, GRACE), Verdict::Wait);
+        w.elsewhere("theirs", Some(6_000), None, false);
+        assert_eq!(w.verdict(&db("d"), 6_000, GRACE), Verdict::Passed, "what it applied only grows");
+        // Taken here with a batch holding the parent: pending wins.
+        w.opened("theirs");
+        w.batch_read("theirs", Some(7_000), HashSet::from([db("d")]));
+        assert_eq!(w.verdict(&db("d"), 6_000, GRACE), Verdict::Wait);
+        w.elsewhere("other", None, None, true);
+        let w = Watermark::default();
+        w.attach([("a".to_string(), false)]);
+        w.elsewhere("a", None, None, true);
+        assert_eq!(w.verdict(&db("d"), 1, GRACE), Verdict::Passed, "read to its end elsewhere");
     }
 
     #[test]

@@ -29,6 +29,7 @@ const ENDING_HASH_KEY: &str = "endingHashKey";
 const CHECKPOINT_AT: &str = "lakelogCheckpointAt";
 const RECORDS: &str = "lakelogRecords";
 const NEWEST_CAPTURED_AT: &str = "lakelogNewestCapturedAt";
+const CAUGHT_UP_AT: &str = "lakelogCaughtUpAt";
 
 /// The lease table.
 #[derive(Debug, Clone)]
@@ -76,6 +77,9 @@ fn to_item(l: &Lease) -> Item {
     if let Some(at) = l.newest_captured_at {
         item.insert(NEWEST_CAPTURED_AT.into(), n(at));
     }
+    if let Some(at) = l.caught_up_at {
+        item.insert(CAUGHT_UP_AT.into(), n(at));
+    }
     item
 }
 
@@ -106,6 +110,7 @@ fn from_item(item: &Item) -> Result<Lease, String> {
         checkpoint_at: number(CHECKPOINT_AT)?.map(|v| v as i64),
         records: unsigned(RECORDS)?,
         newest_captured_at: number(NEWEST_CAPTURED_AT)?.map(|v| v as i64),
+        caught_up_at: number(CAUGHT_UP_AT)?.map(|v| v as i64),
     })
 }
 
@@ -242,6 +247,7 @@ mod tests {
             checkpoint_at: Some(1_700_000_000_000),
             records: 12,
             newest_captured_at: None,
+            caught_up_at: Some(1_700_000_000_500),
         };
         let item = to_item(&lease);
         for k in [KEY, OWNER, COUNTER, CHECKPOINT, CHECKPOINT_SUB, OWNER_SWITCHES, PARENTS, STARTING_HASH_KEY] {

@@ -60,6 +60,10 @@ pub struct Lease {
     pub records: u64,
     /// Capture time of the newest change applied (epoch ms; `lakelogNewestCapturedAt`).
     pub newest_captured_at: Option<i64>,
+    /// When the owner last found the shard caught up (an empty read at its tip, everything
+    /// before it applied; epoch ms; `lakelogCaughtUpAt`), written with renewals: how other
+    /// workers know an idle shard holds no parent they wait for.
+    pub caught_up_at: Option<i64>,
 }
 
 impl Lease {

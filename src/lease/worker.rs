@@ -54,6 +54,10 @@ struct State {
     held: HashMap<String, Held>,
     /// Every lease's counter as last seen, and since when (by this worker's clock), by shard.
     seen: HashMap<String, (u64, Instant)>,
+    /// Every row as last listed (other workers' progress, for the group's watermark).
+    listed: Vec<Lease>,
+    /// When each held shard was last found caught up, not yet written to its row.
+    caught_up: HashMap<String, i64>,
 }
 
 /// What one round did (for tests and logs).
@@ -101,6 +105,11 @@ impl Worker {
         &self.group
     }
 
+    /// How often the worker renews its leases and lists the table.
+    pub fn renew_interval(&self) -> std::time::Duration {
+        self.timing.renew_interval
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // Plain maps every update leaves consistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -131,7 +140,10 @@ impl Worker {
 
     /// Gives `shard` up locally (its write was lost, or its consumer stopped on a fence).
     pub fn forget(&self, shard: &str) {
-        if self.state().held.remove(shard).is_some() {
+        let mut state = self.state();
+        state.caught_up.remove(shard);
+        if state.held.remove(shard).is_some() {
+            drop(state);
             self.changed.notify_waiters();
         }
     }
@@ -167,6 +179,7 @@ impl Worker {
             }
             _ => {
                 state.held.remove(shard);
+                state.caught_up.remove(shard);
             }
         }
         drop(state);
@@ -174,11 +187,31 @@ impl Worker {
         Ok(swap)
     }
 
-    /// The held row of `shard` with its counter moved on, or `None` when it is not held.
+    /// The held row of `shard` with its counter moved on (and the latest time its consumer
+    /// was caught up), or `None` when it is not held.
     fn next_of(&self, shard: &str) -> Option<(Lease, u64)> {
-        let held = self.state().held.get(shard).map(|h| h.lease.clone())?;
+        let state = self.state();
+        let held = state.held.get(shard).map(|h| h.lease.clone())?;
         let expected = held.counter;
-        Some((Lease { counter: expected + 1, ..held }, expected))
+        let caught_up_at = held.caught_up_at.max(state.caught_up.get(shard).copied());
+        Some((Lease { counter: expected + 1, caught_up_at, ..held }, expected))
+    }
+
+    /// The consumer of held `shard` read its tip with everything before applied, at `at`
+    /// (epoch ms): the next write of its row says so.
+    pub fn caught_up(&self, shard: &str, at: i64) {
+        let mut state = self.state();
+        if state.held.contains_key(shard) {
+            let t = state.caught_up.entry(shard.to_string()).or_insert(at);
+            *t = (*t).max(at);
+        }
+    }
+
+    /// The rows, as last listed, of the shards this worker does not hold: how far the others
+    /// have applied them.
+    pub fn others(&self) -> Vec<Lease> {
+        let state = self.state();
+        state.listed.iter().filter(|l| !state.held.contains_key(l.shard())).cloned().collect()
     }
 
     /// Writes a checkpoint into the held lease of `shard`. [`Swap::Lost`]: the lease is no
@@ -247,11 +280,13 @@ impl Worker {
     pub async fn round(&self) -> Result<Round, AwsError> {
         let mut round = Round::default();
         self.renew(&mut round).await;
+        // Listed while stopping too: a batch draining here may wait on another worker's shard.
+        let leases = self.store.list(&self.group).await?;
+        self.state().listed.clone_from(&leases);
         if !self.taking.load(Ordering::SeqCst) {
             m::leases_held(&self.group, self.held().len());
             return Ok(round);
         }
-        let leases = self.store.list(&self.group).await?;
         for lease in self.choose(&leases) {
             let shard = lease.shard().to_string();
             let from = lease.owner.clone().filter(|o| *o != self.id);
@@ -368,6 +403,9 @@ impl Worker {
         mut finished: watch::Receiver<bool>,
     ) {
         let mut rounds = 0u64;
+        // The rows are made at the first round that can list the shards (a stream created at
+        // start is not listable at once: waiting the 20 rounds took 40 s), then every 20 rounds.
+        let mut rows_made = false;
         loop {
             if *finished.borrow() {
                 break;
@@ -375,13 +413,14 @@ impl Worker {
             if *stopping.borrow() {
                 self.stop_taking();
             }
-            if rounds % 20 == 0 {
+            if !rows_made || rounds % 20 == 0 {
                 match log.list_shards().await {
-                    Ok(shards) => {
-                        if let Err(e) = self.ensure(&shards).await {
-                            warn!(group = %self.group, error = %e, "cannot create the lease rows of new shards; retrying");
+                    Ok(shards) => match self.ensure(&shards).await {
+                        Ok(()) => rows_made = !shards.is_empty(),
+                        Err(e) => {
+                            warn!(group = %self.group, error = %e, "cannot create the lease rows of new shards; retrying")
                         }
-                    }
+                    },
                     Err(e) => warn!(group = %self.group, error = %e, "cannot list the stream's shards; retrying"),
                 }
             }
@@ -476,6 +515,61 @@ mod tests {
         one_owner_each(&ws, 4);
         let switched: u64 = (0..4).map(|i| store.row(&format!("dr:s{i}")).expect("row").owner_switches).sum();
         assert_eq!(switched, 2, "two leases were taken from the busiest worker");
+    }
+
+    /// How far one worker applied its shards reaches the others through the rows: a caught-up
+    /// note goes out with the next renewal, and the other worker lists it among `others`.
+    #[tokio::test(start_paused = true)]
+    async fn a_caught_up_shard_is_written_at_the_next_renewal_and_seen_by_the_other_worker() {
+        let store = Arc::new(MemoryLeases::new());
+        let ws = workers(&store, 2).await;
+        rounds(&ws, 4).await;
+        let mine = ws[0].held();
+        assert_eq!(mine.len(), 2, "{:?}", counts(&ws));
+        ws[0].caught_up(&mine[0], 42_000);
+        ws[0].caught_up("not-held", 43_000);
+        rounds(&ws, 1).await;
+        let seen: HashMap<String, Option<i64>> =
+            ws[1].others().into_iter().map(|l| (l.shard().to_string(), l.caught_up_at)).collect();
+        assert_eq!(seen.len(), 2, "the other worker lists the two rows it does not hold");
+        assert_eq!(seen[&mine[0]], Some(42_000));
+        assert_eq!(seen[&mine[1]], None);
+        assert!(ws[1].others().iter().all(|l| !ws[1].held().contains(&l.shard().to_string())));
+    }
+
+    /// A stream created as the run starts cannot be listed at the first round: the rows are made
+    /// at the next rounds, not 20 rounds later (40 s with the default timing).
+    #[tokio::test(start_paused = true)]
+    async fn the_rows_of_a_stream_created_after_the_first_round_are_made_at_the_next_one() {
+        use crate::backend::memory::changelog::MemoryLog;
+        let store = Arc::new(MemoryLeases::new());
+        let log = Arc::new(MemoryLog::missing("s"));
+        let w = Worker::new(store.clone(), "dr", "w0", T);
+        let (_stopping_tx, stopping) = watch::channel(false);
+        let (finished_tx, finished) = watch::channel(false);
+        let task = tokio::spawn(w.clone().run(log.clone(), stopping, finished));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        log.create(2).await.expect("create");
+        tokio::time::sleep(T.renew_interval * 3).await;
+        assert_eq!(w.held().len(), 2, "leases taken within three rounds of the stream's creation");
+        let _ = finished_tx.send(true);
+        task.await.expect("worker task");
+    }
+
+    /// A worker that stops taking leases still lists the table: a batch it drains may wait on
+    /// what another worker applied.
+    #[tokio::test(start_paused = true)]
+    async fn a_stopping_worker_still_sees_what_the_others_applied() {
+        let store = Arc::new(MemoryLeases::new());
+        let ws = workers(&store, 2).await;
+        rounds(&ws, 4).await;
+        ws[0].stop_taking();
+        let theirs = ws[1].held();
+        ws[1].caught_up(&theirs[0], 7_000);
+        ws[1].round().await.expect("renews, writing the note");
+        ws[0].round().await.expect("lists, taking nothing");
+        let seen: Vec<Option<i64>> = ws[0].others().iter().map(|l| l.caught_up_at).collect();
+        assert!(seen.contains(&Some(7_000)), "{seen:?}");
     }
 
     /// Two workers took two leases each before a third started: it still gets one.

@@ -18,27 +18,27 @@ use crate::emulator::Emulator;
 use crate::{config, Names, ACCOUNT, SOURCE_REGION};
 
 /// Hash keys at the two ends of the key space: the first and the second of two shards.
-const SHARD_A: &str = "0";
-const SHARD_B: &str = "340282366920938463463374607431768211455";
+pub(crate) const SHARD_A: &str = "0";
+pub(crate) const SHARD_B: &str = "340282366920938463463374607431768211455";
 
 fn origin() -> Origin {
     Origin { account: ACCOUNT.into(), region: SOURCE_REGION.into(), catalog_id: ACCOUNT.into() }
 }
 
-fn record(state: CatalogObject, captured_at: i64) -> ChangeRecord {
+pub(crate) fn record(state: CatalogObject, captured_at: i64) -> ChangeRecord {
     ChangeRecord::upsert(state, &origin(), Cause { kind: CauseKind::Snapshot, event_id: None }, captured_at)
 }
 
-fn database(name: &str) -> CatalogObject {
+pub(crate) fn database(name: &str) -> CatalogObject {
     CatalogObject::Database(Database { name: name.into(), ..Default::default() })
 }
 
-fn table(db: &str, name: &str) -> CatalogObject {
+pub(crate) fn table(db: &str, name: &str) -> CatalogObject {
     CatalogObject::Table(Table { database_name: db.into(), name: name.into(), ..Default::default() })
 }
 
 /// Puts each record as its own frame on the shard owning `hash_key`, in order.
-async fn put(pipeline: &Pipeline, hash_key: &str, records: &[ChangeRecord]) {
+pub(crate) async fn put(pipeline: &Pipeline, hash_key: &str, records: &[ChangeRecord]) {
     for r in records {
         let entry = LogEntry {
             partition_key: r.key.stream_partition_key(),

@@ -99,7 +99,8 @@ impl Worker {
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
-                panic!("lakelog run did not exit within {limit:?} of SIGTERM");
+                self.drain_logs();
+                panic!("lakelog run did not exit within {limit:?} of SIGTERM; it logged:\n{}", self.seen.join("\n"));
             }
             std::thread::sleep(Duration::from_millis(100));
         };
@@ -364,4 +365,71 @@ async fn serial_a_worker_paused_past_its_lease_makes_no_write_under_it_after_wak
         "the woken worker noticed it lost its leases:\n{}",
         logs[before_wake..].join("\n")
     );
+}
+
+/// Under leases a child waits for a parent on a shard another worker reads only while that
+/// worker may still hold it: its lease row says how far it applied. Two workers, one shard each;
+/// a table whose database never comes, on one shard, and later records on the other. Before, a
+/// shard another worker read counted as holding anything, and the table (with its shard behind
+/// it) waited for ever; the wait bound here is 600 s, so the dead letter can only come from the
+/// other worker's row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serial_a_child_whose_parent_never_comes_is_dead_lettered_when_the_other_workers_shard_is_past_it() {
+    use crate::dependency::{database, put, record, table, SHARD_A, SHARD_B};
+    let emu = Emulator::start();
+    let name = "lease-orphan";
+    let (_eb, _sqs, queue) = route(&emu, name).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("pipeline.yaml");
+    let yaml = leases_config(&emu, name, &queue)
+        .replace("  shards: 4\n", "  shards: 2\n")
+        .replace("dependency_wait_seconds: 30", "dependency_wait_seconds: 600");
+    std::fs::write(&path, &yaml).expect("write config");
+    let mut workers: Vec<Worker> = (0..2).map(|_| Worker::spawn(&path, "info,lakelog::apply=debug")).collect();
+    for w in &mut workers {
+        w.wait_started();
+    }
+    let mut seen = Monotonic::default();
+    until(&emu, name, "dr", &mut seen, Duration::from_secs(120), |r| {
+        r.len() == 2 && r[0].owner.is_some() && r[1].owner.is_some() && r[0].owner != r[1].owner
+    })
+    .await;
+
+    let cfg = lakelog::config::PipelineConfig::from_yaml(&yaml, "test").expect("config");
+    let pipeline = lakelog::connect::Pipeline::connect(cfg).await.expect("connect");
+    let prefix = crate::Names::new(name).prefix;
+    let t0 = lakelog::model::now_millis();
+    put(&pipeline, SHARD_A, &[record(table(&format!("{prefix}_gone"), "orphan"), t0)]).await;
+    let later: Vec<_> = (0..3).map(|i| record(database(&format!("{prefix}_later_{i}")), t0 + 1 + i)).collect();
+    put(&pipeline, SHARD_B, &later).await;
+
+    let letters = lakelog::state::deadletter::DeadLetterStore::new(pipeline.state.clone());
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let parked = loop {
+        let l = letters.list("dr").await.expect("list");
+        if !l.is_empty() || Instant::now() > deadline {
+            break l;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    if parked.is_empty() {
+        let logs: Vec<String> = workers
+            .iter_mut()
+            .map(|w| {
+                w.drain_logs();
+                w.seen.join("\n")
+            })
+            .collect();
+        panic!(
+            "the orphan table is dead-lettered, well before the 600 s bound; the workers logged:\n{}",
+            logs.join("\n---\n")
+        );
+    }
+    for w in workers {
+        w.terminate(Duration::from_secs(60));
+    }
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(parked[0].1.reason.contains("read past"), "{}", parked[0].1.reason);
+    let target = crate::CatalogDump::read(&emu, crate::TARGET_REGION, &prefix).await;
+    assert_eq!(target.databases.len(), 3, "the other shard's records are applied: {target:?}");
 }
