@@ -260,7 +260,9 @@ mod tests {
             updated_at: Some(1_700_000_001_000),
         };
         let item = to_item(&lease);
-        for k in [KEY, OWNER, COUNTER, CHECKPOINT, CHECKPOINT_SUB, OWNER_SWITCHES, PARENTS, STARTING_HASH_KEY, UPDATED_AT] {
+        for k in
+            [KEY, OWNER, COUNTER, CHECKPOINT, CHECKPOINT_SUB, OWNER_SWITCHES, PARENTS, STARTING_HASH_KEY, UPDATED_AT]
+        {
             assert!(item.contains_key(k), "{k} missing");
         }
         assert!(!item.contains_key(CHILDREN), "an empty set is no attribute");

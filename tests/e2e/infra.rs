@@ -139,7 +139,8 @@ fn the_lease_table_its_policies_and_the_adapters_calls_agree() {
     // Two tasks, configured for leases (the table reaches pipeline.yaml as LAKELOG_LEASE_TABLE).
     assert!(r["Service"]["Properties"]["DesiredCount"].as_u64() >= Some(2), "the service runs two workers");
     let env = r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"].as_sequence().expect("env");
-    let lease_env = env.iter().find(|e| e["Name"].as_str() == Some("LAKELOG_LEASE_TABLE")).expect("LAKELOG_LEASE_TABLE");
+    let lease_env =
+        env.iter().find(|e| e["Name"].as_str() == Some("LAKELOG_LEASE_TABLE")).expect("LAKELOG_LEASE_TABLE");
     assert_eq!(intrinsic(&lease_env["Value"]), "!Ref LeaseTable");
     let readme = std::fs::read_to_string(root().join("infra/README.md")).expect("README");
     assert!(
@@ -153,9 +154,18 @@ fn the_lease_table_its_policies_and_the_adapters_calls_agree() {
         serde_json::from_str(&std::fs::read_to_string(root().join("infra/iam").join(f)).expect("read")).expect("JSON")
     };
     let of = |d: &serde_json::Value| -> BTreeSet<String> {
-        d["Statement"].as_array().into_iter().flatten().flat_map(actions).filter(|a| a.starts_with("dynamodb:")).collect()
+        d["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(actions)
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect()
     };
     assert_eq!(of(&doc("lease-table.json")), granted);
     let operator = of(&doc("operator-read.json"));
-    assert!(!operator.is_empty() && operator.is_subset(&granted) && !operator.contains("dynamodb:PutItem"), "{operator:?}");
+    assert!(
+        !operator.is_empty() && operator.is_subset(&granted) && !operator.contains("dynamodb:PutItem"),
+        "{operator:?}"
+    );
 }

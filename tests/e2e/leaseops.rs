@@ -146,8 +146,12 @@ async fn a_lease_worker_renders_the_lease_metrics_and_status_lists_each_lease() 
     let report: Value = serde_json::from_str(&status(&path, true)).expect("status JSON");
     let c = &report["coordination"];
     assert_eq!(c["mode"], "single", "{c}");
-    let locks: Vec<(&str, &str)> =
-        c["locks"].as_array().expect("locks").iter().map(|l| (l["group"].as_str().unwrap(), l["state"].as_str().unwrap())).collect();
+    let locks: Vec<(&str, &str)> = c["locks"]
+        .as_array()
+        .expect("locks")
+        .iter()
+        .map(|l| (l["group"].as_str().unwrap(), l["state"].as_str().unwrap()))
+        .collect();
     assert_eq!(locks, [("dr", "free"), ("archive.segments", "free")], "never taken in single mode: {c}");
     let text = status(&path, false);
     assert!(text.contains("coordination: single process") && text.contains("lock dr: free"), "{text}");

@@ -178,7 +178,8 @@ fn table_location(pipeline: &Pipeline) -> String {
 async fn list(store: &dyn LeaseStore, groups: &[String]) -> Result<Vec<Lease>, StatusError> {
     let mut rows = Vec::new();
     for g in groups {
-        let mut of = store.list(g).await.map_err(|source| StatusError::Leases { location: store.location(), source })?;
+        let mut of =
+            store.list(g).await.map_err(|source| StatusError::Leases { location: store.location(), source })?;
         of.sort_by(|a, b| a.key.cmp(&b.key));
         rows.extend(of);
     }
