@@ -321,6 +321,9 @@ impl Pipeline {
             Some(Ok(store)) => {
                 let id = c.worker_id.clone().unwrap_or_else(process_id);
                 tracing::info!(worker = %id, table = %table, "sharing the stream through the lease table");
+                for g in groups {
+                    crate::metrics::init_lease_series(g, true);
+                }
                 let workers = groups.iter().map(|g| Worker::new(store.clone(), g, &id, timing)).collect();
                 Ok(Coordinator::Leases(LeaseWorkers::start(workers, self.log.clone())))
             }

@@ -16,7 +16,8 @@ use crate::backend::lease::{Lease, LeaseStore, Swap};
 use crate::backend::retry::RetryPolicy;
 use crate::backend::{AwsError, ErrorClass};
 
-const KEY: &str = "leaseKey";
+/// The table's hash key (S): `<group>:<shardId>`; the only key attribute.
+pub const KEY: &str = "leaseKey";
 const OWNER: &str = "leaseOwner";
 const COUNTER: &str = "leaseCounter";
 const CHECKPOINT: &str = "checkpoint";
@@ -30,6 +31,15 @@ const CHECKPOINT_AT: &str = "lakelogCheckpointAt";
 const RECORDS: &str = "lakelogRecords";
 const NEWEST_CAPTURED_AT: &str = "lakelogNewestCapturedAt";
 const CAUGHT_UP_AT: &str = "lakelogCaughtUpAt";
+const UPDATED_AT: &str = "lakelogUpdatedAt";
+
+/// The DynamoDB operations this adapter sends on the lease table in AWS: its IAM policy grants
+/// exactly these (`infra/`; `tests/e2e/infra.rs` checks them against this file's calls and the
+/// policy).
+pub const ACTIONS: [&str; 4] = ["DescribeTable", "GetItem", "PutItem", "Scan"];
+/// Sent only with `state.coordination.create_table_if_missing: true` (local runs; in AWS the
+/// table comes from `infra/`), so not granted there.
+pub const LOCAL_ONLY_ACTIONS: [&str; 1] = ["CreateTable"];
 
 /// The lease table.
 #[derive(Debug, Clone)]
@@ -80,6 +90,9 @@ fn to_item(l: &Lease) -> Item {
     if let Some(at) = l.caught_up_at {
         item.insert(CAUGHT_UP_AT.into(), n(at));
     }
+    if let Some(at) = l.updated_at {
+        item.insert(UPDATED_AT.into(), n(at));
+    }
     item
 }
 
@@ -111,6 +124,7 @@ fn from_item(item: &Item) -> Result<Lease, String> {
         records: unsigned(RECORDS)?,
         newest_captured_at: number(NEWEST_CAPTURED_AT)?.map(|v| v as i64),
         caught_up_at: number(CAUGHT_UP_AT)?.map(|v| v as i64),
+        updated_at: number(UPDATED_AT)?.map(|v| v as i64),
     })
 }
 
@@ -175,11 +189,12 @@ impl DynamoLeases {
     }
 
     async fn put(&self, lease: &Lease, condition: &str, expected: Option<u64>) -> Result<Swap, AwsError> {
+        let stamped = Lease { updated_at: Some(crate::model::now_millis()), ..lease.clone() };
         let mut req = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(to_item(lease)))
+            .set_item(Some(to_item(&stamped)))
             .condition_expression(condition);
         if let Some(c) = expected {
             req = req.expression_attribute_values(":expected", n(c));
@@ -248,9 +263,12 @@ mod tests {
             records: 12,
             newest_captured_at: None,
             caught_up_at: Some(1_700_000_000_500),
+            updated_at: Some(1_700_000_001_000),
         };
         let item = to_item(&lease);
-        for k in [KEY, OWNER, COUNTER, CHECKPOINT, CHECKPOINT_SUB, OWNER_SWITCHES, PARENTS, STARTING_HASH_KEY] {
+        for k in
+            [KEY, OWNER, COUNTER, CHECKPOINT, CHECKPOINT_SUB, OWNER_SWITCHES, PARENTS, STARTING_HASH_KEY, UPDATED_AT]
+        {
             assert!(item.contains_key(k), "{k} missing");
         }
         assert!(!item.contains_key(CHILDREN), "an empty set is no attribute");

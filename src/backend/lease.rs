@@ -16,8 +16,8 @@
 //! The row is the KCL's (`leaseKey`, `leaseOwner`, `leaseCounter`, `checkpoint`,
 //! `checkpointSubSequenceNumber`, `ownerSwitchesSinceCheckpoint`, `parentShardId`,
 //! `childShardId`, `startingHashKey`/`endingHashKey`), so operators' KCL tooling reads it, plus
-//! three attributes of lakelog's own for `status` (when the checkpoint was written, records
-//! applied, newest capture time). One table holds every consumer group of a stream, the group in
+//! four attributes of lakelog's own for `status` (when the checkpoint was written, records
+//! applied, newest capture time, when the row was last written). One table holds every consumer group of a stream, the group in
 //! the key (`<group>:<shardId>`, as KCL's multi-stream mode puts the stream in it): one table
 //! to provision with on-demand billing, encryption and point-in-time recovery, one IAM resource,
 //! one scan for `status`, and no table to create at run time when a target is added.
@@ -64,6 +64,10 @@ pub struct Lease {
     /// before it applied; epoch ms; `lakelogCaughtUpAt`), written with renewals: how other
     /// workers know an idle shard holds no parent they wait for.
     pub caught_up_at: Option<i64>,
+    /// When the row was last written (epoch ms, the writer's clock; `lakelogUpdatedAt`): set by
+    /// the store on every write, read by `status` for a lease's age. `None` on rows written by
+    /// other KCL tooling. Not a condition of any write (clocks are not compared; the counter is).
+    pub updated_at: Option<i64>,
 }
 
 impl Lease {

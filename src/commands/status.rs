@@ -1,7 +1,10 @@
 //! `lakelog status`: per target and shard, where its checkpoint is, how much of the change log is
-//! waiting behind it and how old that is, and how many records are parked. Read-only; works while
-//! `lakelog run` is running or stopped, from any machine with read access to the stream and the
-//! state bucket.
+//! waiting behind it and how old that is, and how many records are parked; and how the consumer
+//! groups are coordinated ([`coordination`]: each lease, or each single-writer lock). Read-only;
+//! works while `lakelog run` is running or stopped, from any machine with read access to the
+//! stream, the state bucket and (under leases) the lease table.
+
+pub mod coordination;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,6 +21,7 @@ use crate::state::deadletter::{DeadLetter, CAPTURE_EVENTS, UNMAPPED_PRINCIPAL};
 use crate::stream::admin::list_shards;
 use crate::stream::consumer::ShardReader;
 use crate::stream::StreamError;
+use coordination::{CoordinationStatus, LeaseRows};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
@@ -25,6 +29,9 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<QueueStatus>,
     pub stream: String,
+    /// `state.coordination`: each lease (owner, checkpoint, counter, age, parents), or each
+    /// group's single-writer lock.
+    pub coordination: CoordinationStatus,
     pub targets: Vec<TargetStatus>,
     /// Events capture could not parse, parked.
     pub capture_dead_letters: usize,
@@ -123,7 +130,26 @@ pub struct ShardStatus {
     pub closed: bool,
 }
 
-/// The human report: the events queue, then per target its lag and one line per shard.
+impl ShardStatus {
+    /// A shard its lease says was read to its end (its checkpoint is `SHARD_END`).
+    fn ended(shard: &str, applied_records: u64) -> ShardStatus {
+        ShardStatus {
+            shard: shard.to_string(),
+            checkpoint: Some(crate::backend::lease::SHARD_END.to_string()),
+            checkpoint_age_seconds: None,
+            applied_records,
+            newest_applied_age_seconds: None,
+            backlog_frames: 0,
+            backlog_records: 0,
+            oldest_unapplied_age_seconds: 0.0,
+            backlog_complete: true,
+            closed: true,
+        }
+    }
+}
+
+/// The human report: the events queue, the coordination, then per target its lag and one line
+/// per shard.
 impl fmt::Display for StatusReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{s:.1}s"));
@@ -131,6 +157,7 @@ impl fmt::Display for StatusReport {
             writeln!(f, "events queue: {} waiting, {} being captured ({})", q.waiting, q.in_flight, q.queue_url)?;
         }
         writeln!(f, "change log: {}", self.stream)?;
+        write!(f, "{}", self.coordination)?;
         let a = &self.archive;
         match &a.earliest_restorable {
             Some(from) => writeln!(
@@ -199,6 +226,10 @@ pub enum StatusError {
     Queue(#[from] crate::capture::events::queue::QueueError),
     #[error("reading the archive: {0}")]
     Archive(#[from] crate::archive::ArchiveError),
+    #[error("reading the lease table {location}: {source}")]
+    Leases { location: String, source: crate::backend::AwsError },
+    #[error("reading a single-writer lock: {0}")]
+    Lock(#[from] crate::state::lock::LockError),
 }
 
 /// Kinesis records read per shard at most when measuring a backlog.
@@ -214,13 +245,28 @@ fn age(now: i64, at: i64) -> f64 {
 pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) -> Result<StatusReport, StatusError> {
     let stream = &pipeline.config.stream.name;
     let shards = list_shards(pipeline.log.as_ref()).await?;
+    let selected = pipeline.select_targets(target)?;
+    let names: Vec<String> = selected.iter().map(|t| t.config.name.clone()).collect();
+    let groups = coordination::groups(pipeline, &names, target);
+    // Under leases the checkpoints are in the lease rows, not the state bucket.
+    let leases = LeaseRows::read(pipeline, &groups).await?;
     let mut targets = Vec::new();
-    for t in pipeline.select_targets(target)? {
+    for t in selected {
         let name = t.config.name.as_str();
         let mut out = Vec::new();
         for shard in &shards {
-            let cp = pipeline.checkpoints.load(name, &shard.shard_id).await?;
-            out.push(shard_status(pipeline, &shard.shard_id, cp, scan_limit).await?);
+            let id = &shard.shard_id;
+            let cp = match &leases {
+                Some(rows) => {
+                    if let Some(records) = rows.ended(name, id) {
+                        out.push(ShardStatus::ended(id, records));
+                        continue;
+                    }
+                    rows.checkpoint(name, id)
+                }
+                None => pipeline.checkpoints.load(name, id).await?,
+            };
+            out.push(shard_status(pipeline, id, cp, scan_limit).await?);
         }
         let lag = out.iter().map(|s| s.oldest_unapplied_age_seconds).fold(0.0, f64::max);
         targets.push(TargetStatus {
@@ -235,9 +281,14 @@ pub async fn status(pipeline: &Pipeline, target: Option<&str>, scan_limit: u64) 
             shards: out,
         });
     }
+    let coordination = match leases {
+        Some(rows) => rows.finish(pipeline.config.state.coordination.renew_interval()).await?,
+        None => coordination::locks(pipeline, &groups).await?,
+    };
     Ok(StatusReport {
         events: queue_status(pipeline).await?,
         stream: stream.clone(),
+        coordination,
         targets,
         capture_dead_letters: pipeline.dead_letters.keys(CAPTURE_EVENTS).await?.len(),
         archive: archive_status(pipeline).await?,

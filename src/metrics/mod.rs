@@ -54,8 +54,9 @@ pub const LEASE_RENEW_FAILURES: &str = "lakelog_lease_renew_failures_total";
 /// Bucket bounds of [`APPLY_BATCH_DURATION`] (seconds).
 pub const APPLY_BATCH_BUCKETS: [f64; 12] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
-/// Every metric name, for tests and documentation.
-pub const ALL: [&str; 29] = [
+/// Every metric name a `lakelog run` renders in either coordination mode, for tests and
+/// documentation (with [`LEASE_ONLY`]: every name).
+pub const ALL: [&str; 30] = [
     RECORDS_CAPTURED,
     RECORDS_PUBLISHED,
     KINESIS_PUT_RETRIES,
@@ -85,7 +86,12 @@ pub const ALL: [&str; 29] = [
     ARCHIVE_TAIL_BYTES,
     ARCHIVE_EARLIEST_RESTORABLE,
     ARCHIVE_COMPACTIONS,
+    LEASE_RENEW_FAILURES,
 ];
+
+/// The metrics only a process in `state.coordination.mode: leases` renders (a single process
+/// renders [`LEASE_RENEW_FAILURES`] too: its lock's renewals).
+pub const LEASE_ONLY: [&str; 2] = [LEASES_HELD, LEASE_TAKEOVERS];
 
 /// Describes every metric (call once at start-up, after installing a recorder).
 pub fn describe() {
@@ -317,6 +323,16 @@ pub fn lease_taken_over(group: &str) {
     counter!(LEASE_TAKEOVERS, "group" => group.to_string()).increment(1);
 }
 
+/// The lease and lock series of `group` born at 0 (`leases: true` adds the lease workers' own:
+/// takeovers), so `increase()` sees their first event. `lakelog_leases_held` is set by each
+/// round of the worker instead.
+pub fn init_lease_series(group: &str, leases: bool) {
+    counter!(LEASE_RENEW_FAILURES, "group" => group.to_string()).increment(0);
+    if leases {
+        counter!(LEASE_TAKEOVERS, "group" => group.to_string()).increment(0);
+    }
+}
+
 /// A renewal (lease or lock) of `group` that failed or was lost.
 pub fn lease_renew_failed(group: &str) {
     counter!(LEASE_RENEW_FAILURES, "group" => group.to_string()).increment(1);
@@ -455,13 +471,13 @@ mod tests {
 
     #[test]
     fn every_name_follows_the_conventions() {
-        for name in ALL {
+        for name in ALL.iter().chain(&LEASE_ONLY) {
             assert!(name.starts_with("lakelog_"), "{name}");
             assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
             assert!(!name.contains("millis"), "{name}: use base units (seconds)");
         }
-        let unique: std::collections::BTreeSet<_> = ALL.iter().collect();
-        assert_eq!(unique.len(), ALL.len());
+        let unique: std::collections::BTreeSet<_> = ALL.iter().chain(&LEASE_ONLY).collect();
+        assert_eq!(unique.len(), ALL.len() + LEASE_ONLY.len());
     }
 
     /// Every outcome of an event starts at zero, so an alert on parked or retried events sees

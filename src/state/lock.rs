@@ -87,6 +87,20 @@ pub struct WriterLock {
     lost: AtomicBool,
 }
 
+/// Where the lock of `group` on `stream` lives in the state store.
+fn key_of(stream: &str, group: &str) -> String {
+    format!("locks/{stream}/{group}.json")
+}
+
+/// The lock document of `group` as stored (`None`: never taken), for `status`.
+pub async fn read(store: &SharedStore, stream: &str, group: &str) -> Result<Option<LockDoc>, LockError> {
+    let key = key_of(stream, group);
+    match load_json::<LockDoc>(&**store, &key).await {
+        Ok(doc) => Ok(doc.map(|(d, _)| d)),
+        Err(e) => Err(WriterLock::doc_error(store, &key, group, e)),
+    }
+}
+
 /// Whether the process `pid` of this host is still running (Linux: `/proc/<pid>`; elsewhere it is
 /// assumed to be, and the lock waits for its expiry).
 fn running(pid: u32) -> bool {
@@ -105,7 +119,7 @@ impl WriterLock {
         group: &str,
         timing: Timing,
     ) -> Result<Arc<WriterLock>, LockError> {
-        let key = format!("locks/{stream}/{group}.json");
+        let key = key_of(stream, group);
         let (host, pid) = (host_name(), std::process::id());
         let holder = process_id();
         // Two processes racing for a free lock: one write wins, the other reads the winner's.
@@ -259,7 +273,8 @@ fn millis(d: Duration) -> i64 {
 /// The locks of a command's consumer groups, renewed in the background until released.
 pub struct GroupLocks {
     locks: Vec<Arc<WriterLock>>,
-    keeper: Option<tokio::task::JoinHandle<()>>,
+    /// One renewing task per lock; dropped (aborted) with this.
+    keepers: tokio::task::JoinSet<()>,
     /// Kept here too, so the channel stays open when there is nothing to renew.
     _report: Arc<watch::Sender<Option<String>>>,
     lost: watch::Receiver<Option<String>>,
@@ -287,14 +302,19 @@ impl GroupLocks {
         }
         let (tx, lost) = watch::channel(None);
         let tx = Arc::new(tx);
-        let keeper = tokio::spawn(keep(locks.clone(), timing.renew_interval, tx.clone()));
-        Ok(GroupLocks { locks, keeper: Some(keeper), _report: tx, lost })
+        let mut keepers = tokio::task::JoinSet::new();
+        for l in &locks {
+            // Born at 0, so `increase()` over it sees the first failure.
+            crate::metrics::init_lease_series(&l.group, false);
+            keepers.spawn(keep(l.clone(), timing.renew_interval, tx.clone()));
+        }
+        Ok(GroupLocks { locks, keepers, _report: tx, lost })
     }
 
     /// No locks (groups that run unfenced: unit tests).
     pub fn none() -> GroupLocks {
         let (tx, lost) = watch::channel(None);
-        GroupLocks { locks: Vec::new(), keeper: None, _report: Arc::new(tx), lost }
+        GroupLocks { locks: Vec::new(), keepers: tokio::task::JoinSet::new(), _report: Arc::new(tx), lost }
     }
 
     /// The lock of `group`.
@@ -309,43 +329,53 @@ impl GroupLocks {
 
     /// Stops renewing and releases every lock (after the last checkpoint is written).
     pub async fn release(mut self) {
-        if let Some(k) = self.keeper.take() {
-            k.abort();
-        }
+        self.keepers.abort_all();
         for l in &self.locks {
             l.release().await;
         }
     }
 }
 
-impl Drop for GroupLocks {
-    fn drop(&mut self) {
-        if let Some(k) = self.keeper.take() {
-            k.abort();
-        }
-    }
-}
+/// After a failed renewal (the store's retry policy has already given up), the next attempt
+/// waits this long (or the renewal interval, if shorter): soon enough for more attempts to fit
+/// before the fence closes, not a hot loop on a permanent error.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
-/// Renews every lock each `every`; a failed renewal is retried at the next tick (the lock fences
-/// itself meanwhile), a lost lock is reported and no longer renewed.
-async fn keep(locks: Vec<Arc<WriterLock>>, every: Duration, lost: Arc<watch::Sender<Option<String>>>) {
+/// Renews one lock until it is lost (or the task is aborted at release).
+///
+/// Each lock has its own task, and a renewal is due `every` after the previous one was *sent*:
+/// the fence only closes when no renewal succeeded for `Timing::valid_for` (7 s of the 10 s lock
+/// with the defaults). Renewing the locks one after another and sleeping `every` after the whole
+/// round (as this did before) made the gap between two renewals of a lock `every` plus the
+/// latency of every lock's renewal: with three groups and a state bucket answering in about
+/// 1.5 s under heavy load, every lock fenced itself and its groups restarted from their
+/// checkpoints, though nobody else wanted them. Likewise a failed renewal waited a whole
+/// interval before its next attempt, and one that failed slowly used the whole margin.
+async fn keep(lock: Arc<WriterLock>, every: Duration, lost: Arc<watch::Sender<Option<String>>>) {
+    // Acquired just now.
+    let mut due = Instant::now() + every;
     loop {
-        tokio::time::sleep(every).await;
-        for l in &locks {
-            if l.lost() {
-                continue;
+        tokio::time::sleep_until(due).await;
+        let sent = Instant::now();
+        match lock.renew().await {
+            Ok(()) => {
+                let took = sent.elapsed();
+                if took > every {
+                    warn!(group = %lock.group, seconds = took.as_secs_f64(), "renewing the single-writer lock took longer than state.coordination.renew_interval; the state bucket is slow");
+                }
+                // Already past when the renewal took longer than the interval: at once.
+                due = sent + every;
             }
-            match l.renew().await {
-                Ok(()) => {}
-                Err(e @ LockError::Lost { .. }) => {
-                    tracing::error!(group = %l.group, error = %e, "lost the single-writer lock");
-                    crate::metrics::lease_renew_failed(&l.group);
-                    let _ = lost.send(Some(e.to_string()));
-                }
-                Err(e) => {
-                    warn!(group = %l.group, error = %e, "cannot renew the single-writer lock; retrying");
-                    crate::metrics::lease_renew_failed(&l.group);
-                }
+            Err(e @ LockError::Lost { .. }) => {
+                tracing::error!(group = %lock.group, error = %e, "lost the single-writer lock");
+                crate::metrics::lease_renew_failed(&lock.group);
+                let _ = lost.send(Some(e.to_string()));
+                return;
+            }
+            Err(e) => {
+                warn!(group = %lock.group, error = %e, "cannot renew the single-writer lock; retrying");
+                crate::metrics::lease_renew_failed(&lock.group);
+                due = Instant::now() + RETRY_AFTER_FAILURE.min(every);
             }
         }
     }
@@ -355,6 +385,7 @@ async fn keep(locks: Vec<Arc<WriterLock>>, every: Duration, lost: Arc<watch::Sen
 mod tests {
     use super::*;
     use crate::backend::memory::state::MemoryStore;
+    use crate::backend::state::{ListPage, StateStore, Stored};
 
     const T: Timing = Timing { lease_duration: Duration::from_secs(10), renew_interval: Duration::from_secs(3) };
 
@@ -385,6 +416,123 @@ mod tests {
         assert!(!second.holds("any"));
         WriterLock::acquire(store.clone(), "s", "dr", T).await.expect("a released lock is free");
         WriterLock::acquire(store.clone(), "s", "archive.segments", T).await.expect("another group's lock is its own");
+    }
+
+    /// The state bucket under load: conditional writes (renewals) of keys under `prefix` answer
+    /// after `delay`; the next `fail` of them fail, after `fail_delay` more (the store's retries
+    /// used up).
+    #[derive(Debug, Default)]
+    struct Slow {
+        inner: MemoryStore,
+        prefix: String,
+        delay: Duration,
+        fail: std::sync::atomic::AtomicU32,
+        fail_delay: Duration,
+    }
+
+    #[async_trait::async_trait]
+    impl StateStore for Slow {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        async fn get(&self, key: &str) -> Result<Option<Stored>, AwsError> {
+            self.inner.get(key).await
+        }
+        async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<String, AwsError> {
+            self.inner.put(key, bytes).await
+        }
+        async fn put_if_absent(&self, key: &str, bytes: Vec<u8>) -> Result<PutOutcome, AwsError> {
+            self.inner.put_if_absent(key, bytes).await
+        }
+        async fn put_if_match(&self, key: &str, bytes: Vec<u8>, version: &str) -> Result<PutOutcome, AwsError> {
+            if key.starts_with(&self.prefix) {
+                tokio::time::sleep(self.delay).await;
+                let failing = self.fail.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+                if failing.is_ok() {
+                    tokio::time::sleep(self.fail_delay).await;
+                    return Err(AwsError {
+                        service: "memory",
+                        operation: "put",
+                        class: crate::backend::ErrorClass::Retryable,
+                        code: None,
+                        message: "slow, then failed".into(),
+                    });
+                }
+            }
+            self.inner.put_if_match(key, bytes, version).await
+        }
+        async fn list(&self, prefix: &str, after: Option<&str>) -> Result<ListPage, AwsError> {
+            self.inner.list(prefix, after).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), AwsError> {
+            self.inner.delete(key).await
+        }
+    }
+
+    /// Steps through `seconds` of (paused) time in 100 ms steps; every lock must hold throughout.
+    async fn hold_throughout(locks: &GroupLocks, groups: &[String], seconds: u64) {
+        for step in 0..seconds * 10 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for g in groups {
+                let lock = locks.of(g).expect("lock");
+                assert!(lock.holds("x"), "{g} fenced itself at {:.1}s though nobody else wants it", step as f64 / 10.0);
+            }
+        }
+        assert!(locks.lost().borrow().is_none());
+    }
+
+    fn groups() -> Vec<String> {
+        ["dr", "dr2", "archive.segments"].map(String::from).to_vec()
+    }
+
+    /// Every renewal takes 1.5 s (the state bucket is slow for everyone): each lock's own
+    /// latency is far within its 7 s margin, so none fences itself. (Renewed one after another,
+    /// with the interval slept after the round, the third lock's renewal landed 7.5 s after the
+    /// last one: fenced.)
+    #[tokio::test(start_paused = true)]
+    async fn slow_renewals_do_not_add_up_to_fence_a_lock() {
+        let slow = Slow { prefix: "locks/".into(), delay: Duration::from_millis(1500), ..Default::default() };
+        let store: SharedStore = Arc::new(slow);
+        let locks = GroupLocks::acquire(&store, "s", &groups(), T).await.expect("locks");
+        hold_throughout(&locks, &groups(), 40).await;
+        locks.release().await;
+    }
+
+    /// A renewal fails after 2.5 s (retries used up): retried a second later, not a whole
+    /// interval later, it lands within the lock's validity and no lock fences.
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_that_fails_slowly_is_retried_before_the_lock_fences() {
+        let slow = Slow { prefix: "locks/s/dr.".into(), fail_delay: Duration::from_millis(2500), ..Default::default() };
+        slow.fail.store(1, Ordering::SeqCst);
+        let store: SharedStore = Arc::new(slow);
+        let locks = GroupLocks::acquire(&store, "s", &groups(), T).await.expect("locks");
+        hold_throughout(&locks, &groups(), 20).await;
+        locks.release().await;
+    }
+
+    /// Failing for good: fenced once the validity of the last renewal is over, but the lock is
+    /// not reported lost (it may still come back); taken by another process, it is.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_lock_taken_by_another_process_is_lost() {
+        let slow = Slow { prefix: "locks/".into(), delay: Duration::from_millis(10), ..Default::default() };
+        slow.fail.store(u32::MAX, Ordering::SeqCst);
+        let store: Arc<Slow> = Arc::new(slow);
+        let shared: SharedStore = store.clone();
+        let groups = vec!["dr".to_string()];
+        let locks = GroupLocks::acquire(&shared, "s", &groups, T).await.expect("locks");
+        let lock = locks.of("dr").expect("lock");
+        tokio::time::sleep(T.valid_for() + Duration::from_millis(100)).await;
+        assert!(!lock.holds("x"), "no renewal for the lock's validity: fenced");
+        assert!(locks.lost().borrow().is_none(), "fenced, not lost");
+        store.fail.store(0, Ordering::SeqCst);
+        tokio::time::sleep(T.renew_interval).await;
+        assert!(lock.holds("x"), "a renewal that lands again holds again");
+        let key = "locks/s/dr.json";
+        let doc: LockDoc = serde_json::from_slice(&store.inner.get(key).await.unwrap().unwrap().bytes).unwrap();
+        store.inner.put(key, other_host(&doc)).await.unwrap();
+        tokio::time::sleep(T.renew_interval * 2).await;
+        assert!(locks.lost().borrow().is_some(), "taken over: lost");
+        assert!(!lock.holds("x"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -66,3 +66,106 @@ fn iam_policies_are_json_without_wildcard_actions() {
         }
     }
 }
+
+/// The `!Tag value` of a CloudFormation intrinsic, as text (`!GetAtt LeaseTable.Arn`).
+fn intrinsic(v: &serde_yaml_ng::Value) -> String {
+    match v {
+        serde_yaml_ng::Value::Tagged(t) => format!("{} {}", t.tag, t.value.as_str().unwrap_or_default()),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The actions of an IAM statement (a string or a list).
+fn actions(statement: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    match &statement["Action"] {
+        serde_json::Value::String(a) => [a.clone()].into(),
+        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        _ => Default::default(),
+    }
+}
+
+/// The DynamoDB operations the lease adapter sends (its `send("dynamodb", "<Operation>", …)`).
+fn adapter_calls() -> std::collections::BTreeSet<String> {
+    let code = std::fs::read_to_string(root().join("src/aws/dynamodb.rs")).expect("read the adapter");
+    code.split("send(\"dynamodb\", \"").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_string).collect()
+}
+
+/// The lease table as the template provisions it, the IAM granted on it, and the DynamoDB calls
+/// of `src/aws/dynamodb.rs` cannot drift apart: every call the adapter makes is granted on the
+/// table (and nothing else), except the local-only CreateTable; the key schema is the adapter's.
+#[test]
+fn the_lease_table_its_policies_and_the_adapters_calls_agree() {
+    use lakelog::aws::dynamodb::{ACTIONS, KEY, LOCAL_ONLY_ACTIONS};
+    use std::collections::BTreeSet;
+    let calls = adapter_calls();
+    let declared: BTreeSet<String> = ACTIONS.iter().chain(&LOCAL_ONLY_ACTIONS).map(|a| a.to_string()).collect();
+    assert_eq!(calls, declared, "src/aws/dynamodb.rs calls other operations than its ACTIONS + LOCAL_ONLY_ACTIONS");
+    let granted: BTreeSet<String> = ACTIONS.iter().map(|a| format!("dynamodb:{a}")).collect();
+
+    let text = std::fs::read_to_string(root().join("infra/cloudformation/lakelog.yaml")).expect("template");
+    let t: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("the template is YAML");
+    let r = &t["Resources"];
+    let table = &r["LeaseTable"];
+    assert_eq!(table["Type"].as_str(), Some("AWS::DynamoDB::Table"));
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"), "on-demand");
+    assert_eq!(p["SSESpecification"]["SSEEnabled"].as_bool(), Some(true), "encrypted");
+    assert_eq!(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true));
+    let schema = p["KeySchema"].as_sequence().expect("KeySchema");
+    assert_eq!(schema.len(), 1, "only a hash key: {schema:?}");
+    assert_eq!((schema[0]["AttributeName"].as_str(), schema[0]["KeyType"].as_str()), (Some(KEY), Some("HASH")));
+    let attrs = p["AttributeDefinitions"].as_sequence().expect("AttributeDefinitions");
+    assert_eq!(attrs.len(), 1);
+    assert_eq!((attrs[0]["AttributeName"].as_str(), attrs[0]["AttributeType"].as_str()), (Some(KEY), Some("S")));
+
+    // Every statement of the task role that grants a DynamoDB action grants exactly the
+    // adapter's, on the table alone.
+    let mut dynamo = BTreeSet::new();
+    for policy in r["TaskRole"]["Properties"]["Policies"].as_sequence().expect("Policies") {
+        let Some(statements) = policy["PolicyDocument"]["Statement"].as_sequence() else { continue };
+        for s in statements {
+            let json: serde_json::Value = serde_json::to_value(s).unwrap_or_default();
+            let acts: BTreeSet<String> = actions(&json).into_iter().filter(|a| a.starts_with("dynamodb:")).collect();
+            if acts.is_empty() {
+                continue;
+            }
+            assert_eq!(acts, granted, "{}: not the adapter's calls", policy["PolicyName"].as_str().unwrap_or("?"));
+            assert_eq!(intrinsic(&s["Resource"]), "!GetAtt LeaseTable.Arn", "only the lease table");
+            dynamo.extend(acts);
+        }
+    }
+    assert_eq!(dynamo, granted, "the task role can use the lease table");
+
+    // Two tasks, configured for leases (the table reaches pipeline.yaml as LAKELOG_LEASE_TABLE).
+    assert!(r["Service"]["Properties"]["DesiredCount"].as_u64() >= Some(2), "the service runs two workers");
+    let env = r["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"].as_sequence().expect("env");
+    let lease_env =
+        env.iter().find(|e| e["Name"].as_str() == Some("LAKELOG_LEASE_TABLE")).expect("LAKELOG_LEASE_TABLE");
+    assert_eq!(intrinsic(&lease_env["Value"]), "!Ref LeaseTable");
+    let readme = std::fs::read_to_string(root().join("infra/README.md")).expect("README");
+    assert!(
+        readme.contains(r#"coordination: { mode: leases, table: "${LAKELOG_LEASE_TABLE}" }"#),
+        "infra/README.md shows the pipeline.yaml line that puts the service in lease mode"
+    );
+
+    // The JSON policies for running outside the stack: the workers' grants the same, the
+    // operator's a read-only subset.
+    let doc = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(root().join("infra/iam").join(f)).expect("read")).expect("JSON")
+    };
+    let of = |d: &serde_json::Value| -> BTreeSet<String> {
+        d["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(actions)
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect()
+    };
+    assert_eq!(of(&doc("lease-table.json")), granted);
+    let operator = of(&doc("operator-read.json"));
+    assert!(
+        !operator.is_empty() && operator.is_subset(&granted) && !operator.contains("dynamodb:PutItem"),
+        "{operator:?}"
+    );
+}

@@ -163,7 +163,7 @@ async fn a_second_process_on_a_single_process_config_is_refused_with_exit_code_2
 }
 
 /// `run_config` for several workers: 4 shards, leases in a table of its own, short timings.
-fn leases_config(emu: &Emulator, name: &str, queue: &str) -> String {
+pub(crate) fn leases_config(emu: &Emulator, name: &str, queue: &str) -> String {
     run_config(emu, name, queue, 3600).replace("  shards: 2\n", "  shards: 4\n").replacen(
         "  create_bucket_if_missing: true\n",
         "  create_bucket_if_missing: true\n  coordination: { mode: leases, create_table_if_missing: true, lease_duration: 6s, renew_interval: 2s }\n",

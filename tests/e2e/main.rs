@@ -14,6 +14,7 @@ mod infra;
 mod keys;
 mod lakeformation;
 mod lease;
+mod leaseops;
 mod ops;
 mod restart;
 mod rewrite;

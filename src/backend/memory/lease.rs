@@ -53,6 +53,11 @@ impl MemoryLeases {
     }
 }
 
+/// The row as written: stamped with the write's time, as DynamoDB's adapter does.
+fn stamped(lease: &Lease) -> Lease {
+    Lease { updated_at: Some(crate::model::now_millis()), ..lease.clone() }
+}
+
 #[async_trait]
 impl LeaseStore for MemoryLeases {
     fn location(&self) -> String {
@@ -65,7 +70,7 @@ impl LeaseStore for MemoryLeases {
         if rows.contains_key(&lease.key) {
             return Ok(Swap::Lost);
         }
-        rows.insert(lease.key.clone(), lease.clone());
+        rows.insert(lease.key.clone(), stamped(lease));
         Ok(Swap::Done)
     }
 
@@ -74,7 +79,7 @@ impl LeaseStore for MemoryLeases {
         let mut rows = self.rows();
         match rows.get_mut(&lease.key) {
             Some(row) if row.counter == expected => {
-                *row = lease.clone();
+                *row = stamped(lease);
                 Ok(Swap::Done)
             }
             _ => Ok(Swap::Lost),
