@@ -853,7 +853,10 @@ mod tests {
         let deletes = vec![
             ChangeRecord::delete(key(LfKey::DataLocation { arn: source_arn.into() }), &origin(), cause(), now_millis()),
             ChangeRecord::delete(
-                key(LfKey::Permission { principal: "p".into(), resource: LfResource::DataLocation { arn: source_arn.into() } }),
+                key(LfKey::Permission {
+                    principal: "p".into(),
+                    resource: LfResource::DataLocation { arn: source_arn.into() },
+                }),
                 &origin(),
                 cause(),
                 now_millis(),

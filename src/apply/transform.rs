@@ -195,7 +195,8 @@ impl Transform {
                     ..
                 })
                 | LfObject::OptIn(crate::model::lakeformation::OptIn {
-                    resource: LfResource::DataLocation { arn }, ..
+                    resource: LfResource::DataLocation { arn },
+                    ..
                 }) => Some(("resource.arn", arn)),
                 _ => None,
             };
@@ -774,10 +775,8 @@ mod tests {
         assert_eq!(t.rewrite_s3_arn("arn:aws:iam::111111111111:role/data"), "arn:aws:iam::111111111111:role/data");
         assert_eq!(t.rewrite_s3_arn("s3://data/a"), "s3://data/a", "a URI is not an ARN");
 
-        let location = |arn: &str| {
-            CatalogObject::LakeFormation {
-                lf: LfObject::DataLocation(DataLocation { arn: arn.into(), ..Default::default() }),
-            }
+        let location = |arn: &str| CatalogObject::LakeFormation {
+            lf: LfObject::DataLocation(DataLocation { arn: arn.into(), ..Default::default() }),
         };
         assert_eq!(t.apply(&location("arn:aws:s3:::data/lake")), location("arn:aws:s3:::data-dr/lake"));
         let grant = |arn: &str| {

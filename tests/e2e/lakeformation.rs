@@ -205,6 +205,18 @@ async fn data_locations_and_their_grants_name_the_rewritten_bucket_in_the_target
 
     let again = sync_once(&emu, name).await;
     assert_eq!(again.targets["dr"].write_calls, 0, "{:?}", again.targets["dr"].api_calls);
+
+    // --prune removes what only the target has; the rewritten location and its grant are the
+    // source's, as the target names them, and stay.
+    let pipeline = Pipeline::connect(lf_config(&emu, name, "")).await.expect("connect");
+    let opts = SyncOptions { prune: true, ..Default::default() };
+    let pruned = tokio::time::timeout(Duration::from_secs(300), sync(&pipeline, &opts))
+        .await
+        .expect("sync finished")
+        .expect("sync --prune");
+    assert_eq!(pruned.targets["dr"].write_calls, 0, "{:?}", pruned.targets["dr"].api_calls);
+    assert_eq!(target.locations_page(None).await.expect("list locations").items, registered);
+    assert_eq!(grants(&*target).await, granted);
 }
 
 /// Hash keys at the two ends of the key space: the first and the second of two shards.

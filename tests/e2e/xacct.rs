@@ -317,7 +317,8 @@ async fn lf_of(config: &PipelineConfig, target: bool) -> Arc<dyn lakelog::backen
 /// Every grant of a catalog: (principal, resource, permissions).
 async fn grants_of(lf: &dyn lakelog::backend::lakeformation::LakeFormation) -> Vec<(String, String, Vec<String>)> {
     let page = lf.permissions_page(None, None).await.expect("list permissions");
-    let mut out: Vec<_> = page.items.into_iter().map(|p| (p.principal, p.resource.to_string(), p.permissions)).collect();
+    let mut out: Vec<_> =
+        page.items.into_iter().map(|p| (p.principal, p.resource.to_string(), p.permissions)).collect();
     out.sort();
     out
 }
@@ -337,9 +338,7 @@ async fn lf_setup(emu: &Emulator, name: &str) -> LfSetup {
     use lakelog::model::lakeformation::{LfResource, Permission};
     let n = Names::new(name);
     let generated = catalog(&n.prefix, &n.data_bucket);
-    lakelog::simulate::seed::write_catalog(&*crate::catalog(emu, SOURCE_REGION).await, &generated)
-        .await
-        .expect("seed");
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(emu, SOURCE_REGION).await, &generated).await.expect("seed");
     let yaml = xacct_yaml(emu, name, ACCOUNT_MAP)
         .replace("  partition_segments: 1\n", "  partition_segments: 1\n  lakeformation: true\n");
     let config = PipelineConfig::from_yaml(&yaml, name).expect("valid config");

@@ -219,7 +219,10 @@ mod tests {
         for name in LF_EVENT_NAMES {
             assert!(!matches!(hints(name, &Map::new()), Ok(None)), "{name} is listed but has no hints");
         }
-        assert_eq!(hints("PutDataLakeSettings", &Map::new()).expect("parses"), Some(vec![Hint::LakeFormation { lf: LfKey::DataLakeSettings }]));
+        assert_eq!(
+            hints("PutDataLakeSettings", &Map::new()).expect("parses"),
+            Some(vec![Hint::LakeFormation { lf: LfKey::DataLakeSettings }])
+        );
         for name in ["GetDataLakeSettings", "ListPermissions", "StartTransaction", "GetTemporaryGlueTableCredentials"] {
             assert_eq!(hints(name, &Map::new()).expect("parses"), None, "{name}");
         }

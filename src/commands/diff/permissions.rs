@@ -118,7 +118,13 @@ mod tests {
     }
 
     fn grant(principal: &str, resource: LfResource) -> LfObject {
-        LfObject::Permission(Permission::new(principal.into(), resource, vec!["DATA_LOCATION_ACCESS".into()], vec![], None))
+        LfObject::Permission(Permission::new(
+            principal.into(),
+            resource,
+            vec!["DATA_LOCATION_ACCESS".into()],
+            vec![],
+            None,
+        ))
     }
 
     /// What a source grant must be in the target: on the rewritten location, to the mapped
