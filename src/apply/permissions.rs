@@ -26,6 +26,9 @@
 //!   read-only admins stay, and `CROSS_ACCOUNT_VERSION` is never lowered (PutDataLakeSettings
 //!   rejects a downgrade; not verified on AWS).
 //!
+//! - **S3 ARNs** (registered locations, `DataLocation` grants) are written as the target's
+//!   `location_rewrite` rules rewrite them (`Transform::lf_key`, `Transform::apply`).
+//!
 //! In a dry run nothing is written: the comparisons are made and counted.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -35,6 +38,7 @@ use tracing::warn;
 
 use super::applier::{Applier, Parent};
 use super::stats::{ApplyStats, Outcome};
+use super::transform::Transform;
 use super::ApplyError;
 use crate::backend::lakeformation::{EntryError, LakeFormation, GRANT_BATCH};
 use crate::backend::{AwsError, ErrorClass};
@@ -69,9 +73,9 @@ fn rank(rec: &ChangeRecord) -> u8 {
     }
 }
 
-/// The state a record asks for (`None`: a delete).
-fn desired(rec: &ChangeRecord) -> Option<&LfObject> {
-    match (&rec.op, &rec.state) {
+/// The state a record asks for in the target, S3 ARNs rewritten (`None`: a delete).
+fn desired(transform: &Transform, rec: &ChangeRecord) -> Option<LfObject> {
+    match (&rec.op, rec.state.as_ref().map(|s| transform.apply(s))) {
         (Op::Upsert, Some(CatalogObject::LakeFormation { lf })) => Some(lf),
         _ => None,
     }
@@ -223,8 +227,8 @@ impl Applier {
                     continue;
                 }
             };
-            let want = match desired(rec) {
-                Some(LfObject::Permission(p)) => Some(Permission { principal: target_principal.clone(), ..p.clone() }),
+            let want = match desired(&self.transform, rec) {
+                Some(LfObject::Permission(p)) => Some(Permission { principal: target_principal.clone(), ..p }),
                 Some(_) => {
                     outcomes[i] = Some(self.malformed(rec).await?);
                     wanted.push(None);
@@ -248,7 +252,7 @@ impl Applier {
             else {
                 continue;
             };
-            let have = current.get(&(target_principal, resource.clone()));
+            let have = current.get(&(target_principal, self.transform.lf_resource(resource)));
             let (grant, revoke) = match (have, &want) {
                 (Some(h), Some(w)) if h == w => (None, None),
                 (None, None) => (None, None),
@@ -386,7 +390,11 @@ impl Applier {
         present: &mut HashSet<ObjectKey>,
     ) -> Result<Outcome, ApplyError> {
         let Some(key) = rec.key.lake_formation() else { return Ok(Outcome::Unchanged) };
-        let want = desired(rec);
+        // The key and state as the target names them; `rec` stays the source's (it is what a
+        // dead letter keeps, and what a replay re-reads the source by).
+        let key = &self.transform.lf_key(key);
+        let want = desired(&self.transform, rec);
+        let want = want.as_ref();
         let dry = self.dry_run.is_some();
         // What the write came to: Ok(outcome) or the service's refusal, settled below.
         let result: Result<Outcome, AwsError> = match (key, want) {
@@ -663,8 +671,6 @@ mod tests {
     use crate::model::{now_millis, Cause, CauseKind, Database, Origin};
     use crate::state::deadletter::DeadLetterStore;
 
-    use super::super::transform::Transform;
-
     const SOURCE: &str = "111122223333";
 
     struct Setup {
@@ -674,9 +680,13 @@ mod tests {
     }
 
     fn setup(principals: PrincipalMap) -> Setup {
+        setup_in("{ name: dr, region: us-west-2 }", principals)
+    }
+
+    fn setup_in(target_yaml: &str, principals: PrincipalMap) -> Setup {
         let glue = MemoryCatalog::new(SOURCE);
         glue.put(CatalogObject::Database(Database { name: "d".into(), ..Default::default() }));
-        let config: TargetConfig = serde_yaml_ng::from_str("{ name: dr, region: us-west-2 }").expect("target config");
+        let config: TargetConfig = serde_yaml_ng::from_str(target_yaml).expect("target config");
         let mut transform = Transform::new(&config, SOURCE, "us-east-1", SOURCE).expect("transform");
         transform.principals = principals;
         let dead_letters = DeadLetterStore::new(Arc::new(MemoryStore::new()));
@@ -807,6 +817,55 @@ mod tests {
 
         s.applier.apply(vec![tags(vec![])]).await.expect("applies");
         assert!(s.lf.resource_tags("d", None).await.expect("reads").expect("exists").is_empty());
+    }
+
+    /// A registered location and a grant on it name the target's bucket, and a re-sync of the
+    /// same source records compares against those (no write); a delete finds them too.
+    #[tokio::test]
+    async fn locations_and_their_grants_are_written_under_the_rewritten_bucket() {
+        use crate::model::lakeformation::DataLocation;
+        let s = setup_in(
+            "{ name: dr, region: us-west-2, location_rewrite: [{ from: 's3://data', to: 's3://data-dr' }] }",
+            PrincipalMap::identity(),
+        );
+        let (source_arn, target_arn) = ("arn:aws:s3:::data/lake", "arn:aws:s3:::data-dr/lake");
+        let location = DataLocation { arn: source_arn.into(), ..Default::default() };
+        let records = vec![
+            ChangeRecord::upsert(
+                CatalogObject::LakeFormation { lf: LfObject::DataLocation(location) },
+                &origin(),
+                cause(),
+                now_millis(),
+            ),
+            grant("p", LfResource::DataLocation { arn: source_arn.into() }, &["DATA_LOCATION_ACCESS"]),
+        ];
+        let stats = s.applier.apply(records.clone()).await.expect("applies");
+        assert_eq!(stats.total().created, 2, "{stats:?}");
+        assert!(s.lf.describe_location(source_arn).await.expect("reads").is_none(), "the source bucket");
+        assert_eq!(s.lf.describe_location(target_arn).await.expect("reads").map(|l| l.arn), Some(target_arn.into()));
+        assert_eq!(s.lf.grants()[0].resource, LfResource::DataLocation { arn: target_arn.into() });
+
+        let before = writes(&s.lf);
+        let stats = s.applier.apply(records).await.expect("applies");
+        assert_eq!((writes(&s.lf), stats.total().unchanged), (before, 2), "{stats:?}");
+
+        let key = |lf| ObjectKey::LakeFormation { catalog: SOURCE.into(), lf };
+        let deletes = vec![
+            ChangeRecord::delete(key(LfKey::DataLocation { arn: source_arn.into() }), &origin(), cause(), now_millis()),
+            ChangeRecord::delete(
+                key(LfKey::Permission {
+                    principal: "p".into(),
+                    resource: LfResource::DataLocation { arn: source_arn.into() },
+                }),
+                &origin(),
+                cause(),
+                now_millis(),
+            ),
+        ];
+        let stats = s.applier.apply(deletes).await.expect("applies");
+        assert_eq!(stats.total().deleted, 2, "{stats:?}");
+        assert!(s.lf.grants().is_empty());
+        assert!(s.lf.describe_location(target_arn).await.expect("reads").is_none());
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!   (`s3://a/x,s3://a/y`), in the `s3://`, `s3a://` and `s3n://` schemes (a rule written
 //!   `s3://src` covers all three and keeps the scheme it finds). A rule matches at a bucket or
 //!   prefix boundary only: `s3://data` never touches `s3://data-raw/x`.
+//! - Lake Formation's S3 ARNs (`arn:aws:s3:::bucket/prefix`: registered data locations and
+//!   `DataLocation` grant resources) are rewritten by the same rules, matched on what follows
+//!   `s3:::` exactly as on what follows `s3://`, so a target never names the source bucket.
 //! - Resource links that point into the source catalog are re-pointed at the target catalog.
 //! - Read-only metadata is dropped ([`CatalogObject::writable`]).
 //!
@@ -24,10 +27,11 @@
 use std::fmt;
 
 use crate::config::{LocationRewrite, TargetConfig};
+use crate::model::lakeformation::{LfKey, LfObject, LfResource};
 use crate::model::{CatalogObject, Column, Params, StorageDescriptor};
 
 use crate::model::filter::Filter;
-use crate::model::principal::PrincipalMap;
+use crate::model::principal::{Mapped, PrincipalMap};
 
 /// URI schemes that address S3: Hadoop's `s3a` and `s3n` name the same buckets as `s3`.
 const S3_SCHEMES: [&str; 3] = ["s3a", "s3n", "s3"];
@@ -80,6 +84,13 @@ fn is_s3_scheme_before(text: &str, at: usize) -> bool {
     };
     let scheme_char = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.');
     start == 0 || !scheme_char(bytes[start - 1])
+}
+
+/// Where the bucket starts in an S3 ARN (`arn:<partition>:s3:::bucket/key`), if `arn` is one.
+fn s3_arn_bucket_at(arn: &str) -> Option<usize> {
+    let (partition, rest) = arn.strip_prefix("arn:")?.split_once(':')?;
+    let bucket = rest.strip_prefix("s3:::")?;
+    (!partition.is_empty()).then(|| arn.len() - bucket.len())
 }
 
 /// The principal map of `target`: its `principals` rules, else identity in the source's own
@@ -176,7 +187,92 @@ impl Transform {
                 found.push(at.to_string());
             }
         });
+        if let CatalogObject::LakeFormation { lf } = &object {
+            let arn = match lf {
+                LfObject::DataLocation(l) => Some(("arn", &l.arn)),
+                LfObject::Permission(crate::model::lakeformation::Permission {
+                    resource: LfResource::DataLocation { arn },
+                    ..
+                })
+                | LfObject::OptIn(crate::model::lakeformation::OptIn {
+                    resource: LfResource::DataLocation { arn },
+                    ..
+                }) => Some(("resource.arn", arn)),
+                _ => None,
+            };
+            found.extend(arn.filter(|(_, arn)| self.matching_arn(arn)).map(|(at, _)| at.to_string()));
+        }
         found
+    }
+
+    /// An S3 ARN with its bucket (or prefix) rewritten by the first matching rule; anything else
+    /// as it is.
+    pub fn rewrite_s3_arn(&self, arn: &str) -> String {
+        let Some(at) = s3_arn_bucket_at(arn) else { return arn.to_string() };
+        match self.matching_rule(&arn[at..]) {
+            Some(rule) => format!("{}{}{}", &arn[..at], rule.to, &arn[at + rule.from.len()..]),
+            None => arn.to_string(),
+        }
+    }
+
+    fn matching_arn(&self, arn: &str) -> bool {
+        s3_arn_bucket_at(arn).is_some_and(|at| self.matching_rule(&arn[at..]).is_some())
+    }
+
+    /// A Lake Formation resource as the target names it (a data location's ARN rewritten).
+    pub fn lf_resource(&self, resource: &LfResource) -> LfResource {
+        match resource {
+            LfResource::DataLocation { arn } => LfResource::DataLocation { arn: self.rewrite_s3_arn(arn) },
+            other => other.clone(),
+        }
+    }
+
+    /// A Lake Formation key as the target names it, principals left as the source names them
+    /// (the applier maps those, parking what is unmapped).
+    pub fn lf_key(&self, key: &LfKey) -> LfKey {
+        match key {
+            LfKey::Permission { principal, resource } => {
+                LfKey::Permission { principal: principal.clone(), resource: self.lf_resource(resource) }
+            }
+            LfKey::OptIn { principal, resource } => {
+                LfKey::OptIn { principal: principal.clone(), resource: self.lf_resource(resource) }
+            }
+            LfKey::DataLocation { arn } => LfKey::DataLocation { arn: self.rewrite_s3_arn(arn) },
+            other => other.clone(),
+        }
+    }
+
+    /// The key a source object has in the target: [`Transform::lf_key`] with the principal
+    /// mapped; `None` when no rule maps it (it is never granted there).
+    pub fn lf_target_key(&self, key: &LfKey) -> Option<LfKey> {
+        let mapped = |p: &str| match self.principals.map(p) {
+            Mapped::To(to) => Some(to),
+            Mapped::Unmapped { .. } => None,
+        };
+        Some(match self.lf_key(key) {
+            LfKey::Permission { principal, resource } => LfKey::Permission { principal: mapped(&principal)?, resource },
+            LfKey::OptIn { principal, resource } => LfKey::OptIn { principal: mapped(&principal)?, resource },
+            other => other,
+        })
+    }
+
+    /// A Lake Formation object as the target names it: writable, S3 ARNs rewritten, principals
+    /// left to the applier (see [`Transform::lf_key`]).
+    pub fn lf_object(&self, object: &LfObject) -> LfObject {
+        match self.apply(&CatalogObject::LakeFormation { lf: object.clone() }) {
+            CatalogObject::LakeFormation { lf } => lf,
+            // `apply` keeps an object's kind.
+            _ => object.writable(),
+        }
+    }
+
+    fn rewrite_lf(&self, object: &mut LfObject) {
+        match object {
+            LfObject::Permission(p) => p.resource = self.lf_resource(&p.resource),
+            LfObject::OptIn(o) => o.resource = self.lf_resource(&o.resource),
+            LfObject::DataLocation(l) => l.arn = self.rewrite_s3_arn(&l.arn),
+            _ => {}
+        }
     }
 
     fn matching_uri(&self, text: &str) -> bool {
@@ -219,9 +315,13 @@ impl Transform {
                 }
             }
             CatalogObject::Partition(_) => {}
-            // Principals are mapped by the applier (`apply::permissions`), never here: an
-            // unmapped one must be parked, not rewritten.
-            CatalogObject::LakeFormation { .. } => {}
+            // S3 ARNs are rewritten; principals are mapped by the applier
+            // (`apply::permissions`), never here: an unmapped one must be parked, not rewritten.
+            CatalogObject::LakeFormation { lf } => {
+                if !self.rules.is_empty() {
+                    self.rewrite_lf(lf);
+                }
+            }
         }
         out
     }
@@ -331,7 +431,7 @@ pub fn visit_locations(object: &mut CatalogObject, f: &mut Visit<'_>) {
             }
             visit_params(parameters, "parameters", None, f);
         }
-        // Registered locations are S3 ARNs, not URIs; they are replicated as they are.
+        // Lake Formation names S3 by ARN, not URI: `Transform::rewrite_s3_arn`.
         CatalogObject::LakeFormation { .. } => {}
     }
 }
@@ -659,5 +759,39 @@ mod tests {
         assert_eq!(link(Some("333333333333"), Some("eu-west-1")), (s("333333333333"), s("eu-west-1")));
         assert_eq!(link(Some("333333333333"), Some("us-east-1")), (s("333333333333"), s("us-east-1")));
         assert_eq!(link(Some("111111111111"), Some("eu-west-1")), (s("111111111111"), s("eu-west-1")));
+    }
+
+    /// Registered locations and DataLocation grants name S3 by ARN: the same rules rewrite them
+    /// (on a bucket or prefix boundary, any partition), and a target still naming the source
+    /// bucket is found.
+    #[test]
+    fn s3_arns_of_lake_formation_are_rewritten_by_the_location_rules() {
+        use crate::model::lakeformation::{DataLocation, Permission};
+        let t = transform();
+        assert_eq!(t.rewrite_s3_arn("arn:aws:s3:::data/a/b"), "arn:aws:s3:::data-dr/a/b");
+        assert_eq!(t.rewrite_s3_arn("arn:aws:s3:::data"), "arn:aws:s3:::data-dr");
+        assert_eq!(t.rewrite_s3_arn("arn:aws-cn:s3:::logs/x"), "arn:aws-cn:s3:::logs-dr/copy/x");
+        assert_eq!(t.rewrite_s3_arn("arn:aws:s3:::data-raw/a"), "arn:aws:s3:::data-raw/a");
+        assert_eq!(t.rewrite_s3_arn("arn:aws:iam::111111111111:role/data"), "arn:aws:iam::111111111111:role/data");
+        assert_eq!(t.rewrite_s3_arn("s3://data/a"), "s3://data/a", "a URI is not an ARN");
+
+        let location = |arn: &str| CatalogObject::LakeFormation {
+            lf: LfObject::DataLocation(DataLocation { arn: arn.into(), ..Default::default() }),
+        };
+        assert_eq!(t.apply(&location("arn:aws:s3:::data/lake")), location("arn:aws:s3:::data-dr/lake"));
+        let grant = |arn: &str| {
+            let resource = LfResource::DataLocation { arn: arn.into() };
+            let p = Permission::new("p".into(), resource, vec!["DATA_LOCATION_ACCESS".into()], vec![], None);
+            CatalogObject::LakeFormation { lf: LfObject::Permission(p) }
+        };
+        assert_eq!(t.apply(&grant("arn:aws:s3:::data/lake")), grant("arn:aws:s3:::data-dr/lake"));
+        let key = LfKey::DataLocation { arn: "arn:aws:s3:::data/lake".into() };
+        assert_eq!(t.lf_key(&key), LfKey::DataLocation { arn: "arn:aws:s3:::data-dr/lake".into() });
+        // Idempotent, and what still names the source bucket is named.
+        let once = t.apply(&grant("arn:aws:s3:::data/lake"));
+        assert_eq!(t.apply(&once), once);
+        assert_eq!(t.source_locations(&grant("arn:aws:s3:::data/lake")), vec!["resource.arn"]);
+        assert_eq!(t.source_locations(&location("arn:aws:s3:::data/lake")), vec!["arn"]);
+        assert!(t.source_locations(&once).is_empty());
     }
 }

@@ -16,7 +16,12 @@
 //! sides keep it), so every target object is also searched on its own: a field that still names a
 //! rewritten-from location (`location_rewrite[].from`) makes the object drift, whatever the
 //! source says, because its copy would read the source Region's data.
+//!
+//! A target that receives Lake Formation is compared on its grants, LF-tags, assignments and the
+//! rest too ([`permissions`]), after principal mapping and ARN rewrite: drift there is drift
+//! like any other (the same counts, lists and exit code).
 
+mod permissions;
 pub mod scope;
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -256,7 +261,10 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
         .map(|d| (d.name.clone(), CatalogObject::Database(d)))
         .collect();
     let names: BTreeSet<&String> = desired_dbs.keys().chain(actual_dbs.keys()).collect();
+    // The databases and tables (either side) whose LF-tags are compared.
+    let mut tagged: Vec<(String, Option<String>)> = Vec::new();
     for db in names {
+        tagged.push((db.clone(), None));
         let (want, have) = (desired_dbs.get(db), actual_dbs.get(db));
         report.compare(applier.transform(), ObjectKind::Database, db.clone(), want, have);
         // Tables of a database missing on one side are all missing (or extra) on that side.
@@ -278,6 +286,7 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
             let slot = pairs.entry(t.name.clone()).or_default();
             slot.1 = Some(t);
         }
+        tagged.extend(pairs.keys().map(|t| (db.clone(), Some(t.clone()))));
         let tables: Vec<DiffReport> =
             futures::stream::iter(pairs.into_values().map(|(s, t)| compare_table(source, dest, &applier, s, t, limit)))
                 .buffer_unordered(TABLE_CONCURRENCY)
@@ -288,8 +297,10 @@ pub async fn diff(pipeline: &Pipeline, target: &str, limit: usize) -> Result<Dif
         }
         report.keep_first(limit);
     }
+    let unmapped = permissions::compare(pipeline, handle, &applier, &tagged, &mut report).await?;
     report.keep_first(limit);
     report.not_replicated = scope.read(&*pipeline.source_extras(), limit).await;
+    report.not_replicated.extend(scope::UNMAPPED_PRINCIPAL, unmapped, limit);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -5,6 +5,10 @@
 //! *current* state in the source (or learns that it is gone) and applies that to the target, the
 //! same way capture turns an event into a record. A record that fails again is parked again with
 //! its new reason; the old entry is removed only once the replay's outcome is durable.
+//!
+//! An "unmapped principal" entry is replayed only once the target's `principals` rules map its
+//! principal: until then it stays parked as it is (same id, nothing re-read, nothing granted)
+//! and counts as still failing.
 
 use std::fmt;
 
@@ -17,8 +21,9 @@ use crate::backend::AwsError;
 use crate::capture::events::hint::Hint;
 use crate::capture::CaptureError;
 use crate::connect::{Pipeline, PipelineError};
+use crate::model::principal::Mapped;
 use crate::model::{Cause, CauseKind, ObjectKey};
-use crate::state::deadletter::{DeadLetter, CAPTURE_EVENTS};
+use crate::state::deadletter::{DeadLetter, CAPTURE_EVENTS, UNMAPPED_PRINCIPAL};
 
 /// One parked entry, as listed.
 #[derive(Debug, Clone, Serialize)]
@@ -123,12 +128,14 @@ pub struct ReplayReport {
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub planned_writes: std::collections::BTreeMap<String, Planned>,
     pub skipped: Vec<Skipped>,
+    /// Unmapped-principal entries whose principal no rule maps yet: kept parked, untouched.
+    pub still_unmapped: Vec<Skipped>,
 }
 
 impl ReplayReport {
-    /// Entries that failed again (parked again with their new reason).
+    /// Entries still failing: parked again with their new reason, or kept as still unmapped.
     pub fn failing(&self) -> u64 {
-        self.stats.total().dead_lettered
+        self.stats.total().dead_lettered + self.still_unmapped.len() as u64
     }
 }
 
@@ -147,6 +154,9 @@ impl fmt::Display for ReplayReport {
         }
         for s in &self.skipped {
             writeln!(f, "  skipped {}: {}", s.id, s.reason)?;
+        }
+        for s in &self.still_unmapped {
+            writeln!(f, "  kept parked {}: {}", s.id, s.reason)?;
         }
         Ok(())
     }
@@ -178,6 +188,16 @@ fn hint_for(key: &ObjectKey) -> Hint {
     }
 }
 
+/// Why an unmapped-principal entry cannot be replayed yet: its principal maps to none under the
+/// target's current rules (`None`: any other entry, or the principal maps now).
+fn still_unmapped(letter: &DeadLetter, principals: &crate::model::principal::PrincipalMap) -> Option<String> {
+    let principal = letter.principal.as_deref().filter(|_| letter.class == UNMAPPED_PRINCIPAL)?;
+    match principals.map(principal) {
+        Mapped::To(_) => None,
+        Mapped::Unmapped { reason } => Some(format!("still unmapped, kept parked: {reason}")),
+    }
+}
+
 /// Re-applies the parked objects of `target` from the source's current state.
 pub async fn replay(
     pipeline: &Pipeline,
@@ -188,9 +208,14 @@ pub async fn replay(
     let handle = pipeline.select_targets(Some(target))?[0];
     let entries = select(pipeline, target, ids).await?;
     let mut report = ReplayReport { target: target.to_string(), dry_run, ..Default::default() };
+    let applier = pipeline.applier(handle, dry_run)?;
     let mut hints = Vec::new();
     let mut replayable = Vec::new();
     for (key, letter) in entries {
+        if let Some(reason) = still_unmapped(&letter, &applier.transform().principals) {
+            report.still_unmapped.push(Skipped { id: id_of(&key), reason });
+            continue;
+        }
         match &letter.record {
             Some(r) => {
                 hints.push(hint_for(&r.key));
@@ -209,7 +234,6 @@ pub async fn replay(
         return Ok(report);
     }
     let records = pipeline.resolver().resolve(&hints, &Cause { kind: CauseKind::Replay, event_id: None }).await?;
-    let applier = pipeline.applier(handle, dry_run)?;
     report.stats =
         applier.apply(records).await.map_err(|source| DlqError::Apply { target: target.to_string(), source })?;
     report.replayed = replayable.len() as u64;
@@ -261,6 +285,23 @@ mod tests {
         let json = serde_json::to_value(&listing).expect("json");
         assert_eq!(json[0]["id"], "e1", "{json}");
         assert_eq!(json[0]["reason"], "the parent does not exist", "the letter is flattened: {json}");
+    }
+
+    /// Only an unmapped-principal entry whose principal the rules still map to none is kept.
+    #[test]
+    fn an_unmapped_principal_entry_is_kept_until_a_rule_maps_its_principal() {
+        use crate::model::principal::PrincipalMap;
+        use crate::model::{CatalogObject, ChangeRecord, Database, Origin};
+        let origin = Origin { account: "1".into(), region: "r".into(), catalog_id: "1".into() };
+        let db = CatalogObject::Database(Database { name: "db".into(), ..Default::default() });
+        let record = ChangeRecord::upsert(db, &origin, Cause { kind: CauseKind::Snapshot, event_id: None }, 1);
+        let role = "arn:aws:iam::444444444444:role/partner";
+        let letter = DeadLetter::unmapped_principal("dr", &record, role, "no rule".into());
+        let kept = still_unmapped(&letter, &PrincipalMap::default()).expect("no rule maps it");
+        assert!(kept.starts_with("still unmapped, kept parked: "), "{kept}");
+        assert_eq!(still_unmapped(&letter, &PrincipalMap::identity()), None, "mapped now: replayed");
+        let other = DeadLetter::for_record("dr", &record, "rejected".into(), None);
+        assert_eq!(still_unmapped(&other, &PrincipalMap::default()), None, "not an unmapped principal");
     }
 
     #[test]

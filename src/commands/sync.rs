@@ -33,6 +33,7 @@ use crate::apply::coordination::Coordinator;
 use crate::apply::dry_run::Planned;
 use crate::apply::group::{ConsumerGroup, ShardReport, StopWhen};
 use crate::apply::stats::{ApplyStats, Outcome};
+use crate::apply::transform::Transform;
 use crate::apply::ApplyError;
 use crate::archive::consumer::GROUP;
 use crate::archive::rebuild::rebuild;
@@ -316,7 +317,10 @@ pub async fn sync(pipeline: &Pipeline, opts: &SyncOptions) -> Result<SyncReport,
     // A grant only in a target is revoked with --prune, as other objects only in a target are
     // deleted: a grant the source revoked is already a delete (the archive remembers it).
     let lf_targets = match opts.prune {
-        true => targets.iter().filter_map(|t| t.lake_formation.clone().map(LfReader::new)).collect(),
+        true => appliers
+            .iter()
+            .filter_map(|(t, a)| t.lake_formation.clone().map(|lf| (LfReader::new(lf), a.transform().clone())))
+            .collect(),
         false => Vec::new(),
     };
     let scan = SourceScan { reader, filter, origin, progress: &progress, lf_targets }.run(records_tx);
@@ -363,9 +367,10 @@ struct SourceScan<'a> {
     filter: &'a Filter,
     origin: &'a Origin,
     progress: &'a Progress,
-    /// The Lake Formation of each target synced (`source.lakeformation`): what it holds that the
-    /// scan did not see becomes a delete record (see `capture::scan::lakeformation`).
-    lf_targets: Vec<LfReader>,
+    /// The Lake Formation of each target synced (`source.lakeformation`) with its transform:
+    /// what it holds that the scan did not see, as the target names it, becomes a delete record
+    /// (see `capture::scan::lakeformation`).
+    lf_targets: Vec<(LfReader, Transform)>,
 }
 
 /// What the scan saw.
@@ -387,6 +392,13 @@ impl SourceScan<'_> {
             let mut tagged = Vec::new();
             while let Some(r) = rx.recv().await {
                 keys.note(&r.key);
+                // Also as each target names it (principal mapped, S3 ARNs rewritten): a target's
+                // copy of a source object is not "only in the target".
+                if let ObjectKey::LakeFormation { catalog, lf } = &r.key {
+                    for lf in lf_targets.iter().filter_map(|(_, t)| t.lf_target_key(lf)).filter(|k| k != lf) {
+                        keys.note(&ObjectKey::LakeFormation { catalog: catalog.clone(), lf });
+                    }
+                }
                 if !lf_targets.is_empty() {
                     match &r.key {
                         ObjectKey::Database { database, .. } => tagged.push((database.clone(), None)),
@@ -403,7 +415,7 @@ impl SourceScan<'_> {
             // The scan is complete here (its sender is gone): every key it saw is noted.
             let cause = Cause { kind: CauseKind::Snapshot, event_id: None };
             let mut deletes = 0;
-            for target in &lf_targets {
+            for (target, _) in &lf_targets {
                 let seen = |k: &ObjectKey| keys.has(key_identity(k));
                 match target_deletes(target, filter, origin, &cause, &tagged, seen, &out).await {
                     Ok(n) => deletes += n,
@@ -793,7 +805,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::apply::transform::Transform;
     use crate::backend::memory::catalog::MemoryCatalog;
     use crate::backend::memory::changelog::{MemoryLog, PutFault};
     use crate::backend::memory::state::MemoryStore;

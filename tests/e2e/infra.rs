@@ -67,6 +67,58 @@ fn iam_policies_are_json_without_wildcard_actions() {
     }
 }
 
+/// The EventBridge rules of a template that send "AWS API Call via CloudTrail" events of
+/// `source`: (logical id, the rule's `detail.eventName` list, if it has one).
+fn api_call_rules(template: &str, source: &str) -> Vec<(String, Option<Vec<String>>)> {
+    let path = root().join("infra").join("cloudformation").join(template);
+    let text = std::fs::read_to_string(&path).expect("read");
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{template}: {e}"));
+    let strings = |v: &serde_yaml_ng::Value| -> Vec<String> {
+        v.as_sequence().map(|s| s.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for (id, resource) in doc["Resources"].as_mapping().expect("Resources") {
+        if resource["Type"].as_str() != Some("AWS::Events::Rule") {
+            continue;
+        }
+        let pattern = &resource["Properties"]["EventPattern"];
+        let api_calls = strings(&pattern["detail-type"]).iter().any(|d| d == "AWS API Call via CloudTrail");
+        if api_calls && strings(&pattern["source"]).iter().any(|s| s == source) {
+            let names = pattern["detail"].get("eventName").map(strings);
+            out.push((id.as_str().unwrap_or_default().to_string(), names));
+        }
+    }
+    out
+}
+
+/// The queue's Lake Formation rule forwards exactly the calls capture re-reads
+/// (`LF_EVENT_NAMES`): a call added to the code but not to the rule would never arrive, one in
+/// the rule only would fill the queue with events capture drops. The forwarding template
+/// (another Region) passes every Lake Formation API call on to that rule.
+#[test]
+fn the_lake_formation_rule_forwards_exactly_the_calls_capture_understands() {
+    use lakelog::capture::events::lakeformation::LF_EVENT_NAMES;
+    let rules = api_call_rules("lakelog.yaml", "aws.lakeformation");
+    assert_eq!(rules.len(), 1, "one Lake Formation API-call rule in lakelog.yaml: {rules:?}");
+    let (id, names) = &rules[0];
+    let mut names = names.clone().unwrap_or_else(|| panic!("{id} has no detail.eventName list"));
+    let mut code: Vec<String> = LF_EVENT_NAMES.iter().map(|s| s.to_string()).collect();
+    names.sort();
+    code.sort();
+    assert_eq!(names, code, "{id}'s eventName list and LF_EVENT_NAMES differ");
+
+    let text = std::fs::read_to_string(root().join("infra/cloudformation/lakelog.yaml")).expect("read");
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).expect("yaml");
+    let policy = serde_yaml_ng::to_string(&doc["Resources"]["EventsQueuePolicy"]).expect("yaml");
+    assert!(policy.contains(&format!("{id}.Arn")), "the queue policy does not admit {id}: {policy}");
+
+    let forwarded = api_call_rules("forwarding.yaml", "aws.lakeformation");
+    assert!(
+        matches!(&forwarded[..], [(_, None)]),
+        "forwarding.yaml passes every Lake Formation API call on (lakelog.yaml's rule filters): {forwarded:?}"
+    );
+}
+
 /// The `!Tag value` of a CloudFormation intrinsic, as text (`!GetAtt LeaseTable.Arn`).
 fn intrinsic(v: &serde_yaml_ng::Value) -> String {
     match v {

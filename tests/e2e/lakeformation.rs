@@ -173,6 +173,52 @@ async fn grants_and_tags_replicate_revokes_and_removed_tags_follow_and_a_resync_
     assert_eq!(lf_writes(&last), vec![], "{:?}", last.targets["dr"].api_calls);
 }
 
+/// A registered data location and a grant on it (both name S3 by ARN) reach the target under
+/// the bucket its `location_rewrite` names, so nothing in the target names the source bucket;
+/// a re-sync writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_locations_and_their_grants_name_the_rewritten_bucket_in_the_target() {
+    use lakelog::model::lakeformation::DataLocation;
+    let emu = Emulator::start();
+    let name = "lfloc";
+    let bucket = Names::new(name).data_bucket;
+    seed(&emu, name, 1, 1, 1).await;
+    let source = lake_formation(&emu, SOURCE_REGION).await;
+    let target = lake_formation(&emu, TARGET_REGION).await;
+    let (source_arn, target_arn) = (format!("arn:aws:s3:::{bucket}/lake"), format!("arn:aws:s3:::{bucket}-dr/lake"));
+    let location = DataLocation { arn: source_arn.clone(), ..Default::default() };
+    source.put_location(&location, false).await.expect("register");
+    let on = |arn: &str| LfResource::DataLocation { arn: arn.to_string() };
+    let access = permission(ENGINEER, on(&source_arn), &["DATA_LOCATION_ACCESS"], &[]);
+    assert!(source.grant(&[access]).await.expect("grant").is_empty());
+
+    let report = sync_once(&emu, name).await;
+    let dr = &report.targets["dr"];
+    assert_eq!(dr.stats.total().dead_lettered, 0, "{:?}", dr.stats);
+    let registered = target.locations_page(None).await.expect("list locations").items;
+    assert_eq!(registered.iter().map(|l| l.arn.as_str()).collect::<Vec<_>>(), [target_arn.as_str()]);
+    let granted = grants(&*target).await;
+    let want = (ENGINEER.to_string(), on(&target_arn).to_string(), vec!["DATA_LOCATION_ACCESS".to_string()], vec![]);
+    assert!(granted.contains(&want), "{granted:?}");
+    let named = format!("{registered:?} {granted:?}");
+    assert!(!named.contains(&format!(":::{bucket}/")), "the target names the source bucket: {named}");
+
+    let again = sync_once(&emu, name).await;
+    assert_eq!(again.targets["dr"].write_calls, 0, "{:?}", again.targets["dr"].api_calls);
+
+    // --prune removes what only the target has; the rewritten location and its grant are the
+    // source's, as the target names them, and stay.
+    let pipeline = Pipeline::connect(lf_config(&emu, name, "")).await.expect("connect");
+    let opts = SyncOptions { prune: true, ..Default::default() };
+    let pruned = tokio::time::timeout(Duration::from_secs(300), sync(&pipeline, &opts))
+        .await
+        .expect("sync finished")
+        .expect("sync --prune");
+    assert_eq!(pruned.targets["dr"].write_calls, 0, "{:?}", pruned.targets["dr"].api_calls);
+    assert_eq!(target.locations_page(None).await.expect("list locations").items, registered);
+    assert_eq!(grants(&*target).await, granted);
+}
+
 /// Hash keys at the two ends of the key space: the first and the second of two shards.
 const SHARD_A: &str = "0";
 const SHARD_B: &str = "340282366920938463463374607431768211455";

@@ -296,88 +296,174 @@ async fn the_external_id_never_reaches_a_log_or_printed_output() {
     assert_eq!(target.tables.len(), 3, "the sync went through the role");
 }
 
-/// Lake Formation in the target's account, through lakelog's credentials for the target, with a
-/// principal mapped by the target's rules; one the rules do not map is not granted.
-///
-/// Until the Lake Formation applier (issue 12 part A) lands, the test makes the grants the
-/// applier will make: it reads the source's grants, maps each principal with the target's
-/// `PrincipalMap`, and grants with a client built from the target's endpoint exactly as lakelog
-/// builds its target clients (`Endpoint::for_target`). With the applier, the middle part becomes
-/// `lakelog sync` (and an unmapped principal a dead letter that `dlq replay` applies after a
-/// rule is added); the assertions on the two accounts stay.
+const ANALYST: &str = "arn:aws:iam::123456789012:role/analyst";
+const PARTNER: &str = "arn:aws:iam::444444444444:role/partner";
+/// Where `account_map` sends [`ANALYST`]; [`PARTNER`] is in an account no rule maps.
+const ANALYST_IN_TARGET: &str = "arn:aws:iam::222222222222:role/analyst";
+const ACCOUNT_MAP: &str = "    principals: { account_map: { \"123456789012\": \"222222222222\" } }\n";
+
+/// A Lake Formation client acting in `account`, through lakelog's own credentials for the
+/// target (`Endpoint::for_target`) or the source's.
+async fn lf_of(config: &PipelineConfig, target: bool) -> Arc<dyn lakelog::backend::lakeformation::LakeFormation> {
+    use lakelog::aws::client::Endpoint;
+    let (ep, account) = match target {
+        true => (Endpoint::for_target(&config.targets[0]).await, TARGET_ACCOUNT),
+        false => (Endpoint::with(SOURCE_REGION, config.source.overrides()), ACCOUNT),
+    };
+    let client = aws_sdk_lakeformation::Client::new(&ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+    Arc::new(lakelog::aws::lakeformation::LfCatalog::new(client, account))
+}
+
+/// Every grant of a catalog: (principal, resource, permissions).
+async fn grants_of(lf: &dyn lakelog::backend::lakeformation::LakeFormation) -> Vec<(String, String, Vec<String>)> {
+    let page = lf.permissions_page(None, None).await.expect("list permissions");
+    let mut out: Vec<_> =
+        page.items.into_iter().map(|p| (p.principal, p.resource.to_string(), p.permissions)).collect();
+    out.sort();
+    out
+}
+
+/// A source catalog with two grants on its database, one to a principal `account_map` maps and
+/// one to a principal no rule maps, and a config file whose target (in account 222222222222)
+/// receives Lake Formation with `principals` rules.
+struct LfSetup {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    yaml: String,
+    config: PipelineConfig,
+    db: String,
+}
+
+async fn lf_setup(emu: &Emulator, name: &str) -> LfSetup {
+    use lakelog::model::lakeformation::{LfResource, Permission};
+    let n = Names::new(name);
+    let generated = catalog(&n.prefix, &n.data_bucket);
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(emu, SOURCE_REGION).await, &generated).await.expect("seed");
+    let yaml = xacct_yaml(emu, name, ACCOUNT_MAP)
+        .replace("  partition_segments: 1\n", "  partition_segments: 1\n  lakeformation: true\n");
+    let config = PipelineConfig::from_yaml(&yaml, name).expect("valid config");
+    let db = format!("{}_db", n.prefix);
+    let on_db = LfResource::Database { database: db.clone() };
+    let grants: Vec<Permission> = [ANALYST, PARTNER]
+        .map(|p| Permission::new(p.into(), on_db.clone(), vec!["DESCRIBE".into()], vec![], None))
+        .to_vec();
+    assert!(lf_of(&config, false).await.grant(&grants).await.expect("source grants").is_empty());
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(&path, &yaml).expect("write config");
+    LfSetup { _dir: dir, path, yaml, config, db }
+}
+
+/// Lake Formation in the target's account through `lakelog sync`: the grant goes to the mapped
+/// principal in account 222222222222 (not to the source account's Lake Formation of the target
+/// Region), the unmapped one is not granted, and a re-sync writes nothing. `lakelog diff`
+/// compares the grants after mapping: in sync it exits 0 (the unmapped grant listed as not
+/// replicated), and a grant revoked only at the target is drift, exit 3.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lake_formation_grants_go_to_mapped_principals_in_the_target_account() {
-    use aws_sdk_lakeformation::types::{DataLakePrincipal, DatabaseResource, Permission, Resource};
-    use lakelog::model::principal::Mapped;
-
     let emu = Emulator::start();
-    let name = "xacct-lf";
-    let n = Names::new(name);
-    let principals = "    principals: { account_map: { \"123456789012\": \"222222222222\" } }\n";
-    let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, principals), name).expect("valid config");
-    let lf = |conf: &aws_config::SdkConfig| aws_sdk_lakeformation::Client::new(conf);
-    let source_ep = lakelog::aws::client::Endpoint::with(SOURCE_REGION, config.source.overrides());
-    let source_lf = lf(&source_ep.sdk_config(lakelog::config::Service::LakeFormation).await);
-    let target_ep = lakelog::aws::client::Endpoint::for_target(&config.targets[0]).await;
-    let target_lf = lf(&target_ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+    let s = lf_setup(&emu, "xacct-lf").await;
+    let on_db = format!("database {}", s.db);
 
-    let db = format!("{}_db", n.prefix);
-    let resource = Resource::builder().database(DatabaseResource::builder().name(&db).build().expect("db")).build();
-    let analyst = "arn:aws:iam::123456789012:role/analyst";
-    let partner = "arn:aws:iam::444444444444:role/partner";
-    for p in [analyst, partner] {
-        source_lf
-            .grant_permissions()
-            .principal(DataLakePrincipal::builder().data_lake_principal_identifier(p).build())
-            .resource(resource.clone())
-            .permissions(Permission::Describe)
-            .send()
-            .await
-            .expect("source grant");
-    }
-
-    let pipeline = Pipeline::connect(config).await.expect("connect");
-    let applier = pipeline.applier(&pipeline.targets[0], false).expect("applier");
-    let map = &applier.transform().principals;
-    let listed = source_lf.list_permissions().send().await.expect("source grants");
-    let mut unmapped = Vec::new();
-    for g in listed.principal_resource_permissions() {
-        let p = g.principal().and_then(|p| p.data_lake_principal_identifier()).unwrap_or_default();
-        match map.map(p) {
-            Mapped::To(to) => {
-                target_lf
-                    .grant_permissions()
-                    .principal(DataLakePrincipal::builder().data_lake_principal_identifier(to).build())
-                    .resource(resource.clone())
-                    .set_permissions(Some(g.permissions().to_vec()))
-                    .send()
-                    .await
-                    .expect("target grant");
-            }
-            Mapped::Unmapped { reason } => unmapped.push((p.to_string(), reason)),
-        }
-    }
-
-    let principals_of = |out: aws_sdk_lakeformation::operation::list_permissions::ListPermissionsOutput| {
-        let mut ps: Vec<String> = out
-            .principal_resource_permissions()
-            .iter()
-            .filter_map(|g| g.principal()?.data_lake_principal_identifier().map(str::to_string))
-            .collect();
-        ps.sort();
-        ps
-    };
-    let in_target = principals_of(target_lf.list_permissions().send().await.expect("target grants"));
-    assert_eq!(in_target, ["arn:aws:iam::222222222222:role/analyst"], "only the mapped principal, in account 222");
+    let (code, report) = crate::errors::lakelog_json(&s.path, &["sync"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["targets"]["dr"]["stats"]["permission"]["dead_lettered"], 1, "the unmapped one: {report}");
+    let target = lf_of(&s.config, true).await;
+    let describe = vec!["DESCRIBE".to_string()];
+    assert_eq!(grants_of(&*target).await, [(ANALYST_IN_TARGET.to_string(), on_db.clone(), describe.clone())]);
     // The source account's Lake Formation in the target Region holds nothing: the grant went
     // to account 222222222222, not to the Region.
-    let ep = lakelog::aws::client::Endpoint::with(TARGET_REGION, pipeline.config.source.overrides());
-    let own_account_lf = lf(&ep.sdk_config(lakelog::config::Service::LakeFormation).await);
-    let in_own_account = principals_of(own_account_lf.list_permissions().send().await.expect("list"));
-    assert!(in_own_account.is_empty(), "{in_own_account:?}");
-    let in_source = principals_of(source_lf.list_permissions().send().await.expect("source grants"));
-    assert_eq!(in_source, [analyst, partner], "the source account's grants are untouched");
-    assert_eq!(unmapped.len(), 1, "{unmapped:?}");
-    assert_eq!(unmapped[0].0, partner);
-    assert!(unmapped[0].1.contains("targets[dr].principals.account_map"), "{unmapped:?}");
+    let ep = lakelog::aws::client::Endpoint::with(TARGET_REGION, s.config.source.overrides());
+    let client = aws_sdk_lakeformation::Client::new(&ep.sdk_config(lakelog::config::Service::LakeFormation).await);
+    let own_account = lakelog::aws::lakeformation::LfCatalog::new(client, ACCOUNT);
+    assert_eq!(grants_of(&own_account).await, []);
+    let source = grants_of(&*lf_of(&s.config, false).await).await;
+    assert_eq!(source.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), [ANALYST, PARTNER], "source untouched");
+
+    let (code, again) = crate::errors::lakelog_json(&s.path, &["sync"]);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(again["targets"]["dr"]["write_calls"], 0, "a re-sync wrote: {}", again["targets"]["dr"]["api_calls"]);
+
+    let (code, diff) = crate::errors::lakelog_json(&s.path, &["diff", "--target", "dr"]);
+    assert_eq!(code, 0, "in sync: {diff}");
+    assert!(diff["counts"]["permission"]["in_sync"].as_u64() >= Some(1), "{diff}");
+    let unmapped: Vec<&serde_json::Value> = diff["not_replicated"]["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .filter(|o| o["kind"] == "unmapped principal")
+        .collect();
+    assert_eq!(unmapped.len(), 1, "{diff}");
+    assert_eq!(unmapped[0]["object"], format!("permission of {PARTNER} on {on_db}"), "{diff}");
+
+    // Revoked only at the target: drift, named as the target names it.
+    let revoked = lakelog::model::lakeformation::Permission::new(
+        ANALYST_IN_TARGET.into(),
+        lakelog::model::lakeformation::LfResource::Database { database: s.db.clone() },
+        describe,
+        vec![],
+        None,
+    );
+    assert!(target.revoke(&[revoked]).await.expect("revoke at the target").is_empty());
+    let (code, diff) = crate::errors::lakelog_json(&s.path, &["diff", "--target", "dr"]);
+    assert_eq!(code, 3, "drift: {diff}");
+    assert_eq!(diff["counts"]["permission"]["missing"], 1, "{diff}");
+    assert_eq!(diff["missing"][0]["kind"], "permission", "{diff}");
+    assert_eq!(diff["missing"][0]["object"], format!("permission of {ANALYST_IN_TARGET} on {on_db}"), "{diff}");
+}
+
+/// The unmapped principal's promise through the binary: `sync` parks its grant as "unmapped
+/// principal" and `status` lists it; `dlq replay` while no rule maps it keeps the entry (same
+/// id) and grants nothing (exit 3); once the config maps it, `dlq replay` grants it in the
+/// target account, once, and removes the entry; a second replay has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmapped_principal_is_granted_by_dlq_replay_once_a_rule_maps_it() {
+    let emu = Emulator::start();
+    let s = lf_setup(&emu, "xacct-replay").await;
+    let on_db = format!("database {}", s.db);
+    let (code, report) = crate::errors::lakelog_json(&s.path, &["sync"]);
+    assert_eq!(code, 0, "{report}");
+    let target = lf_of(&s.config, true).await;
+    let principals = |grants: Vec<(String, String, Vec<String>)>| grants.into_iter().map(|g| g.0).collect::<Vec<_>>();
+    assert_eq!(principals(grants_of(&*target).await), [ANALYST_IN_TARGET]);
+
+    let (_, status) = crate::errors::lakelog_json(&s.path, &["status"]);
+    let listed = &status["targets"][0]["unmapped_principals"];
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{status}");
+    assert_eq!(listed[0]["principal"], PARTNER, "{status}");
+    let (_, parked) = crate::errors::lakelog_json(&s.path, &["dlq", "list", "--target", "dr"]);
+    assert_eq!(parked.as_array().map(Vec::len), Some(1), "{parked}");
+    assert_eq!(parked[0]["class"], "unmapped_principal", "{parked}");
+    let id = parked[0]["id"].as_str().expect("id").to_string();
+
+    // Still unmapped: kept parked as it is, nothing granted.
+    let (code, replay) = crate::errors::lakelog_json(&s.path, &["dlq", "replay", "--target", "dr"]);
+    assert_eq!(code, 3, "still failing: {replay}");
+    assert_eq!((replay["replayed"].as_u64(), replay["still_unmapped"][0]["id"].as_str()), (Some(0), Some(id.as_str())));
+    let (_, still) = crate::errors::lakelog_json(&s.path, &["dlq", "list", "--target", "dr"]);
+    assert_eq!(still.as_array().map(|a| a.iter().map(|e| e["id"].clone()).collect::<Vec<_>>()), Some(vec![id.into()]));
+    assert_eq!(principals(grants_of(&*target).await), [ANALYST_IN_TARGET]);
+
+    // A rule for it, then the replay grants it in account 222222222222 and removes the entry.
+    let partner_in_target = "arn:aws:iam::222222222222:role/partner-dr";
+    let mapped = s.yaml.replace(
+        ACCOUNT_MAP,
+        &format!(
+            "    principals: {{ account_map: {{ \"123456789012\": \"222222222222\" }}, map: {{ \"{PARTNER}\": \"{partner_in_target}\" }} }}\n"
+        ),
+    );
+    assert_ne!(mapped, s.yaml);
+    std::fs::write(&s.path, &mapped).expect("write config");
+    let (code, replay) = crate::errors::lakelog_json(&s.path, &["dlq", "replay", "--target", "dr"]);
+    assert_eq!(code, 0, "{replay}");
+    assert_eq!(replay["replayed"], 1, "{replay}");
+    assert_eq!(replay["stats"]["permission"]["created"], 1, "{replay}");
+    let want = |p: &str| (p.to_string(), on_db.clone(), vec!["DESCRIBE".to_string()]);
+    assert_eq!(grants_of(&*target).await, [want(ANALYST_IN_TARGET), want(partner_in_target)]);
+    let (_, left) = crate::errors::lakelog_json(&s.path, &["dlq", "list", "--target", "dr"]);
+    assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
+
+    let (code, again) = crate::errors::lakelog_json(&s.path, &["dlq", "replay", "--target", "dr"]);
+    assert_eq!((code, again["replayed"].as_u64()), (0, Some(0)), "{again}");
+    assert_eq!(grants_of(&*target).await, [want(ANALYST_IN_TARGET), want(partner_in_target)], "granted once");
 }

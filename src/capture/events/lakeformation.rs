@@ -29,6 +29,33 @@ pub const LF_EVENT_SOURCE: &str = "lakeformation.amazonaws.com";
 /// The EventBridge `source` of Lake Formation's "AWS API Call via CloudTrail" events.
 pub const LF_SOURCE: &str = "aws.lakeformation";
 
+/// Every Lake Formation call capture re-reads (the table above). The single list: [`hints`]
+/// answers no other name, and the EventBridge rule in `infra/cloudformation/lakelog.yaml`
+/// forwards exactly these (checked by `tests/e2e/infra.rs`).
+pub const LF_EVENT_NAMES: [&str; 21] = [
+    "GrantPermissions",
+    "RevokePermissions",
+    "BatchGrantPermissions",
+    "BatchRevokePermissions",
+    "CreateLFTag",
+    "UpdateLFTag",
+    "DeleteLFTag",
+    "CreateLFTagExpression",
+    "UpdateLFTagExpression",
+    "DeleteLFTagExpression",
+    "AddLFTagsToResource",
+    "RemoveLFTagsFromResource",
+    "CreateDataCellsFilter",
+    "UpdateDataCellsFilter",
+    "DeleteDataCellsFilter",
+    "PutDataLakeSettings",
+    "RegisterResource",
+    "UpdateResource",
+    "DeregisterResource",
+    "CreateLakeFormationOptIn",
+    "DeleteLakeFormationOptIn",
+];
+
 const RECORD: &str = "Lake Formation CloudTrail record";
 
 fn missing(field: &'static str) -> EventError {
@@ -112,6 +139,9 @@ fn grant(v: &Value) -> Result<Hint, EventError> {
 /// The hints of a successful Lake Formation call `event` with `params`; `None` for calls that
 /// change nothing lakelog replicates.
 pub fn hints(event: &str, params: &Map<String, Value>) -> Result<Option<Vec<Hint>>, EventError> {
+    if !LF_EVENT_NAMES.contains(&event) {
+        return Ok(None);
+    }
     let p = Value::Object(params.clone());
     let lf = |lf| vec![Hint::LakeFormation { lf }];
     let text = |key: &'static str| s(&p, key).map(str::to_string).ok_or_else(|| missing(key));
@@ -166,6 +196,8 @@ pub fn hints(event: &str, params: &Map<String, Value>) -> Result<Option<Vec<Hint
             let resource = p.get("resource").and_then(resource).ok_or_else(|| missing("requestParameters.resource"))?;
             lf(LfKey::OptIn { principal, resource })
         }
+        // Not in `LF_EVENT_NAMES` (returned above); a listed name without an arm here is caught
+        // by the test that every listed call is understood.
         _ => return Ok(None),
     };
     Ok(Some(hints))
@@ -178,6 +210,22 @@ mod tests {
 
     fn params(v: Value) -> Map<String, Value> {
         v.as_object().cloned().expect("an object")
+    }
+
+    /// Every listed call is understood: with empty parameters it is either a hint (settings) or
+    /// an error naming what it lacks, never "nothing to re-read"; an unlisted one is nothing.
+    #[test]
+    fn every_listed_call_is_understood_and_no_other() {
+        for name in LF_EVENT_NAMES {
+            assert!(!matches!(hints(name, &Map::new()), Ok(None)), "{name} is listed but has no hints");
+        }
+        assert_eq!(
+            hints("PutDataLakeSettings", &Map::new()).expect("parses"),
+            Some(vec![Hint::LakeFormation { lf: LfKey::DataLakeSettings }])
+        );
+        for name in ["GetDataLakeSettings", "ListPermissions", "StartTransaction", "GetTemporaryGlueTableCredentials"] {
+            assert_eq!(hints(name, &Map::new()).expect("parses"), None, "{name}");
+        }
     }
 
     #[test]

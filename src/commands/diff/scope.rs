@@ -26,6 +26,9 @@ pub const FEDERATION: &str = "federation connection";
 pub const PARTITION_INDEX: &str = "partition index";
 pub const COLUMN_STATISTICS: &str = "column statistics";
 pub const FUNCTION: &str = "user-defined function";
+/// A source grant (or opt-in) whose principal the target's rules map to none: never granted
+/// there (`lakelog status` lists it, `lakelog dlq replay` applies it once a rule maps it).
+pub const UNMAPPED_PRINCIPAL: &str = "unmapped principal";
 
 /// One object lakelog does not replicate.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -53,6 +56,15 @@ impl NotReplicated {
     fn found(&mut self, kind: &'static str, object: String, detail: String) {
         *self.counts.entry(kind).or_default() += 1;
         self.objects.push(Unreplicated { kind, object, detail });
+    }
+
+    /// Adds objects of `kind` (object, detail) found elsewhere; keeps the first `limit`, sorted.
+    pub fn extend(&mut self, kind: &'static str, found: Vec<(String, String)>, limit: usize) {
+        for (object, detail) in found {
+            self.found(kind, object, detail);
+        }
+        self.objects.sort();
+        self.objects.truncate(limit);
     }
 }
 
