@@ -15,6 +15,7 @@ mod keys;
 mod lakeformation;
 mod lease;
 mod ops;
+mod reshard;
 mod restart;
 mod rewrite;
 mod run;
