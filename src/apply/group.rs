@@ -815,7 +815,8 @@ mod tests {
                 ends.insert(s.shard_id.clone(), last.seq.clone());
             }
         }
-        end_tx.send(Some(ends)).expect("the group listens");
+        // Ignored: a group that already returned (it stopped at the parent's end) fails below.
+        let _ = end_tx.send(Some(ends));
         let report = running.await.expect("group task").expect("group");
         let created = target.created_databases();
         assert!(children_read && merged_read, "the new shards are read while the group runs: {created:?}");
