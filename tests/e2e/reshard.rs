@@ -37,6 +37,7 @@ use crate::emulator::Emulator;
 use crate::run::{converges, route, run_config, start};
 use crate::{seed, Names, ACCOUNT, SOURCE_REGION, TARGET_REGION};
 
+/// Tables per database of the generated catalog (it adds views and resource links: 10 tables).
 const TABLES: usize = 6;
 /// Updates per table; the split comes after a third of them, the merge after two thirds.
 const VERSIONS: usize = 24;
@@ -85,7 +86,7 @@ async fn split(kinesis: &aws_sdk_kinesis::Client, stream: &str, hashes: &[u128])
     };
     let parent = open.iter().max_by_key(|s| inside(s).len()).expect("an open shard");
     let h = inside(parent);
-    assert!(h.len() >= 2, "with {TABLES} tables on 2 shards one shard holds at least 3");
+    assert!(h.len() >= 2, "{} tables on 2 shards: one shard holds at least 3", hashes.len());
     let k = h.len() / 2;
     let at = h[k - 1] + (h[k] - h[k - 1]) / 2 + 1;
     kinesis
@@ -231,6 +232,7 @@ async fn split_and_merge_during_run(name: &str, leases: bool) -> RunReport {
     let n = Names::new(name);
     assert!(database.starts_with(&n.prefix));
     for (t, versions) in target_versions(&emu, &database, &tables).await {
+        eprintln!("{name}: target versions of {t}: {versions:?}");
         never_back(&format!("target table {t}"), &versions);
         assert_eq!(versions.last(), Some(&VERSIONS), "{t}: {versions:?}");
     }
@@ -239,6 +241,10 @@ async fn split_and_merge_during_run(name: &str, leases: bool) -> RunReport {
     for (t, mut records) in in_stream {
         records.sort();
         let versions: Vec<usize> = records.iter().map(|r| r.2).collect();
+        eprintln!(
+            "{name}: {t} in the stream (generation, version): {:?}",
+            records.iter().map(|r| (r.0, r.2)).collect::<Vec<_>>()
+        );
         never_back(&format!("table {t} in the stream, parents first"), &versions);
         for generation in records.iter().map(|r| r.0).collect::<std::collections::BTreeSet<_>>() {
             *holders.entry(generation).or_default() += 1;
