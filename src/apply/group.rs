@@ -2,14 +2,16 @@
 //! change log and handing each batch to the group's [`Sink`]: a target's applier, or the archive.
 //!
 //! One task per shard. A child shard (after a reshard) is read only after its parents are read
-//! to their end, so per-key order survives resharding. A checkpoint is saved after each batch,
+//! to their end, so per-key order survives resharding; the shards are listed again whenever a
+//! shard's task ends, so a split or merge made while the group runs is followed in the same run
+//! (`crate::stream::lineage` keeps the books). A checkpoint is saved after each batch,
 //! only once the batch is applied or dead-lettered.
 //!
 //! Each shard task reports how far it has read to the applier's
 //! [`Watermark`](crate::apply::watermark::Watermark): a child whose parent is missing waits while
 //! any shard may still hold that parent, and is dead-lettered only once none can.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +36,7 @@ use crate::state::checkpoint::{next_checkpoint, Checkpoint, CheckpointError, Che
 use crate::state::deadletter::{DeadLetter, DeadLetterStore};
 use crate::stream::admin::list_shards;
 use crate::stream::consumer::{ReadBatch, ShardReader};
+use crate::stream::lineage::Lineage;
 
 /// When a consumer group stops.
 #[derive(Debug, Clone)]
@@ -168,65 +171,135 @@ impl ConsumerGroup {
         self.sink.name()
     }
 
-    /// Consumes every shard until `stop` says so.
+    /// Consumes every shard until `stop` says so, and the shards a reshard adds meanwhile.
     pub async fn run(self: Arc<Self>, stop: StopWhen) -> Result<GroupReport, ApplyError> {
-        let shards = list_shards(self.log.as_ref()).await?;
+        let mut lineage = Lineage::new(list_shards(self.log.as_ref()).await?);
         if let Some(component) = &self.health {
             crate::metrics::serve::Health::global().ready(component);
         }
         let watermark = self.sink.watermark().clone();
-        watermark.attach(shards.iter().map(|s| {
-            let after_parents = s.parents().any(|p| shards.iter().any(|other| other.shard_id == p));
-            (s.shard_id.clone(), after_parents)
-        }));
-        let tasks = self.spawn_shards(shards, &stop);
+        watermark.attach(lineage.known().map(|(s, waits)| (s.shard_id.clone(), waits)));
         let report = match &self.coordination {
             Coordination::Leases(worker) => {
                 tokio::select! {
-                    report = join_shards(tasks) => report,
+                    report = self.read_lineage(&mut lineage, &stop) => report,
                     never = follow_others(worker, &watermark) => match never {},
                 }
             }
-            _ => join_shards(tasks).await,
+            _ => self.read_lineage(&mut lineage, &stop).await,
         };
         watermark.detach();
         report
     }
 
-    /// One task per shard; a child's task starts once its parents' tasks are done.
-    fn spawn_shards(self: &Arc<Self>, shards: Vec<ShardInfo>, stop: &StopWhen) -> JoinSet<ShardOutcome> {
-        let mut done_tx = HashMap::new();
-        let mut done_rx = HashMap::new();
-        for shard in &shards {
-            let (tx, rx) = watch::channel(false);
-            done_tx.insert(shard.shard_id.clone(), tx);
-            done_rx.insert(shard.shard_id.clone(), rx);
-        }
+    /// One task per shard: a child's once its parents' tasks are done (single process), or every
+    /// shard's at once, each waiting for its lease (the worker leases a child only once its
+    /// parents ended). Whenever a task ends, the shards are listed again, so the children of a
+    /// reshard done during the run are read in this run; under leases also every
+    /// [`RELIST_EVERY`], for the shards other workers ended. The first failure aborts the other
+    /// tasks and is the group's error.
+    async fn read_lineage(self: &Arc<Self>, lineage: &mut Lineage, stop: &StopWhen) -> Result<GroupReport, ApplyError> {
+        let leased = matches!(self.coordination, Coordination::Leases(_));
         let mut tasks = JoinSet::new();
-        if let Coordination::Leases(worker) = &self.coordination {
-            for shard in shards {
-                let (me, stop, worker) = (self.clone(), stop.clone(), worker.clone());
-                tasks.spawn(async move { me.run_leased(&shard, stop, &worker).await });
+        self.spawn_ready(lineage, &mut tasks, stop);
+        let (mut report, mut lag, mut first_error) = (GroupReport::default(), LagRecorder::default(), None);
+        // A listing is due (a task ended) and has not succeeded yet.
+        let mut relist = false;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_EVERY, RELIST_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if tasks.is_empty() && (!relist || first_error.is_some()) {
+                break;
             }
-            return tasks;
+            let joined = tokio::select! {
+                Some(joined) = tasks.join_next() => joined,
+                _ = tick.tick(), if leased || relist => {
+                    relist |= leased;
+                    if first_error.is_none() && relist && self.learn(lineage).await {
+                        relist = false;
+                        self.spawn_ready(lineage, &mut tasks, stop);
+                    }
+                    continue;
+                }
+                else => break,
+            };
+            match joined {
+                Ok((id, Ok((stats, shard, shard_lag)))) => {
+                    report.stats.merge(&stats);
+                    report.shards.push(shard);
+                    lag.merge(&shard_lag);
+                    lineage.finished(&id);
+                    relist = !self.learn(lineage).await;
+                    if first_error.is_none() {
+                        self.spawn_ready(lineage, &mut tasks, stop);
+                    }
+                }
+                Ok((_, Err(e))) => {
+                    first_error.get_or_insert(e);
+                    tasks.abort_all();
+                }
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => {
+                    warn!(error = %e, "shard task ended abnormally");
+                }
+            }
         }
-        for shard in shards {
-            let parents: Vec<watch::Receiver<bool>> = shard.parents().filter_map(|p| done_rx.get(p).cloned()).collect();
-            let done = done_tx.remove(&shard.shard_id);
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        report.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
+        report.lag_from_capture = lag.from_capture();
+        report.lag_from_change = lag.from_change();
+        Ok(report)
+    }
+
+    /// Lists the shards again and takes in the new ones (the watermark counts them; under
+    /// leases their rows are made now, so a child can be leased at once). `false`: the listing
+    /// failed, and is tried again later.
+    async fn learn(&self, lineage: &mut Lineage) -> bool {
+        let listed = match list_shards(self.log.as_ref()).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                warn!(target = %self.group(), error = %e, "cannot list the stream's shards for new ones; retrying");
+                return false;
+            }
+        };
+        let new = lineage.learn(listed);
+        if new.is_empty() {
+            return true;
+        }
+        let ids: Vec<&str> = new.iter().map(|s| s.shard_id.as_str()).collect();
+        info!(target = %self.group(), shards = ?ids, "the stream was resharded; the new shards are read after their parents");
+        self.sink.watermark().learned(new.iter().map(|s| (s.shard_id.clone(), lineage.waits_for_parents(s))));
+        if let Coordination::Leases(worker) = &self.coordination {
+            if let Err(e) = worker.ensure(&new).await {
+                warn!(target = %self.group(), error = %e, "cannot create the lease rows of the new shards; the worker retries");
+            }
+        }
+        true
+    }
+
+    /// Starts the shards that may be read now (see [`ConsumerGroup::read_lineage`]).
+    fn spawn_ready(
+        self: &Arc<Self>,
+        lineage: &mut Lineage,
+        tasks: &mut JoinSet<(String, ShardOutcome)>,
+        stop: &StopWhen,
+    ) {
+        let ready = match &self.coordination {
+            Coordination::Leases(_) => lineage.unstarted(),
+            _ => lineage.ready(),
+        };
+        for shard in ready {
             let (me, stop) = (self.clone(), stop.clone());
             tasks.spawn(async move {
-                for mut p in parents {
-                    // A parent that failed drops its sender; then there is nothing left to wait for.
-                    let _ = p.wait_for(|d| *d).await;
-                }
-                let result = me.run_shard(&shard, stop).await;
-                if let Some(done) = done {
-                    let _ = done.send(true);
-                }
-                result
+                let outcome = match &me.coordination {
+                    Coordination::Leases(worker) => me.run_leased(&shard, stop, worker).await,
+                    _ => me.run_shard(&shard, stop).await,
+                };
+                (shard.shard_id, outcome)
             });
         }
-        tasks
     }
 
     /// Reads `shard` whenever this worker holds its lease, until `stop` or the shard's end; a
@@ -318,37 +391,9 @@ async fn follow_others(worker: &Worker, watermark: &Watermark) -> std::convert::
 /// What one shard's task returns.
 type ShardOutcome = Result<(ApplyStats, ShardReport, LagRecorder), ApplyError>;
 
-/// The group's report from its shard tasks; the first failure aborts the others and is the
-/// group's error.
-async fn join_shards(mut tasks: JoinSet<ShardOutcome>) -> Result<GroupReport, ApplyError> {
-    let mut report = GroupReport::default();
-    let mut lag = LagRecorder::default();
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(Ok((stats, shard, shard_lag))) => {
-                report.stats.merge(&stats);
-                report.shards.push(shard);
-                lag.merge(&shard_lag);
-            }
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-                tasks.abort_all();
-            }
-            Err(e) if e.is_cancelled() => {}
-            Err(e) => {
-                warn!(error = %e, "shard task ended abnormally");
-            }
-        }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    report.shards.sort_by(|a, b| a.shard.cmp(&b.shard));
-    report.lag_from_capture = lag.from_capture();
-    report.lag_from_change = lag.from_change();
-    Ok(report)
-}
+/// How often a group under leases lists the shards for new ones (children of shards that other
+/// workers read to their end): one call per group every 10 s is far below ListShards' limit.
+const RELIST_EVERY: Duration = Duration::from_secs(10);
 
 impl StopWhen {
     /// Returns once the stop is decided (the producer's end is known, or the signal is on); a
@@ -757,6 +802,51 @@ mod tests {
         let last = |p: &str| created.iter().rposition(|n| n.starts_with(p)).expect("some created");
         assert!(last("p") < first("q"), "the split parent is read to its end first: {created:?}");
         assert!(last("q") < first("r"), "both merged parents are read to their end first: {created:?}");
+    }
+
+    /// Waits (in test time) until the target has created `n` databases; `false` if it never does.
+    async fn created(target: &MemoryCatalog, n: usize) -> bool {
+        for _ in 0..400 {
+            if target.created_databases().len() >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        false
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_split_and_a_merge_made_while_the_group_runs_are_read_in_the_same_run() {
+        let log = Arc::new(MemoryLog::new("s", 1));
+        let target = Arc::new(MemoryCatalog::new("2"));
+        let (end_tx, end_rx) = watch::channel(None);
+        let group = group(log.clone(), applier(&target, ""), Arc::default()).await;
+        let running = tokio::spawn(group.run(StopWhen::Drained(end_rx)));
+        put(&log, &names("p", 3)).await;
+        assert!(created(&target, 3).await, "the first shard is read");
+        let (low, high) = log.split("shardId-000000000000", 1 << 127).expect("split");
+        put(&log, &names("q", 12)).await;
+        assert!(!log.records(&low).is_empty() && !log.records(&high).is_empty(), "both children take records");
+        let children_read = created(&target, 15).await;
+        log.merge(&low, &high).expect("merge");
+        put(&log, &names("r", 5)).await;
+        let merged_read = created(&target, 20).await;
+
+        let mut ends = BTreeMap::new();
+        for s in log.list_shards().await.expect("shards") {
+            if let Some(last) = log.records(&s.shard_id).last() {
+                ends.insert(s.shard_id.clone(), last.seq.clone());
+            }
+        }
+        // Ignored: a group that already returned (it stopped at the parent's end) fails below.
+        let _ = end_tx.send(Some(ends));
+        let report = running.await.expect("group task").expect("group");
+        let created = target.created_databases();
+        assert!(children_read && merged_read, "the new shards are read while the group runs: {created:?}");
+        assert_eq!(report.shards.len(), 4, "{:?}", report.shards);
+        let first = |p: &str| created.iter().position(|n| n.starts_with(p)).expect("some created");
+        let last = |p: &str| created.iter().rposition(|n| n.starts_with(p)).expect("some created");
+        assert!(last("p") < first("q") && last("q") < first("r"), "parents before children: {created:?}");
     }
 
     #[tokio::test(start_paused = true)]

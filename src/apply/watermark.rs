@@ -54,6 +54,12 @@ struct ShardMark {
 }
 
 impl ShardMark {
+    /// A shard the group starts reading: one that waits for its parent shards holds nothing
+    /// older than what they hold; any other may hold anything until it is read.
+    fn new(after_parents: bool) -> ShardMark {
+        ShardMark { opening: !after_parents, done: after_parents, ..Default::default() }
+    }
+
     fn passed(&self, parent: &ObjectKey, t: i64, grace_ms: i64) -> bool {
         if self.pending.contains(parent) {
             return false;
@@ -101,13 +107,19 @@ impl Watermark {
 
     /// A group starts reading `shards`; `(id, waits_for_parents)`. Forgets any earlier run.
     pub fn attach(&self, shards: impl IntoIterator<Item = (String, bool)>) {
-        let marks = shards
-            .into_iter()
-            .map(|(id, after_parents)| {
-                (id, ShardMark { opening: !after_parents, done: after_parents, ..Default::default() })
-            })
-            .collect();
+        let marks = shards.into_iter().map(|(id, after_parents)| (id, ShardMark::new(after_parents))).collect();
         *self.lock() = Some(marks);
+        self.changed.notify_waiters();
+    }
+
+    /// Shards that appeared while the group runs (a reshard's children), `(id,
+    /// waits_for_parents)` as for [`Watermark::attach`]; shards already known keep their marks.
+    pub fn learned(&self, shards: impl IntoIterator<Item = (String, bool)>) {
+        if let Some(marks) = self.lock().as_mut() {
+            for (id, after_parents) in shards {
+                marks.entry(id).or_insert_with(|| ShardMark::new(after_parents));
+            }
+        }
         self.changed.notify_waiters();
     }
 

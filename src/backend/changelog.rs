@@ -203,7 +203,8 @@ pub trait ChangeLog: Send + Sync + fmt::Debug {
     /// Every shard retained, open and closed, with its lineage.
     async fn list_shards(&self) -> Result<Vec<ShardInfo>, AwsError>;
 
-    /// A cursor in `shard_id` at `at`; `None` when a closed shard has nothing there.
+    /// A cursor in `shard_id` at `at`. Kinesis gives one even past a closed shard's last
+    /// record (its first read is the end); `None` says the same: nothing is left to read there.
     async fn open(&self, shard_id: &str, at: &StartAt) -> Result<Option<ShardCursor>, AwsError>;
 
     /// At most `limit` records from `cursor`.

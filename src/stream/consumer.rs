@@ -243,5 +243,12 @@ mod tests {
         let (data, ended) = drain(&mut reader).await;
         assert_eq!((data, ended), (vec![0, 1, 2], true), "the parent holds what came before the split");
         assert!(reader.next_batch().await.expect("after the end").end_of_shard);
+
+        // Resumed from a checkpoint at its last record (a parent read to its end before a
+        // restart), the shard ends at once.
+        let last = log.records(SHARD).last().map(|r| r.seq.clone());
+        let mut resumed = ShardReader::open(log.clone(), SHARD, last, 2).await.expect("open");
+        let batch = resumed.next_batch().await.expect("read");
+        assert!(batch.records.is_empty() && batch.end_of_shard);
     }
 }

@@ -1,7 +1,8 @@
 //! The Kinesis change log.
 //!
 //! - [`producer`]: ordered, batched, frame-packing PutRecords.
-//! - [`consumer`]: per-shard reading from a checkpoint, parents before children.
+//! - [`consumer`]: per-shard reading from a checkpoint.
+//! - [`lineage`]: the shards a reader meets as the stream is resharded, parents before children.
 //! - [`publisher`]: serialised, ordered publishing; [`recorded`]: its compact memory per object.
 //! - [`seqno`]: sequence numbers compared numerically (they live in the model: checkpoints and
 //!   the change-log backend speak them too).
@@ -9,6 +10,7 @@
 
 pub mod admin;
 pub mod consumer;
+pub mod lineage;
 pub mod producer;
 pub mod publisher;
 pub mod recorded;

@@ -16,6 +16,7 @@ mod lakeformation;
 mod lease;
 mod leaseops;
 mod ops;
+mod reshard;
 mod restart;
 mod rewrite;
 mod run;

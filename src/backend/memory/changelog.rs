@@ -359,8 +359,9 @@ impl ChangeLog for MemoryLog {
                 StartAt::At(seq) => records.partition_point(|r| r.seq < *seq),
                 StartAt::Latest => records.len(),
             };
-            // Like Kinesis: a closed shard has no iterator past its last record.
-            Ok((!shard.info.is_closed() || index < records.len()).then(|| cursor(shard_id, index)))
+            // Like Kinesis (and kinesalite): past a closed shard's last record there is still an
+            // iterator; its first read is the shard's end.
+            Ok(Some(cursor(shard_id, index)))
         })
     }
 
@@ -458,7 +459,9 @@ mod tests {
         assert_eq!(p.records.len(), 1);
         assert_eq!((p.next, p.child_shards), (None, vec![low.clone(), high.clone()]));
         let after_end = StartAt::After(log.records("shardId-000000000000")[0].seq.clone());
-        assert_eq!(log.open("shardId-000000000000", &after_end).await.expect("open"), None);
+        let resumed = log.open("shardId-000000000000", &after_end).await.expect("open").expect("a cursor at the end");
+        let end = page(&log, &resumed, 10).await;
+        assert!(end.records.is_empty() && end.next.is_none(), "read from its last record, the parent ends");
         let child = log.shard_of("a").expect("open shard");
         assert!(child == low || child == high);
         assert_eq!(log.records(&child).len(), 1, "after the split, the key's records go to a child");
