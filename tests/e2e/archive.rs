@@ -401,7 +401,7 @@ async fn history_shows_the_drop_with_the_event_that_caused_it() {
 }
 
 /// Every record of every shard of the stream, in stream order.
-async fn stream_records(pipeline: &Pipeline) -> BTreeMap<String, Vec<(SeqNo, ChangeRecord)>> {
+pub(crate) async fn stream_records(pipeline: &Pipeline) -> BTreeMap<String, Vec<(SeqNo, ChangeRecord)>> {
     let mut out = BTreeMap::new();
     for shard in pipeline.log.list_shards().await.expect("shards") {
         let mut reader = ShardReader::open(pipeline.log.clone(), &shard.shard_id, None, 10_000).await.expect("open");

@@ -31,7 +31,6 @@ use lakelog::backend::changelog::{hash_key_of, ShardInfo};
 use lakelog::commands::run::RunReport;
 use lakelog::model::{CatalogObject, ObjectKey};
 use lakelog::simulate::events::{deliver, GlueEvent};
-use lakelog::stream::consumer::ShardReader;
 
 use crate::emulator::Emulator;
 use crate::run::{converges, route, run_config, start};
@@ -135,23 +134,14 @@ async fn stream_versions(name: &str, emu: &Emulator) -> BTreeMap<String, Vec<(us
         n
     };
     let mut out: BTreeMap<String, Vec<(usize, String, usize)>> = BTreeMap::new();
-    for shard in &list {
-        let mut reader = ShardReader::open(pipeline.log.clone(), &shard.shard_id, None, 10_000).await.expect("open");
-        loop {
-            let batch = reader.next_batch().await.expect("read");
-            if batch.records.is_empty() {
-                break;
-            }
-            for r in batch.records {
-                for record in lakelog::model::codec::decode(&r.data).expect("frame") {
-                    if let Some(CatalogObject::Table(t)) = &record.state {
-                        out.entry(t.name.clone()).or_default().push((
-                            generation(&shard.shard_id),
-                            r.seq.as_str().to_string(),
-                            version(t.description.as_deref()),
-                        ));
-                    }
-                }
+    for (shard, records) in crate::archive::stream_records(&pipeline).await {
+        for (seq, record) in records {
+            if let Some(CatalogObject::Table(t)) = &record.state {
+                out.entry(t.name.clone()).or_default().push((
+                    generation(&shard),
+                    seq.as_str().to_string(),
+                    version(t.description.as_deref()),
+                ));
             }
         }
     }
