@@ -686,6 +686,11 @@ mod tests {
     fn setup_in(target_yaml: &str, principals: PrincipalMap) -> Setup {
         let glue = MemoryCatalog::new(SOURCE);
         glue.put(CatalogObject::Database(Database { name: "d".into(), ..Default::default() }));
+        glue.put(CatalogObject::Table(crate::model::Table {
+            database_name: "d".into(),
+            name: "t".into(),
+            ..Default::default()
+        }));
         let config: TargetConfig = serde_yaml_ng::from_str(target_yaml).expect("target config");
         let mut transform = Transform::new(&config, SOURCE, "us-east-1", SOURCE).expect("transform");
         transform.principals = principals;
@@ -817,6 +822,38 @@ mod tests {
 
         s.applier.apply(vec![tags(vec![])]).await.expect("applies");
         assert!(s.lf.resource_tags("d", None).await.expect("reads").expect("exists").is_empty());
+    }
+
+    /// Tags on a table's columns follow the source column by column: added where the source
+    /// assigns them, removed where it no longer does, the table's own tags untouched.
+    #[tokio::test]
+    async fn column_tags_are_assigned_and_removed_per_column() {
+        let s = setup(PrincipalMap::identity());
+        let pair = |k: &str, v: &str| LfTagPair::new(k, vec![v.to_string()]);
+        let tags = |columns: Vec<(&str, Vec<LfTagPair>)>| {
+            let t = ResourceTags {
+                database: "d".into(),
+                table: Some("t".into()),
+                tags: vec![pair("team", "a")],
+                columns: columns.into_iter().map(|(c, t)| (c.to_string(), t)).collect(),
+            };
+            ChangeRecord::upsert(
+                CatalogObject::LakeFormation { lf: LfObject::ResourceTags(t) },
+                &origin(),
+                cause(),
+                now_millis(),
+            )
+        };
+        let both = vec![("email", vec![pair("class", "pii")]), ("phone", vec![pair("class", "pii")])];
+        s.applier.apply(vec![tags(both)]).await.expect("applies");
+        let on = s.lf.resource_tags("d", Some("t")).await.expect("reads").expect("exists");
+        assert_eq!(on.tags, vec![pair("team", "a")]);
+        assert_eq!(on.columns.keys().collect::<Vec<_>>(), ["email", "phone"]);
+
+        s.applier.apply(vec![tags(vec![("email", vec![pair("class", "pii")])])]).await.expect("applies");
+        let on = s.lf.resource_tags("d", Some("t")).await.expect("reads").expect("exists");
+        assert_eq!(on.columns.keys().collect::<Vec<_>>(), ["email"], "phone's tag removed");
+        assert_eq!(on.tags, vec![pair("team", "a")], "the table's own tag stays");
     }
 
     /// A registered location and a grant on it name the target's bucket, and a re-sync of the

@@ -858,6 +858,7 @@ impl LakeFormation for LfCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_lakeformation::operation::get_resource_lf_tags::GetResourceLfTagsOutput;
     use aws_sdk_lakeformation::operation::list_lf_tag_expressions::ListLfTagExpressionsOutput;
     use aws_sdk_lakeformation::operation::list_permissions::ListPermissionsOutput;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -933,6 +934,35 @@ mod tests {
                 None,
             )]
         );
+    }
+
+    /// Column-level tags (moto returns none), response shape from the API reference
+    /// (GetResourceLFTags with ShowAssignedLFTags: only what is assigned on each column, not
+    /// what it inherits from its table). Mocked.
+    #[tokio::test]
+    async fn mocked_column_level_tags_are_read_per_column_and_untagged_columns_left_out() {
+        let tag = |k: &str, v: &str| sdk::LfTagPair::builder().tag_key(k).tag_values(v).build().expect("pair");
+        let column = |name: &str, tags: Vec<sdk::LfTagPair>| {
+            sdk::ColumnLfTag::builder().name(name).set_lf_tags(Some(tags)).build()
+        };
+        let rule = mock!(aws_sdk_lakeformation::Client::get_resource_lf_tags)
+            .match_requests(|r| r.show_assigned_lf_tags() == Some(true))
+            .then_output(move || {
+                GetResourceLfTagsOutput::builder()
+                    .lf_tags_on_table(tag("team", "sales"))
+                    .lf_tags_on_columns(column("email", vec![tag("class", "pii")]))
+                    .lf_tags_on_columns(column("id", vec![]))
+                    .build()
+            });
+        let lf = LfCatalog::new(mock_client!(aws_sdk_lakeformation, RuleMode::MatchAny, &[&rule]), "123");
+        let tags = lf.resource_tags("d", Some("t")).await.expect("reads").expect("the table exists");
+        assert_eq!(tags.tags, vec![LfTagPair::new("team", vec!["sales".into()])]);
+        assert_eq!(
+            tags.columns,
+            [("email".to_string(), vec![LfTagPair::new("class", vec!["pii".into()])])].into_iter().collect(),
+            "the untagged column is not listed"
+        );
+        assert_eq!(rule.num_calls(), 1);
     }
 
     /// ListLFTagExpressions (moto lacks it), response shape from the API reference. Mocked.
