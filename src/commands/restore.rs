@@ -15,8 +15,10 @@
 //! each table and database, its LF-tags when the state had none on it; at the end, every grant
 //! and catalog object of the target in the selection whose key the state lacks (listed once).
 //! Such a removal is a delete record under the source key the target's object came from
-//! ([`Transform::lf_source_key`](crate::apply::transform::Transform::lf_source_key)); an object no source key maps to (a principal of the target's
-//! own, which no rule reaches) is left and named in the report. The data lake settings are one
+//! ([`Transform::lf_source_key`](crate::apply::transform::Transform::lf_source_key)): under
+//! `account_map`, a role of the target account is the source's role of that name, so its grants
+//! the state lacks are revoked; an object no source key maps to (a principal no rule reaches,
+//! such as another account's) is left and named in the report. The data lake settings are one
 //! per catalog: restored, never removed. Catalog-level objects (LF-tags, expressions, settings,
 //! locations, grants on the catalog, a location or a tag) belong to no database: they are
 //! restored only with the whole catalog (no `--databases`, no `--rename-database`); a renamed
@@ -791,5 +793,56 @@ mod tests {
         assert_eq!(r.key.database(), "sales_restored");
         let Some(CatalogObject::Table(t)) = r.state else { panic!("a table") };
         assert_eq!(t.database_name, "sales_restored");
+    }
+
+    #[test]
+    fn a_rename_takes_the_grants_and_tags_on_the_database_along_and_leaves_the_catalogs() {
+        use crate::model::lakeformation::{LfTag, ResourceTags};
+        let origin = crate::model::Origin::default();
+        let rename = Some(("sales".to_string(), "sales_restored".to_string()));
+        let moved = |lf: LfObject| {
+            let r = renamed(
+                ChangeRecord::upsert(CatalogObject::LakeFormation { lf }, &origin, restore_cause(), 1),
+                &rename,
+            );
+            let Some(CatalogObject::LakeFormation { lf }) = r.state else { panic!("a Lake Formation object") };
+            assert_eq!(ObjectKey::LakeFormation { catalog: String::new(), lf: lf.key() }, r.key, "key and state agree");
+            r.key
+        };
+        let grant =
+            |resource| LfObject::Permission(Permission::new("p".into(), resource, vec!["SELECT".into()], vec![], None));
+        let on_table = moved(grant(LfResource::Table { database: "sales".into(), table: "orders".into() }));
+        assert_eq!((on_table.database(), on_table.table()), ("sales_restored", Some("orders")));
+        let all_tables = moved(grant(LfResource::TableWildcard { database: "sales".into() }));
+        assert_eq!(all_tables.database(), "sales_restored");
+        let tags = moved(LfObject::ResourceTags(ResourceTags { database: "sales".into(), ..Default::default() }));
+        assert_eq!(tags.database(), "sales_restored");
+        // Another database's grant and a catalog-level object keep their names.
+        let other = moved(grant(LfResource::Database { database: "salesforce".into() }));
+        assert_eq!(other.database(), "salesforce");
+        let tag = moved(LfObject::LfTag(LfTag { key: "sales".into(), values: vec![] }));
+        assert_eq!(tag.lake_formation(), Some(&LfKey::LfTag { key: "sales".into() }));
+    }
+
+    #[test]
+    fn catalog_level_objects_are_restored_only_with_the_whole_catalog() {
+        let opts = |databases: &[&str], rename: Option<(&str, &str)>| RestoreOptions {
+            at: At::Time(0),
+            into: Into::Target("dr".into()),
+            databases: databases.iter().map(|d| d.to_string()).collect(),
+            rename: rename.map(|(f, t)| (f.to_string(), t.to_string())),
+            dry_run: false,
+            show: 0,
+            progress: false,
+        };
+        let all = Selection::new(&opts(&[], None)).unwrap();
+        assert!(all.has("") && all.has("sales") && all.has_in_target("") && all.has_in_target("sales"));
+        let some = Selection::new(&opts(&["sa*"], None)).unwrap();
+        assert!(!some.has("") && some.has("sales") && !some.has("hr") && !some.has_in_target(""));
+        let renamed = Selection::new(&opts(&[], Some(("sales", "sales_restored")))).unwrap();
+        assert!(renamed.has("sales") && !renamed.has(""));
+        // In the target, only the new name is restored: not the live database, not the catalog.
+        assert!(renamed.has_in_target("sales_restored") && !renamed.has_in_target("sales"));
+        assert!(!renamed.has_in_target(""));
     }
 }
