@@ -439,16 +439,36 @@ async fn a_restore_brings_back_the_grants_and_tags_of_that_time_and_history_list
         || async { target.resource_tags(&db, Some(&t0)).await.expect("read tags").unwrap_or_default().tags };
     assert_eq!(tags_on_t0().await, vec![]);
 
-    // The plan names the four changes, and only them; nothing is written.
+    // Under a new name, the grants and tags of T go to the copy (the live database keeps today's),
+    // and catalog-level objects are left alone. Before, they were applied to the live database.
+    let copy = format!("{db}_copy");
+    lakelog(&config, &["restore", "--at", &at, "--target", "dr", "--rename-database", &format!("{db}={copy}")]);
+    let mut with_copy = now.clone();
+    with_copy.insert((ANALYST.into(), format!("table {copy}.{t0}"), vec!["SELECT".into()], vec![]));
+    with_copy.insert((ENGINEER.into(), format!("database {copy}"), vec!["DESCRIBE".into()], vec![]));
+    assert_eq!(grants(&*target).await, with_copy);
+    assert_eq!(tags_on_t0().await, vec![], "the live table keeps today's tags");
+    let copy_tags = target.resource_tags(&copy, Some(&t0)).await.expect("read tags").unwrap_or_default().tags;
+    assert_eq!(copy_tags, team_a);
+    assert!(target.get_lf_tag("tier").await.expect("get tag").is_some(), "a renamed restore left the catalog's");
+
+    // The plan names the four changes to the live database and the catalog, and only them, and
+    // the copy's grants (the whole-catalog restore drops the copy, which T did not have);
+    // nothing is written.
     let text = lakelog(&config, &["restore", "--at", &at, "--target", "dr", "--dry-run"]);
     let plan = lakelog_json(&config, &["restore", "--at", &at, "--target", "dr", "--dry-run"]);
-    assert_eq!(grants(&*target).await, now, "a dry run wrote");
+    assert_eq!(grants(&*target).await, with_copy, "a dry run wrote");
     assert!(target.get_lf_tag("tier").await.expect("get tag").is_some(), "a dry run deleted");
-    let lf_lines: BTreeSet<(String, String)> = plan_lines(&plan)
+    let (of_copy, lf_lines): (BTreeSet<(String, String)>, BTreeSet<(String, String)>) = plan_lines(&plan)
         .into_iter()
         .filter(|(_, o)| o.contains("permission of") || o.contains("LF-tag") || o.contains("data lake"))
         .map(|(a, o)| (a, o.split_once(": ").map(|(_, rest)| rest.to_string()).unwrap_or(o)))
-        .collect();
+        .partition(|(_, o)| o.contains(&copy));
+    let copy_grants = [
+        ("delete".to_string(), format!("permission of {ANALYST} on table {copy}.{t0}")),
+        ("delete".to_string(), format!("permission of {ENGINEER} on database {copy}")),
+    ];
+    assert_eq!(of_copy, copy_grants.into_iter().collect(), "{text}");
     let want: BTreeSet<(String, String)> = [
         ("create", format!("permission of {ANALYST} on table {db}.{t0}")),
         ("create", format!("LF-tags on table {db}.{t0}")),
@@ -472,7 +492,7 @@ async fn a_restore_brings_back_the_grants_and_tags_of_that_time_and_history_list
     assert_eq!(grants(&*source).await, now, "the source is untouched");
     let stats = &restored["stats"];
     assert_eq!(stats["permission"]["created"], 1, "{stats:#}");
-    assert_eq!(stats["permission"]["deleted"], 1, "{stats:#}");
+    assert_eq!(stats["permission"]["deleted"], 3, "{stats:#}");
     assert_eq!(stats["lf_tag"]["deleted"], 1, "{stats:#}");
     // Restoring the same time again changes no Lake Formation object.
     let again = lakelog_json(&config, &["restore", "--at", &at, "--target", "dr"]);
