@@ -360,6 +360,9 @@ fn lf_yaml(emu: &Emulator, name: &str) -> String {
         .replace("  partition_segments: 1\n", "  partition_segments: 1\n  lakeformation: true\n")
 }
 
+/// Plan lines as (action, object).
+type Lines = BTreeSet<(String, String)>;
+
 /// The plan lines of a restore report (JSON) as (action, object).
 fn plan_lines(report: &serde_json::Value) -> Vec<(String, String)> {
     report["plan"]
@@ -459,7 +462,7 @@ async fn a_restore_brings_back_the_grants_and_tags_of_that_time_and_history_list
     let plan = lakelog_json(&config, &["restore", "--at", &at, "--target", "dr", "--dry-run"]);
     assert_eq!(grants(&*target).await, with_copy, "a dry run wrote");
     assert!(target.get_lf_tag("tier").await.expect("get tag").is_some(), "a dry run deleted");
-    let (of_copy, lf_lines): (BTreeSet<(String, String)>, BTreeSet<(String, String)>) = plan_lines(&plan)
+    let (of_copy, lf_lines): (Lines, Lines) = plan_lines(&plan)
         .into_iter()
         .filter(|(_, o)| o.contains("permission of") || o.contains("LF-tag") || o.contains("data lake"))
         .map(|(a, o)| (a, o.split_once(": ").map(|(_, rest)| rest.to_string()).unwrap_or(o)))
@@ -469,7 +472,7 @@ async fn a_restore_brings_back_the_grants_and_tags_of_that_time_and_history_list
         ("delete".to_string(), format!("permission of {ENGINEER} on database {copy}")),
     ];
     assert_eq!(of_copy, copy_grants.into_iter().collect(), "{text}");
-    let want: BTreeSet<(String, String)> = [
+    let want: Lines = [
         ("create", format!("permission of {ANALYST} on table {db}.{t0}")),
         ("create", format!("LF-tags on table {db}.{t0}")),
         ("delete", format!("permission of {ENGINEER} on table {db}.{t1}")),
