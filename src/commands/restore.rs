@@ -19,7 +19,8 @@
 //! `account_map`, a role of the target account is the source's role of that name, so its grants
 //! the state lacks are revoked; an object no source key maps to (a principal no rule reaches,
 //! such as another account's) is left and named in the report. The data lake settings are one
-//! per catalog: restored, never removed. Catalog-level objects (LF-tags, expressions, settings,
+//! per catalog: restored, never removed; their record is also how a restore knows Lake Formation
+//! was captured at the time: without it nothing is removed. Catalog-level objects (LF-tags, expressions, settings,
 //! locations, grants on the catalog, a location or a tag) belong to no database: they are
 //! restored only with the whole catalog (no `--databases`, no `--rename-database`); a renamed
 //! database takes the grants and tags on it to its new name.
@@ -155,10 +156,14 @@ pub struct RestoreReport {
     pub plan_more: u64,
     /// Iceberg tables whose restored `metadata_location` no longer exists (they would not open).
     pub iceberg_missing: Vec<String>,
-    /// Lake Formation objects only the target has that no source key maps to (a principal of the
-    /// target's own): left as they are.
+    /// Lake Formation objects only the target has that no source key maps to (a principal no
+    /// rule reaches): left as they are.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lf_left: Vec<String>,
+    /// The state at `at` holds no Lake Formation record (it was not captured then:
+    /// `source.lakeformation` was off), so the target's Lake Formation was left as it is.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lf_not_archived: bool,
     /// The newest change the archive holds, when `at` is after it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_ends: Option<String>,
@@ -279,6 +284,18 @@ impl Selection {
         self.filter.allows_database(database)
     }
 
+    /// Whether the state's record of `key` is read: what [`Selection::has`] restores, and the data
+    /// lake settings always (their record says Lake Formation was captured at the time, which a
+    /// restore must know before it removes anything), so the catalog-level part of a snapshot is
+    /// read too (`state_at` asks about it as the database `""`).
+    fn reads(&self, key: &ObjectKey) -> bool {
+        match key {
+            ObjectKey::Database { database, .. } if database.is_empty() => true,
+            ObjectKey::LakeFormation { lf: LfKey::DataLakeSettings, .. } => true,
+            _ => self.has(key.database()),
+        }
+    }
+
     /// Whether what the target has in its database `database` is restored (`""`: catalog-level).
     fn has_in_target(&self, database: &str) -> bool {
         match &self.rename {
@@ -316,7 +333,7 @@ pub async fn restore(pipeline: &Pipeline, opts: &RestoreOptions) -> Result<Resto
     let work = pipeline.config.archive.work_dir.as_deref().map(std::path::Path::new);
     let select = {
         let selection = selection.clone();
-        move |k: &ObjectKey| selection.has(k.database())
+        move |k: &ObjectKey| selection.reads(k)
     };
     let (mut rx, merging) = state_at(store, &src, select, budget, work, BATCH).await?;
     match &opts.into {
@@ -349,7 +366,7 @@ pub async fn restore(pipeline: &Pipeline, opts: &RestoreOptions) -> Result<Resto
                 None => false,
             };
             let mut run = TargetRestore::new(pipeline, &applier, opts, &selection, &mut report);
-            run.lf = lf.map(|reader| TargetLf { reader, tags: target_tags, seen: HashSet::new() });
+            run.lf = lf.map(|reader| TargetLf { reader, tags: target_tags, seen: HashSet::new(), archived: false });
             while let Some(batch) = rx.recv().await {
                 for e in batch {
                     run.entry(e).await?;
@@ -392,6 +409,9 @@ struct TargetLf {
     tags: bool,
     /// The Lake Formation keys the state holds, as the target names them ([`lf_identity`]).
     seen: HashSet<u128>,
+    /// Whether the state holds the data lake settings: Lake Formation was captured at the time.
+    /// Catalog-level records come first in key order, so this is known before any removal.
+    archived: bool,
 }
 
 impl<'a> TargetRestore<'a> {
@@ -418,6 +438,15 @@ impl<'a> TargetRestore<'a> {
     }
 
     async fn entry(&mut self, e: Entry) -> Result<(), RestoreError> {
+        if e.record.key.lake_formation() == Some(&LfKey::DataLakeSettings) {
+            if let Some(lf) = &mut self.lf {
+                lf.archived = true;
+            }
+            // Read only to know that (see `Selection::reads`) when not restored itself.
+            if !self.selection.catalog_level {
+                return Ok(());
+            }
+        }
         let record = renamed(e.record, &self.opts.rename);
         self.report.objects += 1;
         self.progress.inc_scanned(1);
@@ -604,7 +633,7 @@ impl<'a> TargetRestore<'a> {
 
     /// The LF-tags the target has on a database or table the state has none on are removed.
     async fn untag(&mut self, database: &str, table: Option<&str>) -> Result<(), RestoreError> {
-        let Some(lf) = self.lf.as_ref().filter(|lf| lf.tags) else { return Ok(()) };
+        let Some(lf) = self.lf.as_ref().filter(|lf| lf.tags && lf.archived) else { return Ok(()) };
         let key = LfKey::ResourceTags { database: database.to_string(), table: table.map(str::to_string) };
         if lf.seen.contains(&lf_identity(&key)) || lf.reader.resource_tags(database, table).await?.is_none() {
             return Ok(());
@@ -618,6 +647,10 @@ impl<'a> TargetRestore<'a> {
     /// are removed, under the source key each came from (see the module doc).
     async fn end_lake_formation(&mut self) -> Result<(), RestoreError> {
         let Some(lf) = &self.lf else { return Ok(()) };
+        if !lf.archived {
+            self.report.lf_not_archived = true;
+            return Ok(());
+        }
         let mut keys: Vec<LfKey> =
             lf.reader.permissions().await?.into_iter().map(|p| LfObject::Permission(p).key()).collect();
         let objects = lf.reader.catalog_objects().await?;
@@ -761,6 +794,12 @@ impl fmt::Display for RestoreReport {
         for m in &self.iceberg_missing {
             writeln!(f, "  warning: Iceberg table {m}: the metadata file no longer exists; the table will not open")?;
         }
+        if self.lf_not_archived {
+            writeln!(
+                f,
+                "  note: the archive holds no Lake Formation state at this time (source.lakeformation was off): the target's grants and LF-tags were left as they are"
+            )?;
+        }
         for l in &self.lf_left {
             writeln!(f, "  left: {l}: only the target has it, and no source principal maps to it")?;
         }
@@ -844,5 +883,15 @@ mod tests {
         // In the target, only the new name is restored: not the live database, not the catalog.
         assert!(renamed.has_in_target("sales_restored") && !renamed.has_in_target("sales"));
         assert!(!renamed.has_in_target(""));
+        // The settings are read whatever the selection: they tell whether Lake Formation was
+        // captured at the time. Other catalog-level objects are not.
+        let lf = |lf| ObjectKey::LakeFormation { catalog: "1".into(), lf };
+        assert!(some.reads(&lf(LfKey::DataLakeSettings)) && renamed.reads(&lf(LfKey::DataLakeSettings)));
+        assert!(
+            !some.reads(&lf(LfKey::LfTag { key: "team".into() }))
+                && all.reads(&lf(LfKey::LfTag { key: "team".into() }))
+        );
+        let db = |d: &str| ObjectKey::Database { catalog: "1".into(), database: d.into() };
+        assert!(some.reads(&db("")) && some.reads(&db("sales")) && !some.reads(&db("hr")));
     }
 }

@@ -530,3 +530,33 @@ async fn a_restore_brings_back_the_grants_and_tags_of_that_time_and_history_list
     let catalog_level = lakelog(&config, &["history", "--catalog"]);
     assert!(catalog_level.contains("LF-tag team") && catalog_level.contains("LF-tag tier"), "{catalog_level}");
 }
+
+/// An archive written while Lake Formation was not captured holds no Lake Formation state: a
+/// restore from it with `source.lakeformation` on since leaves the target's grants as they are
+/// (and says so), instead of revoking every one the state "lacks".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_an_archive_without_lake_formation_leaves_the_targets_grants() {
+    use crate::archive::{lakelog, lakelog_json, write_config};
+    use lakelog::commands::restore::rfc3339;
+
+    let emu = Emulator::start();
+    let name = "lfnotarchived";
+    let seeded = seed(&emu, name, 1, 1, 1).await;
+    let (db, t0) = (seeded.databases[0].name.clone(), seeded.tables[0].name.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(&dir, &config_yaml(&emu, name, "", ""));
+    lakelog(&config, &["sync", "--target", "dr"]);
+    let target = lake_formation(&emu, TARGET_REGION).await;
+    let on = LfResource::Table { database: db, table: t0 };
+    assert!(target.grant(&[permission(ANALYST, on, &["SELECT"], &[])]).await.expect("grant").is_empty());
+    let before = grants(&*target).await;
+    assert_eq!(before.len(), 1);
+
+    let config = write_config(&dir, &lf_yaml(&emu, name));
+    let at = rfc3339(now_millis());
+    let report = lakelog_json(&config, &["restore", "--at", &at, "--target", "dr"]);
+    assert_eq!(grants(&*target).await, before, "{report:#}");
+    assert_eq!(report["lf_not_archived"], true, "{report:#}");
+    let text = lakelog(&config, &["restore", "--at", &at, "--target", "dr", "--dry-run"]);
+    assert!(text.contains("no Lake Formation state"), "{text}");
+}
