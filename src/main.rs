@@ -143,9 +143,19 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         show: usize,
     },
-    /// Every recorded change of one object (db, db.table or db.table/value/...): when, what, why.
+    /// Every recorded change of one object (db, db.table or db.table/value/...): when, what, why;
+    /// with the grants and LF-tags on it. `--lf-tag KEY` or `--catalog` for Lake Formation
+    /// objects of the catalog itself.
     History {
-        object: String,
+        #[arg(required_unless_present_any = ["lf_tag", "catalog"], conflicts_with_all = ["lf_tag", "catalog"])]
+        object: Option<String>,
+        /// An LF-tag (by key) and the grants on it.
+        #[arg(long, value_name = "KEY", conflicts_with = "catalog")]
+        lf_tag: Option<String>,
+        /// The data lake settings and every catalog-level Lake Formation object (LF-tags,
+        /// expressions, registered locations, grants on the catalog, a location or a tag).
+        #[arg(long)]
+        catalog: bool,
         /// Only changes at or after this time (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -481,7 +491,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print(&report, output)?;
             return Ok(exit_code(report.stats.total().dead_lettered > 0));
         }
-        Command::History { object, since, until } => {
+        Command::History { object, lf_tag, catalog, since, until } => {
             let time = |t: &Option<String>| -> anyhow::Result<Option<i64>> {
                 match t {
                     None => Ok(None),
@@ -492,10 +502,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let (since, until) = (time(since)?, time(until)?);
+            use commands::history::Subject;
+            let subject = match (object, lf_tag) {
+                (Some(o), _) => Subject::Object(o.clone()),
+                (None, Some(tag)) => Subject::LfTag(tag.clone()),
+                (None, None) if *catalog => Subject::Catalog,
+                (None, None) => {
+                    return Err(usage("name an object (db, db.table, db.table/values), --lf-tag KEY or --catalog"))
+                }
+            };
             // A name that cannot name an object is a usage error, found before connecting.
-            commands::history::parse_object("", object).map_err(usage)?;
+            subject.key("").map_err(usage)?;
             let pipeline = Pipeline::connect(cfg).await?;
-            let report = commands::history::object_history(&pipeline, object, since, until).await.context("history")?;
+            let report =
+                commands::history::object_history(&pipeline, &subject, since, until).await.context("history")?;
             print(&report, output)?;
         }
         Command::Archive => {

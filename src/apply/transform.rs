@@ -256,6 +256,24 @@ impl Transform {
         })
     }
 
+    /// A source key that becomes `target` in this target: the inverse of
+    /// [`Transform::lf_target_key`], the principal mapped back ([`PrincipalMap::source_of`]),
+    /// names and S3 ARNs as the target has them (a rewrite leaves a target ARN as it is). A delete
+    /// record under it removes exactly `target`. `None`: no source key becomes `target` (a
+    /// principal no rule reaches, an ARN a rule would move).
+    pub fn lf_source_key(&self, target: &LfKey) -> Option<LfKey> {
+        let source = match target {
+            LfKey::Permission { principal, resource } => {
+                LfKey::Permission { principal: self.principals.source_of(principal)?, resource: resource.clone() }
+            }
+            LfKey::OptIn { principal, resource } => {
+                LfKey::OptIn { principal: self.principals.source_of(principal)?, resource: resource.clone() }
+            }
+            other => other.clone(),
+        };
+        (self.lf_target_key(&source).as_ref() == Some(target)).then_some(source)
+    }
+
     /// A Lake Formation object as the target names it: writable, S3 ARNs rewritten, principals
     /// left to the applier (see [`Transform::lf_key`]).
     pub fn lf_object(&self, object: &LfObject) -> LfObject {
@@ -793,5 +811,28 @@ mod tests {
         assert_eq!(t.source_locations(&grant("arn:aws:s3:::data/lake")), vec!["resource.arn"]);
         assert_eq!(t.source_locations(&location("arn:aws:s3:::data/lake")), vec!["arn"]);
         assert!(t.source_locations(&once).is_empty());
+    }
+    #[test]
+    fn a_target_key_leads_back_to_the_source_key_it_came_from_or_to_none() {
+        let yaml = "{name: dr, region: us-west-2, location_rewrite: [{from: 's3://data', to: 's3://data-dr'}], \
+                    principals: {account_map: {'111111111111': '222222222222'}}}";
+        let target: TargetConfig = serde_yaml_ng::from_str(yaml).expect("target");
+        let t = Transform::new(&target, "111111111111", "us-east-1", "222222222222").expect("transform");
+        let grant = |principal: &str, arn: &str| LfKey::Permission {
+            principal: principal.into(),
+            resource: LfResource::DataLocation { arn: arn.into() },
+        };
+        let source = grant("arn:aws:iam::111111111111:role/etl", "arn:aws:s3:::data/raw");
+        let in_target = t.lf_target_key(&source).expect("mapped");
+        assert_eq!(in_target, grant("arn:aws:iam::222222222222:role/etl", "arn:aws:s3:::data-dr/raw"));
+        // The principal the source's; the ARN the target's, which the rewrite leaves as it is.
+        let back = t.lf_source_key(&in_target).expect("a source key");
+        assert_eq!(back, grant("arn:aws:iam::111111111111:role/etl", "arn:aws:s3:::data-dr/raw"));
+        assert_eq!(t.lf_target_key(&back), Some(in_target));
+        let tag = LfKey::LfTag { key: "team".into() };
+        assert_eq!(t.lf_source_key(&tag), Some(tag));
+        // The target's own principal, and an ARN the rewrite would move: no source key.
+        assert_eq!(t.lf_source_key(&grant("arn:aws:iam::333333333333:role/etl", "arn:aws:s3:::data-dr/raw")), None);
+        assert_eq!(t.lf_source_key(&grant("arn:aws:iam::222222222222:role/etl", "arn:aws:s3:::data/raw")), None);
     }
 }

@@ -1,13 +1,20 @@
 //! `lakelog history <db>[.<table>[/<partition values>]]`: what happened to one object, and when,
 //! from the archive: every recorded change with its time, what changed (old → new) and why.
+//!
+//! Lake Formation objects are shown with what they are on (`archive::history::related`): the
+//! history of a database or table lists, after its own changes, those of the grants and LF-tags
+//! on it. Catalog-level objects belong to no database: `--lf-tag KEY` shows an LF-tag with the
+//! grants on it, `--catalog` the data lake settings with every catalog-level object (LF-tags,
+//! expressions, registered locations, grants on the catalog, a location or a tag).
 
 use std::fmt;
 
-use crate::archive::history::{history, History, What};
+use crate::archive::history::{history, Change, History, What};
 use crate::archive::ArchiveError;
 use crate::commands::restore::rfc3339;
 use crate::connect::Pipeline;
 use crate::model::fields;
+use crate::model::lakeformation::LfKey;
 use crate::model::ObjectKey;
 
 /// The object named `sales`, `sales.orders` or `sales.orders/2024-01-01/eu` in the source catalog.
@@ -31,13 +38,37 @@ pub fn parse_object(catalog: &str, text: &str) -> Result<ObjectKey, String> {
     Ok(ObjectKey::Partition { catalog, database, table: table.to_string(), values })
 }
 
+/// What `lakelog history` is asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// `db`, `db.table` or `db.table/values` (see [`parse_object`]).
+    Object(String),
+    /// An LF-tag by its key (`--lf-tag`).
+    LfTag(String),
+    /// The catalog's own Lake Formation objects (`--catalog`).
+    Catalog,
+}
+
+impl Subject {
+    /// The key whose history is shown, in the source catalog `catalog`.
+    pub fn key(&self, catalog: &str) -> Result<ObjectKey, String> {
+        let lf = |lf| Ok(ObjectKey::LakeFormation { catalog: catalog.to_string(), lf });
+        match self {
+            Subject::Object(text) => parse_object(catalog, text),
+            Subject::LfTag(key) if key.is_empty() => Err("--lf-tag: name the LF-tag's key".into()),
+            Subject::LfTag(key) => lf(LfKey::LfTag { key: key.clone() }),
+            Subject::Catalog => lf(LfKey::DataLakeSettings),
+        }
+    }
+}
+
 pub async fn object_history(
     pipeline: &Pipeline,
-    object: &str,
+    subject: &Subject,
     since: Option<i64>,
     until: Option<i64>,
 ) -> Result<History, HistoryError> {
-    let key = parse_object(&pipeline.origin.catalog_id, object).map_err(HistoryError::Object)?;
+    let key = subject.key(&pipeline.origin.catalog_id).map_err(HistoryError::Object)?;
     Ok(history(&*pipeline.state, &pipeline.config.stream.name, &key, since, until).await?)
 }
 
@@ -51,35 +82,47 @@ pub enum HistoryError {
 
 impl fmt::Display for History {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}: {} recorded changes", self.key, self.changes.len())?;
-        for c in &self.changes {
-            let why = match &c.cause.event_id {
-                Some(id) => format!("{:?} {id}", c.cause.kind).to_lowercase(),
-                None => format!("{:?}", c.cause.kind).to_lowercase(),
-            };
-            let what = match c.what {
-                What::Created => "created",
-                What::Updated => "updated",
-                What::Unchanged => "unchanged",
-                What::Deleted => "deleted",
-                What::Expired => "expired",
-            };
-            writeln!(f, "{}  {what:<9}  {why}", rfc3339(c.captured_at))?;
-            if c.what == What::Expired {
-                writeln!(
-                    f,
-                    "    its state at this time is kept; what changed before is compacted away (archive.retention)"
-                )?;
-            }
-            for fc in &c.fields {
-                writeln!(f, "    {}: {} → {}", fc.path, fields::short(&fc.old, 60), fields::short(&fc.new, 60))?;
-            }
+        write_changes(f, &self.key.to_string(), &self.changes)?;
+        if !self.lake_formation.is_empty() {
+            writeln!(f, "Lake Formation objects on it:")?;
+        }
+        for r in &self.lake_formation {
+            write_changes(f, &r.object, &r.changes)?;
         }
         if let Some(e) = self.earliest_restorable {
             writeln!(f, "restorable from {} (changes before it show as expired)", rfc3339(e))?;
         }
         Ok(())
     }
+}
+
+/// One object's heading and changes.
+fn write_changes(f: &mut fmt::Formatter<'_>, object: &str, changes: &[Change]) -> fmt::Result {
+    writeln!(f, "{object}: {} recorded changes", changes.len())?;
+    for c in changes {
+        let why = match &c.cause.event_id {
+            Some(id) => format!("{:?} {id}", c.cause.kind).to_lowercase(),
+            None => format!("{:?}", c.cause.kind).to_lowercase(),
+        };
+        let what = match c.what {
+            What::Created => "created",
+            What::Updated => "updated",
+            What::Unchanged => "unchanged",
+            What::Deleted => "deleted",
+            What::Expired => "expired",
+        };
+        writeln!(f, "{}  {what:<9}  {why}", rfc3339(c.captured_at))?;
+        if c.what == What::Expired {
+            writeln!(
+                f,
+                "    its state at this time is kept; what changed before is compacted away (archive.retention)"
+            )?;
+        }
+        for fc in &c.fields {
+            writeln!(f, "    {}: {} → {}", fc.path, fields::short(&fc.old, 60), fields::short(&fc.new, 60))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -106,5 +149,14 @@ mod tests {
             })
         );
         assert!(parse_object("1", ".x").is_err() && parse_object("1", "db./v").is_err());
+    }
+
+    #[test]
+    fn catalog_level_objects_are_asked_for_by_flag() {
+        let lf = |lf| ObjectKey::LakeFormation { catalog: "1".into(), lf };
+        assert_eq!(Subject::LfTag("team".into()).key("1"), Ok(lf(LfKey::LfTag { key: "team".into() })));
+        assert_eq!(Subject::Catalog.key("1"), Ok(lf(LfKey::DataLakeSettings)));
+        assert!(Subject::LfTag(String::new()).key("1").is_err());
+        assert_eq!(Subject::Object("sales".into()).key("1"), parse_object("1", "sales"));
     }
 }

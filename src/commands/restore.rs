@@ -9,6 +9,22 @@
 //! did not exist at `--at`. The target then equals the state for the selected databases.
 //! The Kinesis stream is never read: a restore works with the stream gone (the disaster case).
 //!
+//! Lake Formation objects (grants, LF-tags and their assignments, filters, locations...) are in
+//! the state like Glue objects, and go through the same applier: principals mapped, S3 ARNs
+//! rewritten, compared first. What the target has and the state lacks is removed too: after
+//! each table and database, its LF-tags when the state had none on it; at the end, every grant
+//! and catalog object of the target in the selection whose key the state lacks (listed once).
+//! Such a removal is a delete record under the source key the target's object came from
+//! ([`Transform::lf_source_key`](crate::apply::transform::Transform::lf_source_key)): under
+//! `account_map`, a role of the target account is the source's role of that name, so its grants
+//! the state lacks are revoked; an object no source key maps to (a principal no rule reaches,
+//! such as another account's) is left and named in the report. The data lake settings are one
+//! per catalog: restored, never removed; their record is also how a restore knows Lake Formation
+//! was captured at the time: without it nothing is removed. Catalog-level objects (LF-tags, expressions, settings,
+//! locations, grants on the catalog, a location or a tag) belong to no database: they are
+//! restored only with the whole catalog (no `--databases`, no `--rename-database`); a renamed
+//! database takes the grants and tags on it to its new name.
+//!
 //! Must never: touch a database outside the selection, or write during a dry run.
 
 use std::collections::{BTreeMap, HashSet};
@@ -24,6 +40,7 @@ use time::OffsetDateTime;
 
 use crate::apply::applier::{comparable, Applier};
 use crate::apply::dry_run::{describe, Planned};
+use crate::apply::permissions::settings_for_target;
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
 use crate::archive::manifest::ManifestStore;
@@ -31,12 +48,14 @@ use crate::archive::replay::state_at;
 use crate::archive::segment::{Entry, Reader};
 use crate::archive::writer::root;
 use crate::archive::ArchiveError;
+use crate::catalog::lakeformation::LfReader;
 use crate::catalog::reader::values_hash;
 use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError};
 use crate::model::fields::{self, FieldChange};
 use crate::model::filter::Filter;
-use crate::model::{CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey};
+use crate::model::lakeformation::{LfKey, LfObject, LfResource, OptIn, Permission};
+use crate::model::{identity_hash, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey};
 use crate::progress::Progress;
 
 /// Records applied per call to the applier.
@@ -106,7 +125,9 @@ pub struct RestoreOptions {
     pub progress: bool,
 }
 
-/// One planned change.
+/// One planned change: `create`, `update` (with the fields), `delete`; for a Lake Formation
+/// object also `unmapped` (its principal maps to none in the target: parked, not granted) or
+/// `skip` (the target does not apply Lake Formation objects: parked).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanLine {
     pub action: &'static str,
@@ -135,6 +156,14 @@ pub struct RestoreReport {
     pub plan_more: u64,
     /// Iceberg tables whose restored `metadata_location` no longer exists (they would not open).
     pub iceberg_missing: Vec<String>,
+    /// Lake Formation objects only the target has that no source key maps to (a principal no
+    /// rule reaches): left as they are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lf_left: Vec<String>,
+    /// The state at `at` holds no Lake Formation record (it was not captured then:
+    /// `source.lakeformation` was off), so the target's Lake Formation was left as it is.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub lf_not_archived: bool,
     /// The newest change the archive holds, when `at` is after it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_ends: Option<String>,
@@ -181,17 +210,45 @@ fn renamed(mut record: ChangeRecord, rename: &Option<(String, String)>) -> Chang
         ObjectKey::Database { database, .. }
         | ObjectKey::Table { database, .. }
         | ObjectKey::Partition { database, .. } => set(database),
-        // Lake Formation objects keep their names: a renamed restore is of the Glue catalog,
-        // and a grant on the old name would be a grant on another database.
-        ObjectKey::LakeFormation { .. } => {}
+        // A grant or tag on the renamed database goes with it: left on the old name, it would
+        // change the live database's.
+        ObjectKey::LakeFormation { lf, .. } => match lf {
+            LfKey::Permission { resource, .. } | LfKey::OptIn { resource, .. } => rename_resource(resource, &set),
+            LfKey::ResourceTags { database, .. } | LfKey::DataCellsFilter { database, .. } => set(database),
+            _ => {}
+        },
     }
     match &mut record.state {
         Some(CatalogObject::Database(d)) => set(&mut d.name),
         Some(CatalogObject::Table(t)) => set(&mut t.database_name),
         Some(CatalogObject::Partition(p)) => set(&mut p.database_name),
-        Some(CatalogObject::LakeFormation { .. }) | None => {}
+        Some(CatalogObject::LakeFormation { lf }) => match lf {
+            LfObject::Permission(Permission { resource, .. }) | LfObject::OptIn(OptIn { resource, .. }) => {
+                rename_resource(resource, &set)
+            }
+            LfObject::ResourceTags(t) => set(&mut t.database),
+            LfObject::DataCellsFilter(d) => set(&mut d.database),
+            _ => {}
+        },
+        None => {}
     }
     record
+}
+
+fn rename_resource(resource: &mut LfResource, set: &impl Fn(&mut String)) {
+    match resource {
+        LfResource::Database { database }
+        | LfResource::Table { database, .. }
+        | LfResource::TableWildcard { database }
+        | LfResource::TableWithColumns { database, .. }
+        | LfResource::DataCellsFilter { database, .. } => set(database),
+        _ => {}
+    }
+}
+
+/// A Lake Formation key's identity, 16 bytes whatever its size (as `sync` remembers keys).
+fn lf_identity(key: &LfKey) -> u128 {
+    identity_hash([serde_json::to_string(key).unwrap_or_default().as_str()])
 }
 
 fn restore_cause() -> Cause {
@@ -199,8 +256,13 @@ fn restore_cause() -> Cause {
 }
 
 /// Which databases are restored.
+#[derive(Clone)]
 struct Selection {
     filter: Filter,
+    /// The database restored under a new name (source name, target name).
+    rename: Option<(String, String)>,
+    /// Whether catalog-level Lake Formation objects are restored: only with the whole catalog.
+    catalog_level: bool,
 }
 
 impl Selection {
@@ -210,11 +272,37 @@ impl Selection {
             _ => opts.databases.clone(),
         };
         let filter = Filter::new(&globs, &[]).map_err(|e| RestoreError::Options(format!("--databases: {e}")))?;
-        Ok(Selection { filter })
+        let catalog_level = opts.databases.is_empty() && opts.rename.is_none();
+        Ok(Selection { filter, rename: opts.rename.clone(), catalog_level })
     }
 
+    /// Whether what is in source database `database` is restored (`""`: catalog-level).
     fn has(&self, database: &str) -> bool {
+        if database.is_empty() {
+            return self.catalog_level;
+        }
         self.filter.allows_database(database)
+    }
+
+    /// Whether the state's record of `key` is read: what [`Selection::has`] restores, and the data
+    /// lake settings always (their record says Lake Formation was captured at the time, which a
+    /// restore must know before it removes anything), so the catalog-level part of a snapshot is
+    /// read too (`state_at` asks about it as the database `""`).
+    fn reads(&self, key: &ObjectKey) -> bool {
+        match key {
+            ObjectKey::Database { database, .. } if database.is_empty() => true,
+            ObjectKey::LakeFormation { lf: LfKey::DataLakeSettings, .. } => true,
+            _ => self.has(key.database()),
+        }
+    }
+
+    /// Whether what the target has in its database `database` is restored (`""`: catalog-level).
+    fn has_in_target(&self, database: &str) -> bool {
+        match &self.rename {
+            // Under a new name, only that database is restored.
+            Some((_, to)) => database == to,
+            None => self.has(database),
+        }
     }
 }
 
@@ -244,8 +332,8 @@ pub async fn restore(pipeline: &Pipeline, opts: &RestoreOptions) -> Result<Resto
     let budget = (pipeline.config.archive.merge_memory_mib as usize) << 20;
     let work = pipeline.config.archive.work_dir.as_deref().map(std::path::Path::new);
     let select = {
-        let filter = selection.filter.clone();
-        move |k: &ObjectKey| filter.allows_database(k.database())
+        let selection = selection.clone();
+        move |k: &ObjectKey| selection.reads(k)
     };
     let (mut rx, merging) = state_at(store, &src, select, budget, work, BATCH).await?;
     match &opts.into {
@@ -271,7 +359,14 @@ pub async fn restore(pipeline: &Pipeline, opts: &RestoreOptions) -> Result<Resto
             report.into = format!("target {name}");
             let handle = pipeline.select_targets(Some(name))?[0];
             let applier = pipeline.applier(handle, opts.dry_run)?;
+            let lf = handle.lake_formation.clone().map(LfReader::new);
+            // A target without any LF-tag has no assignment a restore could have to remove.
+            let target_tags = match &lf {
+                Some(lf) => !lf.lf_tags().await?.is_empty(),
+                None => false,
+            };
             let mut run = TargetRestore::new(pipeline, &applier, opts, &selection, &mut report);
+            run.lf = lf.map(|reader| TargetLf { reader, tags: target_tags, seen: HashSet::new(), archived: false });
             while let Some(batch) = rx.recv().await {
                 for e in batch {
                     run.entry(e).await?;
@@ -303,6 +398,20 @@ struct TargetRestore<'a> {
     table: Option<(String, String, HashSet<u128>)>,
     /// Target databases the state holds.
     databases: HashSet<String>,
+    /// The target's Lake Formation (`None`: it applies no Lake Formation objects).
+    lf: Option<TargetLf>,
+}
+
+/// A restore's view of the target's Lake Formation.
+struct TargetLf {
+    reader: LfReader,
+    /// Whether the target defined any LF-tag when the restore began.
+    tags: bool,
+    /// The Lake Formation keys the state holds, as the target names them ([`lf_identity`]).
+    seen: HashSet<u128>,
+    /// Whether the state holds the data lake settings: Lake Formation was captured at the time.
+    /// Catalog-level records come first in key order, so this is known before any removal.
+    archived: bool,
 }
 
 impl<'a> TargetRestore<'a> {
@@ -324,10 +433,20 @@ impl<'a> TargetRestore<'a> {
             database: None,
             table: None,
             databases: HashSet::new(),
+            lf: None,
         }
     }
 
     async fn entry(&mut self, e: Entry) -> Result<(), RestoreError> {
+        if e.record.key.lake_formation() == Some(&LfKey::DataLakeSettings) {
+            if let Some(lf) = &mut self.lf {
+                lf.archived = true;
+            }
+            // Read only to know that (see `Selection::reads`) when not restored itself.
+            if !self.selection.catalog_level {
+                return Ok(());
+            }
+        }
         let record = renamed(e.record, &self.opts.rename);
         self.report.objects += 1;
         self.progress.inc_scanned(1);
@@ -361,8 +480,13 @@ impl<'a> TargetRestore<'a> {
                     self.table = Some((database.clone(), table.clone(), HashSet::from([values_hash(values)])));
                 }
             },
-            // Grants and tags ride along with their table; they track no Glue object.
-            ObjectKey::LakeFormation { .. } => {}
+            // Grants and tags ride along with their table; what the target holds of them beyond
+            // the state is found from its keys, as the target names them.
+            ObjectKey::LakeFormation { lf, .. } => {
+                if let (Some(t), Some(key)) = (&mut self.lf, self.applier.transform().lf_target_key(lf)) {
+                    t.seen.insert(lf_identity(&key));
+                }
+            }
         }
         self.check_iceberg(&record).await;
         self.pending.push(record);
@@ -409,6 +533,9 @@ impl<'a> TargetRestore<'a> {
     /// What each record would change, read from the target (dry runs only).
     async fn plan(&mut self, records: &[ChangeRecord]) -> Result<(), RestoreError> {
         let reader = self.applier.reader();
+        let (lake_formation, records): (Vec<&ChangeRecord>, Vec<&ChangeRecord>) =
+            records.iter().partition(|r| r.key.lake_formation().is_some());
+        self.plan_lake_formation(&lake_formation).await?;
         for r in records {
             let Some(desired) = r.state.as_ref().map(|s| self.applier.transform().apply(s)) else {
                 self.line("delete", r.key.to_string(), Vec::new());
@@ -433,8 +560,7 @@ impl<'a> TargetRestore<'a> {
                     .into_iter()
                     .next()
                     .map(CatalogObject::Partition),
-                // Not read for the plan: shown as a write, which apply skips when in sync.
-                ObjectKey::LakeFormation { .. } => None,
+                ObjectKey::LakeFormation { .. } => continue,
             };
             match current {
                 None => self.line("create", r.key.to_string(), Vec::new()),
@@ -450,13 +576,106 @@ impl<'a> TargetRestore<'a> {
         Ok(())
     }
 
+    /// What each Lake Formation record would change: the target's objects read in one go (one
+    /// grant listing for the batch), compared as the applier compares them — principal mapped,
+    /// ARNs rewritten, the service's own fields (a filter's version, the target's admins) aside.
+    async fn plan_lake_formation(&mut self, records: &[&ChangeRecord]) -> Result<(), RestoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let Some(lf) = &self.lf else {
+            for r in records {
+                self.line("skip", r.key.to_string(), Vec::new());
+            }
+            return Ok(());
+        };
+        let transform = self.applier.transform();
+        let keys: Vec<Option<LfKey>> =
+            records.iter().map(|r| r.key.lake_formation().and_then(|k| transform.lf_target_key(k))).collect();
+        let wanted: Vec<LfKey> = keys.iter().flatten().cloned().collect();
+        let current = lf.reader.objects(&wanted).await?;
+        for (r, key) in records.iter().zip(keys) {
+            let Some(key) = key else {
+                self.line("unmapped", r.key.to_string(), Vec::new());
+                continue;
+            };
+            let have = current.get(&key);
+            let Some(CatalogObject::LakeFormation { lf: want }) = r.state.as_ref().map(|s| transform.apply(s)) else {
+                if have.is_some() {
+                    self.line("delete", r.key.to_string(), Vec::new());
+                }
+                continue;
+            };
+            let Some(have) = have else {
+                self.line("create", r.key.to_string(), Vec::new());
+                continue;
+            };
+            let want = match (want, have) {
+                (LfObject::Permission(p), _) => LfObject::Permission(Permission { principal: principal_of(&key), ..p }),
+                (LfObject::OptIn(o), _) => LfObject::OptIn(OptIn { principal: principal_of(&key), ..o }),
+                (LfObject::DataLakeSettings(s), LfObject::DataLakeSettings(h)) => {
+                    LfObject::DataLakeSettings(settings_for_target(&s, h))
+                }
+                (w, _) => w,
+            };
+            let json = |o: &LfObject| fields::json(&CatalogObject::LakeFormation { lf: o.writable() });
+            let changed = fields::changes(&json(have), &json(&want));
+            if !changed.is_empty() {
+                self.line("update", r.key.to_string(), changed);
+            }
+        }
+        Ok(())
+    }
+
     fn delete(&self, key: ObjectKey) -> ChangeRecord {
         ChangeRecord::delete(key, &self.pipeline.origin, restore_cause(), crate::model::now_millis())
+    }
+
+    /// The LF-tags the target has on a database or table the state has none on are removed.
+    async fn untag(&mut self, database: &str, table: Option<&str>) -> Result<(), RestoreError> {
+        let Some(lf) = self.lf.as_ref().filter(|lf| lf.tags && lf.archived) else { return Ok(()) };
+        let key = LfKey::ResourceTags { database: database.to_string(), table: table.map(str::to_string) };
+        if lf.seen.contains(&lf_identity(&key)) || lf.reader.resource_tags(database, table).await?.is_none() {
+            return Ok(());
+        }
+        let catalog = self.pipeline.origin.catalog_id.clone();
+        self.pending.push(self.delete(ObjectKey::LakeFormation { catalog, lf: key }));
+        Ok(())
+    }
+
+    /// The target's grants and catalog-level objects in the selection whose keys the state lacks
+    /// are removed, under the source key each came from (see the module doc).
+    async fn end_lake_formation(&mut self) -> Result<(), RestoreError> {
+        let Some(lf) = &self.lf else { return Ok(()) };
+        if !lf.archived {
+            self.report.lf_not_archived = true;
+            return Ok(());
+        }
+        let mut keys: Vec<LfKey> =
+            lf.reader.permissions().await?.into_iter().map(|p| LfObject::Permission(p).key()).collect();
+        let objects = lf.reader.catalog_objects().await?;
+        keys.extend(objects.iter().map(LfObject::key).filter(|k| *k != LfKey::DataLakeSettings));
+        let extra: Vec<LfKey> = keys
+            .into_iter()
+            .filter(|k| self.selection.has_in_target(k.database()) && !lf.seen.contains(&lf_identity(k)))
+            .collect();
+        let catalog = self.pipeline.origin.catalog_id.clone();
+        for key in extra {
+            match self.applier.transform().lf_source_key(&key) {
+                Some(lf) => self.pending.push(self.delete(ObjectKey::LakeFormation { catalog: catalog.clone(), lf })),
+                None => self.report.lf_left.push(key.to_string()),
+            }
+            if self.pending.len() >= BATCH {
+                self.apply().await?;
+            }
+        }
+        self.apply().await
     }
 
     /// The table's partitions the target has and the state lacks are deleted.
     async fn end_table(&mut self) -> Result<(), RestoreError> {
         let Some((database, table, parts)) = self.table.take() else { return Ok(()) };
+        self.untag(&database, Some(&table)).await?;
         self.apply().await?;
         let mut extra = Vec::new();
         self.applier
@@ -486,6 +705,7 @@ impl<'a> TargetRestore<'a> {
     async fn end_database(&mut self) -> Result<(), RestoreError> {
         self.end_table().await?;
         let Some((database, tables)) = self.database.take() else { return Ok(()) };
+        self.untag(&database, None).await?;
         let existing: Vec<crate::model::Table> =
             self.applier.reader().tables(&database).await.or_else(not_found_is_empty)?;
         let catalog = self.pipeline.origin.catalog_id.clone();
@@ -499,25 +719,25 @@ impl<'a> TargetRestore<'a> {
     /// The selected databases the state lacks are deleted from the target.
     async fn finish(mut self) -> Result<(), RestoreError> {
         self.end_database().await?;
-        let rename = self.opts.rename.clone();
-        let source_name = |target: &str| match &rename {
-            Some((from, to)) if to == target => from.clone(),
-            _ => target.to_string(),
-        };
         let catalog = self.pipeline.origin.catalog_id.clone();
         for db in self.applier.reader().databases().await? {
-            let selected = match &rename {
-                // Under a new name, only that database is restored.
-                Some((_, to)) => db.name == *to,
-                None => self.selection.has(&source_name(&db.name)),
-            };
+            let selected = self.selection.has_in_target(&db.name);
             if selected && !self.databases.contains(&db.name) && self.applier.transform().allows(&db.name, None) {
                 self.pending.push(self.delete(ObjectKey::Database { catalog: catalog.clone(), database: db.name }));
             }
         }
         self.apply().await?;
+        self.end_lake_formation().await?;
         self.progress.finish();
         Ok(())
+    }
+}
+
+/// The principal of a grant's or opt-in's key (`""` for other keys).
+fn principal_of(key: &LfKey) -> String {
+    match key {
+        LfKey::Permission { principal, .. } | LfKey::OptIn { principal, .. } => principal.clone(),
+        _ => String::new(),
     }
 }
 
@@ -574,6 +794,15 @@ impl fmt::Display for RestoreReport {
         for m in &self.iceberg_missing {
             writeln!(f, "  warning: Iceberg table {m}: the metadata file no longer exists; the table will not open")?;
         }
+        if self.lf_not_archived {
+            writeln!(
+                f,
+                "  note: the archive holds no Lake Formation state at this time (source.lakeformation was off): the target's grants and LF-tags were left as they are"
+            )?;
+        }
+        for l in &self.lf_left {
+            writeln!(f, "  left: {l}: only the target has it, and no source principal maps to it")?;
+        }
         Ok(())
     }
 }
@@ -603,5 +832,66 @@ mod tests {
         assert_eq!(r.key.database(), "sales_restored");
         let Some(CatalogObject::Table(t)) = r.state else { panic!("a table") };
         assert_eq!(t.database_name, "sales_restored");
+    }
+
+    #[test]
+    fn a_rename_takes_the_grants_and_tags_on_the_database_along_and_leaves_the_catalogs() {
+        use crate::model::lakeformation::{LfTag, ResourceTags};
+        let origin = crate::model::Origin::default();
+        let rename = Some(("sales".to_string(), "sales_restored".to_string()));
+        let moved = |lf: LfObject| {
+            let r = renamed(
+                ChangeRecord::upsert(CatalogObject::LakeFormation { lf }, &origin, restore_cause(), 1),
+                &rename,
+            );
+            let Some(CatalogObject::LakeFormation { lf }) = r.state else { panic!("a Lake Formation object") };
+            assert_eq!(ObjectKey::LakeFormation { catalog: String::new(), lf: lf.key() }, r.key, "key and state agree");
+            r.key
+        };
+        let grant =
+            |resource| LfObject::Permission(Permission::new("p".into(), resource, vec!["SELECT".into()], vec![], None));
+        let on_table = moved(grant(LfResource::Table { database: "sales".into(), table: "orders".into() }));
+        assert_eq!((on_table.database(), on_table.table()), ("sales_restored", Some("orders")));
+        let all_tables = moved(grant(LfResource::TableWildcard { database: "sales".into() }));
+        assert_eq!(all_tables.database(), "sales_restored");
+        let tags = moved(LfObject::ResourceTags(ResourceTags { database: "sales".into(), ..Default::default() }));
+        assert_eq!(tags.database(), "sales_restored");
+        // Another database's grant and a catalog-level object keep their names.
+        let other = moved(grant(LfResource::Database { database: "salesforce".into() }));
+        assert_eq!(other.database(), "salesforce");
+        let tag = moved(LfObject::LfTag(LfTag { key: "sales".into(), values: vec![] }));
+        assert_eq!(tag.lake_formation(), Some(&LfKey::LfTag { key: "sales".into() }));
+    }
+
+    #[test]
+    fn catalog_level_objects_are_restored_only_with_the_whole_catalog() {
+        let opts = |databases: &[&str], rename: Option<(&str, &str)>| RestoreOptions {
+            at: At::Time(0),
+            into: Into::Target("dr".into()),
+            databases: databases.iter().map(|d| d.to_string()).collect(),
+            rename: rename.map(|(f, t)| (f.to_string(), t.to_string())),
+            dry_run: false,
+            show: 0,
+            progress: false,
+        };
+        let all = Selection::new(&opts(&[], None)).unwrap();
+        assert!(all.has("") && all.has("sales") && all.has_in_target("") && all.has_in_target("sales"));
+        let some = Selection::new(&opts(&["sa*"], None)).unwrap();
+        assert!(!some.has("") && some.has("sales") && !some.has("hr") && !some.has_in_target(""));
+        let renamed = Selection::new(&opts(&[], Some(("sales", "sales_restored")))).unwrap();
+        assert!(renamed.has("sales") && !renamed.has(""));
+        // In the target, only the new name is restored: not the live database, not the catalog.
+        assert!(renamed.has_in_target("sales_restored") && !renamed.has_in_target("sales"));
+        assert!(!renamed.has_in_target(""));
+        // The settings are read whatever the selection: they tell whether Lake Formation was
+        // captured at the time. Other catalog-level objects are not.
+        let lf = |lf| ObjectKey::LakeFormation { catalog: "1".into(), lf };
+        assert!(some.reads(&lf(LfKey::DataLakeSettings)) && renamed.reads(&lf(LfKey::DataLakeSettings)));
+        assert!(
+            !some.reads(&lf(LfKey::LfTag { key: "team".into() }))
+                && all.reads(&lf(LfKey::LfTag { key: "team".into() }))
+        );
+        let db = |d: &str| ObjectKey::Database { catalog: "1".into(), database: d.into() };
+        assert!(some.reads(&db("")) && some.reads(&db("sales")) && !some.reads(&db("hr")));
     }
 }

@@ -362,6 +362,35 @@ impl PrincipalMap {
         }
     }
 
+    /// The source principal whose grants this map sends to `target`: the inverse of
+    /// [`PrincipalMap::map`] (`None`: no source principal maps to it). No two sources map to one
+    /// target (see the module doc), so there is at most one; each candidate the rules could have
+    /// come from is mapped forward to check it.
+    pub fn source_of(&self, target: &str) -> Option<String> {
+        if self.identity {
+            return Some(target.to_string());
+        }
+        let p = parse(target);
+        let mut candidates: Vec<String> = self.claimed.get(target).cloned().into_iter().collect();
+        match p.kind {
+            PrincipalKind::IamRole | PrincipalKind::IamUser => {
+                let account = p.account.unwrap_or_default();
+                let from = self.rules.account_map.iter().filter(|(_, to)| to.as_str() == account);
+                candidates.extend(from.map(|(from, _)| format!("arn:{}:iam::{from}:{}", p.partition, p.resource)));
+            }
+            PrincipalKind::SamlUser | PrincipalKind::SamlGroup => {
+                if let Some((idp, who)) = saml_provider(target) {
+                    let from = self.rules.saml_providers.iter().filter(|(_, to)| to.as_str() == idp);
+                    candidates.extend(from.map(|(from, _)| format!("{from}:{who}")));
+                }
+            }
+            // The rules that keep a principal as it is (Identity Center, IAMAllowedPrincipals).
+            _ => candidates.push(target.to_string()),
+        }
+        let wanted = Mapped::To(target.to_string());
+        candidates.into_iter().find(|c| self.map(c) == wanted)
+    }
+
     /// What the rules after `map` make of `source`, or why none applies.
     fn by_rule(&self, source: &str) -> Result<String, String> {
         let p = parse(source);

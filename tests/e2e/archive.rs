@@ -61,7 +61,7 @@ pub(crate) fn lakelog(config: &Path, args: &[&str]) -> String {
     stdout.into_owned()
 }
 
-fn lakelog_json(config: &Path, args: &[&str]) -> serde_json::Value {
+pub(crate) fn lakelog_json(config: &Path, args: &[&str]) -> serde_json::Value {
     let mut all = vec!["--output", "json"];
     all.extend_from_slice(args);
     let out = lakelog(config, &all);

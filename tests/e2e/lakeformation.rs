@@ -353,3 +353,210 @@ async fn a_cloudtrail_revoke_is_re_read_into_a_delete_and_reconciliation_deletes
         assert_eq!(recorded.get(&key(p)).map(|r| r.hash), Some(None), "{}", p.principal);
     }
 }
+
+/// The test config with Lake Formation on, as YAML (for the `lakelog` binary).
+fn lf_yaml(emu: &Emulator, name: &str) -> String {
+    config_yaml(emu, name, "", "")
+        .replace("  partition_segments: 1\n", "  partition_segments: 1\n  lakeformation: true\n")
+}
+
+/// Plan lines as (action, object).
+type Lines = BTreeSet<(String, String)>;
+
+/// The plan lines of a restore report (JSON) as (action, object).
+fn plan_lines(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["plan"]
+        .as_array()
+        .expect("plan")
+        .iter()
+        .map(|l| {
+            (l["action"].as_str().unwrap_or_default().to_string(), l["object"].as_str().unwrap_or_default().into())
+        })
+        .collect()
+}
+
+/// The kinds of change (`created`, `deleted` ...) `history` lists, in its JSON and its text, for
+/// the related Lake Formation object named `object`.
+fn related_changes(history: &serde_json::Value, text: &str, object: &str) -> Vec<String> {
+    let related = history["lake_formation"].as_array().unwrap_or_else(|| panic!("no lake_formation: {history:#}"));
+    let entry = related
+        .iter()
+        .find(|r| r["object"].as_str().is_some_and(|o| o.ends_with(object)))
+        .unwrap_or_else(|| panic!("{object} not in lake_formation: {history:#}"));
+    let whats: Vec<String> = entry["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["what"].as_str().map(str::to_string))
+        .collect();
+    let heading = format!("{object}: {} recorded changes", whats.len());
+    assert!(text.lines().any(|l| l.ends_with(&heading)), "{heading} not in the text:\n{text}");
+    whats
+}
+
+/// `lakelog restore --at T` brings the Lake Formation state of T back into a target, as it does
+/// the Glue catalog's: a grant and an LF-tag assignment revoked and removed at the source after T
+/// are granted and assigned again; a grant and an LF-tag created after T are revoked and deleted;
+/// what did not change is not written; the dry run names exactly those changes and writes none.
+/// `lakelog history` lists the grants and tags of a table and of the catalog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_brings_back_the_grants_and_tags_of_that_time_and_history_lists_their_changes() {
+    use crate::archive::{lakelog, lakelog_json, write_config};
+    use lakelog::commands::restore::rfc3339;
+
+    let emu = Emulator::start();
+    let name = "lfrestore";
+    let seeded = seed(&emu, name, 1, 2, 1).await;
+    let db = seeded.databases[0].name.clone();
+    let (t0, t1) = (seeded.tables[0].name.clone(), seeded.tables[1].name.clone());
+    let source = lake_formation(&emu, SOURCE_REGION).await;
+    let target = lake_formation(&emu, TARGET_REGION).await;
+    let table = |t: &str| LfResource::Table { database: db.clone(), table: t.to_string() };
+    let team_a = vec![LfTagPair::new("team", vec!["a".into()])];
+    source.create_lf_tag(&LfTag { key: "team".into(), values: vec!["a".into(), "b".into()] }).await.expect("tag");
+    source.add_resource_tags(&db, Some(&t0), None, &team_a).await.expect("tag t0");
+    let revoked_later = permission(ANALYST, table(&t0), &["SELECT"], &[]);
+    let kept = permission(ENGINEER, LfResource::Database { database: db.clone() }, &["DESCRIBE"], &[]);
+    assert!(source.grant(&[revoked_later.clone(), kept]).await.expect("grant").is_empty());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(&dir, &lf_yaml(&emu, name));
+    lakelog(&config, &["sync", "--target", "dr"]);
+    let at_t = grants(&*source).await;
+    assert_eq!(grants(&*target).await, at_t, "the first sync copied the grants");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let at = rfc3339(now_millis());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    // After T: one grant revoked, the table's tag removed, a grant and an LF-tag created.
+    assert!(source.revoke(std::slice::from_ref(&revoked_later)).await.expect("revoke").is_empty());
+    source.remove_resource_tags(&db, Some(&t0), None, &team_a).await.expect("untag t0");
+    let created_later = permission(ENGINEER, table(&t1), &["SELECT"], &[]);
+    assert!(source.grant(std::slice::from_ref(&created_later)).await.expect("grant").is_empty());
+    source.create_lf_tag(&LfTag { key: "tier".into(), values: vec!["gold".into()] }).await.expect("tag tier");
+    lakelog(&config, &["sync", "--target", "dr"]);
+    let now = grants(&*source).await;
+    assert_eq!(grants(&*target).await, now, "the second sync followed the source");
+    assert_ne!(now, at_t);
+    let tags_on_t0 =
+        || async { target.resource_tags(&db, Some(&t0)).await.expect("read tags").unwrap_or_default().tags };
+    assert_eq!(tags_on_t0().await, vec![]);
+
+    // Under a new name, the grants and tags of T go to the copy (the live database keeps today's),
+    // and catalog-level objects are left alone. Before, they were applied to the live database.
+    let copy = format!("{db}_copy");
+    lakelog(&config, &["restore", "--at", &at, "--target", "dr", "--rename-database", &format!("{db}={copy}")]);
+    let mut with_copy = now.clone();
+    with_copy.insert((ANALYST.into(), format!("table {copy}.{t0}"), vec!["SELECT".into()], vec![]));
+    with_copy.insert((ENGINEER.into(), format!("database {copy}"), vec!["DESCRIBE".into()], vec![]));
+    assert_eq!(grants(&*target).await, with_copy);
+    assert_eq!(tags_on_t0().await, vec![], "the live table keeps today's tags");
+    let copy_tags = target.resource_tags(&copy, Some(&t0)).await.expect("read tags").unwrap_or_default().tags;
+    assert_eq!(copy_tags, team_a);
+    assert!(target.get_lf_tag("tier").await.expect("get tag").is_some(), "a renamed restore left the catalog's");
+
+    // The plan names the four changes to the live database and the catalog, and only them, and
+    // the copy's grants (the whole-catalog restore drops the copy, which T did not have);
+    // nothing is written.
+    let text = lakelog(&config, &["restore", "--at", &at, "--target", "dr", "--dry-run"]);
+    let plan = lakelog_json(&config, &["restore", "--at", &at, "--target", "dr", "--dry-run"]);
+    assert_eq!(grants(&*target).await, with_copy, "a dry run wrote");
+    assert!(target.get_lf_tag("tier").await.expect("get tag").is_some(), "a dry run deleted");
+    let (of_copy, lf_lines): (Lines, Lines) = plan_lines(&plan)
+        .into_iter()
+        .filter(|(_, o)| o.contains("permission of") || o.contains("LF-tag") || o.contains("data lake"))
+        .map(|(a, o)| (a, o.split_once(": ").map(|(_, rest)| rest.to_string()).unwrap_or(o)))
+        .partition(|(_, o)| o.contains(&copy));
+    let copy_grants = [
+        ("delete".to_string(), format!("permission of {ANALYST} on table {copy}.{t0}")),
+        ("delete".to_string(), format!("permission of {ENGINEER} on database {copy}")),
+    ];
+    assert_eq!(of_copy, copy_grants.into_iter().collect(), "{text}");
+    let want: Lines = [
+        ("create", format!("permission of {ANALYST} on table {db}.{t0}")),
+        ("create", format!("LF-tags on table {db}.{t0}")),
+        ("delete", format!("permission of {ENGINEER} on table {db}.{t1}")),
+        ("delete", "LF-tag tier".to_string()),
+    ]
+    .into_iter()
+    .map(|(a, o)| (a.to_string(), o))
+    .collect();
+    assert_eq!(lf_lines, want, "{text}");
+    for (_, object) in &want {
+        assert!(text.contains(object.as_str()), "the text plan names {object}:\n{text}");
+    }
+
+    // The restore itself: the target's Lake Formation is the source's at T.
+    let restored = lakelog_json(&config, &["restore", "--at", &at, "--target", "dr"]);
+    assert_eq!(grants(&*target).await, at_t, "{restored:#}");
+    assert_eq!(tags_on_t0().await, team_a);
+    assert_eq!(target.get_lf_tag("tier").await.expect("get tag"), None, "{restored:#}");
+    assert!(target.get_lf_tag("team").await.expect("get tag").is_some());
+    assert_eq!(grants(&*source).await, now, "the source is untouched");
+    let stats = &restored["stats"];
+    assert_eq!(stats["permission"]["created"], 1, "{stats:#}");
+    assert_eq!(stats["permission"]["deleted"], 3, "{stats:#}");
+    assert_eq!(stats["lf_tag"]["deleted"], 1, "{stats:#}");
+    // Restoring the same time again changes no Lake Formation object.
+    let again = lakelog_json(&config, &["restore", "--at", &at, "--target", "dr"]);
+    for kind in ["permission", "lf_tag", "lf_tag_assignment", "data_lake_settings"] {
+        let c = &again["stats"][kind];
+        for what in ["created", "updated", "deleted", "dead_lettered"] {
+            assert!(c[what].as_u64().unwrap_or(0) == 0, "{kind} {what}: {:#}", again["stats"]);
+        }
+    }
+    assert!(plan_lines(&lakelog_json(&config, &["restore", "--at", &at, "--target", "dr", "--dry-run"]))
+        .iter()
+        .all(|(_, o)| !o.contains("permission of") && !o.contains("LF-tag")));
+
+    // History: the table's grants and tags with it, the catalog's LF-tags by name.
+    let object = format!("{db}.{t0}");
+    let text = lakelog(&config, &["history", &object]);
+    let json = lakelog_json(&config, &["history", &object]);
+    let grant = related_changes(&json, &text, &format!("permission of {ANALYST} on table {db}.{t0}"));
+    assert_eq!(
+        (grant.first().map(String::as_str), grant.last().map(String::as_str)),
+        (Some("created"), Some("deleted"))
+    );
+    let tags = related_changes(&json, &text, &format!("LF-tags on table {db}.{t0}"));
+    assert_eq!((tags.first().map(String::as_str), tags.last().map(String::as_str)), (Some("created"), Some("deleted")));
+    assert!(!text.contains(&format!("{db}.{t1}")), "another table's grant is not listed:\n{text}");
+    let on_db = lakelog(&config, &["history", &db]);
+    assert!(on_db.contains(&format!("permission of {ENGINEER} on database {db}")), "{on_db}");
+    let tier = lakelog_json(&config, &["history", "--lf-tag", "tier"]);
+    let whats: Vec<&str> =
+        tier["changes"].as_array().expect("changes").iter().filter_map(|c| c["what"].as_str()).collect();
+    assert_eq!(whats.first(), Some(&"created"), "{tier:#}");
+    let catalog_level = lakelog(&config, &["history", "--catalog"]);
+    assert!(catalog_level.contains("LF-tag team") && catalog_level.contains("LF-tag tier"), "{catalog_level}");
+}
+
+/// An archive written while Lake Formation was not captured holds no Lake Formation state: a
+/// restore from it with `source.lakeformation` on since leaves the target's grants as they are
+/// (and says so), instead of revoking every one the state "lacks".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_from_an_archive_without_lake_formation_leaves_the_targets_grants() {
+    use crate::archive::{lakelog, lakelog_json, write_config};
+    use lakelog::commands::restore::rfc3339;
+
+    let emu = Emulator::start();
+    let name = "lfnotarchived";
+    let seeded = seed(&emu, name, 1, 1, 1).await;
+    let (db, t0) = (seeded.databases[0].name.clone(), seeded.tables[0].name.clone());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(&dir, &config_yaml(&emu, name, "", ""));
+    lakelog(&config, &["sync", "--target", "dr"]);
+    let target = lake_formation(&emu, TARGET_REGION).await;
+    let on = LfResource::Table { database: db, table: t0 };
+    assert!(target.grant(&[permission(ANALYST, on, &["SELECT"], &[])]).await.expect("grant").is_empty());
+    let before = grants(&*target).await;
+    assert_eq!(before.len(), 1);
+
+    let config = write_config(&dir, &lf_yaml(&emu, name));
+    let at = rfc3339(now_millis());
+    let report = lakelog_json(&config, &["restore", "--at", &at, "--target", "dr"]);
+    assert_eq!(grants(&*target).await, before, "{report:#}");
+    assert_eq!(report["lf_not_archived"], true, "{report:#}");
+    let text = lakelog(&config, &["restore", "--at", &at, "--target", "dr", "--dry-run"]);
+    assert!(text.contains("no Lake Formation state"), "{text}");
+}

@@ -467,3 +467,71 @@ async fn an_unmapped_principal_is_granted_by_dlq_replay_once_a_rule_maps_it() {
     assert_eq!((code, again["replayed"].as_u64()), (0, Some(0)), "{again}");
     assert_eq!(grants_of(&*target).await, [want(ANALYST_IN_TARGET), want(partner_in_target)], "granted once");
 }
+
+/// `lakelog restore --at T` into the target in account 222222222222: the grant revoked at the
+/// source after T comes back under the mapped principal, the one granted after T is revoked (its
+/// principal mapped back to find its source key), the unmapped principal is still not granted
+/// (the dry run says so), and a grant the target made itself to a principal no rule reaches
+/// (a consumer account's role) is left and named in the report. A role of account 222222222222
+/// is what `account_map` makes of the source's role of that name: it is not such a principal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_into_another_account_maps_principals_and_leaves_the_targets_own_grants() {
+    use lakelog::model::lakeformation::{LfResource, Permission};
+    const ENGINEER: &str = "arn:aws:iam::123456789012:role/engineer";
+    const ENGINEER_IN_TARGET: &str = "arn:aws:iam::222222222222:role/engineer";
+    const LOCAL: &str = "arn:aws:iam::333333333333:role/consumer";
+    let emu = Emulator::start();
+    let s = lf_setup(&emu, "xacct-restore").await;
+    let on_db = LfResource::Database { database: s.db.clone() };
+    let describe = |p: &str| Permission::new(p.into(), on_db.clone(), vec!["DESCRIBE".into()], vec![], None);
+    let (code, report) = crate::errors::lakelog_json(&s.path, &["sync"]);
+    assert_eq!(code, 0, "{report}");
+    let (source, target) = (lf_of(&s.config, false).await, lf_of(&s.config, true).await);
+    let at_t = grants_of(&*target).await;
+    assert_eq!(at_t.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), [ANALYST_IN_TARGET]);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let at = lakelog::commands::restore::rfc3339(lakelog::model::now_millis());
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+    assert!(source.revoke(&[describe(ANALYST)]).await.expect("revoke").is_empty());
+    assert!(source.grant(&[describe(ENGINEER)]).await.expect("grant").is_empty());
+    let (code, report) = crate::errors::lakelog_json(&s.path, &["sync"]);
+    assert_eq!(code, 0, "{report}");
+    assert!(target.grant(&[describe(LOCAL)]).await.expect("the target's own grant").is_empty());
+    let principals = |grants: Vec<(String, String, Vec<String>)>| grants.into_iter().map(|g| g.0).collect::<Vec<_>>();
+    assert_eq!(principals(grants_of(&*target).await), [ENGINEER_IN_TARGET, LOCAL]);
+
+    // Exit 3 as for any restore that parks a record: the unmapped principal's grant.
+    let (code, plan) = crate::errors::lakelog_json(&s.path, &["restore", "--at", &at, "--target", "dr", "--dry-run"]);
+    assert_eq!(code, 3, "{plan}");
+    let lines: Vec<(String, String)> = plan["plan"]
+        .as_array()
+        .expect("plan")
+        .iter()
+        .map(|l| (l["action"].as_str().unwrap_or_default().into(), l["object"].as_str().unwrap_or_default().into()))
+        .filter(|(_, o): &(String, String)| o.contains("permission of"))
+        .collect();
+    let line = |action: &str, principal: &str| {
+        (action.to_string(), format!("{ACCOUNT}: permission of {principal} on database {}", s.db))
+    };
+    let mut want = vec![line("create", ANALYST), line("unmapped", PARTNER), line("delete", ENGINEER)];
+    want.sort();
+    let mut got = lines.clone();
+    got.sort();
+    assert_eq!(got, want, "{plan:#}");
+    assert_eq!(principals(grants_of(&*target).await), [ENGINEER_IN_TARGET, LOCAL], "a dry run wrote");
+
+    let (code, restored) = crate::errors::lakelog_json(&s.path, &["restore", "--at", &at, "--target", "dr"]);
+    assert_eq!(code, 3, "{restored}");
+    assert_eq!(restored["stats"]["permission"]["dead_lettered"], 1, "{restored:#}");
+    assert_eq!(principals(grants_of(&*target).await), [ANALYST_IN_TARGET, LOCAL], "{restored:#}");
+    let left = format!("permission of {LOCAL} on database {}", s.db);
+    assert_eq!(
+        restored["lf_left"]
+            .as_array()
+            .map(|l| l.iter().filter(|x| x.as_str().is_some_and(|x| x.ends_with(&left))).count()),
+        Some(1),
+        "{restored:#}"
+    );
+    assert_eq!(principals(grants_of(&*source).await), [ENGINEER, PARTNER], "the source is untouched");
+}

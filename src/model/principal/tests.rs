@@ -240,6 +240,28 @@ proptest! {
         prop_assert_eq!(no_widening(&|s| map.map(s), &sources), Ok(()));
     }
 
+    /// `source_of` inverts `map`: every target principal a source maps to leads back to that
+    /// source, and whatever it returns maps forward to the principal asked about.
+    #[test]
+    fn source_of_inverts_map(
+        rules in rule_set(),
+        random in prop::collection::vec(principal(), 1..24),
+        asked in prop::collection::vec(principal(), 1..8),
+    ) {
+        let sources = sources_for(&rules, random);
+        let map = PrincipalMap::new(rules, "p").expect("the generated rules are valid");
+        for s in &sources {
+            if let Mapped::To(t) = map.map(s) {
+                prop_assert_eq!(map.source_of(&t), Some(s.clone()), "{} -> {}", s, t);
+            }
+        }
+        for t in &asked {
+            if let Some(s) = map.source_of(t) {
+                prop_assert_eq!(map.map(&s), Mapped::To(t.clone()), "{} <- {}", t, s);
+            }
+        }
+    }
+
     /// Validation refuses every `map` entry that changes a principal's kind, however random.
     #[test]
     fn a_map_entry_that_changes_kind_is_refused(from in principal(), into in principal()) {
@@ -261,4 +283,29 @@ fn the_property_fails_on_rules_that_widen_or_merge() {
     assert!(no_widening(&widening, &sources).unwrap_err().contains("widened"));
     let merging = |_: &str| Mapped::To("arn:aws:iam::222222222222:role/one".to_string());
     assert!(no_widening(&merging, &sources).unwrap_err().contains("both map to"));
+}
+
+#[test]
+fn source_of_undoes_each_rule_and_finds_none_for_a_principal_no_rule_reaches() {
+    let saml = "arn:aws:iam::111111111111:saml-provider/Okta";
+    let rules = Rules {
+        map: [(
+            "arn:aws:iam::111111111111:role/admin".to_string(),
+            "arn:aws:iam::222222222222:role/dr-admin".to_string(),
+        )]
+        .into(),
+        saml_providers: [(saml.to_string(), "arn:aws:iam::222222222222:saml-provider/Okta".to_string())].into(),
+        ..rules()
+    };
+    let map = map_of(rules);
+    let back = |t: &str| map.source_of(t);
+    assert_eq!(back("arn:aws:iam::222222222222:role/team/analyst"), Some(ROLE.to_string()));
+    assert_eq!(back("arn:aws:iam::222222222222:role/dr-admin"), Some("arn:aws:iam::111111111111:role/admin".into()));
+    assert_eq!(back("arn:aws:iam::222222222222:saml-provider/Okta:user/ann"), Some(format!("{saml}:user/ann")));
+    // The role `map` sends elsewhere is nobody's target under its account-substituted name.
+    assert_eq!(back("arn:aws:iam::222222222222:role/admin"), None);
+    // A principal of the target's own (no rule reaches its account), and one kept off the target.
+    assert_eq!(back("arn:aws:iam::333333333333:role/x"), None);
+    assert_eq!(back("IAMAllowedPrincipals"), None);
+    assert_eq!(PrincipalMap::identity().source_of(ROLE), Some(ROLE.to_string()));
 }
