@@ -43,7 +43,7 @@ use super::ApplyError;
 use crate::backend::lakeformation::{EntryError, LakeFormation, GRANT_BATCH};
 use crate::backend::{AwsError, ErrorClass};
 use crate::model::lakeformation::{
-    sorted_set, DataLakeSettings, LfKey, LfObject, LfResource, LfTag, LfTagPair, Permission, ResourceTags,
+    sorted_set, DataLakeSettings, DataLocation, LfKey, LfObject, LfResource, LfTag, LfTagPair, Permission, ResourceTags,
 };
 use crate::model::principal::Mapped;
 use crate::model::{CatalogObject, ChangeRecord, ObjectKey, Op};
@@ -506,6 +506,22 @@ impl Applier {
                 }
             }
             (LfKey::DataLocation { arn }, want) => {
+                // The role Lake Formation reads the location with is a principal of the source
+                // account: mapped as grants' principals are, never registered unmapped.
+                let mapped;
+                let want = match want {
+                    Some(LfObject::DataLocation(w)) if w.role_arn.is_some() => {
+                        let role = w.role_arn.as_deref().unwrap_or_default();
+                        match self.transform.principals.map(role) {
+                            Mapped::To(r) => {
+                                mapped = LfObject::DataLocation(DataLocation { role_arn: Some(r), ..w.clone() });
+                                Some(&mapped)
+                            }
+                            Mapped::Unmapped { reason } => return self.park_unmapped(rec, &reason).await,
+                        }
+                    }
+                    other => other,
+                };
                 let have = match self.lf_call(|| lf.describe_location(arn)).await? {
                     Ok(h) => h,
                     Err(e) => return self.settle(rec, e).await,
@@ -822,6 +838,38 @@ mod tests {
 
         s.applier.apply(vec![tags(vec![])]).await.expect("applies");
         assert!(s.lf.resource_tags("d", None).await.expect("reads").expect("exists").is_empty());
+    }
+
+    /// A registered location's role is a principal of the source account: it is mapped as a
+    /// grant's principal is, and a location whose role no rule maps is parked, not registered
+    /// with the source's role.
+    #[tokio::test]
+    async fn a_locations_role_is_mapped_to_the_target_account_or_parked() {
+        use crate::model::lakeformation::DataLocation;
+        use crate::model::principal::Rules;
+        let rules =
+            Rules { account_map: [(SOURCE.to_string(), "444455556666".to_string())].into(), ..Default::default() };
+        let s = setup(PrincipalMap::new(rules, "principals").expect("rules"));
+        let location = |arn: &str, role: &str| {
+            let l = DataLocation { arn: arn.into(), role_arn: Some(role.into()), ..Default::default() };
+            ChangeRecord::upsert(
+                CatalogObject::LakeFormation { lf: LfObject::DataLocation(l) },
+                &origin(),
+                cause(),
+                now_millis(),
+            )
+        };
+        let records = vec![
+            location("arn:aws:s3:::data/a", &format!("arn:aws:iam::{SOURCE}:role/lf-reader")),
+            location("arn:aws:s3:::data/b", "arn:aws:iam::999988887777:role/elsewhere"),
+        ];
+        let stats = s.applier.apply(records).await.expect("applies");
+        assert_eq!((stats.total().created, stats.total().dead_lettered), (1, 1), "{stats:?}");
+        let a = s.lf.describe_location("arn:aws:s3:::data/a").await.expect("reads").expect("registered");
+        assert_eq!(a.role_arn.as_deref(), Some("arn:aws:iam::444455556666:role/lf-reader"));
+        assert!(s.lf.describe_location("arn:aws:s3:::data/b").await.expect("reads").is_none());
+        let parked = s.dead_letters.list("dr").await.expect("list");
+        assert!(parked.iter().any(|(_, d)| d.reason.contains("unmapped principal")), "{parked:?}");
     }
 
     /// Tags on a table's columns follow the source column by column: added where the source
