@@ -99,7 +99,7 @@ PY
 
 # One worker count, on fresh emulators; appends its row to $work/table.
 bench() { # workers
-  local n="$1" run="wk$1x$$" cfg ports=() i port pid
+  local n="$1" run="wk$1x$$" cfg ports=() i port
   cfg="$work/$run.yaml"
   scripts/emulator.sh start
   # shellcheck disable=SC1091
@@ -185,22 +185,27 @@ n, b0, b1, done = int(n), float(b0), float(b1), float(done)
 burst = json.load(open(f"{base}.burst.json"))
 watch = [l.split() for l in open(f"{base}.watch") if l.strip()]
 peak_gauge = max((float(w[2]) for w in watch), default=0.0)
-rss, p99c, p99e, samples = [], [], [], []
+rss, p99c, p99e, samples, events = [], [], [], [], []
 for i in range(1, n + 1):
     kb, _ = open(f"{base}.{i}.time").read().split()[-2:]
     rss.append(int(kb) // 1024)
     try:
-        dr = json.load(open(f"{base}.{i}.json"))["targets"]["dr"]
+        report = json.load(open(f"{base}.{i}.json"))
+        dr = report["targets"]["dr"]
+        events.append(report["events"]["messages"])
     except (OSError, ValueError, KeyError):
+        # A worker that failed prints an error report instead: its cells read nan.
         dr = {"lag_from_capture": {"p99_seconds": float("nan"), "samples": 0}, "lag_from_change": {"p99_seconds": float("nan")}}
+        events.append("?")
     p99c.append(dr["lag_from_capture"]["p99_seconds"])
     p99e.append(dr["lag_from_change"]["p99_seconds"])
     samples.append(dr["lag_from_capture"]["samples"])
 catchup = f"{done - b1:.1f}" if caught == "yes" else f"> {done - b1:.0f} (not caught up)"
-print("| {} | {:,} in {:.1f} s | {} s (all applied {:.1f} s after burst start) | {:.2f} s {} | {:.2f} s {} | {:.1f} s | {} | {} | {} |".format(
+print("| {} | {:,} in {:.1f} s | {} s (all applied {:.1f} s after burst start) | {:.2f} s {} | {:.2f} s {} | {:.1f} s | {} | {} | {} | {} |".format(
     n, burst["partitions"], b1 - b0, catchup, done - b0,
     max(p99c), p99c if n > 1 else "", max(p99e), p99e if n > 1 else "", peak_gauge,
     " / ".join(f"{r} MB" for r in rss), " / ".join(str(s) for s in samples),
+    f"{burst['events_sent']} sent; " + " / ".join(str(e) for e in events),
     f"in sync ({diff_s} s)" if diff_rc == "0" else f"DRIFT (exit {diff_rc})"))
 PY
   scripts/emulator.sh stop
@@ -212,6 +217,6 @@ done
 
 echo
 echo "== $expected partitions, $profile build, $(nproc) cores"
-echo "| workers | burst (partitions in) | catch-up after the burst's end | lag p99 capture -> applied (worst worker) | lag p99 change -> applied (worst worker) | peak lag gauge | peak RSS per worker | lag samples (records applied) per worker | diff |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| workers | burst (partitions in) | catch-up after the burst's end | lag p99 capture -> applied (worst worker) | lag p99 change -> applied (worst worker) | peak lag gauge | peak RSS per worker | lag samples (records applied) per worker | Glue events read per worker | diff |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 cat "$work/table"
