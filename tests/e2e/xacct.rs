@@ -126,15 +126,18 @@ fn catalog(prefix: &str, bucket: &str) -> GeneratedCatalog {
     }
 }
 
+/// The test catalog of `n`, written to the source account.
+async fn seed_source(emu: &Emulator, n: &Names) {
+    let generated = catalog(&n.prefix, &n.data_bucket);
+    lakelog::simulate::seed::write_catalog(&*crate::catalog(emu, SOURCE_REGION).await, &generated).await.expect("seed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_in_another_account_is_written_through_its_role_with_links_re_pointed() {
     let emu = Emulator::start();
     let name = "xacct-sync";
     let n = Names::new(name);
-    let generated = catalog(&n.prefix, &n.data_bucket);
-    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
-        .await
-        .expect("seed");
+    seed_source(&emu, &n).await;
 
     let config = PipelineConfig::from_yaml(&xacct_yaml(&emu, name, ""), name).expect("valid config");
     let pipeline = Pipeline::connect(config).await.expect("connect");
@@ -236,10 +239,7 @@ async fn diff_lists_what_it_cannot_check_and_keeps_its_exit_codes() {
     let emu = Emulator::start();
     let name = "xacct-scope";
     let n = Names::new(name);
-    let generated = catalog(&n.prefix, &n.data_bucket);
-    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
-        .await
-        .expect("seed");
+    seed_source(&emu, &n).await;
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("pipeline.yaml");
     std::fs::write(&path, xacct_yaml(&emu, name, "")).expect("write config");
@@ -269,10 +269,7 @@ async fn the_external_id_never_reaches_a_log_or_printed_output() {
     let emu = Emulator::start();
     let name = "xacct-secret";
     let n = Names::new(name);
-    let generated = catalog(&n.prefix, &n.data_bucket);
-    lakelog::simulate::seed::write_catalog(&*crate::catalog(&emu, SOURCE_REGION).await, &generated)
-        .await
-        .expect("seed");
+    seed_source(&emu, &n).await;
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("pipeline.yaml");
     std::fs::write(&path, xacct_yaml(&emu, name, "")).expect("write config");
@@ -337,8 +334,7 @@ struct LfSetup {
 async fn lf_setup(emu: &Emulator, name: &str) -> LfSetup {
     use lakelog::model::lakeformation::{LfResource, Permission};
     let n = Names::new(name);
-    let generated = catalog(&n.prefix, &n.data_bucket);
-    lakelog::simulate::seed::write_catalog(&*crate::catalog(emu, SOURCE_REGION).await, &generated).await.expect("seed");
+    seed_source(emu, &n).await;
     let yaml = xacct_yaml(emu, name, ACCOUNT_MAP)
         .replace("  partition_segments: 1\n", "  partition_segments: 1\n  lakeformation: true\n");
     let config = PipelineConfig::from_yaml(&yaml, name).expect("valid config");
