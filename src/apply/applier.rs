@@ -17,6 +17,7 @@
 //!   time ([`Watermark`]); only then, with the parent still missing, is it dead-lettered;
 //! - anything else (validation, access denied): dead-lettered with its reason; the rest continue.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -36,7 +37,7 @@ use crate::backend::catalog::{
 use crate::backend::lakeformation::LakeFormation;
 use crate::backend::retry::{Aimd, RetryPolicy};
 use crate::backend::{AwsError, ErrorClass};
-use crate::catalog::reader::CatalogReader;
+use crate::catalog::reader::{values_hash, CatalogReader};
 use crate::config::ApplyConfig;
 use crate::metrics as m;
 use crate::model::{CatalogObject, ChangeRecord, Database, ObjectKey, ObjectKind, Op, Partition, Table};
@@ -78,8 +79,8 @@ enum PartitionWrite {
 struct Writes {
     database_upserts: Vec<(ChangeRecord, Database)>,
     table_upserts: Vec<(ChangeRecord, Table)>,
-    partition_upserts: HashMap<(String, String), Vec<(ChangeRecord, Partition)>>,
-    partition_deletes: HashMap<(String, String), Vec<ChangeRecord>>,
+    partition_upserts: Groups<PartitionUpsert>,
+    partition_deletes: Groups<ChangeRecord>,
     table_deletes: Vec<ChangeRecord>,
     database_deletes: Vec<ChangeRecord>,
     /// Upserts whose state is missing or of another kind than their key: they are dead-lettered.
@@ -88,34 +89,113 @@ struct Writes {
     lake_formation: Vec<ChangeRecord>,
 }
 
+/// Items grouped by table (database, table), in the order each table first came. A batch's
+/// partitions mostly come table by table, so the last group is looked at first, without
+/// allocating its names.
+struct Groups<T> {
+    groups: Vec<((String, String), Vec<T>)>,
+    index: HashMap<(String, String), usize>,
+}
+
+impl<T> Default for Groups<T> {
+    fn default() -> Self {
+        Groups { groups: Vec::new(), index: HashMap::new() }
+    }
+}
+
+impl<T> Groups<T> {
+    /// Adds `item` to the group of the table `names` gives of it.
+    fn push(&mut self, item: T, names: impl Fn(&T) -> (&str, &str)) {
+        let (database, table) = names(&item);
+        let i = match self.groups.last() {
+            Some(((d, t), _)) if d == database && t == table => self.groups.len() - 1,
+            _ => {
+                let key = (database.to_string(), table.to_string());
+                *self.index.entry(key.clone()).or_insert_with(|| {
+                    self.groups.push((key, Vec::new()));
+                    self.groups.len() - 1
+                })
+            }
+        };
+        self.groups[i].1.push(item);
+    }
+}
+
+impl<T> IntoIterator for Groups<T> {
+    type Item = ((String, String), Vec<T>);
+    type IntoIter = std::vec::IntoIter<Self::Item>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.groups.into_iter()
+    }
+}
+
+/// One partition upsert: its record and the partition as the target must have it.
+struct PartitionUpsert {
+    /// Its state moved to `want` when the transform leaves partitions as they are (no copy):
+    /// [`PartitionUpsert::record`] puts it back for a dead letter.
+    rec: ChangeRecord,
+    want: Partition,
+}
+
+impl PartitionUpsert {
+    fn new(mut rec: ChangeRecord, transform: &Transform) -> Result<PartitionUpsert, ChangeRecord> {
+        let state = if transform.keeps_partitions() {
+            rec.state.take()
+        } else {
+            rec.state.as_ref().map(|s| transform.apply(s))
+        };
+        match state {
+            Some(CatalogObject::Partition(want)) => Ok(PartitionUpsert { rec, want }),
+            other => {
+                if rec.state.is_none() {
+                    rec.state = other;
+                }
+                Err(rec)
+            }
+        }
+    }
+
+    /// The record as it came (what a dead letter holds).
+    fn record(&self) -> Cow<'_, ChangeRecord> {
+        if self.rec.state.is_some() {
+            return Cow::Borrowed(&self.rec);
+        }
+        let mut rec = self.rec.clone();
+        rec.state = Some(CatalogObject::Partition(self.want.clone()));
+        Cow::Owned(rec)
+    }
+}
+
 impl Writes {
-    fn sort(latest: HashMap<ObjectKey, ChangeRecord>, transform: &Transform) -> Writes {
+    fn sort(latest: Vec<ChangeRecord>, transform: &Transform) -> Writes {
         let mut w = Writes::default();
-        for (key, rec) in latest {
-            if key.lake_formation().is_some() {
+        for rec in latest {
+            if rec.key.lake_formation().is_some() {
                 w.lake_formation.push(rec);
                 continue;
             }
-            match (rec.op, rec.state.as_ref().map(|s| transform.apply(s))) {
-                (Op::Upsert, Some(CatalogObject::Database(d))) if key.kind() == ObjectKind::Database => {
-                    w.database_upserts.push((rec, d))
-                }
-                (Op::Upsert, Some(CatalogObject::Table(t))) if key.kind() == ObjectKind::Table => {
-                    w.table_upserts.push((rec, t))
-                }
-                (Op::Upsert, Some(CatalogObject::Partition(p))) if key.kind() == ObjectKind::Partition => w
-                    .partition_upserts
-                    .entry((p.database_name.clone(), p.table_name.clone()))
-                    .or_default()
-                    .push((rec, p)),
-                (Op::Delete, _) => match &key {
+            let kind = rec.key.kind();
+            if rec.op == Op::Delete {
+                match &rec.key {
                     ObjectKey::Database { .. } => w.database_deletes.push(rec),
                     ObjectKey::Table { .. } => w.table_deletes.push(rec),
-                    ObjectKey::Partition { database, table, .. } => {
-                        w.partition_deletes.entry((database.clone(), table.clone())).or_default().push(rec)
+                    ObjectKey::Partition { .. } => {
+                        w.partition_deletes.push(rec, |r| (r.key.database(), r.key.table().unwrap_or_default()))
                     }
                     ObjectKey::LakeFormation { .. } => w.malformed.push(rec),
-                },
+                }
+                continue;
+            }
+            if kind == ObjectKind::Partition {
+                match PartitionUpsert::new(rec, transform) {
+                    Ok(u) => w.partition_upserts.push(u, |u| (&u.want.database_name, &u.want.table_name)),
+                    Err(rec) => w.malformed.push(rec),
+                }
+                continue;
+            }
+            match rec.state.as_ref().map(|s| transform.apply(s)) {
+                Some(CatalogObject::Database(d)) if kind == ObjectKind::Database => w.database_upserts.push((rec, d)),
+                Some(CatalogObject::Table(t)) if kind == ObjectKind::Table => w.table_upserts.push((rec, t)),
                 _ => w.malformed.push(rec),
             }
         }
@@ -216,20 +296,27 @@ impl Applier {
     }
 
     /// The last record per key among those the target's filter accepts (records are full states,
-    /// so the last one is all that matters); the others are counted as filtered.
-    fn latest_in_scope(&self, records: Vec<ChangeRecord>, stats: &mut ApplyStats) -> HashMap<ObjectKey, ChangeRecord> {
-        let mut latest = HashMap::new();
-        for r in records {
-            // Catalog-level Lake Formation objects (LF-tags, settings...) are in no database: in
-            // every target's scope.
-            let catalog_level = r.key.lake_formation().is_some() && r.key.database().is_empty();
-            if catalog_level || self.transform.allows(r.key.database(), r.key.table()) {
-                latest.insert(r.key.clone(), r);
-            } else {
-                stats.add(r.key.kind(), Outcome::Filtered, 1);
+    /// so the last one is all that matters), in stream order; the others are counted as filtered.
+    fn latest_in_scope(&self, records: Vec<ChangeRecord>, stats: &mut ApplyStats) -> Vec<ChangeRecord> {
+        let mut keep = vec![false; records.len()];
+        {
+            // By reference: keys are not copied.
+            let mut last: HashMap<&ObjectKey, usize> = HashMap::with_capacity(records.len());
+            for (i, r) in records.iter().enumerate() {
+                // Catalog-level Lake Formation objects (LF-tags, settings...) are in no database: in
+                // every target's scope.
+                let catalog_level = r.key.lake_formation().is_some() && r.key.database().is_empty();
+                if catalog_level || self.transform.allows(r.key.database(), r.key.table()) {
+                    if let Some(before) = last.insert(&r.key, i) {
+                        keep[before] = false;
+                    }
+                    keep[i] = true;
+                } else {
+                    stats.add(r.key.kind(), Outcome::Filtered, 1);
+                }
             }
         }
-        latest
+        records.into_iter().zip(keep).filter_map(|(r, keep)| keep.then_some(r)).collect()
     }
 
     /// Writes in dependency order: database, table, partition upserts (a parent before its
@@ -596,11 +683,11 @@ impl Applier {
         db: &str,
         table: &str,
         values: &[Vec<String>],
-    ) -> Result<Option<HashMap<Vec<String>, Partition>>, AwsError> {
-        let mut out = HashMap::new();
+    ) -> Result<Option<HashMap<u128, Partition>>, AwsError> {
+        let mut out = HashMap::with_capacity(values.len());
         for chunk in values.chunks(PARTITION_GET_CHUNK) {
             match self.reader.batch_partitions(db, table, chunk).await {
-                Ok(found) => out.extend(found.into_iter().map(|p| (p.values.clone(), p))),
+                Ok(found) => out.extend(found.into_iter().map(|p| (values_hash(&p.values), p))),
                 Err(e) if e.class == ErrorClass::NotFound => return Ok(None),
                 Err(e) => return Err(e),
             }
@@ -614,25 +701,26 @@ impl Applier {
         &self,
         db: String,
         table: String,
-        items: Vec<(ChangeRecord, Partition)>,
+        items: Vec<PartitionUpsert>,
     ) -> Result<ApplyStats, ApplyError> {
         let stats = ApplyStats::default();
         // Partitions of one table share its parent; any of their records names it.
         // The newest capture among them: the parent must be waited for until all shards pass it.
-        let Some(newest) = items.iter().max_by_key(|(r, _)| r.captured_at).map(|(r, _)| r.clone()) else {
+        let Some(newest) = items.iter().max_by_key(|u| u.rec.captured_at).map(|u| u.rec.clone()) else {
             return Ok(stats);
         };
         let Some(parent) = Parent::of(&newest.key, &db, Some(&table)) else {
             let err =
                 AwsError::invalid_response("glue", "BatchCreatePartition", "a partition upsert keyed as a database");
-            return self.settle_all(stats, items.iter().map(|(r, _)| r), err).await;
+            return self.settle_all(stats, items.iter().map(PartitionUpsert::record), err).await;
         };
-        let values: Vec<Vec<String>> = items.iter().map(|(_, p)| p.values.clone()).collect();
+        let values: Vec<Vec<String>> = items.iter().map(|u| u.want.values.clone()).collect();
         let current = match self.current_partitions(&db, &table, &values, &newest, &parent).await {
             Ok(Some(current)) => current,
-            Ok(None) => return self.orphan_all(stats, items.iter().map(|(r, _)| r), &parent).await,
-            Err(e) => return self.settle_all(stats, items.iter().map(|(r, _)| r), e).await,
+            Ok(None) => return self.orphan_all(stats, items.iter().map(PartitionUpsert::record), &parent).await,
+            Err(e) => return self.settle_all(stats, items.iter().map(PartitionUpsert::record), e).await,
         };
+        drop(values);
         let mut upserts = PartitionUpserts { db: &db, table: &table, newest, parent, records: HashMap::new(), stats };
         let (create, mut update) = upserts.sort(items, &current);
         let (created, existed) = self.create_partitions(&mut upserts, &create).await?;
@@ -651,7 +739,7 @@ impl Applier {
         values: &[Vec<String>],
         newest: &ChangeRecord,
         parent: &Parent<'_>,
-    ) -> Result<Option<HashMap<Vec<String>, Partition>>, AwsError> {
+    ) -> Result<Option<HashMap<u128, Partition>>, AwsError> {
         loop {
             if let Some(current) = self.existing_partitions(db, table, values).await? {
                 return Ok(Some(current));
@@ -681,10 +769,10 @@ impl Applier {
             } else {
                 for p in &first.missing_parent {
                     failed += 1;
-                    if let Some(r) = upserts.records.get(&p.values) {
+                    if let Some(r) = upserts.records.get(&values_hash(&p.values)).map(PartitionUpsert::record) {
                         let o = match &arrived {
-                            Err(e) => self.settle(r, e.clone()).await?,
-                            Ok(_) => self.orphan(r, &upserts.parent).await?,
+                            Err(e) => self.settle(&r, e.clone()).await?,
+                            Ok(_) => self.orphan(&r, &upserts.parent).await?,
                         };
                         upserts.stats.add(ObjectKind::Partition, o, 1);
                     }
@@ -736,8 +824,8 @@ impl Applier {
 
     /// Settles a partition's item error against its record.
     async fn settle_item(&self, upserts: &mut PartitionUpserts<'_>, item: ItemError) -> Result<(), ApplyError> {
-        if let Some(r) = upserts.records.get(&item.values) {
-            let o = self.settle(r, item.error).await?;
+        if let Some(r) = upserts.records.get(&values_hash(&item.values)).map(PartitionUpsert::record) {
+            let o = self.settle(&r, item.error).await?;
             upserts.stats.add(ObjectKind::Partition, o, 1);
         }
         Ok(())
@@ -808,11 +896,11 @@ impl Applier {
     async fn settle_all<'r>(
         &self,
         mut stats: ApplyStats,
-        records: impl Iterator<Item = &'r ChangeRecord>,
+        records: impl Iterator<Item = Cow<'r, ChangeRecord>>,
         err: AwsError,
     ) -> Result<ApplyStats, ApplyError> {
         for r in records {
-            let o = self.settle(r, err.clone()).await?;
+            let o = self.settle(&r, err.clone()).await?;
             stats.add(ObjectKind::Partition, o, 1);
         }
         Ok(stats)
@@ -822,11 +910,11 @@ impl Applier {
     async fn orphan_all<'r>(
         &self,
         mut stats: ApplyStats,
-        records: impl Iterator<Item = &'r ChangeRecord>,
+        records: impl Iterator<Item = Cow<'r, ChangeRecord>>,
         parent: &Parent<'_>,
     ) -> Result<ApplyStats, ApplyError> {
         for r in records {
-            stats.add(ObjectKind::Partition, self.orphan(r, parent).await?, 1);
+            stats.add(ObjectKind::Partition, self.orphan(&r, parent).await?, 1);
         }
         Ok(stats)
     }
@@ -839,28 +927,31 @@ struct PartitionUpserts<'a> {
     /// The newest record among them: the table is waited for until every shard passes its capture.
     newest: ChangeRecord,
     parent: Parent<'a>,
-    /// Each partition's record, by its values: what a failure parks.
-    records: HashMap<Vec<String>, ChangeRecord>,
+    /// Each partition written, by the hash of its values ([`values_hash`]): what a failure parks.
+    records: HashMap<u128, PartitionUpsert>,
     stats: ApplyStats,
 }
 
 impl PartitionUpserts<'_> {
-    /// Counts the partitions already in sync; returns those to create and those to update. The
-    /// records move here (not copied).
+    /// Counts the partitions already in sync (compared as they are: nothing is copied for them);
+    /// returns those to create and those to update, whose records are kept for their failures.
     fn sort(
         &mut self,
-        items: Vec<(ChangeRecord, Partition)>,
-        current: &HashMap<Vec<String>, Partition>,
+        items: Vec<PartitionUpsert>,
+        current: &HashMap<u128, Partition>,
     ) -> (Vec<Partition>, Vec<Partition>) {
         let (mut create, mut update) = (Vec::new(), Vec::new());
-        self.records.reserve(items.len());
-        for (rec, want) in items {
-            self.records.insert(want.values.clone(), rec);
-            match current.get(&want.values) {
-                Some(cur) if cur.writable_eq(&want) => self.stats.add(ObjectKind::Partition, Outcome::Unchanged, 1),
-                Some(_) => update.push(want),
-                None => create.push(want),
+        for u in items {
+            let hash = values_hash(&u.want.values);
+            match current.get(&hash) {
+                Some(cur) if cur.writable_eq(&u.want) => {
+                    self.stats.add(ObjectKind::Partition, Outcome::Unchanged, 1);
+                    continue;
+                }
+                Some(_) => update.push(u.want.writable()),
+                None => create.push(u.want.writable()),
             }
+            self.records.insert(hash, u);
         }
         (create, update)
     }

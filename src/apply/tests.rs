@@ -188,6 +188,10 @@ async fn a_rejected_partition_is_dead_lettered_and_the_other_99_of_its_chunk_are
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].1.key, format!("{SOURCE}/d/t/[p-042]"));
     assert_eq!(parked[0].1.class, "permanent");
+    // The applier compares a partition's own state, not a copy: the dead letter still holds it
+    // whole (a replay needs it).
+    let record = parked[0].1.record.as_ref().expect("the record is parked");
+    assert_eq!(record.state, Some(CatalogObject::Partition(partition("t", "p-042".into()))));
 }
 
 /// A batch touching every kind of write: an update, a create (whose partitions follow it), and

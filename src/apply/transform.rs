@@ -311,6 +311,13 @@ impl Transform {
         }
     }
 
+    /// Whether [`Transform::apply`] leaves a partition as it is (bar its read-only metadata):
+    /// without location rules, it does. The applier then compares the record's own state with
+    /// the target's instead of a copy (a restore compares a million of them).
+    pub fn keeps_partitions(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// The object as it must look in the target.
     pub fn apply(&self, object: &CatalogObject) -> CatalogObject {
         let mut out = object.writable();
@@ -332,6 +339,7 @@ impl Transform {
                     self.map_catalog(&mut link.catalog_id, &mut link.region);
                 }
             }
+            // Nothing else changes in a partition (`keeps_partitions` relies on it).
             CatalogObject::Partition(_) => {}
             // S3 ARNs are rewritten; principals are mapped by the applier
             // (`apply::permissions`), never here: an unmapped one must be parked, not rewritten.

@@ -199,14 +199,15 @@ impl CatalogReader {
         table: &str,
         values: &[Vec<String>],
     ) -> Result<Vec<Partition>, AwsError> {
-        let mut pending = values.to_vec();
+        // The keys are copied only when some come back unprocessed.
+        let mut pending = std::borrow::Cow::Borrowed(values);
         let mut found = Vec::new();
         let mut rounds = 0;
         while !pending.is_empty() {
             rounds += 1;
             let got = self.catalog.get_partitions(database, table, &pending).await?;
             found.extend(got.found);
-            pending = got.unprocessed;
+            pending = std::borrow::Cow::Owned(got.unprocessed);
             if !pending.is_empty() {
                 if rounds >= UNPROCESSED_ROUNDS {
                     return Err(AwsError {

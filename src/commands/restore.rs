@@ -27,7 +27,7 @@
 //!
 //! Must never: touch a database outside the selection, or write during a dry run.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
@@ -164,6 +164,9 @@ pub struct RestoreReport {
     /// `source.lakeformation` was off), so the target's Lake Formation was left as it is.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub lf_not_archived: bool,
+    /// Requests sent to the target's Glue and Lake Formation, by operation (a dry run's reads).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_calls: BTreeMap<String, u64>,
     /// The newest change the archive holds, when `at` is after it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub archive_ends: Option<String>,
@@ -376,6 +379,7 @@ pub async fn restore(pipeline: &Pipeline, opts: &RestoreOptions) -> Result<Resto
             if let Some(dry) = applier.dry_run() {
                 report.planned_writes = dry.planned();
             }
+            report.api_calls = handle.counter.snapshot();
         }
     }
     merging.await.map_err(|e| ArchiveError::Worker(e.to_string()))??;
@@ -536,6 +540,7 @@ impl<'a> TargetRestore<'a> {
         let (lake_formation, records): (Vec<&ChangeRecord>, Vec<&ChangeRecord>) =
             records.iter().partition(|r| r.key.lake_formation().is_some());
         self.plan_lake_formation(&lake_formation).await?;
+        let mut partitions = self.current_partitions(&records).await?;
         for r in records {
             let Some(desired) = r.state.as_ref().map(|s| self.applier.transform().apply(s)) else {
                 self.line("delete", r.key.to_string(), Vec::new());
@@ -552,14 +557,9 @@ impl<'a> TargetRestore<'a> {
                     .await
                     .map_err(|e| ReadError::new(format!("{database}.{table}"), e))?
                     .map(CatalogObject::Table),
-                // Its table or database may not exist in the target (a dropped one comes back).
-                ObjectKey::Partition { database, table, values, .. } => reader
-                    .partitions_by_values(database, table, std::slice::from_ref(values))
-                    .await
-                    .or_else(not_found_is_empty)?
-                    .into_iter()
-                    .next()
-                    .map(CatalogObject::Partition),
+                ObjectKey::Partition { database, table, values, .. } => {
+                    partitions.remove(&partition_identity(database, table, values)).map(CatalogObject::Partition)
+                }
                 ObjectKey::LakeFormation { .. } => continue,
             };
             match current {
@@ -574,6 +574,35 @@ impl<'a> TargetRestore<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The target's partitions among `records`' keys, by [`partition_identity`]: read a table at a
+    /// time (BatchGetPartition, up to 1,000 keys a call), not one call per partition, so planning
+    /// costs no more reads than applying. Its table or database may not exist in the target (a
+    /// dropped one comes back): none then.
+    async fn current_partitions(
+        &self,
+        records: &[&ChangeRecord],
+    ) -> Result<HashMap<u128, crate::model::Partition>, RestoreError> {
+        let mut tables: Vec<(&str, &str, Vec<Vec<String>>)> = Vec::new();
+        for r in records {
+            let ObjectKey::Partition { database, table, values, .. } = &r.key else { continue };
+            match tables.last_mut() {
+                Some((d, t, keys)) if d == database && t == table => keys.push(values.clone()),
+                _ => tables.push((database, table, vec![values.clone()])),
+            }
+        }
+        let mut out = HashMap::new();
+        for (database, table, keys) in tables {
+            let found = self.applier.reader().partitions_by_values(database, table, &keys).await;
+            out.extend(
+                found
+                    .or_else(not_found_is_empty)?
+                    .into_iter()
+                    .map(|p| (partition_identity(database, table, &p.values), p)),
+            );
+        }
+        Ok(out)
     }
 
     /// What each Lake Formation record would change: the target's objects read in one go (one
@@ -733,6 +762,11 @@ impl<'a> TargetRestore<'a> {
     }
 }
 
+/// A partition's identity among several tables' (its table's names and its values).
+fn partition_identity(database: &str, table: &str, values: &[String]) -> u128 {
+    identity_hash([database, table].into_iter().chain(values.iter().map(String::as_str)))
+}
+
 /// The principal of a grant's or opt-in's key (`""` for other keys).
 fn principal_of(key: &LfKey) -> String {
     match key {
@@ -790,6 +824,10 @@ impl fmt::Display for RestoreReport {
         }
         if !self.planned_writes.is_empty() {
             write!(f, "{}", describe(&self.planned_writes))?;
+        }
+        let calls: Vec<String> = self.api_calls.iter().map(|(op, n)| format!("{op} {n}")).collect();
+        if !calls.is_empty() {
+            writeln!(f, "  target API calls: {} ({})", self.api_calls.values().sum::<u64>(), calls.join(", "))?;
         }
         for m in &self.iceberg_missing {
             writeln!(f, "  warning: Iceberg table {m}: the metadata file no longer exists; the table will not open")?;

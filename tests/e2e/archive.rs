@@ -362,6 +362,17 @@ async fn a_dry_run_writes_nothing_and_names_the_objects_and_fields_it_would_chan
     assert_eq!(json["dry_run"], true);
     let planned = json["planned_writes"].as_object().expect("planned writes");
     assert!(planned.contains_key("CreateDatabase") && planned.contains_key("UpdateTable"), "{planned:?}");
+
+    // The target's partitions are read a table at a time, by the plan as by the compare: not one
+    // call per partition (a plan of a million partitions was a million calls).
+    let (tables, partitions) = (s.at_t.tables.len() as u64, s.at_t.partitions.len());
+    let reads = json["api_calls"]["BatchGetPartition"].as_u64().expect("BatchGetPartition counted");
+    assert!(
+        reads <= 2 * tables,
+        "{reads} BatchGetPartition calls for {partitions} partitions in {tables} tables: {}",
+        json["api_calls"]
+    );
+    assert!(text.contains("target API calls:"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
