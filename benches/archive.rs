@@ -1,6 +1,7 @@
 //! The archive's benchmarks: writing raw segments, compacting them into a snapshot, rebuilding
-//! from a snapshot's heads, the state at a time, and a restore's compare pass against a target
-//! that already holds every object. One line per measurement; `scripts/bench_archive.sh` runs
+//! from a snapshot's heads, the state at a time, and a restore (its `--dry-run` plan, then the
+//! restore itself, through `lakelog restore`'s own code) into a target that already holds every
+//! object. One line per measurement; `scripts/bench_archive.sh` runs
 //! each phase in its own process so each phase's peak RSS is its own.
 //!
 //! No emulator and no S3: the state store is a local directory ([`DirStore`]) so that neither
@@ -25,13 +26,16 @@ use lakelog::apply::transform::Transform;
 use lakelog::archive::compact::{compact, CompactOptions};
 use lakelog::archive::manifest::ManifestStore;
 use lakelog::archive::replay::{sources_of, state_at};
-use lakelog::archive::segment::{Entry, Heads};
+use lakelog::archive::segment::Heads;
 use lakelog::archive::sink::{ArchiveSink, Flush};
 use lakelog::archive::writer::{root, SegmentWriter};
 use lakelog::backend::catalog::Catalog;
 use lakelog::backend::memory::catalog::MemoryCatalog;
 use lakelog::backend::state::{ListPage, PutOutcome, SharedStore, StateStore, Stored};
 use lakelog::backend::{AwsError, ErrorClass};
+use lakelog::commands::restore::{
+    into_target, At, Into as RestoreInto, IntoTarget, RestoreEnv, RestoreOptions, RestoreReport,
+};
 use lakelog::config::{ApplyConfig, ArchiveConfig, TargetConfig};
 use lakelog::model::seqno::SeqNo;
 use lakelog::model::{CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey, Origin};
@@ -462,20 +466,20 @@ impl Bench {
     }
 
     /// A restore of the first `restore` objects' databases into a target that already holds
-    /// them: `state_at` streamed through the target's applier (reads, compares, no writes).
+    /// them, through the command's own code ([`into_target`]): planned first (`--dry-run`: the
+    /// state at the time compared with the target, reads only), then applied (compares, finds
+    /// nothing to write; lists each table's target partitions for those the state lacks).
     async fn restore(&self) {
         let at = self.latest().await;
         let per_chunk = partitions_per_chunk() + TABLES + 4;
         let chunks = self.restore.div_ceil(per_chunk);
         let select = move |k: &ObjectKey| chunk_of(k.database()) < chunks;
         let sources = sources_of(&*self.store, STREAM, at).await.unwrap_or_else(|e| fail("sources", e));
-        let stream = || async {
-            state_at(&*self.store, &sources, select, BUDGET, None, BATCH).await.unwrap_or_else(|e| fail("state", e))
-        };
 
         // The target, filled from the same state (not timed).
         let target = Arc::new(MemoryCatalog::new(ACCOUNT));
-        let (mut rx, merging) = stream().await;
+        let (mut rx, merging) =
+            state_at(&*self.store, &sources, select, BUDGET, None, BATCH).await.unwrap_or_else(|e| fail("state", e));
         while let Some(batch) = rx.recv().await {
             for e in batch {
                 if let Some(state) = e.record.state {
@@ -498,46 +502,66 @@ impl Bench {
             assume_role: None,
             principals: None,
         };
-        let transform = Transform::new(&config, ACCOUNT, "us-east-1", ACCOUNT).unwrap_or_else(|e| fail("transform", e));
-        let applier = Applier::new(
-            "dr",
-            target.clone() as Arc<dyn Catalog>,
-            transform,
-            DeadLetterStore::new(self.store.clone()),
-            ApplyConfig::default(),
-            false,
-        );
-        let mut clock = Clock::new();
-        let (mut rx, merging) = stream().await;
-        let (mut objects, mut stats) = (0u64, lakelog::apply::stats::ApplyStats::default());
-        // Where the wall time goes: waiting for the state (read, decompress, decode, merge on the
-        // merge thread) or applying it (compare with the target) on this one.
-        let (mut waiting, mut applying) = (0f64, 0f64);
-        loop {
-            let t = Instant::now();
-            let Some(batch) = rx.recv().await else { break };
-            waiting += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            objects += batch.len() as u64;
-            let records: Vec<ChangeRecord> = batch.into_iter().map(|e: Entry| e.record).collect();
-            stats.merge(&applier.apply(records).await.unwrap_or_else(|e| fail("apply", e)));
-            applying += t.elapsed().as_secs_f64();
+        let env = BenchEnv(Origin { account: ACCOUNT.into(), region: "us-east-1".into(), catalog_id: ACCOUNT.into() });
+        for dry_run in [true, false] {
+            let transform =
+                Transform::new(&config, ACCOUNT, "us-east-1", ACCOUNT).unwrap_or_else(|e| fail("transform", e));
+            let store = DeadLetterStore::new(self.store.clone());
+            let catalog = target.clone() as Arc<dyn Catalog>;
+            let applier = Applier::new("dr", catalog, transform, store, ApplyConfig::default(), dry_run);
+            let opts = RestoreOptions {
+                at: At::Time(at),
+                into: RestoreInto::Target("dr".into()),
+                databases: (0..chunks).map(|c| format!("b{c:04}_*")).collect(),
+                rename: None,
+                dry_run,
+                show: 20,
+                progress: false,
+            };
+            let into = IntoTarget {
+                env: &env,
+                store: &*self.store,
+                sources: &sources,
+                applier: &applier,
+                lake_formation: None,
+                budget: BUDGET,
+                work: None,
+            };
+            let mut report = RestoreReport::default();
+            let calls_before = target.calls_of("BatchGetPartition") + target.calls_of("GetPartitions");
+            let clock = Clock::new();
+            into_target(into, &opts, &mut report).await.unwrap_or_else(|e| fail("restore", e));
+            let mut clock = clock;
+            clock.pause();
+            let t = report.stats.total();
+            let calls = target.calls_of("BatchGetPartition") + target.calls_of("GetPartitions") - calls_before;
+            println!(
+                "archive restore{} ({} objects of {} databases, into a MemoryCatalog holding them): {} unchanged, \
+                 {} changed, {} plan lines; {calls} partition reads; {}; {}",
+                if dry_run { " --dry-run (the plan)" } else { "" },
+                thousands(report.objects as f64),
+                chunks,
+                thousands(t.unchanged as f64),
+                t.changed(),
+                report.plan.len() as u64 + report.plan_more,
+                clock.rates(report.objects),
+                peak_rss()
+            );
         }
-        merging.await.unwrap_or_else(|e| fail("merge", e)).unwrap_or_else(|e| fail("merge", e));
-        clock.pause();
-        let t = stats.total();
-        println!(
-            "archive restore ({} objects of {} databases, against a MemoryCatalog holding them): {} unchanged, \
-             {} written; {}; {:.1} s applying, {:.1} s waiting for the state; {} (the target's copy included)",
-            thousands(objects as f64),
-            chunks,
-            thousands(t.unchanged as f64),
-            t.changed(),
-            clock.rates(objects),
-            applying,
-            waiting,
-            peak_rss()
-        );
+    }
+}
+
+/// The restore's surroundings: the source it restores, and no S3 to probe.
+struct BenchEnv(Origin);
+
+#[async_trait]
+impl RestoreEnv for BenchEnv {
+    fn origin(&self) -> &Origin {
+        &self.0
+    }
+
+    async fn object_exists(&self, _location: &str) -> Option<bool> {
+        None
     }
 }
 

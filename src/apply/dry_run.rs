@@ -192,6 +192,15 @@ impl Catalog for DryRunCatalog {
         self.target.partitions_page(database, table, segment, token).await
     }
 
+    async fn partition_values_page(
+        &self,
+        database: &str,
+        table: &str,
+        token: Option<&str>,
+    ) -> Result<Page<Vec<String>>, AwsError> {
+        self.target.partition_values_page(database, table, token).await
+    }
+
     async fn get_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<BatchGet, AwsError> {
         let planned = self.lock().table(database, table).map(|t| t.is_some());
         match planned {

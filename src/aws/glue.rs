@@ -219,6 +219,26 @@ impl Catalog for GlueCatalog {
         })
     }
 
+    async fn partition_values_page(
+        &self,
+        database: &str,
+        table: &str,
+        token: Option<&str>,
+    ) -> Result<Page<Vec<String>>, AwsError> {
+        let out = self
+            .glue
+            .get_partitions()
+            .catalog_id(&self.catalog_id)
+            .database_name(database)
+            .table_name(table)
+            .exclude_column_schema(true)
+            .set_next_token(token.map(str::to_string))
+            .send()
+            .await
+            .map_err(sdk_error("GetPartitions"))?;
+        Ok(Page { items: out.partitions().iter().map(|p| p.values().to_vec()).collect(), next_token: out.next_token })
+    }
+
     async fn get_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<BatchGet, AwsError> {
         let keys = values.iter().map(|v| values_list("BatchGetPartition", v)).collect::<Result<Vec<_>, _>>()?;
         let req = self

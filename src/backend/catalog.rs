@@ -106,6 +106,18 @@ pub trait Catalog: Send + Sync + Debug {
         segment: Option<Segment>,
         token: Option<&str>,
     ) -> Result<Page<Partition>, AwsError>;
+    /// One GetPartitions page of a table's partition values only, without their columns
+    /// (`ExcludeColumnSchema`): what finding the partitions a target has beyond a state needs.
+    /// By default the values of a [`Catalog::partitions_page`].
+    async fn partition_values_page(
+        &self,
+        database: &str,
+        table: &str,
+        token: Option<&str>,
+    ) -> Result<Page<Vec<String>>, AwsError> {
+        let page = self.partitions_page(database, table, None, token).await?;
+        Ok(Page { items: page.items.into_iter().map(|p| p.values).collect(), next_token: page.next_token })
+    }
     /// One BatchGetPartition call (at most [`PARTITION_GET_CHUNK`] keys).
     async fn get_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<BatchGet, AwsError>;
     /// One BatchCreatePartition call (at most [`PARTITION_WRITE_CHUNK`]).
@@ -205,6 +217,15 @@ impl Catalog for RetryingCatalog {
         token: Option<&str>,
     ) -> Result<Page<Partition>, AwsError> {
         self.policy.run(|| self.inner.partitions_page(database, table, segment, token)).await
+    }
+
+    async fn partition_values_page(
+        &self,
+        database: &str,
+        table: &str,
+        token: Option<&str>,
+    ) -> Result<Page<Vec<String>>, AwsError> {
+        self.policy.run(|| self.inner.partition_values_page(database, table, token)).await
     }
 
     async fn get_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<BatchGet, AwsError> {

@@ -175,6 +175,29 @@ impl CatalogReader {
         read
     }
 
+    /// Calls `each` with every page of a table's partition values, read without their columns
+    /// (`ExcludeColumnSchema`: a fraction of the bytes); returns how many there were. For finding
+    /// the partitions a target has beyond a state, which needs nothing else of them.
+    pub async fn each_partition_values_page(
+        &self,
+        database: &str,
+        table: &str,
+        mut each: impl FnMut(Vec<Vec<String>>),
+    ) -> Result<usize, ReadError> {
+        let (mut token, mut count) = (None::<String>, 0);
+        loop {
+            let page = self.catalog.partition_values_page(database, table, token.as_deref()).await;
+            let page = page.map_err(|e| ReadError::new(format!("partitions of {database}.{table}"), e))?;
+            count += page.items.len();
+            let next = next_page(token, page.next_token);
+            each(page.items);
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(count),
+            }
+        }
+    }
+
     /// The existing partitions among `values`, by BatchGetPartition (1,000 keys a call): for
     /// re-reading a few partitions whole without reading the table.
     pub async fn partitions_by_values(
@@ -316,6 +339,24 @@ mod tests {
         let tables = reader(&c, 1).tables("sales").await.expect("tables");
         assert_eq!(tables.len(), 5);
         assert_eq!(c.calls_of("GetTables"), 3);
+    }
+
+    #[tokio::test]
+    async fn partition_values_are_listed_page_by_page_to_the_end_and_a_missing_table_says_so() {
+        let c = catalog(2);
+        let mut expected = put_partitions(&c, 5);
+        let mut pages = Vec::new();
+        let n =
+            reader(&c, 1).each_partition_values_page("sales", "orders", |page| pages.push(page)).await.expect("values");
+        assert_eq!((n, pages.iter().map(Vec::len).collect::<Vec<_>>()), (5, vec![2, 2, 1]));
+        let mut got: Vec<Vec<String>> = pages.into_iter().flatten().collect();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected);
+        assert_eq!(c.calls_of("GetPartitions"), 3);
+        let missing = reader(&c, 1).each_partition_values_page("sales", "nope", |_| {}).await;
+        let not_found = matches!(&missing, Err(ReadError::Aws { source, .. }) if source.class == ErrorClass::NotFound);
+        assert!(not_found, "a missing table is an error the caller can tell: {missing:?}");
     }
 
     #[tokio::test]

@@ -44,10 +44,11 @@ use crate::apply::permissions::settings_for_target;
 use crate::apply::stats::ApplyStats;
 use crate::apply::ApplyError;
 use crate::archive::manifest::ManifestStore;
-use crate::archive::replay::state_at;
+use crate::archive::replay::{state_at, Sources};
 use crate::archive::segment::{Entry, Reader};
 use crate::archive::writer::root;
 use crate::archive::ArchiveError;
+use crate::backend::state::StateStore;
 use crate::catalog::lakeformation::LfReader;
 use crate::catalog::reader::values_hash;
 use crate::catalog::ReadError;
@@ -55,7 +56,7 @@ use crate::connect::{Pipeline, PipelineError};
 use crate::model::fields::{self, FieldChange};
 use crate::model::filter::Filter;
 use crate::model::lakeformation::{LfKey, LfObject, LfResource, OptIn, Permission};
-use crate::model::{identity_hash, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey};
+use crate::model::{identity_hash, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey, Origin};
 use crate::progress::Progress;
 
 /// Records applied per call to the applier.
@@ -334,13 +335,13 @@ pub async fn restore(pipeline: &Pipeline, opts: &RestoreOptions) -> Result<Resto
     };
     let budget = (pipeline.config.archive.merge_memory_mib as usize) << 20;
     let work = pipeline.config.archive.work_dir.as_deref().map(std::path::Path::new);
-    let select = {
-        let selection = selection.clone();
-        move |k: &ObjectKey| selection.reads(k)
-    };
-    let (mut rx, merging) = state_at(store, &src, select, budget, work, BATCH).await?;
     match &opts.into {
         Into::File(path) => {
+            let select = {
+                let selection = selection.clone();
+                move |k: &ObjectKey| selection.reads(k)
+            };
+            let (mut rx, merging) = state_at(store, &src, select, budget, work, BATCH).await?;
             report.into = path.display().to_string();
             let file_error = |source| RestoreError::File { path: path.display().to_string(), source };
             let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(file_error)?);
@@ -357,39 +358,102 @@ pub async fn restore(pipeline: &Pipeline, opts: &RestoreOptions) -> Result<Resto
                 }
             }
             out.flush().map_err(file_error)?;
+            merging.await.map_err(|e| ArchiveError::Worker(e.to_string()))??;
         }
         Into::Target(name) => {
             report.into = format!("target {name}");
             let handle = pipeline.select_targets(Some(name))?[0];
             let applier = pipeline.applier(handle, opts.dry_run)?;
-            let lf = handle.lake_formation.clone().map(LfReader::new);
-            // A target without any LF-tag has no assignment a restore could have to remove.
-            let target_tags = match &lf {
-                Some(lf) => !lf.lf_tags().await?.is_empty(),
-                None => false,
-            };
-            let mut run = TargetRestore::new(pipeline, &applier, opts, &selection, &mut report);
-            run.lf = lf.map(|reader| TargetLf { reader, tags: target_tags, seen: HashSet::new(), archived: false });
-            while let Some(batch) = rx.recv().await {
-                for e in batch {
-                    run.entry(e).await?;
-                }
-            }
-            run.finish().await?;
-            if let Some(dry) = applier.dry_run() {
-                report.planned_writes = dry.planned();
-            }
+            let lake_formation = handle.lake_formation.clone().map(LfReader::new);
+            let target =
+                IntoTarget { env: pipeline, store, sources: &src, applier: &applier, lake_formation, budget, work };
+            into_target(target, opts, &mut report).await?;
             report.api_calls = handle.counter.snapshot();
         }
     }
-    merging.await.map_err(|e| ArchiveError::Worker(e.to_string()))??;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
+/// What a restore into a target needs besides the archive and the target's applier: the
+/// source's identity and whether an S3 object exists. [`restore`] takes them from the pipeline;
+/// the restore benchmark gives its own.
+#[async_trait::async_trait]
+pub trait RestoreEnv: Send + Sync {
+    /// The source whose records are restored (what the target lacks is removed under its keys).
+    fn origin(&self) -> &Origin;
+    /// Whether the S3 object at `location` exists; `None` when it cannot be told.
+    async fn object_exists(&self, location: &str) -> Option<bool>;
+}
+
+#[async_trait::async_trait]
+impl RestoreEnv for Pipeline {
+    fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    async fn object_exists(&self, location: &str) -> Option<bool> {
+        Pipeline::object_exists(self, location).await
+    }
+}
+
+/// A restore into one target, its options resolved (see [`into_target`]).
+pub struct IntoTarget<'a> {
+    pub env: &'a dyn RestoreEnv,
+    /// The state store the archive is in, and what of it the state at the time is built from.
+    pub store: &'a dyn StateStore,
+    pub sources: &'a Sources,
+    /// The target's applier (in a dry run, one that records its writes instead).
+    pub applier: &'a Applier,
+    /// The target's Lake Formation; `None`: it applies no Lake Formation objects.
+    pub lake_formation: Option<LfReader>,
+    /// The merge's memory budget (bytes) and where it spills (`archive.merge_memory_mib`, `archive.work_dir`).
+    pub budget: usize,
+    pub work: Option<&'a std::path::Path>,
+}
+
+/// The state at `target.sources.at`, streamed into the target: what [`restore`] does once it has
+/// found the sources and the target. The counts, plan and planned writes go to `report`.
+pub async fn into_target(
+    target: IntoTarget<'_>,
+    opts: &RestoreOptions,
+    report: &mut RestoreReport,
+) -> Result<(), RestoreError> {
+    let selection = Selection::new(opts)?;
+    let select = {
+        let selection = selection.clone();
+        move |k: &ObjectKey| selection.reads(k)
+    };
+    let (mut rx, merging) = state_at(target.store, target.sources, select, target.budget, target.work, BATCH).await?;
+    // A target without any LF-tag has no assignment a restore could have to remove.
+    let target_tags = match &target.lake_formation {
+        Some(lf) => !lf.lf_tags().await?.is_empty(),
+        None => false,
+    };
+    let applier = target.applier;
+    let mut run = TargetRestore::new(target.env, applier, opts, &selection, report);
+    run.lf = target.lake_formation.map(|reader| TargetLf {
+        reader,
+        tags: target_tags,
+        seen: HashSet::new(),
+        archived: false,
+    });
+    while let Some(batch) = rx.recv().await {
+        for e in batch {
+            run.entry(e).await?;
+        }
+    }
+    run.finish().await?;
+    if let Some(dry) = applier.dry_run() {
+        report.planned_writes = dry.planned();
+    }
+    merging.await.map_err(|e| ArchiveError::Worker(e.to_string()))??;
+    Ok(())
+}
+
 /// The streamed restore into one target.
 struct TargetRestore<'a> {
-    pipeline: &'a Pipeline,
+    env: &'a dyn RestoreEnv,
     applier: &'a Applier,
     opts: &'a RestoreOptions,
     selection: &'a Selection,
@@ -420,14 +484,14 @@ struct TargetLf {
 
 impl<'a> TargetRestore<'a> {
     fn new(
-        pipeline: &'a Pipeline,
+        env: &'a dyn RestoreEnv,
         applier: &'a Applier,
         opts: &'a RestoreOptions,
         selection: &'a Selection,
         report: &'a mut RestoreReport,
     ) -> TargetRestore<'a> {
         TargetRestore {
-            pipeline,
+            env,
             applier,
             opts,
             selection,
@@ -506,7 +570,7 @@ impl<'a> TargetRestore<'a> {
         let iceberg = t.parameters.get("table_type").is_some_and(|v| v.eq_ignore_ascii_case("ICEBERG"));
         let Some(location) = t.parameters.get("metadata_location").filter(|_| iceberg) else { return };
         let location = self.applier.transform().rewrite_location(location);
-        if let Some(false) = self.pipeline.object_exists(&location).await {
+        if let Some(false) = self.env.object_exists(&location).await {
             self.report.iceberg_missing.push(format!("{}.{}: {location}", t.database_name, t.name));
         }
     }
@@ -541,8 +605,9 @@ impl<'a> TargetRestore<'a> {
             records.iter().partition(|r| r.key.lake_formation().is_some());
         self.plan_lake_formation(&lake_formation).await?;
         let mut partitions = self.current_partitions(&records).await?;
+        let transform = self.applier.transform();
         for r in records {
-            let Some(desired) = r.state.as_ref().map(|s| self.applier.transform().apply(s)) else {
+            let Some(state) = &r.state else {
                 self.line("delete", r.key.to_string(), Vec::new());
                 continue;
             };
@@ -562,14 +627,23 @@ impl<'a> TargetRestore<'a> {
                 }
                 ObjectKey::LakeFormation { .. } => continue,
             };
-            match current {
-                None => self.line("create", r.key.to_string(), Vec::new()),
-                Some(current) => {
-                    let current = comparable(&current, &desired);
-                    let changed = fields::changes(&fields::json(&current), &fields::json(&desired));
-                    if !changed.is_empty() {
-                        self.line("update", r.key.to_string(), changed);
-                    }
+            let Some(current) = current else {
+                self.line("create", r.key.to_string(), Vec::new());
+                continue;
+            };
+            // Most partitions of a restore are unchanged: compared as they are, without copies
+            // or the field-by-field diff that only a change needs.
+            if let (CatalogObject::Partition(c), CatalogObject::Partition(want)) = (&current, state) {
+                if transform.keeps_partitions() && c.writable_eq(want) {
+                    continue;
+                }
+            }
+            let desired = transform.apply(state);
+            let current = comparable(&current, &desired);
+            if current != desired {
+                let changed = fields::changes(&fields::json(&current), &fields::json(&desired));
+                if !changed.is_empty() {
+                    self.line("update", r.key.to_string(), changed);
                 }
             }
         }
@@ -657,7 +731,7 @@ impl<'a> TargetRestore<'a> {
     }
 
     fn delete(&self, key: ObjectKey) -> ChangeRecord {
-        ChangeRecord::delete(key, &self.pipeline.origin, restore_cause(), crate::model::now_millis())
+        ChangeRecord::delete(key, self.env.origin(), restore_cause(), crate::model::now_millis())
     }
 
     /// The LF-tags the target has on a database or table the state has none on are removed.
@@ -667,7 +741,7 @@ impl<'a> TargetRestore<'a> {
         if lf.seen.contains(&lf_identity(&key)) || lf.reader.resource_tags(database, table).await?.is_none() {
             return Ok(());
         }
-        let catalog = self.pipeline.origin.catalog_id.clone();
+        let catalog = self.env.origin().catalog_id.clone();
         self.pending.push(self.delete(ObjectKey::LakeFormation { catalog, lf: key }));
         Ok(())
     }
@@ -688,7 +762,7 @@ impl<'a> TargetRestore<'a> {
             .into_iter()
             .filter(|k| self.selection.has_in_target(k.database()) && !lf.seen.contains(&lf_identity(k)))
             .collect();
-        let catalog = self.pipeline.origin.catalog_id.clone();
+        let catalog = self.env.origin().catalog_id.clone();
         for key in extra {
             match self.applier.transform().lf_source_key(&key) {
                 Some(lf) => self.pending.push(self.delete(ObjectKey::LakeFormation { catalog: catalog.clone(), lf })),
@@ -709,12 +783,12 @@ impl<'a> TargetRestore<'a> {
         let mut extra = Vec::new();
         self.applier
             .reader()
-            .each_partition_page(&database, &table, |page| {
-                extra.extend(page.into_iter().filter(|p| !parts.contains(&values_hash(&p.values))).map(|p| p.values))
+            .each_partition_values_page(&database, &table, |page| {
+                extra.extend(page.into_iter().filter(|v| !parts.contains(&values_hash(v))))
             })
             .await
             .or_else(not_found_is_empty)?;
-        let catalog = self.pipeline.origin.catalog_id.clone();
+        let catalog = self.env.origin().catalog_id.clone();
         for values in extra {
             let key = ObjectKey::Partition {
                 catalog: catalog.clone(),
@@ -737,7 +811,7 @@ impl<'a> TargetRestore<'a> {
         self.untag(&database, None).await?;
         let existing: Vec<crate::model::Table> =
             self.applier.reader().tables(&database).await.or_else(not_found_is_empty)?;
-        let catalog = self.pipeline.origin.catalog_id.clone();
+        let catalog = self.env.origin().catalog_id.clone();
         for t in existing.into_iter().filter(|t| !tables.contains(&t.name)) {
             let key = ObjectKey::Table { catalog: catalog.clone(), database: database.clone(), table: t.name };
             self.pending.push(self.delete(key));
@@ -748,7 +822,7 @@ impl<'a> TargetRestore<'a> {
     /// The selected databases the state lacks are deleted from the target.
     async fn finish(mut self) -> Result<(), RestoreError> {
         self.end_database().await?;
-        let catalog = self.pipeline.origin.catalog_id.clone();
+        let catalog = self.env.origin().catalog_id.clone();
         for db in self.applier.reader().databases().await? {
             let selected = self.selection.has_in_target(&db.name);
             if selected && !self.databases.contains(&db.name) && self.applier.transform().allows(&db.name, None) {

@@ -271,8 +271,8 @@ impl TargetKeys {
                 keys.tables.insert(table_id);
                 let mut parts = HashSet::new();
                 reader
-                    .each_partition_page(&db.name, &table.name, |page| {
-                        parts.extend(page.iter().map(|p| identity(&db.name, Some(&table.name), Some(&p.values))));
+                    .each_partition_values_page(&db.name, &table.name, |page| {
+                        parts.extend(page.iter().map(|v| identity(&db.name, Some(&table.name), Some(v))));
                     })
                     .await?;
                 if !parts.is_empty() {
@@ -772,9 +772,8 @@ impl DriftSettler<'_> {
         let mut values = Vec::new();
         self.applier
             .reader()
-            .each_partition_page(db, table, |page| {
-                let drifted = page.into_iter().map(|p| p.values);
-                values.extend(drifted.filter(|v| parts.contains(&identity(db, Some(table), Some(v)))));
+            .each_partition_values_page(db, table, |page| {
+                values.extend(page.into_iter().filter(|v| parts.contains(&identity(db, Some(table), Some(v)))));
             })
             .await
             .map_err(|e| self.compare_error(e))?;
