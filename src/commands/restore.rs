@@ -41,7 +41,7 @@ use time::OffsetDateTime;
 use crate::apply::applier::{comparable, Applier};
 use crate::apply::dry_run::{describe, Planned};
 use crate::apply::permissions::settings_for_target;
-use crate::apply::stats::ApplyStats;
+use crate::apply::stats::{ApplyStats, Outcome};
 use crate::apply::ApplyError;
 use crate::archive::manifest::ManifestStore;
 use crate::archive::replay::{state_at, Sources};
@@ -579,11 +579,21 @@ impl<'a> TargetRestore<'a> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let records = std::mem::take(&mut self.pending);
-        if self.opts.dry_run {
-            self.plan(&records).await?;
-        }
+        let mut records = std::mem::take(&mut self.pending);
         let n = records.len() as u64;
+        if self.opts.dry_run {
+            // What the plan found in sync is counted so, and not compared a second time.
+            let in_sync = self.plan(&records).await?;
+            let mut i = 0;
+            records.retain(|r| {
+                i += 1;
+                if !in_sync[i - 1] {
+                    return true;
+                }
+                self.report.stats.add(r.key.kind(), Outcome::Unchanged, 1);
+                false
+            });
+        }
         let stats = self.applier.apply(records).await.map_err(Box::new)?;
         self.report.stats.merge(&stats);
         self.progress.inc_applied(n);
@@ -598,15 +608,20 @@ impl<'a> TargetRestore<'a> {
         }
     }
 
-    /// What each record would change, read from the target (dry runs only).
-    async fn plan(&mut self, records: &[ChangeRecord]) -> Result<(), RestoreError> {
+    /// What each record would change, read from the target (dry runs only); returns, per
+    /// record, whether it is in sync with the target (a Glue object the target's filter takes,
+    /// equal as the applier compares it).
+    async fn plan(&mut self, all: &[ChangeRecord]) -> Result<Vec<bool>, RestoreError> {
         let reader = self.applier.reader();
+        let mut in_sync = vec![false; all.len()];
         let (lake_formation, records): (Vec<&ChangeRecord>, Vec<&ChangeRecord>) =
-            records.iter().partition(|r| r.key.lake_formation().is_some());
+            all.iter().partition(|r| r.key.lake_formation().is_some());
         self.plan_lake_formation(&lake_formation).await?;
         let mut partitions = self.current_partitions(&records).await?;
         let transform = self.applier.transform();
-        for r in records {
+        let glue = all.iter().enumerate().filter(|(_, r)| r.key.lake_formation().is_none()).map(|(i, _)| i);
+        for (i, r) in glue.zip(records) {
+            let in_scope = transform.allows(r.key.database(), r.key.table());
             let Some(state) = &r.state else {
                 self.line("delete", r.key.to_string(), Vec::new());
                 continue;
@@ -635,19 +650,22 @@ impl<'a> TargetRestore<'a> {
             // or the field-by-field diff that only a change needs.
             if let (CatalogObject::Partition(c), CatalogObject::Partition(want)) = (&current, state) {
                 if transform.keeps_partitions() && c.writable_eq(want) {
+                    in_sync[i] = in_scope;
                     continue;
                 }
             }
             let desired = transform.apply(state);
             let current = comparable(&current, &desired);
-            if current != desired {
+            if current == desired {
+                in_sync[i] = in_scope;
+            } else {
                 let changed = fields::changes(&fields::json(&current), &fields::json(&desired));
                 if !changed.is_empty() {
                     self.line("update", r.key.to_string(), changed);
                 }
             }
         }
-        Ok(())
+        Ok(in_sync)
     }
 
     /// The target's partitions among `records`' keys, by [`partition_identity`]: read a table at a

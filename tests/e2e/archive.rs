@@ -373,6 +373,13 @@ async fn a_dry_run_writes_nothing_and_names_the_objects_and_fields_it_would_chan
         json["api_calls"]
     );
     assert!(text.contains("target API calls:"), "{text}");
+
+    // What the plan counts (objects it found in sync are not compared again) is what the
+    // restore then does.
+    let done = lakelog_json(&s.config, &["restore", "--at", &s.at, "--target", "dr"]);
+    assert_eq!(done["dry_run"], false);
+    assert_eq!(json["stats"], done["stats"], "the plan's counts, then the restore's");
+    assert!(json["stats"].to_string().contains("unchanged"), "{}", json["stats"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
