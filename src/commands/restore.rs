@@ -56,7 +56,7 @@ use crate::connect::{Pipeline, PipelineError};
 use crate::model::fields::{self, FieldChange};
 use crate::model::filter::Filter;
 use crate::model::lakeformation::{LfKey, LfObject, LfResource, OptIn, Permission};
-use crate::model::{identity_hash, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey, Origin};
+use crate::model::{identity_hash, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey, Op, Origin};
 use crate::progress::Progress;
 
 /// Records applied per call to the applier.
@@ -619,9 +619,12 @@ impl<'a> TargetRestore<'a> {
         self.plan_lake_formation(&lake_formation).await?;
         let mut partitions = self.current_partitions(&records).await?;
         let transform = self.applier.transform();
+        // Only a key's last record can be in sync (the applier keeps the last one per key).
+        let last: HashMap<&ObjectKey, usize> = all.iter().enumerate().map(|(i, r)| (&r.key, i)).collect();
         let glue = all.iter().enumerate().filter(|(_, r)| r.key.lake_formation().is_none()).map(|(i, _)| i);
         for (i, r) in glue.zip(records) {
-            let in_scope = transform.allows(r.key.database(), r.key.table());
+            let skippable =
+                r.op == Op::Upsert && last.get(&r.key) == Some(&i) && transform.allows(r.key.database(), r.key.table());
             let Some(state) = &r.state else {
                 self.line("delete", r.key.to_string(), Vec::new());
                 continue;
@@ -650,14 +653,14 @@ impl<'a> TargetRestore<'a> {
             // or the field-by-field diff that only a change needs.
             if let (CatalogObject::Partition(c), CatalogObject::Partition(want)) = (&current, state) {
                 if transform.keeps_partitions() && c.writable_eq(want) {
-                    in_sync[i] = in_scope;
+                    in_sync[i] = skippable;
                     continue;
                 }
             }
             let desired = transform.apply(state);
             let current = comparable(&current, &desired);
             if current == desired {
-                in_sync[i] = in_scope;
+                in_sync[i] = skippable;
             } else {
                 let changed = fields::changes(&fields::json(&current), &fields::json(&desired));
                 if !changed.is_empty() {
@@ -677,8 +680,13 @@ impl<'a> TargetRestore<'a> {
         records: &[&ChangeRecord],
     ) -> Result<HashMap<u128, crate::model::Partition>, RestoreError> {
         let mut tables: Vec<(&str, &str, Vec<Vec<String>>)> = Vec::new();
+        let transform = self.applier.transform();
         for r in records {
             let ObjectKey::Partition { database, table, values, .. } = &r.key else { continue };
+            // A delete needs no read; nor does a partition the target does not take.
+            if r.state.is_none() || !transform.allows(database, Some(table)) {
+                continue;
+            }
             match tables.last_mut() {
                 Some((d, t, keys)) if d == database && t == table => keys.push(values.clone()),
                 _ => tables.push((database, table, vec![values.clone()])),
