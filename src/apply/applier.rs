@@ -146,8 +146,9 @@ impl PartitionUpsert {
         };
         match state {
             Some(CatalogObject::Partition(want)) => Ok(PartitionUpsert { rec, want }),
+            // Malformed: dead-lettered as it came.
             other => {
-                if rec.state.is_none() {
+                if transform.keeps_partitions() {
                     rec.state = other;
                 }
                 Err(rec)

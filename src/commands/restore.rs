@@ -56,7 +56,9 @@ use crate::connect::{Pipeline, PipelineError};
 use crate::model::fields::{self, FieldChange};
 use crate::model::filter::Filter;
 use crate::model::lakeformation::{LfKey, LfObject, LfResource, OptIn, Permission};
-use crate::model::{identity_hash, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey, Op, Origin};
+use crate::model::{
+    lf_identity, object_identity, CatalogObject, Cause, CauseKind, ChangeRecord, ObjectKey, Op, Origin,
+};
 use crate::progress::Progress;
 
 /// Records applied per call to the applier.
@@ -248,11 +250,6 @@ fn rename_resource(resource: &mut LfResource, set: &impl Fn(&mut String)) {
         | LfResource::DataCellsFilter { database, .. } => set(database),
         _ => {}
     }
-}
-
-/// A Lake Formation key's identity, 16 bytes whatever its size (as `sync` remembers keys).
-fn lf_identity(key: &LfKey) -> u128 {
-    identity_hash([serde_json::to_string(key).unwrap_or_default().as_str()])
 }
 
 fn restore_cause() -> Cause {
@@ -640,9 +637,9 @@ impl<'a> TargetRestore<'a> {
                     .await
                     .map_err(|e| ReadError::new(format!("{database}.{table}"), e))?
                     .map(CatalogObject::Table),
-                ObjectKey::Partition { database, table, values, .. } => {
-                    partitions.remove(&partition_identity(database, table, values)).map(CatalogObject::Partition)
-                }
+                ObjectKey::Partition { database, table, values, .. } => partitions
+                    .remove(&object_identity(database, Some(table), Some(values)))
+                    .map(CatalogObject::Partition),
                 ObjectKey::LakeFormation { .. } => continue,
             };
             let Some(current) = current else {
@@ -671,7 +668,7 @@ impl<'a> TargetRestore<'a> {
         Ok(in_sync)
     }
 
-    /// The target's partitions among `records`' keys, by [`partition_identity`]: read a table at a
+    /// The target's partitions among `records`' keys, by [`object_identity`]: read a table at a
     /// time (BatchGetPartition, up to 1,000 keys a call), not one call per partition, so planning
     /// costs no more reads than applying. Its table or database may not exist in the target (a
     /// dropped one comes back): none then.
@@ -699,7 +696,7 @@ impl<'a> TargetRestore<'a> {
                 found
                     .or_else(not_found_is_empty)?
                     .into_iter()
-                    .map(|p| (partition_identity(database, table, &p.values), p)),
+                    .map(|p| (object_identity(database, Some(table), Some(&p.values)), p)),
             );
         }
         Ok(out)
@@ -860,11 +857,6 @@ impl<'a> TargetRestore<'a> {
         self.progress.finish();
         Ok(())
     }
-}
-
-/// A partition's identity among several tables' (its table's names and its values).
-fn partition_identity(database: &str, table: &str, values: &[String]) -> u128 {
-    identity_hash([database, table].into_iter().chain(values.iter().map(String::as_str)))
 }
 
 /// The principal of a grant's or opt-in's key (`""` for other keys).

@@ -47,7 +47,7 @@ use crate::catalog::reader::CatalogReader;
 use crate::catalog::ReadError;
 use crate::connect::{Pipeline, PipelineError, TargetHandle};
 use crate::model::filter::Filter;
-use crate::model::{identity_hash, now_millis, Cause, CauseKind, ChangeRecord, ObjectKey, ObjectKind, Origin};
+use crate::model::{now_millis, object_identity, Cause, CauseKind, ChangeRecord, ObjectKey, ObjectKind, Origin};
 use crate::progress::Progress;
 use crate::stream::publisher::{PublishOutcome, Publisher};
 use crate::stream::StreamError;
@@ -204,36 +204,13 @@ pub enum SyncError {
     Prune { target: String, source: AwsError },
 }
 
-/// A 128-bit hash of an object's identity in a catalog (names and partition values, each length
-/// prefixed). Sync remembers objects by it — 16 bytes an object, whatever its names — so that its
-/// memory stays flat as the catalog grows.
-fn identity(database: &str, table: Option<&str>, values: Option<&[String]>) -> u128 {
-    // A marker keeps a partition apart from a table whose name equals a value.
-    let values =
-        values.into_iter().flat_map(|vs| std::iter::once("\u{0}partition").chain(vs.iter().map(String::as_str)));
-    identity_hash(std::iter::once(database).chain(table).chain(values))
-}
-
-fn key_identity(key: &ObjectKey) -> u128 {
-    match key {
-        ObjectKey::Database { database, .. } => identity(database, None, None),
-        ObjectKey::Table { database, table, .. } => identity(database, Some(table), None),
-        ObjectKey::Partition { database, table, values, .. } => identity(database, Some(table), Some(values)),
-        // A marker keeps Lake Formation keys apart from every Glue name; the key's JSON is its
-        // whole identity.
-        ObjectKey::LakeFormation { lf, .. } => {
-            identity_hash(["\u{0}lakeformation", serde_json::to_string(lf).unwrap_or_default().as_str()])
-        }
-    }
-}
-
 /// The identities of the objects the source scan emitted.
 #[derive(Debug, Default)]
 struct SourceKeys(HashSet<u128>);
 
 impl SourceKeys {
     fn note(&mut self, key: &ObjectKey) {
-        self.0.insert(key_identity(key));
+        self.0.insert(key.identity());
     }
 
     fn has(&self, id: u128) -> bool {
@@ -262,17 +239,17 @@ impl TargetKeys {
             if !in_scope(&db.name, None) {
                 continue;
             }
-            keys.databases.insert(identity(&db.name, None, None));
+            keys.databases.insert(object_identity(&db.name, None, None));
             for table in reader.tables(&db.name).await? {
                 if !in_scope(&db.name, Some(&table.name)) {
                     continue;
                 }
-                let table_id = identity(&db.name, Some(&table.name), None);
+                let table_id = object_identity(&db.name, Some(&table.name), None);
                 keys.tables.insert(table_id);
                 let mut parts = HashSet::new();
                 reader
                     .each_partition_values_page(&db.name, &table.name, |page| {
-                        parts.extend(page.iter().map(|v| identity(&db.name, Some(&table.name), Some(v))));
+                        parts.extend(page.iter().map(|v| object_identity(&db.name, Some(&table.name), Some(v))));
                     })
                     .await?;
                 if !parts.is_empty() {
@@ -416,7 +393,7 @@ impl SourceScan<'_> {
             let cause = Cause { kind: CauseKind::Snapshot, event_id: None };
             let mut deletes = 0;
             for (target, _) in &lf_targets {
-                let seen = |k: &ObjectKey| keys.has(key_identity(k));
+                let seen = |k: &ObjectKey| keys.has(k.identity());
                 match target_deletes(target, filter, origin, &cause, &tagged, seen, &out).await {
                     Ok(n) => deletes += n,
                     Err(e) => return (keys, Err(e)),
@@ -711,7 +688,7 @@ async fn settle_drift(
         if !pipeline.replicates(applier, &db.name, None) {
             continue;
         }
-        if drift.databases.contains(&identity(&db.name, None, None)) {
+        if drift.databases.contains(&object_identity(&db.name, None, None)) {
             settle.database(db.name, report).await?;
         } else if inside {
             settle.tables(&db.name, report).await?;
@@ -747,7 +724,7 @@ impl DriftSettler<'_> {
             if !self.pipeline.replicates(self.applier, db, Some(&table.name)) {
                 continue;
             }
-            let table_id = identity(db, Some(&table.name), None);
+            let table_id = object_identity(db, Some(&table.name), None);
             if self.drift.tables.contains(&table_id) {
                 if self.prune {
                     target.delete_table(db, &table.name).await.map_err(|e| self.prune_error(e))?;
@@ -773,7 +750,7 @@ impl DriftSettler<'_> {
         self.applier
             .reader()
             .each_partition_values_page(db, table, |page| {
-                values.extend(page.into_iter().filter(|v| parts.contains(&identity(db, Some(table), Some(v)))));
+                values.extend(page.into_iter().filter(|v| parts.contains(&object_identity(db, Some(table), Some(v)))));
             })
             .await
             .map_err(|e| self.compare_error(e))?;

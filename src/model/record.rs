@@ -97,6 +97,18 @@ impl fmt::Display for ObjectKind {
 }
 
 impl ObjectKey {
+    /// The object's identity ([`object_identity`], [`lf_identity`]), whatever its catalog.
+    pub fn identity(&self) -> u128 {
+        match self {
+            ObjectKey::Database { database, .. } => object_identity(database, None, None),
+            ObjectKey::Table { database, table, .. } => object_identity(database, Some(table), None),
+            ObjectKey::Partition { database, table, values, .. } => {
+                object_identity(database, Some(table), Some(values))
+            }
+            ObjectKey::LakeFormation { lf, .. } => lf_identity(lf),
+        }
+    }
+
     pub fn kind(&self) -> ObjectKind {
         match self {
             ObjectKey::Database { .. } => ObjectKind::Database,
@@ -317,6 +329,22 @@ pub fn identity_hash<'a>(parts: impl IntoIterator<Item = &'a str>) -> u128 {
         h.update(part.as_bytes());
     }
     h.digest128()
+}
+
+/// A 128-bit hash of an object's identity in a catalog (names and partition values, each length
+/// prefixed). Sync and restore remember objects by it — 16 bytes an object, whatever its names —
+/// so that their memory stays flat as the catalog grows.
+pub fn object_identity(database: &str, table: Option<&str>, values: Option<&[String]>) -> u128 {
+    // A marker keeps a partition apart from a table whose name equals a value.
+    let values =
+        values.into_iter().flat_map(|vs| std::iter::once("\u{0}partition").chain(vs.iter().map(String::as_str)));
+    identity_hash(std::iter::once(database).chain(table).chain(values))
+}
+
+/// A Lake Formation key's identity: its JSON, behind a marker that keeps it apart from every
+/// Glue name.
+pub fn lf_identity(lf: &LfKey) -> u128 {
+    identity_hash(["\u{0}lakeformation", serde_json::to_string(lf).unwrap_or_default().as_str()])
 }
 
 /// Now, in epoch milliseconds.

@@ -265,6 +265,36 @@ fn over_limit(operation: &'static str, n: usize, limit: usize) -> Result<(), Aws
     Ok(())
 }
 
+impl MemoryCatalog {
+    /// One GetPartitions page of a table (of one `segment`, or all of it): `pick` chooses what of
+    /// each partition it holds (all of it, or its values as with `ExcludeColumnSchema`).
+    fn partition_page<T: Clone>(
+        &self,
+        database: &str,
+        table: &str,
+        segment: Option<Segment>,
+        token: Option<&str>,
+        pick: impl Fn(&Partition) -> &T,
+    ) -> Result<Page<T>, AwsError> {
+        const OP: &str = "GetPartitions";
+        let mut s = self.lock();
+        s.enter(&self.catalog_id, OP)?;
+        if !s.has_table(database, table) {
+            return Err(State::table_missing(OP, database, table));
+        }
+        let in_segment = |p: &&Partition| match segment {
+            Some(seg) if !self.ignore_segments && seg.total > 1 => {
+                let h = identity_hash(p.values.iter().map(String::as_str));
+                h % seg.total as u128 == seg.number as u128
+            }
+            _ => true,
+        };
+        let key = (database.to_string(), table.to_string());
+        let all = s.partitions.get(&key).into_iter().flat_map(|p| p.values()).filter(in_segment).map(pick);
+        Ok(page(all, token, self.page_size))
+    }
+}
+
 #[async_trait]
 impl Catalog for MemoryCatalog {
     fn catalog_id(&self) -> &str {
@@ -382,22 +412,7 @@ impl Catalog for MemoryCatalog {
         segment: Option<Segment>,
         token: Option<&str>,
     ) -> Result<Page<Partition>, AwsError> {
-        const OP: &str = "GetPartitions";
-        let mut s = self.lock();
-        s.enter(&self.catalog_id, OP)?;
-        if !s.has_table(database, table) {
-            return Err(State::table_missing(OP, database, table));
-        }
-        let in_segment = |p: &&Partition| match segment {
-            Some(seg) if !self.ignore_segments && seg.total > 1 => {
-                let h = identity_hash(p.values.iter().map(String::as_str));
-                h % seg.total as u128 == seg.number as u128
-            }
-            _ => true,
-        };
-        let key = (database.to_string(), table.to_string());
-        let all = s.partitions.get(&key).into_iter().flat_map(|p| p.values()).filter(in_segment);
-        Ok(page(all, token, self.page_size))
+        self.partition_page(database, table, segment, token, |p| p)
     }
 
     async fn partition_values_page(
@@ -406,15 +421,7 @@ impl Catalog for MemoryCatalog {
         table: &str,
         token: Option<&str>,
     ) -> Result<Page<Vec<String>>, AwsError> {
-        const OP: &str = "GetPartitions";
-        let mut s = self.lock();
-        s.enter(&self.catalog_id, OP)?;
-        if !s.has_table(database, table) {
-            return Err(State::table_missing(OP, database, table));
-        }
-        let key = (database.to_string(), table.to_string());
-        let values = s.partitions.get(&key).into_iter().flat_map(|p| p.values()).map(|p| &p.values);
-        Ok(page(values, token, self.page_size))
+        self.partition_page(database, table, None, token, |p| &p.values)
     }
 
     async fn get_partitions(&self, database: &str, table: &str, values: &[Vec<String>]) -> Result<BatchGet, AwsError> {
