@@ -284,6 +284,55 @@ async fn a_restore_into_a_fresh_region_equals_the_source_at_that_time_field_by_f
     assert_ne!(now, restored);
 }
 
+/// Half the target's Glue calls throttled: the plan says everything would be created and writes
+/// nothing; a restore killed (SIGKILL) part-way and run again ends equal to the source at T.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_half_its_calls_throttled_a_restore_killed_part_way_and_run_again_equals_the_source_at_t() {
+    let s = scenario("arc-faults").await;
+    let proxy = crate::faults::FaultProxy::start(&s.emu.moto_url, crate::faults::Fault::Throttle, 0.5, 11).await;
+    let yaml = std::fs::read_to_string(&s.config).expect("config");
+    let direct = format!("    endpoint: {}\napply:\n", s.emu.moto_url);
+    assert!(yaml.contains(&direct) && !yaml.contains("max_attempts"), "the config changed shape: {yaml}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        &dir,
+        &yaml.replace(&direct, &format!("    endpoint: {}\napply:\n  max_attempts: 20\n", proxy.url)),
+    );
+    let fresh = || CatalogDump::read(&s.emu, FRESH_REGION, &s.n.prefix);
+
+    let plan = lakelog_json(&config, &["restore", "--at", &s.at, "--target", "fresh", "--dry-run"]);
+    assert_eq!(fresh().await, CatalogDump::default(), "a dry run wrote");
+    let created: u64 = plan["stats"].as_object().expect("stats").values().filter_map(|k| k["created"].as_u64()).sum();
+    let objects = s.at_t.databases.len() + s.at_t.tables.len() + s.at_t.partitions.len();
+    assert_eq!(created as usize, objects, "into an empty target everything would be created: {}", plan["stats"]);
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lakelog"))
+        .arg("-c")
+        .arg(&config)
+        .args(["restore", "--at", &s.at, "--target", "fresh"])
+        .env("LAKELOG_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start restore");
+    // Killed once it has written partitions (its databases and some tables before them).
+    for _ in 0..600 {
+        if !fresh().await.partitions.is_empty() || child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let status = child.wait().expect("wait");
+    let partial = fresh().await;
+    eprintln!("killed ({status}) with {} of {} partitions restored", partial.partitions.len(), s.at_t.partitions.len());
+
+    lakelog(&config, &["restore", "--at", &s.at, "--target", "fresh"]);
+    let restored = fresh().await;
+    s.at_t.assert_same(&restored);
+    assert_eq!(s.at_t, restored);
+    assert!(proxy.injected() > 0, "no fault was injected: the test would prove nothing");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restored_under_a_new_name_sits_beside_the_untouched_live_one() {
     let s = scenario("arc-rename").await;
