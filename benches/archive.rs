@@ -11,7 +11,7 @@
 //! up to 1 MB sharing one Kinesis sequence number, archived with `pipeline.yaml`'s default
 //! segment thresholds.
 //!
-//! Environment: `BENCH_PHASE` (write, state-raw, compact, heads, state, restore; default: all in
+//! Environment: `BENCH_PHASE` (write, state-raw, compact, heads, state, restore, plan-empty; default: all in
 //! one process), `BENCH_RECORDS` (partition records, default 1,000,000), `BENCH_DIR` (the store;
 //! default a directory under the system's temporary directory), `BENCH_RESTORE` (objects the
 //! restore selects, default 1,000,000).
@@ -469,7 +469,9 @@ impl Bench {
     /// them, through the command's own code ([`into_target`]): planned first (`--dry-run`: the
     /// state at the time compared with the target, reads only), then applied (compares, finds
     /// nothing to write; lists each table's target partitions for those the state lacks).
-    async fn restore(&self) {
+    /// With `filled` false, only the plan, into an empty target: every object would be created
+    /// (the disaster case's plan), and the peak RSS is the restore's own.
+    async fn restore(&self, filled: bool) {
         let at = self.latest().await;
         let per_chunk = partitions_per_chunk() + TABLES + 4;
         let chunks = self.restore.div_ceil(per_chunk);
@@ -478,16 +480,19 @@ impl Bench {
 
         // The target, filled from the same state (not timed).
         let target = Arc::new(MemoryCatalog::new(ACCOUNT));
-        let (mut rx, merging) =
-            state_at(&*self.store, &sources, select, BUDGET, None, BATCH).await.unwrap_or_else(|e| fail("state", e));
-        while let Some(batch) = rx.recv().await {
-            for e in batch {
-                if let Some(state) = e.record.state {
-                    target.put(state);
+        if filled {
+            let (mut rx, merging) = state_at(&*self.store, &sources, select, BUDGET, None, BATCH)
+                .await
+                .unwrap_or_else(|e| fail("state", e));
+            while let Some(batch) = rx.recv().await {
+                for e in batch {
+                    if let Some(state) = e.record.state {
+                        target.put(state);
+                    }
                 }
             }
+            merging.await.unwrap_or_else(|e| fail("merge", e)).unwrap_or_else(|e| fail("merge", e));
         }
-        merging.await.unwrap_or_else(|e| fail("merge", e)).unwrap_or_else(|e| fail("merge", e));
 
         let config = TargetConfig {
             name: "dr".into(),
@@ -503,7 +508,8 @@ impl Bench {
             principals: None,
         };
         let env = BenchEnv(Origin { account: ACCOUNT.into(), region: "us-east-1".into(), catalog_id: ACCOUNT.into() });
-        for dry_run in [true, false] {
+        let passes: &[bool] = if filled { &[true, false] } else { &[true] };
+        for &dry_run in passes {
             let transform =
                 Transform::new(&config, ACCOUNT, "us-east-1", ACCOUNT).unwrap_or_else(|e| fail("transform", e));
             let store = DeadLetterStore::new(self.store.clone());
@@ -536,11 +542,12 @@ impl Bench {
             let t = report.stats.total();
             let calls = target.calls_of("BatchGetPartition") + target.calls_of("GetPartitions") - calls_before;
             println!(
-                "archive restore{} ({} objects of {} databases, into a MemoryCatalog holding them): {} unchanged, \
+                "archive restore{} ({} objects of {} databases, into {}): {} unchanged, \
                  {} changed, {} plan lines; {calls} partition reads; {}; {}",
                 if dry_run { " --dry-run (the plan)" } else { "" },
                 thousands(report.objects as f64),
                 chunks,
+                if filled { "a MemoryCatalog holding them" } else { "an empty MemoryCatalog" },
                 thousands(t.unchanged as f64),
                 t.changed(),
                 report.plan.len() as u64 + report.plan_more,
@@ -593,10 +600,14 @@ async fn main() {
         bench.state("after compaction").await;
     }
     if all || phase == "restore" {
-        bench.restore().await;
+        bench.restore(true).await;
     }
-    if !["all", "write", "state-raw", "compact", "heads", "state", "restore"].contains(&phase.as_str()) {
-        fail("BENCH_PHASE", format!("{phase}: one of write, state-raw, compact, heads, state, restore, all"));
+    if all || phase == "plan-empty" {
+        bench.restore(false).await;
+    }
+    let phases = ["all", "write", "state-raw", "compact", "heads", "state", "restore", "plan-empty"];
+    if !phases.contains(&phase.as_str()) {
+        fail("BENCH_PHASE", format!("{phase}: one of {}", phases.join(", ")));
     }
     if all && std::env::var("BENCH_DIR").is_err() {
         let _ = std::fs::remove_dir_all(&dir);

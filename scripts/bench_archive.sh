@@ -5,14 +5,14 @@
 # Prints one line per measurement; the README's archive table comes from here:
 #   scripts/bench_archive.sh                          # 1M partition records
 #   BENCH_RECORDS=10000000 scripts/bench_archive.sh   # 10M (about 3 GB under $TMPDIR)
-# BENCH_PHASES picks phases (default: write state-raw compact heads state restore);
+# BENCH_PHASES picks phases (default: write state-raw compact heads state restore plan-empty);
 # BENCH_RESTORE sets how many objects the restore selects (default 1,000,000).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 records="${BENCH_RECORDS:-1000000}"
-phases="${BENCH_PHASES:-write state-raw compact heads state restore}"
+phases="${BENCH_PHASES:-write state-raw compact heads state restore plan-empty}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/lakelog-bench-archive.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
